@@ -1,0 +1,231 @@
+/* options.c - parse vpage's option table (see options.h). */
+#define _GNU_SOURCE
+#include "options.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+enum vp_opt_type { T_SIZE, T_BOOL, T_LEVEL, T_STRING, T_CAP };
+
+struct vp_optdef {
+    const char *env;
+    enum vp_opt_type type;
+    const char *def;
+    const char *doc;
+};
+
+enum {
+#define VP_X(NAME, field, type, def, doc) OPT_##NAME,
+    VP_OPTIONS(VP_X)
+#undef VP_X
+    OPT_COUNT
+};
+
+static const struct vp_optdef defs[] = {
+#define VP_X(NAME, field, type, def, doc) {"VPAGE_" #NAME, T_##type, def, doc},
+    VP_OPTIONS(VP_X)
+#undef VP_X
+};
+
+_Static_assert(OPT_COUNT <= sizeof(((struct vp_options *)0)->origin),
+               "origin[] too small for the option table");
+
+struct vp_options vp_opt = {
+    .cap = {.all = VP_NO_CAP},
+    .log = VP_WARN,
+    .libcuda = "libcuda.so.1",
+    .warn_max = 20,
+};
+
+static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
+
+int vp_parse_bool(const char *s, bool *out, const char **why)
+{
+    static const char *yes[] = {"1", "true", "yes", "on"};
+    static const char *no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (ieq(s, yes[i])) { *out = true; return 0; }
+        if (ieq(s, no[i])) { *out = false; return 0; }
+    }
+    *why = "expected 1/true/yes/on or 0/false/no/off";
+    return -1;
+}
+
+int vp_parse_level(const char *s, enum vp_level *out, const char **why)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (ieq(s, names[i])) { *out = (enum vp_level)i; return 0; }
+    *why = "expected error, warn, info or debug";
+    return -1;
+}
+
+int vp_parse_size(const char *s, uint64_t *out, const char **why)
+{
+    const char *p = s;
+    while (isspace((unsigned char)*p)) p++;
+    if (!isdigit((unsigned char)*p)) { *why = "expected a number with an optional K/M/G/T suffix"; return -1; }
+    uint64_t whole = 0;
+    while (isdigit((unsigned char)*p)) {
+        unsigned d = (unsigned)(*p++ - '0');
+        if (whole > (UINT64_MAX - d) / 10) { *why = "number too large"; return -1; }
+        whole = whole * 10 + d;
+    }
+    uint64_t frac = 0, frac_div = 1;
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p)) { *why = "expected digits after '.'"; return -1; }
+        while (isdigit((unsigned char)*p)) {
+            if (frac_div < 1000000000ull) { frac = frac * 10 + (uint64_t)(*p - '0'); frac_div *= 10; }
+            p++;
+        }
+    }
+    while (isspace((unsigned char)*p)) p++;
+    uint64_t unit = 1;
+    switch (toupper((unsigned char)*p)) {
+    case 'K': unit = 1ull << 10; p++; break;
+    case 'M': unit = 1ull << 20; p++; break;
+    case 'G': unit = 1ull << 30; p++; break;
+    case 'T': unit = 1ull << 40; p++; break;
+    default: break;
+    }
+    if (unit > 1 && (*p == 'i' || *p == 'I')) p++;
+    if (*p == 'b' || *p == 'B') p++;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p) { *why = "unexpected characters after the size (use K, M, G or T)"; return -1; }
+    if (frac && unit == 1) { *why = "a fraction needs a K/M/G/T suffix"; return -1; }
+    if (whole > UINT64_MAX / unit) { *why = "size too large"; return -1; }
+    uint64_t v = whole * unit;
+    /* frac / frac_div of a unit; unit <= 2^40 and frac < 10^9 < 2^30: no overflow */
+    uint64_t add = (frac * unit) / frac_div;
+    if (v > UINT64_MAX - add) { *why = "size too large"; return -1; }
+    *out = v + add;
+    return 0;
+}
+
+int vp_cap_parse(const char *s, struct vp_cap *out, const char **why)
+{
+    struct vp_cap c;
+    c.all = VP_NO_CAP;
+    for (int i = 0; i < VP_MAX_DEVICES; i++) c.dev[i] = VP_NO_CAP;
+    if (ieq(s, "none") || ieq(s, "off")) { *out = c; return 0; }
+    if (!*s) { *why = "empty (set a size such as 16G, or none for no cap)"; return -1; }
+
+    char buf[1024];
+    if (strlen(s) >= sizeof buf) { *why = "too long"; return -1; }
+    strcpy(buf, s);
+    bool any_dev = false, plain = false;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        uint64_t v;
+        if (colon) {
+            *colon = '\0';
+            char *end;
+            while (isspace((unsigned char)*tok)) tok++;
+            if (!isdigit((unsigned char)*tok)) { *why = "device must be a number (0:16G)"; return -1; }
+            long d = strtol(tok, &end, 10);
+            while (isspace((unsigned char)*end)) end++;
+            if (*end || d < 0 || d >= VP_MAX_DEVICES) { *why = "device must be a number from 0 to 63 (0:16G)"; return -1; }
+            if (vp_parse_size(colon + 1, &v, why)) return -1;
+            if (v == 0) { *why = "a cap of 0 refuses every allocation (use none for no cap)"; return -1; }
+            if (c.dev[d] != VP_NO_CAP) { *why = "a device is listed twice"; return -1; }
+            c.dev[d] = v;
+            any_dev = true;
+        } else {
+            if (plain) { *why = "two caps for every device"; return -1; }
+            if (vp_parse_size(tok, &v, why)) return -1;
+            if (v == 0) { *why = "a cap of 0 refuses every allocation (use none for no cap)"; return -1; }
+            c.all = v;
+            plain = true;
+        }
+    }
+    if (!any_dev && !plain) { *why = "empty (set a size such as 16G, or none for no cap)"; return -1; }
+    *out = c;
+    return 0;
+}
+
+uint64_t vp_cap_of(int dev)
+{
+    if (dev < 0 || dev >= VP_MAX_DEVICES) return vp_opt.cap.all;
+    return vp_opt.cap.dev[dev] != VP_NO_CAP ? vp_opt.cap.dev[dev] : vp_opt.cap.all;
+}
+
+const char *vp_fmt_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    if (b == VP_NO_CAP) { snprintf(buf, len, "none"); return buf; }
+    double v = (double)b;
+    int i = 0;
+    while (v >= 1024.0 && i < 4) { v /= 1024.0; i++; }
+    if (i == 0) snprintf(buf, len, "%llu B", (unsigned long long)b);
+    else snprintf(buf, len, "%.2f %s", v, u[i]);
+    return buf;
+}
+
+/* Applies text s to option i. Returns 0, or -1 with *why set. */
+static int apply(int i, const char *s, const char **why)
+{
+    switch (i) {
+    case OPT_CAP: return vp_cap_parse(s, &vp_opt.cap, why);
+    case OPT_LOG: return vp_parse_level(s, &vp_opt.log, why);
+    case OPT_STATS: return vp_parse_bool(s, &vp_opt.stats, why);
+    case OPT_HELP: return vp_parse_bool(s, &vp_opt.help, why);
+    case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
+    case OPT_STATS_FILE:
+    case OPT_LIBCUDA: {
+        char *dst = i == OPT_STATS_FILE ? vp_opt.stats_file : vp_opt.libcuda;
+        size_t cap = i == OPT_STATS_FILE ? sizeof vp_opt.stats_file : sizeof vp_opt.libcuda;
+        if (strlen(s) >= cap) { *why = "too long"; return -1; }
+        if (i == OPT_LIBCUDA && !*s) { *why = "empty"; return -1; }
+        strcpy(dst, s);
+        return 0;
+    }
+    }
+    *why = "unknown option";
+    return -1;
+}
+
+int vp_options_load(void)
+{
+    int rc = 0;
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const char *why = "";
+        (void)apply(i, defs[i].def, &why);
+        vp_opt.origin[i] = 0;
+        const char *s = getenv(defs[i].env);
+        if (!s) continue;
+        if (apply(i, s, &why) == 0) {
+            vp_opt.origin[i] = 1;
+            continue;
+        }
+        vp_opt.origin[i] = 2;
+        if (i == OPT_CAP) {
+            vp_log_always("%s='%s' is not valid: %s; refusing to run (no CUDA call will succeed)",
+                          defs[i].env, s, why);
+            rc = -1;
+        } else {
+            (void)apply(i, defs[i].def, &why);
+            vp_log_always("%s='%s' is not valid: %s; using the default '%s'",
+                          defs[i].env, s, why, defs[i].def);
+        }
+    }
+    return rc;
+}
+
+void vp_options_print(void)
+{
+    static const char *origin[] = {"default", "environment", "bad value, default used"};
+    vp_log_always("options (environment variable = value [origin]: meaning)");
+    for (int i = 0; i < OPT_COUNT; i++) {
+        char val[1100];
+        const char *s = getenv(defs[i].env);
+        snprintf(val, sizeof val, "%s", s && vp_opt.origin[i] == 1 ? s : defs[i].def);
+        vp_log_always("  %-17s = %-14s [%s]: %s", defs[i].env, val, origin[vp_opt.origin[i]], defs[i].doc);
+    }
+}

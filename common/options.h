@@ -1,0 +1,83 @@
+/* options.h - vpage's options: one table, read from the environment once.
+ *
+ * Contract
+ *   Every tunable is a row of VP_OPTIONS: environment name (VPAGE_ + NAME),
+ *   type, default, bounds where numeric, one line of documentation. Nothing
+ *   else in the library reads the environment.
+ *   vp_options_load() parses them all (called once, at lazy init); the
+ *   struct vp_options it fills is read-only afterwards. A malformed value is
+ *   reported on one line naming the variable, the value and what is used
+ *   instead; a malformed VPAGE_CAP is never replaced by "no limit": the load
+ *   fails and the library refuses to run.
+ *   Types: size (bytes, K/M/G/T suffixes, binary, optional 'B'/'iB', a
+ *   decimal fraction allowed: 1.5G), bool (1/true/yes/on, 0/false/no/off),
+ *   level (error/warn/info/debug), string, cap (see vp_cap_parse).
+ */
+#ifndef VPAGE_COMMON_OPTIONS_H
+#define VPAGE_COMMON_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vp.h"
+
+enum vp_level { VP_ERROR, VP_WARN, VP_INFO, VP_DEBUG };
+
+struct vp_cap {
+    uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
+    uint64_t dev[VP_MAX_DEVICES];  /* per-device cap, VP_NO_CAP if none */
+};
+
+/*  X(NAME, field, type, default, doc) */
+#define VP_OPTIONS(X)                                                              \
+    X(CAP, cap, CAP, "none",                                                       \
+      "device memory cap: one size for every device (16G), per device "            \
+      "(0:16G,1:24G), or none")                                                    \
+    X(LOG, log, LEVEL, "warn", "log level on stderr: error, warn, info, debug")    \
+    X(STATS, stats, BOOL, "off", "print a table of counted bytes and calls to "    \
+      "stderr at exit")                                                            \
+    X(STATS_FILE, stats_file, STRING, "", "write the stats as JSON to this path "  \
+      "at exit; %p becomes the process id")                                        \
+    X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
+    X(WARN_MAX, warn_max, SIZE, "20", "most copies of one repeated warning "       \
+      "(then they are counted only)")                                              \
+    X(HELP, help, BOOL, "off", "print every option with its value and origin "     \
+      "on first CUDA use")
+
+struct vp_options {
+    struct vp_cap cap;
+    enum vp_level log;
+    bool stats;
+    char stats_file[512];
+    char libcuda[512];
+    uint64_t warn_max;
+    bool help;
+    /* where each value came from: 0 default, 1 environment, 2 bad value */
+    unsigned char origin[16];
+};
+
+/* The options in force (defaults until vp_options_load runs). */
+extern struct vp_options vp_opt;
+
+/* Parses every option from the environment into vp_opt. Returns 0, or -1
+ * when VPAGE_CAP is malformed (already reported on stderr). */
+int vp_options_load(void);
+
+/* Prints every option with value, origin and doc line to stderr. */
+void vp_options_print(void);
+
+/* Parsers, exposed for tests. Each returns 0 on success, -1 with *why set
+ * to a static description on failure. */
+int vp_parse_size(const char *s, uint64_t *out, const char **why);
+int vp_parse_bool(const char *s, bool *out, const char **why);
+int vp_parse_level(const char *s, enum vp_level *out, const char **why);
+int vp_cap_parse(const char *s, struct vp_cap *out, const char **why);
+
+/* Cap of one device, VP_NO_CAP when none applies. */
+uint64_t vp_cap_of(int dev);
+
+/* Formats bytes as "1.50 GiB" into buf (at least 16 bytes). */
+const char *vp_fmt_bytes(uint64_t b, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,48 @@
+/* stats.h - counters per entry point, and the stats dump.
+ *
+ * Contract
+ *   Per hook (interpose/hooks.h) the counters of VP_HOOK_COUNTERS, relaxed
+ *   atomics, bumped on every call: safe from any thread, never locked.
+ *   Counted bytes live in pager/account.h; the dump joins both with the
+ *   kernel registry. The dump is written as JSON (VPAGE_STATS_FILE) and as a
+ *   table on stderr (VPAGE_STATS) from the library's destructor, only in a
+ *   process that made CUDA calls, and can be read at any time through the
+ *   exported vpage_stats_json().
+ */
+#ifndef VPAGE_COMMON_STATS_H
+#define VPAGE_COMMON_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../interpose/hooks.h"
+
+/*  X(counter, meaning) */
+#define VP_HOOK_COUNTERS(X)                                        \
+    X(calls, "calls")                                              \
+    X(failed, "calls the driver failed")                           \
+    X(refused, "allocations refused by the cap")                   \
+    X(bytes, "bytes the driver allocated through this entry point")
+
+enum vp_counter {
+#define VP_X(c, doc) VP_CTR_##c,
+    VP_HOOK_COUNTERS(VP_X)
+#undef VP_X
+    VP_CTR_COUNT
+};
+
+void vp_stat_add(enum vp_hook_id hook, enum vp_counter c, uint64_t n);
+uint64_t vp_stat_get(enum vp_hook_id hook, enum vp_counter c);
+static inline void vp_stat_call(enum vp_hook_id hook) { vp_stat_add(hook, VP_CTR_calls, 1); }
+
+/* Forgets every counter (child after fork). */
+void vp_stats_reset(void);
+
+/* Writes the JSON document into buf (always NUL-terminated when len > 0).
+ * Returns the length the whole document needs, like snprintf. */
+size_t vp_stats_json(char *buf, size_t len);
+
+/* The exit-time dump (see contract). */
+void vp_stats_at_exit(void);
+
+#endif

@@ -1,0 +1,36 @@
+/* vp.h - small definitions shared by every part of libvpage.
+ *
+ * Glossary
+ *   counted bytes  device memory vpage attributes to the program: plain and
+ *                  pitched allocations, pool reservations, device-located VMM
+ *                  chunks, managed allocations and arrays.
+ *   cap            the most counted bytes a device may hold (VPAGE_CAP).
+ *   hook           a driver entry point vpage wraps (interpose/hooks.h).
+ *   real           the driver's own function behind a hook (struct vp_real).
+ */
+#ifndef VPAGE_COMMON_VP_H
+#define VPAGE_COMMON_VP_H
+
+#include <stdint.h>
+
+#define VP_EXPORT __attribute__((visibility("default")))
+#define vp_likely(x) __builtin_expect(!!(x), 1)
+#define vp_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Devices vpage keeps books for; ordinals past this are passed through
+ * uncounted, with a warning. */
+#define VP_MAX_DEVICES 64
+
+#define VP_NO_CAP UINT64_MAX
+
+/* Lazy initialisation (common/init.c): options, log, driver. Safe to call
+ * from any thread, any number of times; cheap once done. Returns 0 once the
+ * driver is loaded, -1 if it could not be (the caller passes through or
+ * fails as the driver would when absent). */
+int vp_init(void);
+
+/* True when the options forbid running (a malformed VPAGE_CAP): the shims
+ * then fail cuInit and every allocation. */
+int vp_refused(void);
+
+#endif

@@ -1,0 +1,151 @@
+/* dlsym.c - how programs find the driver's functions, and how vpage
+ * answers with its wrappers.
+ *
+ * Three ways lead to a driver function, and each is answered here:
+ *   - dlsym(handle, "cuX"): libcudart's one dlsym of cuGetProcAddress_v2,
+ *     the static cudart copies in cuBLAS/cuDNN dlsym-ing names directly,
+ *     Triton's cuLaunchKernelEx. dlsym on a handle ignores LD_PRELOAD, so
+ *     vpage exports its own dlsym: for a hooked name whose real symbol lives
+ *     in the driver, it returns vpage's wrapper.
+ *   - cuGetProcAddress(_v2): the driver picks a symbol per requested version
+ *     and flags; vpage asks the real function, finds which exported symbol it
+ *     returned (dladdr, exact address and name family checked) and hands out
+ *     the wrapper written for exactly that symbol.
+ *   - linking with -lcuda: the exported shims in shims.c come first.
+ * Any other name costs two character compares on top of the real dlsym.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/stats.h"
+#include "../common/vp.h"
+#include "driver.h"
+#include "hooks.h"
+
+typedef void *(*dlsym_fn)(void *, const char *);
+static _Atomic(dlsym_fn) real_dlsym;
+
+static dlsym_fn get_real_dlsym(void)
+{
+    dlsym_fn f = atomic_load_explicit(&real_dlsym, memory_order_acquire);
+    if (vp_likely(f)) return f;
+    f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+    if (!f) f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    atomic_store_explicit(&real_dlsym, f, memory_order_release);
+    return f;
+}
+
+void *vp_dlsym_real(void *handle, const char *name) { return get_real_dlsym()(handle, name); }
+
+static const struct {
+    const char *name;
+    void *wrapper;
+} hook_table[] = {
+#define VP_X(ret, name, params, args) {#name, (void *)name},
+    VP_HOOKS(VP_X)
+#undef VP_X
+};
+
+const char *vp_hook_name(enum vp_hook_id id) { return id < VP_HOOK_COUNT ? hook_table[id].name : "?"; }
+
+void *vp_hook_wrapper(const char *symbol)
+{
+    if (symbol[0] != 'c' || symbol[1] != 'u') return NULL;
+    for (size_t i = 0; i < VP_HOOK_COUNT; i++)
+        if (hook_table[i].name[2] == symbol[2] && strcmp(hook_table[i].name, symbol) == 0)
+            return hook_table[i].wrapper;
+    return NULL;
+}
+
+/* dlsym(RTLD_NEXT) from a caller other than vpage: the real dlsym would
+ * search after vpage, not after the caller, so search the objects that
+ * follow the caller in load order ourselves. */
+static void *next_after(const void *caller, const char *name)
+{
+    Dl_info di;
+    struct link_map *self = NULL;
+    if (!dladdr1(caller, &di, (void **)&self, RTLD_DL_LINKMAP) || !self) return NULL;
+    for (struct link_map *l = self->l_next; l; l = l->l_next) {
+        void *h = dlopen(l->l_name && *l->l_name ? l->l_name : NULL, RTLD_LAZY | RTLD_NOLOAD);
+        if (!h) continue;
+        void *p = get_real_dlsym()(h, name);
+        dlclose(h);
+        if (!p) continue;
+        /* dlsym on a handle also searches that object's dependencies, which
+         * may come before the caller: accept only objects after it. */
+        struct link_map *owner = NULL;
+        if (!dladdr1(p, &di, (void **)&owner, RTLD_DL_LINKMAP) || !owner) continue;
+        for (struct link_map *k = self->l_next; k; k = k->l_next)
+            if (k == owner) return p;
+    }
+    return NULL;
+}
+
+VP_EXPORT void *dlsym(void *restrict handle, const char *restrict name)
+{
+    if (handle == RTLD_NEXT) {
+        void *p = next_after(__builtin_return_address(0), name);
+        if (!p || name[0] != 'c' || name[1] != 'u') return p;
+        void *w = vp_hook_wrapper(name);
+        if (w && vp_init() == 0 && vp_driver_owns(p)) return w;
+        return p;
+    }
+    void *p = get_real_dlsym()(handle, name);
+    if (!p || name[0] != 'c' || name[1] != 'u') return p;
+    void *w = vp_hook_wrapper(name);
+    if (!w) return p;
+    if (p == w) return vp_init() == 0 ? w : p; /* found our own export */
+    if (vp_init() != 0) return p;
+    return vp_driver_owns(p) ? w : p;
+}
+
+/* Does resolved (an exported symbol name) belong to the API name asked for?
+ * cuMemAlloc -> cuMemAlloc_v2, cuLaunchKernel -> cuLaunchKernel_ptsz. */
+static int same_family(const char *asked, const char *resolved)
+{
+    size_t n = strlen(asked);
+    if (strncmp(asked, resolved, n) != 0) return 0;
+    const char *rest = resolved + n;
+    if (rest[0] == '_' && rest[1] == 'v' && rest[2] >= '0' && rest[2] <= '9') {
+        rest += 3;
+        while (*rest >= '0' && *rest <= '9') rest++;
+    }
+    return !*rest || !strcmp(rest, "_ptsz") || !strcmp(rest, "_ptds");
+}
+
+static void swap_in_wrapper(const char *asked, void **pfn)
+{
+    Dl_info di;
+    if (!asked || !pfn || !*pfn) return;
+    if (!dladdr(*pfn, &di) || !di.dli_sname || di.dli_saddr != *pfn) return;
+    void *w = vp_hook_wrapper(di.dli_sname);
+    if (!w) return;
+    if (!same_family(asked, di.dli_sname)) {
+        vp_debug("cuGetProcAddress(%s) returned %s: left unwrapped", asked, di.dli_sname);
+        return;
+    }
+    *pfn = w;
+}
+
+VP_EXPORT CUresult cuGetProcAddress(const char *symbol, void **pfn, int ver, cuuint64_t flags)
+{
+    vp_stat_call(VP_HOOK_cuGetProcAddress);
+    if (vp_init() != 0 || !vp_real.cuGetProcAddress) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = vp_real.cuGetProcAddress(symbol, pfn, ver, flags);
+    if (rc == CUDA_SUCCESS) swap_in_wrapper(symbol, pfn);
+    return rc;
+}
+
+VP_EXPORT CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, cuuint64_t flags,
+                             CUdriverProcAddressQueryResult *status)
+{
+    vp_stat_call(VP_HOOK_cuGetProcAddress_v2);
+    if (vp_init() != 0 || !vp_real.cuGetProcAddress_v2) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = vp_real.cuGetProcAddress_v2(symbol, pfn, ver, flags, status);
+    if (rc == CUDA_SUCCESS) swap_in_wrapper(symbol, pfn);
+    return rc;
+}

@@ -1,0 +1,177 @@
+/* hooks.h - the one list of driver entry points vpage touches.
+ *
+ * Contract
+ *   VP_HOOKS lists every libcuda symbol that vpage replaces with a wrapper of
+ *   its own: the exported shim (interpose/shims.c), the typed pointer to the
+ *   real function (struct vp_real), the name table used by dlsym and
+ *   cuGetProcAddress (interpose/dlsym.c) and the per-entry-point counters
+ *   (common/stats.c) are all generated from it, so they cannot drift apart.
+ *   VP_DRIVER_USES lists the extra driver functions vpage itself calls; they
+ *   get a typed pointer but no wrapper.
+ *
+ *   Each row is X(return type, exported symbol name, (parameters), (arguments)).
+ *   The symbol name is the *exported* name (cuMemAlloc_v2, cuLaunchKernel_ptsz):
+ *   cuGetProcAddress hands out different symbols for one API name depending on
+ *   the requested version and per-thread-stream flag, each with its own calling
+ *   convention, and vpage answers each with the wrapper of exactly that symbol.
+ *
+ *   Only interpose/driver.c fills struct vp_real (dlopen of the driver, then
+ *   the real dlsym on that handle); everything else calls through vp_real.
+ */
+#ifndef VPAGE_INTERPOSE_HOOKS_H
+#define VPAGE_INTERPOSE_HOOKS_H
+
+#include <cuda.h>
+
+/* cuda.h renames some API names to their newest symbol; vpage needs the
+ * exported names themselves. */
+#undef cuGetProcAddress
+
+#define VP_LAUNCH_PARAMS                                                      \
+    (CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,          \
+     unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,    \
+     CUstream stream, void **params, void **extra)
+#define VP_LAUNCH_ARGS (f, gx, gy, gz, bx, by, bz, shmem, stream, params, extra)
+#define VP_COOP_PARAMS                                                        \
+    (CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,          \
+     unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,    \
+     CUstream stream, void **params)
+#define VP_COOP_ARGS (f, gx, gy, gz, bx, by, bz, shmem, stream, params)
+
+#define VP_HOOKS(X)                                                           \
+    /* start-up and lookup */                                                  \
+    X(CUresult, cuInit, (unsigned int flags), (flags))                         \
+    X(CUresult, cuGetProcAddress,                                              \
+      (const char *symbol, void **pfn, int ver, cuuint64_t flags),             \
+      (symbol, pfn, ver, flags))                                               \
+    X(CUresult, cuGetProcAddress_v2,                                           \
+      (const char *symbol, void **pfn, int ver, cuuint64_t flags,              \
+       CUdriverProcAddressQueryResult *status),                                \
+      (symbol, pfn, ver, flags, status))                                       \
+    /* what the program is told about memory */                                \
+    X(CUresult, cuMemGetInfo_v2, (size_t *free_b, size_t *total_b),            \
+      (free_b, total_b))                                                       \
+    X(CUresult, cuDeviceTotalMem_v2, (size_t *bytes, CUdevice dev),            \
+      (bytes, dev))                                                            \
+    /* plain device allocations */                                             \
+    X(CUresult, cuMemAlloc_v2, (CUdeviceptr *dptr, size_t bytes),              \
+      (dptr, bytes))                                                           \
+    X(CUresult, cuMemAllocPitch_v2,                                            \
+      (CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height,          \
+       unsigned int elem),                                                     \
+      (dptr, pitch, width, height, elem))                                      \
+    X(CUresult, cuMemFree_v2, (CUdeviceptr dptr), (dptr))                      \
+    X(CUresult, cuMemAllocManaged,                                             \
+      (CUdeviceptr *dptr, size_t bytes, unsigned int flags),                   \
+      (dptr, bytes, flags))                                                    \
+    /* stream-ordered allocations and their pools */                           \
+    X(CUresult, cuMemAllocAsync,                                               \
+      (CUdeviceptr *dptr, size_t bytes, CUstream stream),                      \
+      (dptr, bytes, stream))                                                   \
+    X(CUresult, cuMemAllocAsync_ptsz,                                          \
+      (CUdeviceptr *dptr, size_t bytes, CUstream stream),                      \
+      (dptr, bytes, stream))                                                   \
+    X(CUresult, cuMemAllocFromPoolAsync,                                       \
+      (CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream stream),   \
+      (dptr, bytes, pool, stream))                                             \
+    X(CUresult, cuMemAllocFromPoolAsync_ptsz,                                  \
+      (CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream stream),   \
+      (dptr, bytes, pool, stream))                                             \
+    X(CUresult, cuMemFreeAsync, (CUdeviceptr dptr, CUstream stream),           \
+      (dptr, stream))                                                          \
+    X(CUresult, cuMemFreeAsync_ptsz, (CUdeviceptr dptr, CUstream stream),      \
+      (dptr, stream))                                                          \
+    X(CUresult, cuMemPoolTrimTo, (CUmemoryPool pool, size_t keep),             \
+      (pool, keep))                                                            \
+    X(CUresult, cuMemPoolDestroy, (CUmemoryPool pool), (pool))                 \
+    /* virtual memory management */                                            \
+    X(CUresult, cuMemCreate,                                                   \
+      (CUmemGenericAllocationHandle *handle, size_t bytes,                     \
+       const CUmemAllocationProp *prop, unsigned long long flags),             \
+      (handle, bytes, prop, flags))                                            \
+    X(CUresult, cuMemRelease, (CUmemGenericAllocationHandle handle), (handle)) \
+    /* arrays */                                                               \
+    X(CUresult, cuArrayCreate_v2,                                              \
+      (CUarray *arr, const CUDA_ARRAY_DESCRIPTOR *desc), (arr, desc))          \
+    X(CUresult, cuArray3DCreate_v2,                                            \
+      (CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *desc), (arr, desc))        \
+    X(CUresult, cuArrayDestroy, (CUarray arr), (arr))                          \
+    /* kernel handles */                                                       \
+    X(CUresult, cuModuleGetFunction,                                           \
+      (CUfunction *fn, CUmodule mod, const char *name), (fn, mod, name))       \
+    X(CUresult, cuLibraryGetKernel,                                            \
+      (CUkernel *kern, CUlibrary lib, const char *name), (kern, lib, name))    \
+    X(CUresult, cuKernelGetFunction, (CUfunction *fn, CUkernel kern),          \
+      (fn, kern))                                                              \
+    /* launches */                                                             \
+    X(CUresult, cuLaunchKernel, VP_LAUNCH_PARAMS, VP_LAUNCH_ARGS)              \
+    X(CUresult, cuLaunchKernel_ptsz, VP_LAUNCH_PARAMS, VP_LAUNCH_ARGS)         \
+    X(CUresult, cuLaunchKernelEx,                                              \
+      (const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra),  \
+      (cfg, f, params, extra))                                                 \
+    X(CUresult, cuLaunchKernelEx_ptsz,                                         \
+      (const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra),  \
+      (cfg, f, params, extra))                                                 \
+    X(CUresult, cuLaunchCooperativeKernel, VP_COOP_PARAMS, VP_COOP_ARGS)       \
+    X(CUresult, cuLaunchCooperativeKernel_ptsz, VP_COOP_PARAMS, VP_COOP_ARGS)  \
+    X(CUresult, cuGraphLaunch, (CUgraphExec exec, CUstream stream),            \
+      (exec, stream))                                                          \
+    X(CUresult, cuGraphLaunch_ptsz, (CUgraphExec exec, CUstream stream),       \
+      (exec, stream))
+
+/* Driver functions vpage calls for its own purposes (no wrapper). */
+#define VP_DRIVER_USES(X)                                                     \
+    X(CUresult, cuCtxGetDevice, (CUdevice *dev))                               \
+    X(CUresult, cuDeviceGetMemPool, (CUmemoryPool *pool, CUdevice dev))        \
+    X(CUresult, cuMemPoolGetAttribute,                                         \
+      (CUmemoryPool pool, CUmemPool_attribute attr, void *value))              \
+    X(CUresult, cuStreamSynchronize, (CUstream stream))                        \
+    X(CUresult, cuArrayGetMemoryRequirements,                                  \
+      (CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUarray arr, CUdevice dev))        \
+    X(CUresult, cuKernelGetName, (const char **name, CUkernel kern))           \
+    X(CUresult, cuFuncGetName, (const char **name, CUfunction fn))             \
+    X(CUresult, cuKernelGetParamInfo,                                          \
+      (CUkernel kern, size_t idx, size_t *off, size_t *size))                  \
+    X(CUresult, cuFuncGetParamInfo,                                            \
+      (CUfunction fn, size_t idx, size_t *off, size_t *size))
+
+/* Hook ids, in list order: index into counters and the name table. */
+enum vp_hook_id {
+#define VP_X(ret, name, params, args) VP_HOOK_##name,
+    VP_HOOKS(VP_X)
+#undef VP_X
+    VP_HOOK_COUNT
+};
+
+/* Typed pointers to the real functions. */
+#define VP_X(ret, name, params, args) typedef ret (*vp_pfn_##name) params;
+VP_HOOKS(VP_X)
+#undef VP_X
+#define VP_X(ret, name, params) typedef ret (*vp_pfn_##name) params;
+VP_DRIVER_USES(VP_X)
+#undef VP_X
+
+struct vp_real {
+#define VP_X(ret, name, params, args) vp_pfn_##name name;
+    VP_HOOKS(VP_X)
+#undef VP_X
+#define VP_X(ret, name, params) vp_pfn_##name name;
+    VP_DRIVER_USES(VP_X)
+#undef VP_X
+};
+
+/* Filled once by vp_driver_open(); read-only afterwards. Members are NULL
+ * where the loaded driver lacks the symbol: callers must check. */
+extern struct vp_real vp_real;
+
+/* Declarations of the exported shims (interpose/shims.c). */
+#define VP_X(ret, name, params, args) ret name params;
+VP_HOOKS(VP_X)
+#undef VP_X
+
+/* Name of a hook id, and the wrapper for an exported symbol name (NULL when
+ * vpage does not wrap that symbol). */
+const char *vp_hook_name(enum vp_hook_id id);
+void *vp_hook_wrapper(const char *symbol);
+
+#endif

@@ -1,0 +1,230 @@
+/* shims.c - the exported driver symbols.
+ *
+ * Each shim makes sure vpage is initialised, then hands the call to the
+ * pager (allocations), the registry (kernel handles, launches) or straight
+ * to the real function. cuGetProcAddress and cuGetProcAddress_v2 live in
+ * dlsym.c with the rest of the lookup logic.
+ */
+#include "../common/log.h"
+#include "../common/stats.h"
+#include "../common/vp.h"
+#include "../pager/mem.h"
+#include "driver.h"
+#include "hooks.h"
+#include "registry.h"
+
+/* Every shim starts here: NOT_INITIALIZED without a driver, like a program
+ * that has none; the refusal for a bad VPAGE_CAP for allocations. */
+#define ENTER(name)                                                         \
+    vp_stat_call(VP_HOOK_##name);                                           \
+    if (vp_unlikely(vp_init() != 0)) return CUDA_ERROR_NOT_INITIALIZED;     \
+    if (vp_unlikely(!vp_real.name)) return CUDA_ERROR_NOT_FOUND
+#define ENTER_ALLOC(name)                                                   \
+    ENTER(name);                                                            \
+    if (vp_unlikely(vp_refused())) return CUDA_ERROR_OUT_OF_MEMORY
+
+VP_EXPORT CUresult cuInit(unsigned int flags)
+{
+    ENTER(cuInit);
+    if (vp_refused()) {
+        vp_log_always("cuInit refused: VPAGE_CAP is not valid (see above)");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return vp_real.cuInit(flags);
+}
+
+VP_EXPORT CUresult cuMemGetInfo_v2(size_t *free_b, size_t *total_b)
+{
+    ENTER(cuMemGetInfo_v2);
+    return vp_mem_get_info(free_b, total_b);
+}
+
+VP_EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    ENTER(cuDeviceTotalMem_v2);
+    return vp_mem_device_total(bytes, dev);
+}
+
+VP_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytes)
+{
+    ENTER_ALLOC(cuMemAlloc_v2);
+    return vp_mem_alloc(dptr, bytes);
+}
+
+VP_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height,
+                                      unsigned int elem)
+{
+    ENTER_ALLOC(cuMemAllocPitch_v2);
+    return vp_mem_alloc_pitch(dptr, pitch, width, height, elem);
+}
+
+VP_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+    ENTER(cuMemFree_v2);
+    return vp_mem_free(dptr);
+}
+
+VP_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
+{
+    ENTER_ALLOC(cuMemAllocManaged);
+    return vp_mem_alloc_managed(dptr, bytes, flags);
+}
+
+VP_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytes, CUstream stream)
+{
+    ENTER_ALLOC(cuMemAllocAsync);
+    return vp_mem_alloc_async(VP_HOOK_cuMemAllocAsync, dptr, bytes, NULL, stream);
+}
+
+VP_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUstream stream)
+{
+    ENTER_ALLOC(cuMemAllocAsync_ptsz);
+    return vp_mem_alloc_async(VP_HOOK_cuMemAllocAsync_ptsz, dptr, bytes, NULL, stream);
+}
+
+VP_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream stream)
+{
+    ENTER_ALLOC(cuMemAllocFromPoolAsync);
+    return vp_mem_alloc_async(VP_HOOK_cuMemAllocFromPoolAsync, dptr, bytes, pool, stream);
+}
+
+VP_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
+                                                CUstream stream)
+{
+    ENTER_ALLOC(cuMemAllocFromPoolAsync_ptsz);
+    return vp_mem_alloc_async(VP_HOOK_cuMemAllocFromPoolAsync_ptsz, dptr, bytes, pool, stream);
+}
+
+VP_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream)
+{
+    ENTER(cuMemFreeAsync);
+    return vp_mem_free_async(VP_HOOK_cuMemFreeAsync, dptr, stream);
+}
+
+VP_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream)
+{
+    ENTER(cuMemFreeAsync_ptsz);
+    return vp_mem_free_async(VP_HOOK_cuMemFreeAsync_ptsz, dptr, stream);
+}
+
+VP_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
+{
+    ENTER(cuMemPoolTrimTo);
+    return vp_mem_pool_trim(pool, keep);
+}
+
+VP_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
+{
+    ENTER(cuMemPoolDestroy);
+    return vp_mem_pool_destroy(pool);
+}
+
+VP_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t bytes, const CUmemAllocationProp *prop,
+                               unsigned long long flags)
+{
+    ENTER_ALLOC(cuMemCreate);
+    return vp_mem_create(handle, bytes, prop, flags);
+}
+
+VP_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    ENTER(cuMemRelease);
+    return vp_mem_release(handle);
+}
+
+VP_EXPORT CUresult cuArrayCreate_v2(CUarray *arr, const CUDA_ARRAY_DESCRIPTOR *desc)
+{
+    ENTER_ALLOC(cuArrayCreate_v2);
+    return vp_mem_array_create(VP_HOOK_cuArrayCreate_v2, arr, NULL, desc);
+}
+
+VP_EXPORT CUresult cuArray3DCreate_v2(CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *desc)
+{
+    ENTER_ALLOC(cuArray3DCreate_v2);
+    return vp_mem_array_create(VP_HOOK_cuArray3DCreate_v2, arr, desc, NULL);
+}
+
+VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
+{
+    ENTER(cuArrayDestroy);
+    return vp_mem_array_destroy(arr);
+}
+
+/* ---- kernel handles ---- */
+
+VP_EXPORT CUresult cuModuleGetFunction(CUfunction *fn, CUmodule mod, const char *name)
+{
+    ENTER(cuModuleGetFunction);
+    CUresult rc = vp_real.cuModuleGetFunction(fn, mod, name);
+    if (rc == CUDA_SUCCESS) vp_registry_add(*fn, VP_HANDLE_FUNCTION, name);
+    return rc;
+}
+
+VP_EXPORT CUresult cuLibraryGetKernel(CUkernel *kern, CUlibrary lib, const char *name)
+{
+    ENTER(cuLibraryGetKernel);
+    CUresult rc = vp_real.cuLibraryGetKernel(kern, lib, name);
+    if (rc == CUDA_SUCCESS) vp_registry_add(*kern, VP_HANDLE_KERNEL, name);
+    return rc;
+}
+
+VP_EXPORT CUresult cuKernelGetFunction(CUfunction *fn, CUkernel kern)
+{
+    ENTER(cuKernelGetFunction);
+    CUresult rc = vp_real.cuKernelGetFunction(fn, kern);
+    if (rc == CUDA_SUCCESS) {
+        struct vp_kernel *k = vp_registry_find(kern);
+        vp_registry_add(*fn, VP_HANDLE_FUNCTION, k ? k->name : NULL);
+    }
+    return rc;
+}
+
+/* ---- launches ---- */
+
+#define LAUNCH(name, f, call)                                               \
+    ENTER(name);                                                            \
+    vp_registry_launch(f);                                                  \
+    return call
+
+VP_EXPORT CUresult cuLaunchKernel VP_LAUNCH_PARAMS
+{
+    LAUNCH(cuLaunchKernel, f, vp_real.cuLaunchKernel VP_LAUNCH_ARGS);
+}
+
+VP_EXPORT CUresult cuLaunchKernel_ptsz VP_LAUNCH_PARAMS
+{
+    LAUNCH(cuLaunchKernel_ptsz, f, vp_real.cuLaunchKernel_ptsz VP_LAUNCH_ARGS);
+}
+
+VP_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
+{
+    LAUNCH(cuLaunchKernelEx, f, vp_real.cuLaunchKernelEx(cfg, f, params, extra));
+}
+
+VP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
+{
+    LAUNCH(cuLaunchKernelEx_ptsz, f, vp_real.cuLaunchKernelEx_ptsz(cfg, f, params, extra));
+}
+
+VP_EXPORT CUresult cuLaunchCooperativeKernel VP_COOP_PARAMS
+{
+    LAUNCH(cuLaunchCooperativeKernel, f, vp_real.cuLaunchCooperativeKernel VP_COOP_ARGS);
+}
+
+VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
+{
+    LAUNCH(cuLaunchCooperativeKernel_ptsz, f, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS);
+}
+
+/* A graph replay is one call; the kernels inside are not seen here. */
+VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
+{
+    ENTER(cuGraphLaunch);
+    return vp_real.cuGraphLaunch(exec, stream);
+}
+
+VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
+{
+    ENTER(cuGraphLaunch_ptsz);
+    return vp_real.cuGraphLaunch_ptsz(exec, stream);
+}

@@ -1,0 +1,488 @@
+/* mem.c - see mem.h. */
+#include "mem.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "../common/log.h"
+#include "../common/stats.h"
+#include "../interpose/driver.h"
+#include "account.h"
+#include "ptrmap.h"
+
+static struct vp_map ptrs = VP_MAP_INIT;    /* device pointer -> record */
+static struct vp_map handles = VP_MAP_INIT; /* VMM handle -> record */
+static struct vp_map arrays = VP_MAP_INIT;  /* CUarray -> record */
+static struct vp_map pools = VP_MAP_INIT;   /* pool -> {reserved bytes, dev} */
+
+static atomic_uint_fast64_t refusals_printed, unhooked_devices;
+
+#define POOL_GRANULE (2ull << 20)
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+static int usable_device(int dev)
+{
+    if (dev >= 0 && dev < VP_MAX_DEVICES) return 1;
+    if (dev >= VP_MAX_DEVICES)
+        vp_log_limited(VP_WARN, &unhooked_devices, "device %d is past the %d vpage keeps books for: not counted",
+                       dev, VP_MAX_DEVICES);
+    return 0;
+}
+
+static void refuse_msg(enum vp_hook_id hook, int dev, uint64_t bytes)
+{
+    vp_stat_add(hook, VP_CTR_refused, 1);
+    char a[32], b[32], c[32], kinds[256];
+    size_t n = 0;
+    kinds[0] = '\0';
+    for (int k = 0; k < VP_KIND_COUNT; k++) {
+        uint64_t cur = vp_acct_get(dev, (enum vp_kind)k).cur;
+        if (!cur) continue;
+        int w = snprintf(kinds + n, sizeof kinds - n, "%s%s %s", n ? ", " : "", vp_kind_name((enum vp_kind)k),
+                         vp_fmt_bytes(cur, a, sizeof a));
+        if (w < 0 || (size_t)w >= sizeof kinds - n) break;
+        n += (size_t)w;
+    }
+    vp_log_limited(VP_WARN, &refusals_printed,
+                   "%s of %s on device %d refused: %s of the %s cap (VPAGE_CAP) already counted (%s); "
+                   "returning CUDA_ERROR_OUT_OF_MEMORY",
+                   vp_hook_name(hook), vp_fmt_bytes(bytes, b, sizeof b), dev,
+                   vp_fmt_bytes(vp_acct_get(dev, VP_KIND_COUNT).cur, a, sizeof a),
+                   vp_fmt_bytes(vp_cap_of(dev), c, sizeof c), n ? kinds : "nothing");
+}
+
+static CUresult finish(enum vp_hook_id hook, CUresult rc, uint64_t bytes)
+{
+    if (rc == CUDA_SUCCESS) vp_stat_add(hook, VP_CTR_bytes, bytes);
+    else vp_stat_add(hook, VP_CTR_failed, 1);
+    return rc;
+}
+
+/* Moves a reservation of est bytes to the actual size. Returns 0, or -1 if
+ * the actual size passes the cap (est is then still counted). */
+static int settle(int dev, enum vp_kind kind, uint64_t est, uint64_t actual)
+{
+    if (actual <= est) {
+        vp_acct_release(dev, kind, est - actual);
+        return 0;
+    }
+    if (vp_acct_reserve(dev, kind, actual - est) == 0) return 0;
+    return -1;
+}
+
+/* ---- plain allocations ---- */
+
+static CUresult counted_alloc(enum vp_hook_id hook, enum vp_kind kind, CUdeviceptr *dptr, size_t bytes,
+                              CUresult (*call)(void *ctx), void *ctx)
+{
+    int dev = vp_drv_current_device();
+    if (!usable_device(dev)) return finish(hook, call(ctx), bytes);
+    if (vp_acct_reserve(dev, kind, bytes)) {
+        refuse_msg(hook, dev, bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CUresult rc = call(ctx);
+    if (rc != CUDA_SUCCESS) {
+        vp_acct_release(dev, kind, bytes);
+        return finish(hook, rc, bytes);
+    }
+    struct vp_rec r = {bytes, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook};
+    if (vp_map_put(&ptrs, *dptr, r)) {
+        vp_error("out of host memory recording an allocation: it stays counted until exit");
+    }
+    return finish(hook, rc, bytes);
+}
+
+struct alloc_args {
+    CUdeviceptr *dptr;
+    size_t bytes;
+    unsigned int flags;
+};
+
+static CUresult call_alloc(void *p)
+{
+    struct alloc_args *a = p;
+    return vp_real.cuMemAlloc_v2(a->dptr, a->bytes);
+}
+
+static CUresult call_managed(void *p)
+{
+    struct alloc_args *a = p;
+    return vp_real.cuMemAllocManaged(a->dptr, a->bytes, a->flags);
+}
+
+CUresult vp_mem_alloc(CUdeviceptr *dptr, size_t bytes)
+{
+    struct alloc_args a = {dptr, bytes, 0};
+    return counted_alloc(VP_HOOK_cuMemAlloc_v2, VP_KIND_alloc, dptr, bytes, call_alloc, &a);
+}
+
+CUresult vp_mem_alloc_managed(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
+{
+    struct alloc_args a = {dptr, bytes, flags};
+    return counted_alloc(VP_HOOK_cuMemAllocManaged, VP_KIND_managed, dptr, bytes, call_managed, &a);
+}
+
+CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int elem)
+{
+    const enum vp_hook_id hook = VP_HOOK_cuMemAllocPitch_v2;
+    int dev = vp_drv_current_device();
+    if (!usable_device(dev)) return finish(hook, vp_real.cuMemAllocPitch_v2(dptr, pitch, width, height, elem), 0);
+    /* the driver pads rows to its pitch alignment (at most 512 bytes so far) */
+    uint64_t est = round_up(width, 512) * (uint64_t)height;
+    if (vp_acct_reserve(dev, VP_KIND_alloc, est)) {
+        refuse_msg(hook, dev, est);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CUresult rc = vp_real.cuMemAllocPitch_v2(dptr, pitch, width, height, elem);
+    if (rc != CUDA_SUCCESS) {
+        vp_acct_release(dev, VP_KIND_alloc, est);
+        return finish(hook, rc, 0);
+    }
+    uint64_t actual = (uint64_t)*pitch * height;
+    if (settle(dev, VP_KIND_alloc, est, actual)) {
+        vp_real.cuMemFree_v2(*dptr);
+        vp_acct_release(dev, VP_KIND_alloc, est);
+        refuse_msg(hook, dev, actual);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    struct vp_rec r = {actual, 0, (int16_t)dev, VP_KIND_alloc, hook};
+    if (vp_map_put(&ptrs, *dptr, r)) vp_error("out of host memory recording an allocation");
+    return finish(hook, rc, actual);
+}
+
+CUresult vp_mem_free(CUdeviceptr dptr)
+{
+    const enum vp_hook_id hook = VP_HOOK_cuMemFree_v2;
+    struct vp_rec r;
+    int had = vp_map_take(&ptrs, dptr, &r);
+    CUresult rc = vp_real.cuMemFree_v2(dptr);
+    if (rc != CUDA_SUCCESS) {
+        if (had) vp_map_put(&ptrs, dptr, r);
+        return finish(hook, rc, 0);
+    }
+    /* a pool pointer freed with cuMemFree returns to its pool, which keeps
+     * the bytes reserved */
+    if (had && r.kind != VP_KIND_pool) vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
+    return rc;
+}
+
+/* ---- pools ---- */
+
+/* Re-reads a pool's reserved bytes and moves the pool gauge by the change.
+ * asked > 0: the pool was just asked to grow by that much; how far it
+ * overshot (its growth step) is kept in aux and added to later estimates,
+ * so only a pool's first growth can pass the cap before being undone. */
+static void pool_sync(CUmemoryPool pool, int dev, uint64_t asked)
+{
+    uint64_t reserved, used;
+    uint64_t key = (uint64_t)(uintptr_t)pool;
+    if (!pool || vp_drv_pool_usage(pool, &reserved, &used)) return;
+    struct vp_rec old, now = {reserved, 0, (int16_t)dev, VP_KIND_pool, 0};
+    int had = vp_map_swap(&pools, key, now, &old);
+    if (had < 0) return;
+    uint64_t before = 0;
+    if (had == 1) {
+        before = old.bytes;
+        now.dev = old.dev;
+        now.aux = old.aux;
+    }
+    if (asked && reserved > before + asked && reserved - before - asked > now.aux) {
+        now.aux = reserved - before - asked;
+        vp_debug("pool %p grows in steps: %llu bytes past a request", (void *)pool, (unsigned long long)now.aux);
+    }
+    if (now.aux || now.dev != dev) vp_map_put(&pools, key, now);
+    if (reserved > before) vp_acct_force(now.dev, VP_KIND_pool, reserved - before);
+    else if (reserved < before) vp_acct_release(now.dev, VP_KIND_pool, before - reserved);
+}
+
+struct pool_list {
+    CUmemoryPool p[64];
+    int dev[64];
+    int n, want_dev;
+};
+
+static void collect_pool(uint64_t key, struct vp_rec *r, void *arg)
+{
+    struct pool_list *l = arg;
+    if (l->n < 64 && (l->want_dev < 0 || r->dev == l->want_dev)) {
+        l->p[l->n] = (CUmemoryPool)(uintptr_t)key;
+        l->dev[l->n++] = r->dev;
+    }
+}
+
+/* Re-reads every pool of dev (-1: of every device). Pools release memory at
+ * synchronisation points vpage does not see. */
+static void pools_refresh(int dev)
+{
+    struct pool_list l = {.n = 0, .want_dev = dev};
+    vp_map_each(&pools, collect_pool, &l);
+    for (int i = 0; i < l.n; i++) pool_sync(l.p[i], l.dev[i], 0);
+}
+
+static CUresult call_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
+                                 CUstream stream)
+{
+    switch (hook) {
+    case VP_HOOK_cuMemAllocAsync: return vp_real.cuMemAllocAsync(dptr, bytes, stream);
+    case VP_HOOK_cuMemAllocAsync_ptsz: return vp_real.cuMemAllocAsync_ptsz(dptr, bytes, stream);
+    case VP_HOOK_cuMemAllocFromPoolAsync: return vp_real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream);
+    case VP_HOOK_cuMemAllocFromPoolAsync_ptsz:
+        return vp_real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream);
+    default: return CUDA_ERROR_NOT_SUPPORTED;
+    }
+}
+
+static CUresult call_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream)
+{
+    if (hook == VP_HOOK_cuMemFreeAsync_ptsz) return vp_real.cuMemFreeAsync_ptsz(dptr, stream);
+    return vp_real.cuMemFreeAsync(dptr, stream);
+}
+
+CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
+                            CUstream stream)
+{
+    int dev = vp_drv_current_device();
+    if (!usable_device(dev)) return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
+    CUmemoryPool p = pool ? pool : vp_drv_default_pool(dev);
+    uint64_t reserved = 0, used = 0, growth = round_up(bytes, POOL_GRANULE);
+    if (p && vp_drv_pool_usage(p, &reserved, &used) == 0)
+        growth = used + bytes > reserved ? round_up(used + bytes - reserved, POOL_GRANULE) : 0;
+    struct vp_rec seen;
+    uint64_t asked = growth;
+    if (growth && p && vp_map_get(&pools, (uint64_t)(uintptr_t)p, &seen)) growth += seen.aux;
+    if (growth && vp_acct_reserve(dev, VP_KIND_pool, growth)) {
+        pools_refresh(dev);
+        if (vp_acct_reserve(dev, VP_KIND_pool, growth)) {
+            refuse_msg(hook, dev, bytes);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    CUresult rc = call_alloc_async(hook, dptr, bytes, pool, stream);
+    /* count what the pool holds now, then drop the provisional growth */
+    pool_sync(p, dev, asked);
+    if (growth) vp_acct_release(dev, VP_KIND_pool, growth);
+    if (rc != CUDA_SUCCESS) return finish(hook, rc, bytes);
+
+    if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
+        /* the pool grew past the cap (its own rounding): give back what it
+         * keeps unused, and if that is not enough, this allocation */
+        if (p) vp_real.cuMemPoolTrimTo(p, 0);
+        pool_sync(p, dev, 0);
+        if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
+            call_free_async(hook == VP_HOOK_cuMemAllocAsync_ptsz || hook == VP_HOOK_cuMemAllocFromPoolAsync_ptsz
+                                ? VP_HOOK_cuMemFreeAsync_ptsz
+                                : VP_HOOK_cuMemFreeAsync,
+                            *dptr, stream);
+            vp_real.cuStreamSynchronize(stream);
+            if (p) vp_real.cuMemPoolTrimTo(p, 0);
+            pool_sync(p, dev, 0);
+            refuse_msg(hook, dev, bytes);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    struct vp_rec r = {bytes, 0, (int16_t)dev, VP_KIND_pool, hook};
+    vp_map_put(&ptrs, *dptr, r);
+    return finish(hook, rc, bytes);
+}
+
+CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream)
+{
+    struct vp_rec r;
+    int had = vp_map_take(&ptrs, dptr, &r);
+    if (had && r.kind != VP_KIND_pool) {
+        /* cuMemFreeAsync of a cuMemAlloc pointer is legal: it is freed in
+         * stream order; count it freed now. */
+        CUresult rc = call_free_async(hook, dptr, stream);
+        if (rc != CUDA_SUCCESS) {
+            vp_map_put(&ptrs, dptr, r);
+            return finish(hook, rc, 0);
+        }
+        vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
+        return rc;
+    }
+    CUresult rc = call_free_async(hook, dptr, stream);
+    if (rc != CUDA_SUCCESS) {
+        if (had) vp_map_put(&ptrs, dptr, r);
+        return finish(hook, rc, 0);
+    }
+    /* the bytes go back to the pool, which keeps them reserved: the pool
+     * gauge changes only when the pool itself shrinks */
+    return rc;
+}
+
+CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
+{
+    CUresult rc = vp_real.cuMemPoolTrimTo(pool, keep);
+    struct vp_rec r;
+    int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : vp_drv_current_device();
+    if (usable_device(dev)) pool_sync(pool, dev, 0);
+    return finish(VP_HOOK_cuMemPoolTrimTo, rc, 0);
+}
+
+CUresult vp_mem_pool_destroy(CUmemoryPool pool)
+{
+    CUresult rc = vp_real.cuMemPoolDestroy(pool);
+    struct vp_rec r;
+    if (rc == CUDA_SUCCESS && vp_map_take(&pools, (uint64_t)(uintptr_t)pool, &r))
+        vp_acct_release(r.dev, VP_KIND_pool, r.bytes);
+    return finish(VP_HOOK_cuMemPoolDestroy, rc, 0);
+}
+
+/* ---- VMM ---- */
+
+CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const CUmemAllocationProp *prop,
+                       unsigned long long flags)
+{
+    const enum vp_hook_id hook = VP_HOOK_cuMemCreate;
+    int dev = prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
+    if (!usable_device(dev)) /* host-located chunks (NCCL) are not device memory */
+        return finish(hook, vp_real.cuMemCreate(handle, bytes, prop, flags), 0);
+    if (vp_acct_reserve(dev, VP_KIND_vmm, bytes)) {
+        refuse_msg(hook, dev, bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CUresult rc = vp_real.cuMemCreate(handle, bytes, prop, flags);
+    if (rc != CUDA_SUCCESS) {
+        vp_acct_release(dev, VP_KIND_vmm, bytes);
+        return finish(hook, rc, 0);
+    }
+    struct vp_rec r = {bytes, 0, (int16_t)dev, VP_KIND_vmm, hook};
+    if (vp_map_put(&handles, *handle, r)) vp_error("out of host memory recording a VMM handle");
+    return finish(hook, rc, bytes);
+}
+
+CUresult vp_mem_release(CUmemGenericAllocationHandle handle)
+{
+    struct vp_rec r;
+    int had = vp_map_take(&handles, handle, &r);
+    CUresult rc = vp_real.cuMemRelease(handle);
+    if (rc != CUDA_SUCCESS) {
+        if (had) vp_map_put(&handles, handle, r);
+        return finish(VP_HOOK_cuMemRelease, rc, 0);
+    }
+    if (had) vp_acct_release(r.dev, VP_KIND_vmm, r.bytes);
+    return rc;
+}
+
+/* ---- arrays ---- */
+
+static uint64_t format_bytes(CUarray_format f)
+{
+    switch (f) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8: return 1;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF: return 2;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+    case CU_AD_FORMAT_FLOAT: return 4;
+    default: return 16; /* block-compressed and packed formats: an upper bound */
+    }
+}
+
+CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *d3,
+                             const CUDA_ARRAY_DESCRIPTOR *d2)
+{
+    int dev = vp_drv_current_device();
+#define CALL() (d3 ? vp_real.cuArray3DCreate_v2(arr, d3) : vp_real.cuArrayCreate_v2(arr, d2))
+    if (!usable_device(dev) || (!d3 && !d2)) return finish(hook, CALL(), 0);
+    uint64_t w = d3 ? d3->Width : d2->Width, h = d3 ? d3->Height : d2->Height, d = d3 ? d3->Depth : 1;
+    uint64_t ch = d3 ? d3->NumChannels : d2->NumChannels;
+    CUarray_format f = d3 ? d3->Format : d2->Format;
+    /* drivers pad arrays; reserve up to the next 2 MiB, settle to the truth after */
+    uint64_t est = round_up(w * (h ? h : 1) * (d ? d : 1) * (ch ? ch : 1) * format_bytes(f), 2ull << 20);
+    if (vp_acct_reserve(dev, VP_KIND_array, est)) {
+        refuse_msg(hook, dev, est);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    CUresult rc = CALL();
+#undef CALL
+    if (rc != CUDA_SUCCESS) {
+        vp_acct_release(dev, VP_KIND_array, est);
+        return finish(hook, rc, 0);
+    }
+    uint64_t actual = est;
+    CUDA_ARRAY_MEMORY_REQUIREMENTS req;
+    if (vp_real.cuArrayGetMemoryRequirements &&
+        vp_real.cuArrayGetMemoryRequirements(&req, *arr, (CUdevice)dev) == CUDA_SUCCESS && req.size)
+        actual = req.size;
+    if (settle(dev, VP_KIND_array, est, actual)) {
+        vp_real.cuArrayDestroy(*arr);
+        vp_acct_release(dev, VP_KIND_array, est);
+        refuse_msg(hook, dev, actual);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    struct vp_rec r = {actual, 0, (int16_t)dev, VP_KIND_array, hook};
+    if (vp_map_put(&arrays, (uint64_t)(uintptr_t)*arr, r)) vp_error("out of host memory recording an array");
+    return finish(hook, rc, actual);
+}
+
+CUresult vp_mem_array_destroy(CUarray arr)
+{
+    struct vp_rec r;
+    int had = vp_map_take(&arrays, (uint64_t)(uintptr_t)arr, &r);
+    CUresult rc = vp_real.cuArrayDestroy(arr);
+    if (rc != CUDA_SUCCESS) {
+        if (had) vp_map_put(&arrays, (uint64_t)(uintptr_t)arr, r);
+        return finish(VP_HOOK_cuArrayDestroy, rc, 0);
+    }
+    if (had) vp_acct_release(r.dev, VP_KIND_array, r.bytes);
+    return rc;
+}
+
+/* ---- what the program is told ---- */
+
+CUresult vp_mem_get_info(size_t *free_b, size_t *total_b)
+{
+    size_t f = 0, t = 0;
+    CUresult rc = vp_real.cuMemGetInfo_v2(&f, &t);
+    if (rc != CUDA_SUCCESS) return finish(VP_HOOK_cuMemGetInfo_v2, rc, 0);
+    int dev = vp_drv_current_device();
+    if (usable_device(dev) && vp_cap_of(dev) != VP_NO_CAP) {
+        pools_refresh(dev);
+        uint64_t cap = vp_cap_of(dev), used = vp_acct_get(dev, VP_KIND_COUNT).cur;
+        uint64_t left = used < cap ? cap - used : 0;
+        if (cap < t) t = (size_t)cap;
+        if (left < f) f = (size_t)left;
+    }
+    if (free_b) *free_b = f;
+    if (total_b) *total_b = t;
+    return rc;
+}
+
+CUresult vp_mem_device_total(size_t *bytes, CUdevice dev)
+{
+    CUresult rc = vp_real.cuDeviceTotalMem_v2(bytes, dev);
+    if (rc == CUDA_SUCCESS && bytes && vp_cap_of((int)dev) < *bytes) *bytes = (size_t)vp_cap_of((int)dev);
+    return finish(VP_HOOK_cuDeviceTotalMem_v2, rc, 0);
+}
+
+/* ---- fork ---- */
+
+void vp_mem_lock_all(void)
+{
+    pthread_mutex_lock(&ptrs.lock);
+    pthread_mutex_lock(&handles.lock);
+    pthread_mutex_lock(&arrays.lock);
+    pthread_mutex_lock(&pools.lock);
+}
+
+void vp_mem_unlock_all(void)
+{
+    pthread_mutex_unlock(&pools.lock);
+    pthread_mutex_unlock(&arrays.lock);
+    pthread_mutex_unlock(&handles.lock);
+    pthread_mutex_unlock(&ptrs.lock);
+}
+
+void vp_mem_reset_child(void)
+{
+    vp_map_clear(&ptrs);
+    vp_map_clear(&handles);
+    vp_map_clear(&arrays);
+    vp_map_clear(&pools);
+    vp_acct_reset();
+}

@@ -1,0 +1,601 @@
+/* fake_cuda.c - a fake libcuda.so.1 for the CPU test suite.
+ *
+ * Implements, on host memory, the part of the driver API vpage wraps or
+ * calls, with the same exported names (including _v2 and _ptsz variants)
+ * and a cuGetProcAddress that, like the real one, answers one API name with
+ * different symbols by version and per-thread-stream flag.
+ *
+ * Device memory is anonymous mmap (reserved, not committed), so tests can
+ * ask for gigabytes. The fake keeps its own books: fake_cuda_used() and
+ * fake_cuda_peak() are what "the device" held, the truth vpage's counts are
+ * checked against. Environment: FAKE_CUDA_DEVICES (default 2),
+ * FAKE_CUDA_MEM (bytes per device, default 8 GiB), FAKE_CUDA_POOL_GRANULE
+ * (pool growth step, default 2 MiB).
+ *
+ * Kernels: cuModuleLoadData/cuLibraryLoadData take a text image
+ * "name:nparams,name:nparams"; every parameter is 8 bytes.
+ */
+#define _GNU_SOURCE
+#include <cuda.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#undef cuGetProcAddress
+
+#define FAKE_EXPORT __attribute__((visibility("default")))
+#define MAXDEV 8
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int ndev = -1;
+static uint64_t mem_per_dev, granule;
+static uint64_t used[MAXDEV], peak[MAXDEV];
+static atomic_uint_fast64_t launches, graph_launches;
+static _Thread_local int cur_dev = 0;
+static int initialised;
+
+struct alloc {
+    uint64_t ptr, size, charged;
+    int dev;
+    int kind; /* 0 plain, 1 pool, 2 vmm, 3 array */
+    struct pool *pool;
+    struct alloc *next;
+};
+static struct alloc *allocs;
+static uint64_t next_handle = 0x1000;
+
+struct pool {
+    int dev;
+    uint64_t reserved, in_use, threshold;
+};
+static struct pool default_pool[MAXDEV];
+
+struct fkernel {
+    char name[64];
+    int nparams;
+    int is_kernel; /* CUkernel (library) vs CUfunction */
+    struct fkernel *kernel_of;
+};
+
+/* A fork while another thread is inside the fake must not leave mu held in
+ * the child (the real driver is simply unusable after fork; the fake stays
+ * usable so vpage's own fork handling can be tested). */
+static void fork_lock(void) { pthread_mutex_lock(&mu); }
+static void fork_unlock(void) { pthread_mutex_unlock(&mu); }
+__attribute__((constructor)) static void fake_ctor(void) { pthread_atfork(fork_lock, fork_unlock, fork_unlock); }
+
+static void setup(void)
+{
+    if (ndev >= 0) return;
+    const char *s = getenv("FAKE_CUDA_DEVICES");
+    ndev = s ? atoi(s) : 2;
+    if (ndev < 1 || ndev > MAXDEV) ndev = 2;
+    s = getenv("FAKE_CUDA_MEM");
+    mem_per_dev = s ? strtoull(s, NULL, 0) : (8ull << 30);
+    s = getenv("FAKE_CUDA_POOL_GRANULE");
+    granule = s ? strtoull(s, NULL, 0) : (2ull << 20);
+    for (int i = 0; i < MAXDEV; i++) default_pool[i].dev = i;
+}
+
+/* Charges the device; caller holds mu. */
+static int charge(int dev, uint64_t bytes)
+{
+    if (used[dev] + bytes > mem_per_dev) return -1;
+    used[dev] += bytes;
+    if (used[dev] > peak[dev]) peak[dev] = used[dev];
+    return 0;
+}
+
+static uint64_t map_mem(uint64_t size)
+{
+    void *p = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? 0 : (uint64_t)(uintptr_t)p;
+}
+
+static struct alloc *take(uint64_t ptr, int kind)
+{
+    for (struct alloc **a = &allocs; *a; a = &(*a)->next)
+        if ((*a)->ptr == ptr && (*a)->kind == kind) {
+            struct alloc *x = *a;
+            *a = x->next;
+            return x;
+        }
+    return NULL;
+}
+
+static void record(uint64_t ptr, uint64_t size, uint64_t charged, int dev, int kind, struct pool *p)
+{
+    struct alloc *a = calloc(1, sizeof *a);
+    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs};
+    allocs = a;
+}
+
+/* ---- inspection API for tests ---- */
+FAKE_EXPORT uint64_t fake_cuda_used(int dev) { pthread_mutex_lock(&mu); uint64_t v = used[dev]; pthread_mutex_unlock(&mu); return v; }
+FAKE_EXPORT uint64_t fake_cuda_peak(int dev) { pthread_mutex_lock(&mu); uint64_t v = peak[dev]; pthread_mutex_unlock(&mu); return v; }
+FAKE_EXPORT uint64_t fake_cuda_launches(void) { return atomic_load(&launches); }
+FAKE_EXPORT uint64_t fake_cuda_graph_launches(void) { return atomic_load(&graph_launches); }
+
+/* ---- init, devices, contexts ---- */
+FAKE_EXPORT CUresult cuInit(unsigned int flags)
+{
+    (void)flags;
+    pthread_mutex_lock(&mu);
+    setup();
+    initialised = 1;
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+#define NEED_INIT() do { if (!initialised) return CUDA_ERROR_NOT_INITIALIZED; } while (0)
+
+FAKE_EXPORT CUresult cuDriverGetVersion(int *v) { *v = 13000; return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuDeviceGetCount(int *n) { NEED_INIT(); *n = ndev; return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuDeviceGet(CUdevice *d, int ord)
+{
+    NEED_INIT();
+    if (ord < 0 || ord >= ndev) return CUDA_ERROR_INVALID_DEVICE;
+    *d = ord;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDeviceTotalMem_v2(size_t *b, CUdevice d)
+{
+    NEED_INIT();
+    if (d < 0 || d >= ndev) return CUDA_ERROR_INVALID_DEVICE;
+    *b = mem_per_dev;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d)
+{
+    NEED_INIT();
+    if (d < 0 || d >= ndev) return CUDA_ERROR_INVALID_DEVICE;
+    *c = (CUcontext)(uintptr_t)(0x100 + d);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuCtxSetCurrent(CUcontext c)
+{
+    NEED_INIT();
+    cur_dev = (int)((uintptr_t)c - 0x100);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuCtxGetCurrent(CUcontext *c) { *c = (CUcontext)(uintptr_t)(0x100 + cur_dev); return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuCtxGetDevice(CUdevice *d) { NEED_INIT(); *d = cur_dev; return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuCtxSynchronize(void) { return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuGetErrorString(CUresult e, const char **s)
+{
+    *s = e == CUDA_SUCCESS ? "no error" : e == CUDA_ERROR_OUT_OF_MEMORY ? "out of memory" : "fake error";
+    return CUDA_SUCCESS;
+}
+
+/* ---- plain memory ---- */
+FAKE_EXPORT CUresult cuMemGetInfo_v2(size_t *f, size_t *t)
+{
+    NEED_INIT();
+    pthread_mutex_lock(&mu);
+    *f = mem_per_dev - used[cur_dev];
+    *t = mem_per_dev;
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+
+static CUresult plain_alloc(CUdeviceptr *p, uint64_t size)
+{
+    NEED_INIT();
+    if (!size) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mu);
+    if (charge(cur_dev, size)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+    uint64_t ptr = map_mem(size);
+    record(ptr, size, size, cur_dev, 0, NULL);
+    pthread_mutex_unlock(&mu);
+    *p = ptr;
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t size) { return plain_alloc(p, size); }
+FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *p, size_t size, unsigned int flags) { (void)flags; return plain_alloc(p, size); }
+FAKE_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned int elem)
+{
+    (void)elem;
+    *pitch = (w + 511) / 512 * 512;
+    return plain_alloc(p, (uint64_t)*pitch * h);
+}
+
+static CUresult free_any(CUdeviceptr p, int sync)
+{
+    NEED_INIT();
+    pthread_mutex_lock(&mu);
+    struct alloc *a = take(p, 0);
+    if (!a) a = take(p, 1);
+    if (!a) { pthread_mutex_unlock(&mu); return CUDA_ERROR_INVALID_VALUE; }
+    if (a->kind == 1) {
+        a->pool->in_use -= a->size;
+        (void)sync;
+    } else {
+        used[a->dev] -= a->charged;
+    }
+    munmap((void *)(uintptr_t)a->ptr, a->size ? a->size : 1);
+    pthread_mutex_unlock(&mu);
+    free(a);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemFree_v2(CUdeviceptr p) { return free_any(p, 1); }
+
+/* ---- pools ---- */
+static void pool_trim(struct pool *p, uint64_t keep)
+{
+    uint64_t floor = p->in_use > keep ? p->in_use : keep;
+    floor = (floor + granule - 1) / granule * granule;
+    if (p->reserved > floor) {
+        used[p->dev] -= p->reserved - floor;
+        p->reserved = floor;
+    }
+}
+
+static CUresult pool_alloc(CUdeviceptr *out, size_t size, struct pool *p)
+{
+    NEED_INIT();
+    if (!size) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mu);
+    if (p->in_use + size > p->reserved) {
+        uint64_t grow = (p->in_use + size - p->reserved + granule - 1) / granule * granule;
+        if (charge(p->dev, grow)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+        p->reserved += grow;
+    }
+    p->in_use += size;
+    uint64_t ptr = map_mem(size);
+    record(ptr, size, 0, p->dev, 1, p);
+    pthread_mutex_unlock(&mu);
+    *out = ptr;
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *p, CUdevice d) { NEED_INIT(); *p = (CUmemoryPool)&default_pool[d]; return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuMemPoolCreate(CUmemoryPool *p, const CUmemPoolProps *props)
+{
+    NEED_INIT();
+    struct pool *np = calloc(1, sizeof *np);
+    np->dev = props->location.id;
+    *p = (CUmemoryPool)np;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
+{
+    struct pool *p = (struct pool *)pool;
+    pthread_mutex_lock(&mu);
+    used[p->dev] -= p->reserved;
+    pthread_mutex_unlock(&mu);
+    if (p < default_pool || p >= default_pool + MAXDEV) free(p);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
+{
+    pthread_mutex_lock(&mu);
+    pool_trim((struct pool *)pool, keep);
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *v)
+{
+    struct pool *p = (struct pool *)pool;
+    pthread_mutex_lock(&mu);
+    CUresult rc = CUDA_SUCCESS;
+    if (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT) *(cuuint64_t *)v = p->reserved;
+    else if (attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT) *(cuuint64_t *)v = p->in_use;
+    else if (attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) *(cuuint64_t *)v = p->threshold;
+    else rc = CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+FAKE_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *v)
+{
+    if (attr != CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) return CUDA_ERROR_INVALID_VALUE;
+    ((struct pool *)pool)->threshold = *(cuuint64_t *)v;
+    return CUDA_SUCCESS;
+}
+/* A stream sync releases pool memory above each pool's threshold, as the real driver does. */
+FAKE_EXPORT CUresult cuStreamSynchronize(CUstream s)
+{
+    (void)s;
+    pthread_mutex_lock(&mu);
+    for (int d = 0; d < MAXDEV; d++) pool_trim(&default_pool[d], default_pool[d].threshold);
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, &default_pool[cur_dev]); }
+FAKE_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, &default_pool[cur_dev]); }
+FAKE_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s) { (void)s; return pool_alloc(p, n, (struct pool *)pool); }
+FAKE_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s) { (void)s; return pool_alloc(p, n, (struct pool *)pool); }
+FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
+FAKE_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
+
+/* ---- VMM ---- */
+FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags)
+{
+    (void)flags;
+    NEED_INIT();
+    int on_dev = prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+    pthread_mutex_lock(&mu);
+    if (on_dev && charge(prop->location.id, size)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+    uint64_t id = next_handle++;
+    record(id, size, on_dev ? size : 0, on_dev ? prop->location.id : 0, 2, NULL);
+    pthread_mutex_unlock(&mu);
+    *h = id;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle h)
+{
+    pthread_mutex_lock(&mu);
+    struct alloc *a = take(h, 2);
+    if (a) used[a->dev] -= a->charged;
+    pthread_mutex_unlock(&mu);
+    free(a);
+    return a ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+FAKE_EXPORT CUresult cuMemAddressReserve(CUdeviceptr *p, size_t size, size_t align, CUdeviceptr addr, unsigned long long f)
+{
+    (void)align; (void)addr; (void)f;
+    *p = map_mem(size);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemAddressFree(CUdeviceptr p, size_t size) { munmap((void *)(uintptr_t)p, size); return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGenericAllocationHandle h, unsigned long long f)
+{
+    (void)p; (void)size; (void)off; (void)h; (void)f;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size) { (void)p; (void)size; return CUDA_SUCCESS; }
+
+/* ---- arrays: the fake rounds every array up to 64 KiB, as drivers pad ---- */
+static uint64_t array_size(uint64_t w, uint64_t h, uint64_t d, uint64_t ch, CUarray_format f)
+{
+    uint64_t eb = f == CU_AD_FORMAT_FLOAT || f == CU_AD_FORMAT_UNSIGNED_INT32 || f == CU_AD_FORMAT_SIGNED_INT32 ? 4
+                  : f == CU_AD_FORMAT_HALF || f == CU_AD_FORMAT_UNSIGNED_INT16 || f == CU_AD_FORMAT_SIGNED_INT16 ? 2 : 1;
+    uint64_t raw = w * (h ? h : 1) * (d ? d : 1) * (ch ? ch : 1) * eb;
+    return (raw + 65535) / 65536 * 65536;
+}
+static CUresult array_create(CUarray *a, uint64_t size)
+{
+    NEED_INIT();
+    pthread_mutex_lock(&mu);
+    if (charge(cur_dev, size)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+    uint64_t id = next_handle++;
+    record(id, size, size, cur_dev, 3, NULL);
+    pthread_mutex_unlock(&mu);
+    *a = (CUarray)(uintptr_t)id;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuArrayCreate_v2(CUarray *a, const CUDA_ARRAY_DESCRIPTOR *d)
+{
+    return array_create(a, array_size(d->Width, d->Height, 1, d->NumChannels, d->Format));
+}
+FAKE_EXPORT CUresult cuArray3DCreate_v2(CUarray *a, const CUDA_ARRAY3D_DESCRIPTOR *d)
+{
+    return array_create(a, array_size(d->Width, d->Height, d->Depth, d->NumChannels, d->Format));
+}
+FAKE_EXPORT CUresult cuArrayGetMemoryRequirements(CUDA_ARRAY_MEMORY_REQUIREMENTS *r, CUarray a, CUdevice dev)
+{
+    (void)dev;
+    pthread_mutex_lock(&mu);
+    CUresult rc = CUDA_ERROR_INVALID_VALUE;
+    for (struct alloc *x = allocs; x; x = x->next)
+        if (x->kind == 3 && x->ptr == (uint64_t)(uintptr_t)a) {
+            memset(r, 0, sizeof *r);
+            r->size = x->size;
+            r->alignment = 65536;
+            rc = CUDA_SUCCESS;
+        }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+FAKE_EXPORT CUresult cuArrayDestroy(CUarray a)
+{
+    pthread_mutex_lock(&mu);
+    struct alloc *x = take((uint64_t)(uintptr_t)a, 3);
+    if (x) used[x->dev] -= x->charged;
+    pthread_mutex_unlock(&mu);
+    free(x);
+    return x ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* ---- modules, libraries, kernels ---- */
+struct fimage {
+    struct fkernel k[32];
+    int n;
+};
+static struct fimage *parse_image(const char *img, int is_kernel)
+{
+    struct fimage *m = calloc(1, sizeof *m);
+    const char *p = img;
+    while (*p && m->n < 32) {
+        struct fkernel *k = &m->k[m->n++];
+        size_t len = strcspn(p, ":,");
+        memcpy(k->name, p, len < 63 ? len : 63);
+        p += len;
+        if (*p == ':') k->nparams = (int)strtol(p + 1, (char **)&p, 10);
+        k->is_kernel = is_kernel;
+        if (*p == ',') p++;
+    }
+    return m;
+}
+static struct fkernel *find_kernel(struct fimage *m, const char *name)
+{
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->k[i].name, name)) return &m->k[i];
+    return NULL;
+}
+FAKE_EXPORT CUresult cuModuleLoadData(CUmodule *mod, const void *image)
+{
+    NEED_INIT();
+    *mod = (CUmodule)parse_image(image, 0);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction *fn, CUmodule mod, const char *name)
+{
+    struct fkernel *k = find_kernel((struct fimage *)mod, name);
+    if (!k) return CUDA_ERROR_NOT_FOUND;
+    *fn = (CUfunction)k;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuLibraryLoadData(CUlibrary *lib, const void *code, CUjit_option *jo, void **jv, unsigned int njo,
+                                       CUlibraryOption *lo, void **lv, unsigned int nlo)
+{
+    (void)jo; (void)jv; (void)njo; (void)lo; (void)lv; (void)nlo;
+    NEED_INIT();
+    *lib = (CUlibrary)parse_image(code, 1);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuLibraryGetKernel(CUkernel *kern, CUlibrary lib, const char *name)
+{
+    struct fkernel *k = find_kernel((struct fimage *)lib, name);
+    if (!k) return CUDA_ERROR_NOT_FOUND;
+    *kern = (CUkernel)k;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuKernelGetFunction(CUfunction *fn, CUkernel kern)
+{
+    struct fkernel *k = (struct fkernel *)kern;
+    struct fkernel *f = calloc(1, sizeof *f);
+    *f = *k;
+    f->is_kernel = 0;
+    f->kernel_of = k;
+    *fn = (CUfunction)f;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuKernelGetName(const char **name, CUkernel kern)
+{
+    struct fkernel *k = (struct fkernel *)kern;
+    if (!k->is_kernel) return CUDA_ERROR_INVALID_HANDLE;
+    *name = k->name;
+    return CUDA_SUCCESS;
+}
+/* Like the real driver: a CUkernel passed as a CUfunction is not a function. */
+FAKE_EXPORT CUresult cuFuncGetName(const char **name, CUfunction fn)
+{
+    struct fkernel *k = (struct fkernel *)fn;
+    if (k->is_kernel) return CUDA_ERROR_INVALID_HANDLE;
+    *name = k->name;
+    return CUDA_SUCCESS;
+}
+static CUresult param_info(struct fkernel *k, size_t i, size_t *off, size_t *size)
+{
+    if ((int)i >= k->nparams) return CUDA_ERROR_INVALID_VALUE;
+    *off = i * 8;
+    *size = 8;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuKernelGetParamInfo(CUkernel kern, size_t i, size_t *off, size_t *size)
+{
+    struct fkernel *k = (struct fkernel *)kern;
+    if (!k->is_kernel) return CUDA_ERROR_INVALID_HANDLE;
+    return param_info(k, i, off, size);
+}
+FAKE_EXPORT CUresult cuFuncGetParamInfo(CUfunction fn, size_t i, size_t *off, size_t *size)
+{
+    struct fkernel *k = (struct fkernel *)fn;
+    if (k->is_kernel) return CUDA_ERROR_INVALID_HANDLE;
+    return param_info(k, i, off, size);
+}
+
+/* ---- launches ---- */
+static CUresult launch(CUfunction f)
+{
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    atomic_fetch_add(&launches, 1);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
+FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
+FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
+FAKE_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
+FAKE_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p)
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
+FAKE_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p)
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)g; (void)s; atomic_fetch_add(&graph_launches, 1); return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)g; (void)s; atomic_fetch_add(&graph_launches, 1); return CUDA_SUCCESS; }
+
+/* ---- cuGetProcAddress: API name + version + flags -> exported symbol ---- */
+FAKE_EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags);
+FAKE_EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags, CUdriverProcAddressQueryResult *st);
+
+struct entry {
+    const char *api;
+    int minver; /* first version served by this symbol */
+    int ptsz;   /* served for CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM */
+    void *fn;
+};
+#define E(api, ver, pt, fn) {api, ver, pt, (void *)fn}
+static const struct entry entries[] = {
+    E("cuInit", 2000, 0, cuInit), E("cuDriverGetVersion", 2020, 0, cuDriverGetVersion),
+    E("cuDeviceGetCount", 2000, 0, cuDeviceGetCount), E("cuDeviceGet", 2000, 0, cuDeviceGet),
+    E("cuDeviceTotalMem", 3020, 0, cuDeviceTotalMem_v2), E("cuDevicePrimaryCtxRetain", 7000, 0, cuDevicePrimaryCtxRetain),
+    E("cuCtxSetCurrent", 4000, 0, cuCtxSetCurrent), E("cuCtxGetCurrent", 4000, 0, cuCtxGetCurrent),
+    E("cuCtxGetDevice", 2000, 0, cuCtxGetDevice), E("cuCtxSynchronize", 2000, 0, cuCtxSynchronize),
+    E("cuGetErrorString", 6000, 0, cuGetErrorString),
+    E("cuMemGetInfo", 3020, 0, cuMemGetInfo_v2), E("cuMemAlloc", 3020, 0, cuMemAlloc_v2),
+    E("cuMemAllocPitch", 3020, 0, cuMemAllocPitch_v2), E("cuMemFree", 3020, 0, cuMemFree_v2),
+    E("cuMemAllocManaged", 6000, 0, cuMemAllocManaged),
+    E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
+    E("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy), E("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
+    E("cuMemPoolGetAttribute", 11020, 0, cuMemPoolGetAttribute), E("cuMemPoolSetAttribute", 11020, 0, cuMemPoolSetAttribute),
+    E("cuStreamSynchronize", 2000, 0, cuStreamSynchronize),
+    E("cuMemAllocAsync", 11020, 0, cuMemAllocAsync), E("cuMemAllocAsync", 11020, 1, cuMemAllocAsync_ptsz),
+    E("cuMemAllocFromPoolAsync", 11020, 0, cuMemAllocFromPoolAsync),
+    E("cuMemAllocFromPoolAsync", 11020, 1, cuMemAllocFromPoolAsync_ptsz),
+    E("cuMemFreeAsync", 11020, 0, cuMemFreeAsync), E("cuMemFreeAsync", 11020, 1, cuMemFreeAsync_ptsz),
+    E("cuMemCreate", 10020, 0, cuMemCreate), E("cuMemRelease", 10020, 0, cuMemRelease),
+    E("cuMemAddressReserve", 10020, 0, cuMemAddressReserve), E("cuMemAddressFree", 10020, 0, cuMemAddressFree),
+    E("cuMemMap", 10020, 0, cuMemMap), E("cuMemUnmap", 10020, 0, cuMemUnmap),
+    E("cuArrayCreate", 3020, 0, cuArrayCreate_v2), E("cuArray3DCreate", 3020, 0, cuArray3DCreate_v2),
+    E("cuArrayDestroy", 2000, 0, cuArrayDestroy), E("cuArrayGetMemoryRequirements", 11060, 0, cuArrayGetMemoryRequirements),
+    E("cuModuleLoadData", 2000, 0, cuModuleLoadData), E("cuModuleGetFunction", 2000, 0, cuModuleGetFunction),
+    E("cuLibraryLoadData", 12000, 0, cuLibraryLoadData), E("cuLibraryGetKernel", 12000, 0, cuLibraryGetKernel),
+    E("cuKernelGetFunction", 12000, 0, cuKernelGetFunction), E("cuKernelGetName", 12030, 0, cuKernelGetName),
+    E("cuFuncGetName", 12030, 0, cuFuncGetName), E("cuKernelGetParamInfo", 12040, 0, cuKernelGetParamInfo),
+    E("cuFuncGetParamInfo", 12040, 0, cuFuncGetParamInfo),
+    E("cuLaunchKernel", 4000, 0, cuLaunchKernel), E("cuLaunchKernel", 7000, 1, cuLaunchKernel_ptsz),
+    E("cuLaunchKernelEx", 11060, 0, cuLaunchKernelEx), E("cuLaunchKernelEx", 11060, 1, cuLaunchKernelEx_ptsz),
+    E("cuLaunchCooperativeKernel", 9000, 0, cuLaunchCooperativeKernel),
+    E("cuLaunchCooperativeKernel", 9000, 1, cuLaunchCooperativeKernel_ptsz),
+    E("cuGraphLaunch", 10000, 0, cuGraphLaunch), E("cuGraphLaunch", 10000, 1, cuGraphLaunch_ptsz),
+    E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),
+};
+
+static CUresult lookup(const char *sym, void **pfn, int ver, cuuint64_t flags)
+{
+    const struct entry *best = NULL;
+    int want_pt = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
+    for (size_t i = 0; i < sizeof entries / sizeof *entries; i++) {
+        const struct entry *e = &entries[i];
+        if (strcmp(e->api, sym) || e->minver > ver) continue;
+        if (e->ptsz && !want_pt) continue;
+        if (!best || e->minver > best->minver || (e->ptsz && !best->ptsz)) best = e;
+    }
+    *pfn = best ? best->fn : NULL;
+    return best ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
+}
+
+FAKE_EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags)
+{
+    return lookup(sym, pfn, ver, flags);
+}
+
+FAKE_EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags,
+                                         CUdriverProcAddressQueryResult *st)
+{
+    CUresult rc = lookup(sym, pfn, ver, flags);
+    if (st) *st = rc == CUDA_SUCCESS ? CU_GET_PROC_ADDRESS_SUCCESS : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return rc;
+}
+
+/* For tests: the fake's own function for an API name, bypassing vpage. */
+FAKE_EXPORT void *fake_cuda_sym(const char *api)
+{
+    void *fn = NULL;
+    lookup(api, &fn, 13000, 0);
+    return fn;
+}
