@@ -26,20 +26,28 @@
 #include "driver.h"
 #include "hooks.h"
 
-typedef void *(*dlsym_fn)(void *, const char *);
-static _Atomic(dlsym_fn) real_dlsym;
+/* The sanitizer runtimes resolve their interceptors with dlsym(RTLD_NEXT)
+ * before they are initialised: the lookup path must not be instrumented. */
+#define VP_UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
 
-static dlsym_fn get_real_dlsym(void)
+typedef void *(*dlsym_fn)(void *, const char *);
+/* read by the assembly below: a plain pointer, written once (racing
+ * writers store the same value) */
+extern void *real_dlsym;
+void *real_dlsym;
+
+VP_UNINSTRUMENTED static dlsym_fn get_real_dlsym(void)
 {
-    dlsym_fn f = atomic_load_explicit(&real_dlsym, memory_order_acquire);
+    dlsym_fn f = (dlsym_fn)__atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE);
     if (vp_likely(f)) return f;
     f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
     if (!f) f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
-    atomic_store_explicit(&real_dlsym, f, memory_order_release);
+
+    __atomic_store_n(&real_dlsym, (void *)f, __ATOMIC_RELEASE);
     return f;
 }
 
-void *vp_dlsym_real(void *handle, const char *name) { return get_real_dlsym()(handle, name); }
+VP_UNINSTRUMENTED void *vp_dlsym_real(void *handle, const char *name) { return get_real_dlsym()(handle, name); }
 
 static const struct {
     const char *name;
@@ -52,7 +60,7 @@ static const struct {
 
 const char *vp_hook_name(enum vp_hook_id id) { return id < VP_HOOK_COUNT ? hook_table[id].name : "?"; }
 
-void *vp_hook_wrapper(const char *symbol)
+VP_UNINSTRUMENTED void *vp_hook_wrapper(const char *symbol)
 {
     if (symbol[0] != 'c' || symbol[1] != 'u') return NULL;
     for (size_t i = 0; i < VP_HOOK_COUNT; i++)
@@ -64,7 +72,8 @@ void *vp_hook_wrapper(const char *symbol)
 /* dlsym(RTLD_NEXT) from a caller other than vpage: the real dlsym would
  * search after vpage, not after the caller, so search the objects that
  * follow the caller in load order ourselves. */
-static void *next_after(const void *caller, const char *name)
+#if !defined(__x86_64__)
+VP_UNINSTRUMENTED static void *next_after(const void *caller, const char *name)
 {
     Dl_info di;
     struct link_map *self = NULL;
@@ -84,24 +93,66 @@ static void *next_after(const void *caller, const char *name)
     }
     return NULL;
 }
+#endif
 
-VP_EXPORT void *dlsym(void *restrict handle, const char *restrict name)
+/* A driver name: the real symbol, or vpage's wrapper for it. */
+void *vp_dlsym_cu(void *handle, const char *name);
+__attribute__((used)) VP_UNINSTRUMENTED void *vp_dlsym_cu(void *handle, const char *name)
 {
-    if (handle == RTLD_NEXT) {
-        void *p = next_after(__builtin_return_address(0), name);
-        if (!p || name[0] != 'c' || name[1] != 'u') return p;
-        void *w = vp_hook_wrapper(name);
-        if (w && vp_init() == 0 && vp_driver_owns(p)) return w;
-        return p;
-    }
     void *p = get_real_dlsym()(handle, name);
-    if (!p || name[0] != 'c' || name[1] != 'u') return p;
+    if (!p) return p;
     void *w = vp_hook_wrapper(name);
     if (!w) return p;
     if (p == w) return vp_init() == 0 ? w : p; /* found our own export */
     if (vp_init() != 0) return p;
     return vp_driver_owns(p) ? w : p;
 }
+
+#if defined(__x86_64__)
+/* dlsym itself. The real dlsym looks at its caller (RTLD_NEXT searches after
+ * the caller; RTLD_DEFAULT uses the caller's scope, which for a library
+ * loaded RTLD_LOCAL, like every Python extension, includes its own
+ * dependencies). So every lookup vpage does not answer itself is a tail
+ * jump into the real dlsym, with the caller's return address untouched:
+ *   name starts "cu" and handle != RTLD_NEXT -> vp_dlsym_cu (C)
+ *   anything else                            -> real dlsym, jumped to   */
+void *vp_resolve_dlsym(void);
+__attribute__((used)) VP_UNINSTRUMENTED void *vp_resolve_dlsym(void) { return (void *)get_real_dlsym(); }
+
+__asm__(".text\n"
+        ".globl dlsym\n"
+        ".type dlsym, @function\n"
+        "dlsym:\n"
+        "    cmpb $0x63, (%rsi)\n"          /* 'c' */
+        "    jne 1f\n"
+        "    cmpb $0x75, 1(%rsi)\n"         /* 'u' */
+        "    jne 1f\n"
+        "    cmpq $-1, %rdi\n"              /* RTLD_NEXT */
+        "    je 1f\n"
+        "    jmp vp_dlsym_cu\n"
+        "1:  movq real_dlsym(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 2f\n"
+        "    jmp *%rax\n"
+        "2:  pushq %rdi\n"
+        "    pushq %rsi\n"
+        "    subq $8, %rsp\n"
+        "    call vp_resolve_dlsym\n"
+        "    addq $8, %rsp\n"
+        "    popq %rsi\n"
+        "    popq %rdi\n"
+        "    jmp *%rax\n"
+        ".size dlsym, .-dlsym\n");
+#else
+/* Elsewhere: the same in C, with RTLD_NEXT searched after the caller by
+ * hand (RTLD_DEFAULT from RTLD_LOCAL libraries loses their local scope). */
+VP_EXPORT VP_UNINSTRUMENTED void *dlsym(void *restrict handle, const char *restrict name)
+{
+    if (handle == RTLD_NEXT) return next_after(__builtin_return_address(0), name);
+    if (name[0] != 'c' || name[1] != 'u') return get_real_dlsym()(handle, name);
+    return vp_dlsym_cu(handle, name);
+}
+#endif
 
 /* Does resolved (an exported symbol name) belong to the API name asked for?
  * cuMemAlloc -> cuMemAlloc_v2, cuLaunchKernel -> cuLaunchKernel_ptsz. */
