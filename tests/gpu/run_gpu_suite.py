@@ -1,2 +1,160 @@
+#!/usr/bin/env python3
+"""The GPU suite: real PyTorch under LD_PRELOAD=libvpage.so on an NVIDIA GPU.
+
+    python3 tests/gpu/run_gpu_suite.py build/libvpage.so [--out DIR]   (DIR gets gpu-suite.json)
+
+For each PyTorch allocator mode (default, expandable_segments:True,
+backend:cudaMallocAsync):
+  cap       torch.cuda.mem_get_info() reports the cap; filling the device
+            ends in torch.OutOfMemoryError with vpage's message on stderr;
+            the device's own use (nvidia-smi) at that peak stays within the
+            cap plus the context overhead; memory is usable after the OOM
+  identical a CNN/MLP (cuDNN, cuBLAS) and a CUDA graph replay give outputs
+            bit-identical to the run without the preload
+  counted   with no cap, vpage's counted bytes move as the device's own free
+            memory does (cuMemGetInfo delta), within module/workspace overhead
+Exits 77 (skipped) where there is no GPU or no PyTorch. Ends with one line
+'N passed, N failed'.
+"""
+import json
+import os
+import shutil
+import subprocess
 import sys
-sys.exit(77)
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MiB = 1 << 20
+GiB = 1 << 30
+CAP = 4 * GiB
+CONTEXT_OVERHEAD = 1024 * MiB   # context, modules, cuBLAS/cuDNN handles: not allocations
+MODES = {"default": "", "expandable": "expandable_segments:True", "async": "backend:cudaMallocAsync"}
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append((name, bool(ok)))
+    print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
+
+
+def skip(why):
+    print(f"SKIP gpu suite: {why}")
+    sys.exit(77)
+
+
+def run_child(scenario, out, preload, env_extra, timeout=600):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env.pop("VPAGE_CAP", None)
+    env.update(env_extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # deterministic cuBLAS, so runs can be compared bit for bit
+    if preload:
+        env["LD_PRELOAD"] = preload
+    p = subprocess.run([sys.executable, os.path.join(HERE, "child.py"), scenario, out],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    res = None
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+    return p, res
+
+
+def device_used_mib():
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.strip().splitlines()[0])
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: run_gpu_suite.py path/to/libvpage.so [--out DIR]")
+    lib = os.path.abspath(sys.argv[1])
+    summary_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else None
+    outdir = tempfile.mkdtemp(prefix="vpage-gpu-")  # model outputs, compared then left behind
+    if not shutil.which("nvidia-smi"):
+        skip("no nvidia-smi: no NVIDIA GPU here")
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        skip("PyTorch is not installed")
+    if probe.stdout.strip() != "True":
+        skip("PyTorch sees no CUDA device")
+    import torch  # noqa: E402  (only now: the checks above need no torch)
+    print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
+    summary = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "modes": {}}
+
+    for mode, conf in MODES.items():
+        env = {"PYTORCH_CUDA_ALLOC_CONF": conf} if conf else {}
+        rec = summary["modes"][mode] = {}
+
+        # --- cap ---
+        base = device_used_mib()
+        p, r = run_child("oom", os.path.join(outdir, f"oom-{mode}.pt"), lib,
+                         {**env, "VPAGE_CAP": str(CAP), "VPAGE_STATS": "1"})
+        rec["oom"] = {k: v for k, v in (r or {}).items() if k != "stats"}
+        rec["oom"]["baseline_device_used_mib"] = base
+        ok = p.returncode == 0 and r is not None
+        check(f"{mode}/cap: child ran", ok, "" if ok else p.stderr[-3000:])
+        if ok:
+            check(f"{mode}/cap: mem_get_info total is the cap", r["mem_get_info_total"] == CAP,
+                  f"{r['mem_get_info_total']} vs {CAP}")
+            check(f"{mode}/cap: torch raised OutOfMemoryError", r["oom_message"] is not None, r["oom_message"] or "")
+            check(f"{mode}/cap: vpage's message on stderr",
+                  "refused" in p.stderr and "VPAGE_CAP" in p.stderr,
+                  next((l for l in p.stderr.splitlines() if "refused" in l), "no vpage line")[:300])
+            counted = r["counted"]
+            check(f"{mode}/cap: counted peak within the cap", counted and counted[1] <= CAP, str(counted))
+            filled = r["tensors"] * 256 * MiB
+            check(f"{mode}/cap: the program got most of the cap", filled >= CAP - 768 * MiB,
+                  f"{r['tensors']} x 256 MiB")
+            used = r["device_used_mib"]
+            if used is not None:
+                grew = (used - base) * MiB
+                check(f"{mode}/cap: device use at the peak <= cap + context overhead",
+                      grew <= CAP + CONTEXT_OVERHEAD,
+                      f"device grew {grew / MiB:.0f} MiB; cap {CAP / MiB:.0f} MiB")
+            check(f"{mode}/cap: memory usable again after the OOM", r["after_free_ok"])
+
+        # --- identical outputs, and counted vs device ---
+        ref = os.path.join(outdir, f"model-{mode}-ref.pt")
+        got = os.path.join(outdir, f"model-{mode}-vpage.pt")
+        p0, r0 = run_child("model", ref, None, env)
+        p1, r1 = run_child("model", got, lib, {**env, "VPAGE_CAP": str(CAP)})
+        ok = p0.returncode == 0 and p1.returncode == 0
+        check(f"{mode}/identical: both runs ran", ok, "" if ok else (p0.stderr + p1.stderr)[-3000:])
+        if ok:
+            a = torch.load(ref)
+            b = torch.load(got)
+            same = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            check(f"{mode}/identical: outputs bit for bit", same, ", ".join(a.keys()))
+        p2, r2 = run_child("model", os.path.join(outdir, f"model-{mode}-nocap.pt"), lib, env)
+        if p2.returncode == 0 and r2 and r2["counted_delta"] is not None:
+            dev, cnt = r2["device_delta"], r2["counted_delta"]
+            rec["counted"] = {"device_delta": dev, "counted_delta": cnt}
+            check(f"{mode}/counted: counted bytes follow the device's own view",
+                  cnt > 0 and cnt <= dev + 64 * MiB and dev - cnt <= 512 * MiB,
+                  f"device {dev / MiB:.1f} MiB, counted {cnt / MiB:.1f} MiB")
+            s = r2["stats"]
+            top = [k["name"] for k in s["kernels"]["top"]][:3]
+            check(f"{mode}/counted: launches recorded with kernel names",
+                  s["kernels"]["launches"] > 0 and all(n != "?" for n in top), f"{s['kernels']['launches']} "
+                  f"launches, top {top}")
+            rec["entry_points"] = s["entry_points"]
+        else:
+            check(f"{mode}/counted: run without a cap", False, p2.stderr[-3000:])
+
+    passed = sum(ok for _, ok in results)
+    failed = len(results) - passed
+    summary["passed"], summary["failed"] = passed, failed
+    if summary_dir:
+        os.makedirs(summary_dir, exist_ok=True)
+        with open(os.path.join(summary_dir, "gpu-suite.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

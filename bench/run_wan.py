@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""A Wan 2.1 text-to-video transformer, run for N denoising steps.
+
+    python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 5
+    VPAGE_CAP=8G LD_PRELOAD=build/libvpage.so python3 bench/run_wan.py ...
+
+The model is a plain-PyTorch DiT with the layer shapes of Wan 2.1's published
+configurations (patch embedding, 40 or 30 blocks of self-attention with
+RMS-normed q/k, cross-attention over 512 text tokens, a GELU FFN, adaLN
+modulation from the timestep, and the output head), built with random
+weights from a fixed seed directly on the GPU. Latents and text embeddings
+are random too; what is measured is the memory and time of the steps.
+(diffusers' WanTransformer3DModel is not used here yet: bench/README.md.)
+
+Prints per-step time, peak device memory, a checksum of the final latents
+(identical across runs with the same seed: compare runs with and without
+the preload) and vpage's stats when preloaded. --json writes all of it.
+--save-weights/--load-weights keep the weights in a safetensors file so the
+weight-file path is exercised.
+"""
+import argparse
+import ctypes
+import hashlib
+import json
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONFIGS = {
+    # dim, ffn, heads, layers  (Wan2.1-T2V-1.3B and -14B)
+    "1.3B": dict(dim=1536, ffn=8960, heads=12, layers=30),
+    "14B": dict(dim=5120, ffn=13824, heads=40, layers=40),
+}
+IN_CH, OUT_CH, TEXT_DIM, FREQ_DIM, TEXT_LEN, PATCH = 16, 16, 4096, 256, 512, (1, 2, 2)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype) * self.weight
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads, kv_dim=None):
+        super().__init__()
+        kv_dim = kv_dim or dim
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim), nn.Linear(kv_dim, dim), nn.Linear(kv_dim, dim),
+                                          nn.Linear(dim, dim))
+        self.norm_q, self.norm_k = RMSNorm(dim), RMSNorm(dim)
+
+    def forward(self, x, ctx=None):
+        ctx = x if ctx is None else ctx
+        b, n, d = x.shape
+        h = self.heads
+        q = self.norm_q(self.q(x)).view(b, n, h, d // h).transpose(1, 2)
+        k = self.norm_k(self.k(ctx)).view(b, ctx.shape[1], h, d // h).transpose(1, 2)
+        v = self.v(ctx).view(b, ctx.shape[1], h, d // h).transpose(1, 2)
+        return self.o(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, ffn, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.self_attn = Attention(dim, heads)
+        self.norm3 = nn.LayerNorm(dim)
+        self.cross_attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(approximate="tanh"), nn.Linear(ffn, dim))
+        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim ** 0.5)
+
+    def forward(self, x, e, ctx):
+        m = (self.modulation + e).chunk(6, dim=1)
+        x = x + self.self_attn(self.norm1(x) * (1 + m[1]) + m[0]) * m[2]
+        x = x + self.cross_attn(self.norm3(x), ctx)
+        return x + self.ffn(self.norm2(x) * (1 + m[4]) + m[3]) * m[5]
+
+
+class WanDiT(nn.Module):
+    def __init__(self, dim, ffn, heads, layers):
+        super().__init__()
+        self.dim = dim
+        self.patch_embedding = nn.Conv3d(IN_CH, dim, kernel_size=PATCH, stride=PATCH)
+        self.text_embedding = nn.Sequential(nn.Linear(TEXT_DIM, dim), nn.GELU(approximate="tanh"),
+                                            nn.Linear(dim, dim))
+        self.time_embedding = nn.Sequential(nn.Linear(FREQ_DIM, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim * 6))
+        self.blocks = nn.ModuleList(Block(dim, ffn, heads) for _ in range(layers))
+        self.norm_out = nn.LayerNorm(dim, elementwise_affine=False)
+        self.head = nn.Linear(dim, OUT_CH * math.prod(PATCH))
+
+    def forward(self, latents, t, text):
+        b, c, f, h, w = latents.shape
+        x = self.patch_embedding(latents).flatten(2).transpose(1, 2)
+        half = FREQ_DIM // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        temb = torch.cat([torch.cos(t[:, None].float() * freqs), torch.sin(t[:, None].float() * freqs)], dim=1)
+        e = self.time_embedding(temb.to(x.dtype))
+        e6 = self.time_projection(e).unflatten(1, (6, self.dim))
+        ctx = self.text_embedding(text)
+        for blk in self.blocks:
+            x = blk(x, e6, ctx)
+        x = self.head(self.norm_out(x))
+        pf, ph, pw = PATCH
+        x = x.view(b, f // pf, h // ph, w // pw, OUT_CH, pf, ph, pw)
+        return x.permute(0, 4, 1, 5, 2, 6, 3, 7).reshape(b, OUT_CH, f, h, w)
+
+
+def latent_shape(tokens):
+    """A latent (frames, height, width) whose patch count is `tokens`: 32760 is 480p, 81 frames."""
+    if tokens == 32760:
+        return 21, 60, 104
+    side = int(math.isqrt(tokens))
+    while tokens % side:
+        side -= 1
+    return 1, 2 * side, 2 * (tokens // side)
+
+
+def vpage_stats():
+    try:
+        f = ctypes.CDLL(None).vpage_stats_json
+    except AttributeError:
+        return None
+    f.restype = ctypes.c_size_t
+    buf = ctypes.create_string_buffer(1 << 20)
+    f(buf, len(buf))
+    return json.loads(buf.value.decode())
+
+
+def build(cfg, dtype, seed, load):
+    torch.manual_seed(seed)
+    with torch.device("meta"):
+        model = WanDiT(**cfg)
+    model = model.to_empty(device="cuda").to(dtype)
+    if load:
+        from safetensors.torch import load_model
+        load_model(model, load, device="cuda")
+        return model
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.fill_(1.0 if "weight" in name else 0.0)
+            else:
+                p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]), generator=g)
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", choices=CONFIGS, default="1.3B")
+    ap.add_argument("--tokens", type=int, default=4096, help="video patches per step (32760: 480p, 81 frames)")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-weights", metavar="FILE.safetensors")
+    ap.add_argument("--load-weights", metavar="FILE.safetensors")
+    ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    a = ap.parse_args()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
+
+    t0 = time.perf_counter()
+    model = build(CONFIGS[a.model], dtype, a.seed, a.load_weights)
+    torch.cuda.synchronize()
+    build_s = time.perf_counter() - t0
+    if a.save_weights:
+        from safetensors.torch import save_model
+        save_model(model, a.save_weights)
+    params = sum(p.numel() for p in model.parameters())
+
+    f, h, w = latent_shape(a.tokens)
+    g = torch.Generator(device="cuda").manual_seed(a.seed + 1)
+    latents = torch.randn(1, IN_CH, f, h, w, device="cuda", dtype=dtype, generator=g)
+    text = torch.randn(1, TEXT_LEN, TEXT_DIM, device="cuda", dtype=dtype, generator=g)
+    step_s = []
+    with torch.no_grad():
+        for i in range(a.steps):
+            torch.cuda.synchronize()
+            s0 = time.perf_counter()
+            t = torch.full((1,), 1000.0 * (1 - i / a.steps), device="cuda")
+            noise = model(latents, t, text)
+            latents = latents - noise.to(dtype) / a.steps   # an Euler step of the flow
+            torch.cuda.synchronize()
+            step_s.append(time.perf_counter() - s0)
+            print(f"step {i}: {step_s[-1]:.3f} s", flush=True)
+    checksum = hashlib.sha256(bytes(latents.float().cpu().contiguous().untyped_storage())).hexdigest()[:16]
+    free, total = torch.cuda.mem_get_info()
+    res = {"model": a.model, "params": params, "tokens": f * (h // 2) * (w // 2), "steps": a.steps,
+           "dtype": a.dtype, "build_s": build_s, "step_s": step_s,
+           "median_step_s": sorted(step_s)[len(step_s) // 2],
+           "peak_allocated": torch.cuda.max_memory_allocated(), "peak_reserved": torch.cuda.max_memory_reserved(),
+           "mem_get_info": [free, total], "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
+           "vpage": vpage_stats()}
+    print(f"{a.model}: {params / 1e9:.2f} B parameters, {res['tokens']} tokens, median step "
+          f"{res['median_step_s']:.3f} s, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
+          f"device total seen {total / 2**30:.2f} GiB, checksum {checksum}")
+    if res["vpage"] and res["vpage"]["devices"]:
+        d = res["vpage"]["devices"][0]
+        cap = "none" if d["cap"] is None else f"{d['cap'] / 2**30:.2f} GiB"
+        print(f"vpage: counted peak {d['total']['peak'] / 2**30:.2f} GiB, cap {cap}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(res, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""One scenario of the GPU suite, run in its own process (run_gpu_suite.py
+starts it with or without LD_PRELOAD=libvpage.so). Prints one JSON line
+prefixed 'RESULT ' with what it measured; exits non-zero on a failed check.
+
+Scenarios
+  oom OUT     fill the (capped) device with 256 MiB tensors until torch raises
+              OutOfMemoryError; report how far it got, torch's view of memory,
+              vpage's count and the device's own use (nvidia-smi) at the peak
+  model OUT   a small CNN + MLP forward (cuDNN conv, cuBLAS matmul), a matmul
+              captured in a CUDA graph and replayed; saves every output to OUT
+              and reports vpage's count against the device's own free memory
+"""
+import ctypes
+import json
+import subprocess
+import sys
+
+import torch
+
+MiB = 1 << 20
+
+
+def vpage_counted():
+    """vpage's counted bytes of device 0 (now, peak), or None without the preload."""
+    try:
+        f = ctypes.CDLL(None).vpage_counted
+    except AttributeError:
+        return None
+    cur, peak = ctypes.c_uint64(), ctypes.c_uint64()
+    f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]
+    f(0, ctypes.byref(cur), ctypes.byref(peak))
+    return cur.value, peak.value
+
+
+def vpage_stats():
+    try:
+        f = ctypes.CDLL(None).vpage_stats_json
+    except AttributeError:
+        return None
+    f.restype = ctypes.c_size_t
+    buf = ctypes.create_string_buffer(1 << 20)
+    f(buf, len(buf))
+    return json.loads(buf.value.decode())
+
+
+def device_used_mib():
+    """Memory in use on GPU 0 as the driver reports it to other processes."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                             capture_output=True, text=True, timeout=30).stdout
+        return int(out.strip().splitlines()[0])
+    except Exception:
+        return None
+
+
+def scenario_oom(out):
+    torch.cuda.init()
+    free0, total = torch.cuda.mem_get_info()
+    held = []
+    err = None
+    while True:
+        try:
+            held.append(torch.empty(256 * MiB, dtype=torch.uint8, device="cuda"))
+        except torch.cuda.OutOfMemoryError as e:  # the check: torch's own OOM type
+            err = str(e).splitlines()[0][:200]
+            break
+        if len(held) > 4096:
+            break
+    torch.cuda.synchronize()
+    at_peak = {"tensors": len(held), "device_used_mib": device_used_mib(), "counted": vpage_counted(),
+               "torch_reserved": torch.cuda.memory_reserved()}
+    del held
+    torch.cuda.empty_cache()
+    again = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")  # usable again after the OOM
+    again.fill_(1)
+    torch.cuda.synchronize()
+    return {"mem_get_info_total": total, "mem_get_info_free": free0, "oom_message": err, **at_peak,
+            "after_free_ok": int(again.sum().item()) == (1 << 30), "stats": vpage_stats()}
+
+
+def scenario_model(out):
+    torch.manual_seed(1234)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    dev = "cuda"
+    torch.zeros(1, device=dev)
+    torch.cuda.synchronize()
+    free0, _ = torch.cuda.mem_get_info()
+    c0 = vpage_counted()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(64, 128, 3, padding=1, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(8), torch.nn.Flatten(),
+        torch.nn.Linear(128 * 64, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 1000),
+    ).to(dev)
+    x = torch.randn(64, 3, 128, 128, device=dev)
+    outs = {}
+    with torch.no_grad():
+        outs["cnn"] = net(x)
+        a = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
+        outs["matmul"] = a @ b
+        big = torch.randn(256, 1024, 1024, device=dev)  # 1 GiB, to see the count move
+        outs["big_sum"] = big.sum(dim=(1, 2))
+        # CUDA graph: capture once, replay three times on new input
+        static_in = torch.randn(2048, 2048, device=dev)
+        w = torch.randn(2048, 2048, device=dev)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                static_out = torch.relu(static_in @ w)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            static_out = torch.relu(static_in @ w)
+        replays = []
+        for i in range(3):
+            static_in.copy_(torch.full((2048, 2048), float(i) / 7.0, device=dev) + static_in * 0.5)
+            g.replay()
+            replays.append(static_out.clone())
+        outs["graph"] = torch.stack(replays)
+    torch.cuda.synchronize()
+    free1, _ = torch.cuda.mem_get_info()
+    c1 = vpage_counted()
+    torch.save({k: v.cpu() for k, v in outs.items()}, out)
+    return {"device_delta": free0 - free1, "counted_delta": (c1[0] - c0[0]) if c0 else None,
+            "torch_reserved": torch.cuda.memory_reserved(), "stats": vpage_stats()}
+
+
+if __name__ == "__main__":
+    name, out = sys.argv[1], sys.argv[2]
+    res = {"oom": scenario_oom, "model": scenario_model}[name](out)
+    print("RESULT " + json.dumps(res), flush=True)
