@@ -4,7 +4,8 @@
     python3 bench/launch_overhead.py build [--fake] [--out bench/results]
 
 Two workloads, each run alternately without and with LD_PRELOAD=libvpage.so,
-five times each; the medians and their ratio are reported:
+nine times each, pinned to one CPU where taskset exists; the medians (and
+minima) and their ratio are reported:
   driver  bench/launch_overhead.c: host time inside cuLaunchKernel for an
           empty kernel, reached as libcudart reaches it (cuGetProcAddress)
   torch   host time per tiny PyTorch op (x.add_(1)) in a loop of 20000,
@@ -15,6 +16,7 @@ With --fake the driver workload runs on the fake libcuda.so.1 of tests/
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,14 +47,16 @@ def run(cmd, env_extra, preload):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def side_by_side(cmd, env, lib, key, reps=5):
+def side_by_side(cmd, env, lib, key, reps=9):
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "1"] + cmd
     base, hooked = [], []
     for _ in range(reps):
         base.append(run(cmd, env, None)[key])
         hooked.append(run(cmd, env, lib)[key])
     b, h = statistics.median(base), statistics.median(hooked)
-    return {"without_ns": b, "with_ns": h, "added_ns": h - b, "ratio": h / b, "runs_without": base,
-            "runs_with": hooked}
+    return {"without_ns": b, "with_ns": h, "added_ns": h - b, "ratio": h / b, "min_without_ns": min(base),
+            "min_with_ns": min(hooked), "runs_without": base, "runs_with": hooked}
 
 
 def gpu_name():
@@ -81,8 +85,9 @@ def main():
     for k in ("driver", "torch"):
         if k in res:
             r = res[k]
-            print(f"{k:6s} without {r['without_ns']:8.1f} ns  with vpage {r['with_ns']:8.1f} ns  "
-                  f"added {r['added_ns']:+7.1f} ns  ratio {r['ratio']:.3f}")
+            print(f"{k:6s} median without {r['without_ns']:8.1f} ns  with vpage {r['with_ns']:8.1f} ns  "
+                  f"added {r['added_ns']:+7.1f} ns  ratio {r['ratio']:.3f}  "
+                  f"(min {r['min_without_ns']:.1f} vs {r['min_with_ns']:.1f} ns)")
     print(f"machine: {res['machine']}")
     if outdir:
         os.makedirs(outdir, exist_ok=True)

@@ -68,3 +68,21 @@ CUmemoryPool vp_drv_default_pool(int dev)
         return NULL;
     return p;
 }
+
+int vp_drv_capturing(CUstream stream, int ptsz)
+{
+    CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (ptsz && !stream) stream = CU_STREAM_PER_THREAD;
+    if (!vp_real.cuStreamIsCapturing || vp_real.cuStreamIsCapturing(stream, &st) != CUDA_SUCCESS) return 0;
+    return st != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+uint64_t vp_drv_graph_reserved(int dev)
+{
+    cuuint64_t v = 0;
+    if (!vp_real.cuDeviceGetGraphMemAttribute ||
+        vp_real.cuDeviceGetGraphMemAttribute((CUdevice)dev, CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT, &v) !=
+            CUDA_SUCCESS)
+        return 0;
+    return v;
+}

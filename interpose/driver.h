@@ -30,6 +30,14 @@ int vp_drv_current_device(void);
 /* Reserved and used bytes of a memory pool. Returns 0, or -1. */
 int vp_drv_pool_usage(CUmemoryPool pool, uint64_t *reserved, uint64_t *used);
 
+/* True while stream is being captured into a graph (ptsz: the call came
+ * through a per-thread-stream symbol). Pool queries are not made then: in
+ * global capture mode they invalidate the capture. */
+int vp_drv_capturing(CUstream stream, int ptsz);
+
+/* Bytes the graph memory pool of dev holds (graph memory nodes), or 0. */
+uint64_t vp_drv_graph_reserved(int dev);
+
 /* The pool cuMemAllocAsync takes from on dev, or NULL. */
 CUmemoryPool vp_drv_default_pool(int dev);
 

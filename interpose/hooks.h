@@ -126,6 +126,10 @@
     X(CUresult, cuMemPoolGetAttribute,                                         \
       (CUmemoryPool pool, CUmemPool_attribute attr, void *value))              \
     X(CUresult, cuStreamSynchronize, (CUstream stream))                        \
+    X(CUresult, cuStreamIsCapturing,                                           \
+      (CUstream stream, CUstreamCaptureStatus *status))                        \
+    X(CUresult, cuDeviceGetGraphMemAttribute,                                  \
+      (CUdevice dev, CUgraphMem_attribute attr, void *value))                  \
     X(CUresult, cuArrayGetMemoryRequirements,                                  \
       (CUDA_ARRAY_MEMORY_REQUIREMENTS *req, CUarray arr, CUdevice dev))        \
     X(CUresult, cuKernelGetName, (const char **name, CUkernel kern))           \

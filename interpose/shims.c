@@ -216,15 +216,20 @@ VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
     LAUNCH(cuLaunchCooperativeKernel_ptsz, f, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS);
 }
 
-/* A graph replay is one call; the kernels inside are not seen here. */
+/* A graph replay is one call; the kernels inside are not seen here. Its
+ * memory nodes are counted after it (pager/mem.h). */
 VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch);
-    return vp_real.cuGraphLaunch(exec, stream);
+    CUresult rc = vp_real.cuGraphLaunch(exec, stream);
+    vp_mem_graph_launched();
+    return rc;
 }
 
 VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch_ptsz);
-    return vp_real.cuGraphLaunch_ptsz(exec, stream);
+    CUresult rc = vp_real.cuGraphLaunch_ptsz(exec, stream);
+    vp_mem_graph_launched();
+    return rc;
 }

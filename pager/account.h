@@ -29,7 +29,8 @@
     X(pool, "stream-ordered pools, reserved bytes")                      \
     X(vmm, "cuMemCreate, device-located")                                \
     X(managed, "cuMemAllocManaged")                                      \
-    X(array, "CUDA arrays")
+    X(array, "CUDA arrays")                                              \
+    X(graph, "graph memory nodes, reserved bytes")
 
 enum vp_kind {
 #define VP_X(kind, desc) VP_KIND_##kind,

@@ -15,7 +15,9 @@ static struct vp_map handles = VP_MAP_INIT; /* VMM handle -> record */
 static struct vp_map arrays = VP_MAP_INIT;  /* CUarray -> record */
 static struct vp_map pools = VP_MAP_INIT;   /* pool -> {reserved bytes, dev} */
 
-static atomic_uint_fast64_t refusals_printed, unhooked_devices;
+static atomic_uint_fast64_t refusals_printed, unhooked_devices, graph_over_cap;
+static atomic_int graph_mem_seen[VP_MAX_DEVICES];   /* allocations captured into graphs */
+static atomic_uint_fast64_t graph_counted[VP_MAX_DEVICES];
 
 #define POOL_GRANULE (2ull << 20)
 
@@ -171,30 +173,40 @@ CUresult vp_mem_free(CUdeviceptr dptr)
 /* ---- pools ---- */
 
 /* Re-reads a pool's reserved bytes and moves the pool gauge by the change.
- * asked > 0: the pool was just asked to grow by that much; how far it
- * overshot (its growth step) is kept in aux and added to later estimates,
- * so only a pool's first growth can pass the cap before being undone. */
-static void pool_sync(CUmemoryPool pool, int dev, uint64_t asked)
+ * prepaid: bytes already reserved for this growth (vp_mem_alloc_async); they
+ * are turned into the actual growth, so nothing is counted twice. asked:
+ * the growth those bytes were estimated for; how far the pool overshot it
+ * (its growth step) is kept in aux and added to later estimates, so only a
+ * pool's first growth can pass the cap before being undone. */
+static void pool_sync(CUmemoryPool pool, int dev, uint64_t asked, uint64_t prepaid)
 {
     uint64_t reserved, used;
     uint64_t key = (uint64_t)(uintptr_t)pool;
-    if (!pool || vp_drv_pool_usage(pool, &reserved, &used)) return;
+    if (!pool || vp_drv_pool_usage(pool, &reserved, &used)) {
+        if (prepaid) vp_acct_release(dev, VP_KIND_pool, prepaid);
+        return;
+    }
     struct vp_rec old, now = {reserved, 0, (int16_t)dev, VP_KIND_pool, 0};
     int had = vp_map_swap(&pools, key, now, &old);
-    if (had < 0) return;
     uint64_t before = 0;
     if (had == 1) {
         before = old.bytes;
         now.dev = old.dev;
         now.aux = old.aux;
     }
-    if (asked && reserved > before + asked && reserved - before - asked > now.aux) {
+    if (had >= 0 && asked && reserved > before + asked && reserved - before - asked > now.aux) {
         now.aux = reserved - before - asked;
         vp_debug("pool %p grows in steps: %llu bytes past a request", (void *)pool, (unsigned long long)now.aux);
     }
-    if (now.aux || now.dev != dev) vp_map_put(&pools, key, now);
-    if (reserved > before) vp_acct_force(now.dev, VP_KIND_pool, reserved - before);
-    else if (reserved < before) vp_acct_release(now.dev, VP_KIND_pool, before - reserved);
+    if (had >= 0 && (now.aux || now.dev != dev)) vp_map_put(&pools, key, now);
+    if (had < 0) reserved = before; /* could not record: count nothing new */
+    uint64_t grew = reserved > before ? reserved - before : 0;
+    uint64_t cover = grew < prepaid ? grew : prepaid;
+    /* prepaid bytes sit on dev; the pool's bytes on now.dev (the same for
+     * every pool vpage has seen so far) */
+    if (grew > cover) vp_acct_force(now.dev, VP_KIND_pool, grew - cover);
+    if (prepaid > cover) vp_acct_release(dev, VP_KIND_pool, prepaid - cover);
+    if (reserved < before) vp_acct_release(now.dev, VP_KIND_pool, before - reserved);
 }
 
 struct pool_list {
@@ -218,7 +230,7 @@ static void pools_refresh(int dev)
 {
     struct pool_list l = {.n = 0, .want_dev = dev};
     vp_map_each(&pools, collect_pool, &l);
-    for (int i = 0; i < l.n; i++) pool_sync(l.p[i], l.dev[i], 0);
+    for (int i = 0; i < l.n; i++) pool_sync(l.p[i], l.dev[i], 0, 0);
 }
 
 static CUresult call_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
@@ -245,6 +257,12 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
 {
     int dev = vp_drv_current_device();
     if (!usable_device(dev)) return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
+    int ptsz = hook == VP_HOOK_cuMemAllocAsync_ptsz || hook == VP_HOOK_cuMemAllocFromPoolAsync_ptsz;
+    if (vp_drv_capturing(stream, ptsz)) {
+        /* a graph memory node: its memory comes with the graph's launch */
+        atomic_store(&graph_mem_seen[dev], 1);
+        return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
+    }
     CUmemoryPool p = pool ? pool : vp_drv_default_pool(dev);
     uint64_t reserved = 0, used = 0, growth = round_up(bytes, POOL_GRANULE);
     if (p && vp_drv_pool_usage(p, &reserved, &used) == 0)
@@ -260,16 +278,15 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
         }
     }
     CUresult rc = call_alloc_async(hook, dptr, bytes, pool, stream);
-    /* count what the pool holds now, then drop the provisional growth */
-    pool_sync(p, dev, asked);
-    if (growth) vp_acct_release(dev, VP_KIND_pool, growth);
+    /* count what the pool holds now, paid for by the provisional growth */
+    pool_sync(p, dev, asked, growth);
     if (rc != CUDA_SUCCESS) return finish(hook, rc, bytes);
 
     if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
         /* the pool grew past the cap (its own rounding): give back what it
          * keeps unused, and if that is not enough, this allocation */
         if (p) vp_real.cuMemPoolTrimTo(p, 0);
-        pool_sync(p, dev, 0);
+        pool_sync(p, dev, 0, 0);
         if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
             call_free_async(hook == VP_HOOK_cuMemAllocAsync_ptsz || hook == VP_HOOK_cuMemAllocFromPoolAsync_ptsz
                                 ? VP_HOOK_cuMemFreeAsync_ptsz
@@ -277,7 +294,7 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
                             *dptr, stream);
             vp_real.cuStreamSynchronize(stream);
             if (p) vp_real.cuMemPoolTrimTo(p, 0);
-            pool_sync(p, dev, 0);
+            pool_sync(p, dev, 0, 0);
             refuse_msg(hook, dev, bytes);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
@@ -317,7 +334,7 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
     CUresult rc = vp_real.cuMemPoolTrimTo(pool, keep);
     struct vp_rec r;
     int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : vp_drv_current_device();
-    if (usable_device(dev)) pool_sync(pool, dev, 0);
+    if (usable_device(dev)) pool_sync(pool, dev, 0, 0);
     return finish(VP_HOOK_cuMemPoolTrimTo, rc, 0);
 }
 
@@ -433,6 +450,31 @@ CUresult vp_mem_array_destroy(CUarray arr)
     return rc;
 }
 
+/* ---- graph memory ---- */
+
+static void graph_sync(int dev)
+{
+    uint64_t now = vp_drv_graph_reserved(dev);
+    uint64_t before = atomic_exchange(&graph_counted[dev], now);
+    if (now > before) vp_acct_force(dev, VP_KIND_graph, now - before);
+    else if (now < before) vp_acct_release(dev, VP_KIND_graph, before - now);
+}
+
+void vp_mem_graph_launched(void)
+{
+    int dev = vp_drv_current_device();
+    if (dev < 0 || dev >= VP_MAX_DEVICES || !atomic_load_explicit(&graph_mem_seen[dev], memory_order_relaxed))
+        return;
+    graph_sync(dev);
+    char a[32], b[32];
+    if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev))
+        vp_log_limited(VP_WARN, &graph_over_cap,
+                       "graph memory on device %d brought the counted bytes to %s, past the %s cap (VPAGE_CAP): "
+                       "graph launches are counted, not refused",
+                       dev, vp_fmt_bytes(vp_acct_get(dev, VP_KIND_COUNT).cur, a, sizeof a),
+                       vp_fmt_bytes(vp_cap_of(dev), b, sizeof b));
+}
+
 /* ---- what the program is told ---- */
 
 CUresult vp_mem_get_info(size_t *free_b, size_t *total_b)
@@ -443,6 +485,7 @@ CUresult vp_mem_get_info(size_t *free_b, size_t *total_b)
     int dev = vp_drv_current_device();
     if (usable_device(dev) && vp_cap_of(dev) != VP_NO_CAP) {
         pools_refresh(dev);
+        if (atomic_load(&graph_mem_seen[dev])) graph_sync(dev);
         uint64_t cap = vp_cap_of(dev), used = vp_acct_get(dev, VP_KIND_COUNT).cur;
         uint64_t left = used < cap ? cap - used : 0;
         if (cap < t) t = (size_t)cap;
@@ -484,5 +527,9 @@ void vp_mem_reset_child(void)
     vp_map_clear(&handles);
     vp_map_clear(&arrays);
     vp_map_clear(&pools);
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+        atomic_store(&graph_mem_seen[d], 0);
+        atomic_store(&graph_counted[d], 0);
+    }
     vp_acct_reset();
 }

@@ -49,9 +49,18 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
                              const CUDA_ARRAY_DESCRIPTOR *desc2);
 CUresult vp_mem_array_destroy(CUarray arr);
 
+/* After a graph launch: re-reads the graph memory pool of the current
+ * device if allocations were captured into graphs there (counted, not
+ * refused: a graph launch cannot fail cleanly part-way). */
+void vp_mem_graph_launched(void);
+
 /* The capped view of memory for the program. */
 CUresult vp_mem_get_info(size_t *free_b, size_t *total_b);
 CUresult vp_mem_device_total(size_t *bytes, CUdevice dev);
+
+/* Graph memory: allocations made while a stream is captured become graph
+ * memory nodes, backed by a per-device graph pool when the graph is
+ * launched; vpage counts that pool's reserved bytes (kind "graph"). */
 
 /* Locks and resets for fork (common/init.c). */
 void vp_mem_lock_all(void);

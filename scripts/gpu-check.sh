@@ -19,14 +19,23 @@ log() { echo "== $*"; }
   echo "gpu suite exit: $?"
   log "launch overhead"
   timeout 600 python3 bench/launch_overhead.py build-gpu --out "$out"
-  log "wan 1.3B, 4096 tokens: no preload, then VPAGE_CAP=8G"
-  timeout 300 python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 5 --json "$out/wan-nopreload.json"
-  VPAGE_CAP=8G VPAGE_STATS=1 LD_PRELOAD=$PWD/build-gpu/libvpage.so timeout 300 \
-    python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 5 --json "$out/wan-vpage.json"
+  log "wan 1.3B, 4096 tokens: alternately without the preload and with VPAGE_CAP=8G, three times each"
+  for i in 1 2 3; do
+    timeout 300 python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 8 --json "$out/wan-nopreload-$i.json" | tail -1
+    VPAGE_CAP=8G VPAGE_STATS=$([ $i = 3 ] && echo 1 || echo 0) LD_PRELOAD=$PWD/build-gpu/libvpage.so timeout 300 \
+      python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 8 --json "$out/wan-vpage-$i.json" | tail -2
+  done
   python3 - "$out" <<'PY'
-import json, sys
-a = json.load(open(sys.argv[1] + "/wan-nopreload.json")); b = json.load(open(sys.argv[1] + "/wan-vpage.json"))
-print(f"checksums {a['checksum']} {b['checksum']} identical={a['checksum'] == b['checksum']}; "
-      f"median step {a['median_step_s']:.3f} s vs {b['median_step_s']:.3f} s (ratio {b['median_step_s'] / a['median_step_s']:.3f})")
+import json, statistics, sys
+d = sys.argv[1]
+a = [json.load(open(f"{d}/wan-nopreload-{i}.json")) for i in (1, 2, 3)]
+b = [json.load(open(f"{d}/wan-vpage-{i}.json")) for i in (1, 2, 3)]
+sums = {r["checksum"] for r in a + b}
+ma = statistics.median(r["median_step_s"] for r in a); mb = statistics.median(r["median_step_s"] for r in b)
+print(f"checksums identical across all six runs: {len(sums) == 1} {sorted(sums)}")
+print(f"median step without {ma:.4f} s, with vpage {mb:.4f} s, ratio {mb / ma:.3f}")
+json.dump({"without": a, "with_vpage": b, "identical": len(sums) == 1, "ratio": mb / ma},
+          open(f"{d}/wan-side-by-side.json", "w"), indent=1)
 PY
+  rm -f "$out"/wan-nopreload-*.json "$out"/wan-vpage-*.json
 } 2>&1 | tee "$out/gpu-check.log"

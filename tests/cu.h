@@ -70,7 +70,9 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuLaunchCooperativeKernel, cuLaunchCooperativeKernel,                              \
       CUresult, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, \
                    unsigned, CUstream, void **))                                         \
-    X(cuGraphLaunch, cuGraphLaunch, CUresult, (CUgraphExec, CUstream))
+    X(cuGraphLaunch, cuGraphLaunch, CUresult, (CUgraphExec, CUstream))                   \
+    X(cuStreamBeginCapture, cuStreamBeginCapture_v2, CUresult, (CUstream, CUstreamCaptureMode)) \
+    X(cuStreamEndCapture, cuStreamEndCapture, CUresult, (CUstream, CUgraph *))
 
 struct cu {
 #define X(api, sym, ret, params) ret(*api) params;

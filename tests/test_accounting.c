@@ -120,6 +120,40 @@ TEST_EACH_WAY(accounting, stream_ordered_pools_count_reserved_bytes)
     cr_assert_eq(vpage_now(0), 0);
 }
 
+Test(accounting, pool_growth_is_not_counted_twice)
+{
+    /* the provisional reservation becomes the growth: vpage's peak is the
+     * device's peak, not the two added */
+    setenv("FAKE_CUDA_POOL_GRANULE", "8388608", 1);
+    cap("1G");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr a, b;
+    CU_OK(c.cuMemAllocAsync(&a, 3 * MiB, NULL));
+    CU_OK(c.cuMemAllocAsync(&b, 9 * MiB, NULL));
+    ASSERT_BOOKS_MATCH(0);
+    cr_assert_eq(vpage_peak_of(0), fake_peak(0), "vpage peak %llu, device peak %llu",
+                 (unsigned long long)vpage_peak_of(0), (unsigned long long)fake_peak(0));
+}
+
+Test(accounting, captured_allocations_leave_the_capture_valid_and_count_at_launch)
+{
+    cap("1G");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr before, inside;
+    CU_OK(c.cuMemAllocAsync(&before, 4 * MiB, NULL)); /* the pool exists already */
+    CU_OK(c.cuStreamBeginCapture(NULL, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CU_OK(c.cuMemAllocAsync(&inside, 64 * MiB, NULL));
+    CU_OK(c.cuMemFreeAsync(inside, NULL));
+    CUgraph g;
+    cr_assert_eq(c.cuStreamEndCapture(NULL, &g), CUDA_SUCCESS, "vpage broke the capture");
+    ASSERT_BOOKS_MATCH(0);
+    CU_OK(c.cuGraphLaunch((CUgraphExec)(uintptr_t)0x77, NULL));
+    ASSERT_BOOKS_MATCH(0); /* the graph's memory, now backed, is counted */
+    cr_assert_geq(vpage_now(0), 64 * MiB);
+}
+
 Test(accounting, pool_release_at_sync_is_seen_by_mem_get_info)
 {
     cap("1G");

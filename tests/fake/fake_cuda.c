@@ -40,7 +40,7 @@ static int initialised;
 struct alloc {
     uint64_t ptr, size, charged;
     int dev;
-    int kind; /* 0 plain, 1 pool, 2 vmm, 3 array */
+    int kind; /* 0 plain, 1 pool, 2 vmm, 3 array, 4 captured into a graph */
     struct pool *pool;
     struct alloc *next;
 };
@@ -52,6 +52,13 @@ struct pool {
     uint64_t reserved, in_use, threshold;
 };
 static struct pool default_pool[MAXDEV];
+
+/* Stream capture, simplified: one capture at a time. Stream-ordered
+ * allocations made while capturing become graph memory; querying a pool
+ * while capturing invalidates the capture, as the real driver does in
+ * global capture mode. */
+static int capturing, capture_broken;
+static uint64_t captured_bytes, graph_reserved[MAXDEV];
 
 struct fkernel {
     char name[64];
@@ -208,8 +215,11 @@ static CUresult free_any(CUdeviceptr p, int sync)
     pthread_mutex_lock(&mu);
     struct alloc *a = take(p, 0);
     if (!a) a = take(p, 1);
+    if (!a) a = take(p, 4);
     if (!a) { pthread_mutex_unlock(&mu); return CUDA_ERROR_INVALID_VALUE; }
-    if (a->kind == 1) {
+    if (a->kind == 4) {
+        /* graph memory: the graph pool keeps it */
+    } else if (a->kind == 1) {
         a->pool->in_use -= a->size;
         (void)sync;
     } else {
@@ -238,6 +248,14 @@ static CUresult pool_alloc(CUdeviceptr *out, size_t size, struct pool *p)
     NEED_INIT();
     if (!size) return CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_lock(&mu);
+    if (capturing) {
+        captured_bytes += size;
+        uint64_t ptr = map_mem(size);
+        record(ptr, size, 0, p->dev, 4, NULL);
+        pthread_mutex_unlock(&mu);
+        *out = ptr; /* a graph allocation: backed when the graph is launched */
+        return CUDA_SUCCESS;
+    }
     if (p->in_use + size > p->reserved) {
         uint64_t grow = (p->in_use + size - p->reserved + granule - 1) / granule * granule;
         if (charge(p->dev, grow)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
@@ -281,6 +299,7 @@ FAKE_EXPORT CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribut
     struct pool *p = (struct pool *)pool;
     pthread_mutex_lock(&mu);
     CUresult rc = CUDA_SUCCESS;
+    if (capturing) capture_broken = 1;
     if (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT) *(cuuint64_t *)v = p->reserved;
     else if (attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT) *(cuuint64_t *)v = p->in_use;
     else if (attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) *(cuuint64_t *)v = p->threshold;
@@ -515,8 +534,54 @@ FAKE_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsign
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
-FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)g; (void)s; atomic_fetch_add(&graph_launches, 1); return CUDA_SUCCESS; }
-FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)g; (void)s; atomic_fetch_add(&graph_launches, 1); return CUDA_SUCCESS; }
+static CUresult graph_launch(void)
+{
+    atomic_fetch_add(&graph_launches, 1);
+    pthread_mutex_lock(&mu);
+    if (captured_bytes > graph_reserved[cur_dev]) {
+        if (charge(cur_dev, captured_bytes - graph_reserved[cur_dev])) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+        graph_reserved[cur_dev] = captured_bytes;
+    }
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)g; (void)s; return graph_launch(); }
+FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)g; (void)s; return graph_launch(); }
+FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
+{
+    (void)s; (void)mode;
+    pthread_mutex_lock(&mu);
+    capturing = 1;
+    capture_broken = 0;
+    captured_bytes = 0;
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamEndCapture(CUstream s, CUgraph *g)
+{
+    (void)s;
+    pthread_mutex_lock(&mu);
+    capturing = 0;
+    int broken = capture_broken;
+    pthread_mutex_unlock(&mu);
+    *g = (CUgraph)(uintptr_t)0x6a;
+    return broken ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED : CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus *st)
+{
+    (void)s;
+    *st = capturing ? (capture_broken ? CU_STREAM_CAPTURE_STATUS_INVALIDATED : CU_STREAM_CAPTURE_STATUS_ACTIVE)
+                    : CU_STREAM_CAPTURE_STATUS_NONE;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDeviceGetGraphMemAttribute(CUdevice d, CUgraphMem_attribute attr, void *v)
+{
+    if (attr != CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mu);
+    *(cuuint64_t *)v = graph_reserved[d];
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
 
 /* ---- cuGetProcAddress: API name + version + flags -> exported symbol ---- */
 FAKE_EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags);
@@ -562,6 +627,9 @@ static const struct entry entries[] = {
     E("cuLaunchCooperativeKernel", 9000, 0, cuLaunchCooperativeKernel),
     E("cuLaunchCooperativeKernel", 9000, 1, cuLaunchCooperativeKernel_ptsz),
     E("cuGraphLaunch", 10000, 0, cuGraphLaunch), E("cuGraphLaunch", 10000, 1, cuGraphLaunch_ptsz),
+    E("cuStreamBeginCapture", 10010, 0, cuStreamBeginCapture_v2), E("cuStreamEndCapture", 10000, 0, cuStreamEndCapture),
+    E("cuStreamIsCapturing", 10000, 0, cuStreamIsCapturing),
+    E("cuDeviceGetGraphMemAttribute", 11040, 0, cuDeviceGetGraphMemAttribute),
     E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),
 };
 
