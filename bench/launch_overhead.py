@@ -78,7 +78,8 @@ def main():
     if not fake and not gpu:
         raise SystemExit("no NVIDIA GPU: run with --fake to measure on the fake driver")
     env = {"LD_LIBRARY_PATH": os.path.abspath(os.path.join(build, "tests"))} if fake else {}
-    res = {"date": datetime.date.today().isoformat(), "machine": gpu or "fake driver (CPU only)",
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "CPU")
+    res = {"date": datetime.date.today().isoformat(), "machine": gpu or f"fake driver, {cpu}",
            "driver": side_by_side([exe] + (["--fake"] if fake else []) + ["200000"], env, lib, "ns_per_launch")}
     if not fake:
         res["torch"] = side_by_side([sys.executable, "-c", TORCH_LOOP], {}, lib, "ns_per_op")
@@ -91,8 +92,8 @@ def main():
     print(f"machine: {res['machine']}")
     if outdir:
         os.makedirs(outdir, exist_ok=True)
-        tag = (gpu or "fake").replace(" ", "-")
-        path = os.path.join(outdir, f"{res['date']}-{tag}-launch.json")
+        name = f"{gpu.replace(' ', '-')}-launch" if gpu else "fake-driver-hooks"
+        path = os.path.join(outdir, f"{res['date']}-{name}.json")
         with open(path, "w") as f:
             json.dump(res, f, indent=1)
         print(f"wrote {path}")

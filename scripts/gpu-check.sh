@@ -17,6 +17,8 @@ log() { echo "== $*"; }
   log "gpu suite"
   timeout 900 python3 tests/gpu/run_gpu_suite.py build-gpu/libvpage.so --out "$out"
   echo "gpu suite exit: $?"
+  python3 -c "import json,sys,datetime; r=json.load(open(sys.argv[1])); print(sys.argv[2] + '/' + datetime.date.today().isoformat() + '-' + r['gpu'].replace(' ', '-') + '-gpu-suite.json')" \
+    "$out/gpu-suite.json" "$out" | xargs -r mv "$out/gpu-suite.json"
   log "launch overhead"
   timeout 600 python3 bench/launch_overhead.py build-gpu --out "$out"
   log "wan 1.3B, 4096 tokens: alternately without the preload and with VPAGE_CAP=8G, three times each"
@@ -34,8 +36,10 @@ sums = {r["checksum"] for r in a + b}
 ma = statistics.median(r["median_step_s"] for r in a); mb = statistics.median(r["median_step_s"] for r in b)
 print(f"checksums identical across all six runs: {len(sums) == 1} {sorted(sums)}")
 print(f"median step without {ma:.4f} s, with vpage {mb:.4f} s, ratio {mb / ma:.3f}")
+import datetime
+tag = a[0]["gpu"].replace(" ", "-")
 json.dump({"without": a, "with_vpage": b, "identical": len(sums) == 1, "ratio": mb / ma},
-          open(f"{d}/wan-side-by-side.json", "w"), indent=1)
+          open(f"{d}/{datetime.date.today().isoformat()}-{tag}-wan.json", "w"), indent=1)
 PY
   rm -f "$out"/wan-nopreload-*.json "$out"/wan-vpage-*.json
 } 2>&1 | tee "$out/gpu-check.log"

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes the README's results table from the newest files in bench/results/.
+
+    python3 bench/results_table.py [--check]
+
+The table sits between <!-- results:begin --> and <!-- results:end --> in
+README.md. --check exits 1 if the README is not what the files give.
+"""
+import glob
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def newest(pattern):
+    files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", pattern)))
+    return files[-1] if files else None
+
+
+def table():
+    rows = ["| what | without vpage | with vpage | ratio | machine, file |", "| --- | --- | --- | --- | --- |"]
+    f = newest("*-launch.json")
+    if f:
+        r = json.load(open(f))
+        for key, what in (("driver", "host time per `cuLaunchKernel` (empty kernel, via cuGetProcAddress)"),
+                          ("torch", "host time per tiny PyTorch op (`x.add_(1)`)")):
+            if key in r:
+                d = r[key]
+                rows.append(f"| {what}, median of {len(d['runs_with'])} runs each | {d['without_ns']:.0f} ns | "
+                            f"{d['with_ns']:.0f} ns | {d['ratio']:.3f} | {r['machine']}, `{os.path.basename(f)}` |")
+    f = newest("*-fake-driver-hooks.json")
+    if f:
+        r = json.load(open(f))
+        d = r["driver"]
+        rows.append(f"| the hook alone: host time per `cuLaunchKernel` on the fake driver (no GPU work), median of "
+                    f"{len(d['runs_with'])} runs each | {d['without_ns']:.1f} ns | {d['with_ns']:.1f} ns | "
+                    f"+{d['added_ns']:.1f} ns | {r['machine']}, `{os.path.basename(f)}` |")
+    f = newest("*-wan.json")
+    if f:
+        r = json.load(open(f))
+        a, b = r["without"], r["with_vpage"]
+        med = lambda runs: sorted(x["median_step_s"] for x in runs)[len(runs) // 2]
+        rows.append(f"| Wan 2.1 1.3B step, {a[0]['tokens']} tokens, bf16 (median of {len(a)} runs each; with vpage "
+                    f"under VPAGE_CAP=8G); outputs identical: {'yes' if r['identical'] else 'NO'} | "
+                    f"{med(a) * 1000:.1f} ms | {med(b) * 1000:.1f} ms | {med(b) / med(a):.3f} | "
+                    f"{a[0]['gpu']}, `{os.path.basename(f)}` |")
+    f = newest("*-gpu-suite.json")
+    if f:
+        r = json.load(open(f))
+        rows.append(f"| GPU suite (3 PyTorch allocator modes) | | {r['passed']} passed, {r['failed']} failed | | "
+                    f"{r['gpu']}, `{os.path.basename(f)}` |")
+    return "\n".join(rows)
+
+
+def main():
+    path = os.path.join(ROOT, "README.md")
+    text = open(path).read()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    new = text[:start] + "\n" + table() + "\n" + text[end:]
+    if "--check" in sys.argv:
+        sys.exit(0 if new == text else 1)
+    open(path, "w").write(new)
+
+
+if __name__ == "__main__":
+    main()
