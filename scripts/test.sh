@@ -25,7 +25,7 @@ setup build || exit 1
 run plain build
 run valgrind build --suite cpu --setup valgrind
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
-run asan build-asan --suite cpu
+run asan build-asan --suite cpu --suite docs
 python3 - build/testlog-*.json <<'PY'
 import json, re, sys
 passed = failed = skipped = 0

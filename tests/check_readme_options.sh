@@ -2,8 +2,8 @@
 # Every option libvpage prints with VPAGE_HELP=1 must have a row in README.md.
 # Runs the demo-free path: a dlsym of a driver name is enough to start vpage.
 set -u
-lib=$1 readme=$2
-names=$(VPAGE_HELP=1 LD_PRELOAD="$lib" python3 -c 'import ctypes; ctypes.CDLL(None).cuInit' 2>&1 |
+preload=$1 readme=$2   # preload: what LD_PRELOAD must hold (libvpage.so, after the ASan runtime in ASan builds)
+names=$(VPAGE_HELP=1 LD_PRELOAD="$preload" python3 -c 'import ctypes; ctypes.CDLL(None).cuInit' 2>&1 |
         grep -o 'VPAGE_[A-Z_]*' | sort -u)
 [ -n "$names" ] || { echo "VPAGE_HELP printed no options"; exit 1; }
 missing=0
