@@ -19,7 +19,8 @@ run() { # name, dir, meson test arguments
   local name=$1 dir=$2; shift 2
   echo "== $name"
   meson test -C "$dir" --print-errorlogs "$@" || status=1
-  cp "$dir/meson-logs/testlog.json" "build/testlog-$name.json" 2>/dev/null
+  # meson names the log after the test setup (testlog-valgrind.json): take the newest
+  cp "$(ls -t "$dir"/meson-logs/testlog*.json | head -n 1)" "build/testlog-$name.json" 2>/dev/null
 }
 setup build || exit 1
 run plain build
