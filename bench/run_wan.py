@@ -19,7 +19,6 @@ the preload) and vpage's stats when preloaded. --json writes all of it.
 weight-file path is exercised.
 """
 import argparse
-import ctypes
 import hashlib
 import json
 import math
@@ -28,6 +27,8 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import vpage_query
 
 CONFIGS = {
     # dim, ffn, heads, layers  (Wan2.1-T2V-1.3B and -14B)
@@ -124,15 +125,6 @@ def latent_shape(tokens):
     return 1, 2 * side, 2 * (tokens // side)
 
 
-def vpage_stats():
-    try:
-        f = ctypes.CDLL(None).vpage_stats_json
-    except AttributeError:
-        return None
-    f.restype = ctypes.c_size_t
-    buf = ctypes.create_string_buffer(1 << 20)
-    f(buf, len(buf))
-    return json.loads(buf.value.decode())
 
 
 def build(cfg, dtype, seed, load):
@@ -198,7 +190,7 @@ def main():
            "median_step_s": sorted(step_s)[len(step_s) // 2],
            "peak_allocated": torch.cuda.max_memory_allocated(), "peak_reserved": torch.cuda.max_memory_reserved(),
            "mem_get_info": [free, total], "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
-           "vpage": vpage_stats()}
+           "vpage": vpage_query.stats()}
     print(f"{a.model}: {params / 1e9:.2f} B parameters, {res['tokens']} tokens, median step "
           f"{res['median_step_s']:.3f} s, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
           f"device total seen {total / 2**30:.2f} GiB, checksum {checksum}")

@@ -73,6 +73,44 @@ static int settle(int dev, enum vp_kind kind, uint64_t est, uint64_t actual)
     return -1;
 }
 
+/* Frees key with call, taking its record out first and putting it back if
+ * the driver refuses (see ptrmap.h); releases what was counted. */
+static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id hook, CUresult (*call)(uint64_t))
+{
+    struct vp_rec r;
+    int had = vp_map_take(m, key, &r);
+    CUresult rc = call(key);
+    if (rc != CUDA_SUCCESS) {
+        if (had) vp_map_put(m, key, r);
+        return finish(hook, rc, 0);
+    }
+    /* a pool pointer freed with cuMemFree returns to its pool, which keeps
+     * the bytes reserved: the pool gauge follows the pool, not the pointer */
+    if (had && r.kind != VP_KIND_pool) vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
+    return rc;
+}
+
+/* After a call that succeeded with an estimated reservation: moves it to
+ * the actual size and records key, or, if the actual size passes the cap,
+ * undoes the allocation and refuses it. */
+static CUresult settle_or_undo(struct vp_map *m, uint64_t key, enum vp_hook_id hook, int dev, enum vp_kind kind,
+                               uint64_t est, uint64_t actual, CUresult (*undo)(uint64_t))
+{
+    if (settle(dev, kind, est, actual)) {
+        undo(key);
+        vp_acct_release(dev, kind, est);
+        refuse_msg(hook, dev, actual);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    struct vp_rec r = {actual, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook};
+    if (vp_map_put(m, key, r)) vp_error("out of host memory recording an allocation: it stays counted until exit");
+    return finish(hook, CUDA_SUCCESS, actual);
+}
+
+static CUresult free_ptr(uint64_t key) { return vp_real.cuMemFree_v2((CUdeviceptr)key); }
+static CUresult release_handle(uint64_t key) { return vp_real.cuMemRelease((CUmemGenericAllocationHandle)key); }
+static CUresult destroy_array(uint64_t key) { return vp_real.cuArrayDestroy((CUarray)(uintptr_t)key); }
+
 /* ---- plain allocations ---- */
 
 static CUresult counted_alloc(enum vp_hook_id hook, enum vp_kind kind, CUdeviceptr *dptr, size_t bytes,
@@ -142,33 +180,10 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
         vp_acct_release(dev, VP_KIND_alloc, est);
         return finish(hook, rc, 0);
     }
-    uint64_t actual = (uint64_t)*pitch * height;
-    if (settle(dev, VP_KIND_alloc, est, actual)) {
-        vp_real.cuMemFree_v2(*dptr);
-        vp_acct_release(dev, VP_KIND_alloc, est);
-        refuse_msg(hook, dev, actual);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    struct vp_rec r = {actual, 0, (int16_t)dev, VP_KIND_alloc, hook};
-    if (vp_map_put(&ptrs, *dptr, r)) vp_error("out of host memory recording an allocation");
-    return finish(hook, rc, actual);
+    return settle_or_undo(&ptrs, *dptr, hook, dev, VP_KIND_alloc, est, (uint64_t)*pitch * height, free_ptr);
 }
 
-CUresult vp_mem_free(CUdeviceptr dptr)
-{
-    const enum vp_hook_id hook = VP_HOOK_cuMemFree_v2;
-    struct vp_rec r;
-    int had = vp_map_take(&ptrs, dptr, &r);
-    CUresult rc = vp_real.cuMemFree_v2(dptr);
-    if (rc != CUDA_SUCCESS) {
-        if (had) vp_map_put(&ptrs, dptr, r);
-        return finish(hook, rc, 0);
-    }
-    /* a pool pointer freed with cuMemFree returns to its pool, which keeps
-     * the bytes reserved */
-    if (had && r.kind != VP_KIND_pool) vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
-    return rc;
-}
+CUresult vp_mem_free(CUdeviceptr dptr) { return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr); }
 
 /* ---- pools ---- */
 
@@ -372,15 +387,7 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
 
 CUresult vp_mem_release(CUmemGenericAllocationHandle handle)
 {
-    struct vp_rec r;
-    int had = vp_map_take(&handles, handle, &r);
-    CUresult rc = vp_real.cuMemRelease(handle);
-    if (rc != CUDA_SUCCESS) {
-        if (had) vp_map_put(&handles, handle, r);
-        return finish(VP_HOOK_cuMemRelease, rc, 0);
-    }
-    if (had) vp_acct_release(r.dev, VP_KIND_vmm, r.bytes);
-    return rc;
+    return uncount_and_free(&handles, handle, VP_HOOK_cuMemRelease, release_handle);
 }
 
 /* ---- arrays ---- */
@@ -426,28 +433,12 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
     if (vp_real.cuArrayGetMemoryRequirements &&
         vp_real.cuArrayGetMemoryRequirements(&req, *arr, (CUdevice)dev) == CUDA_SUCCESS && req.size)
         actual = req.size;
-    if (settle(dev, VP_KIND_array, est, actual)) {
-        vp_real.cuArrayDestroy(*arr);
-        vp_acct_release(dev, VP_KIND_array, est);
-        refuse_msg(hook, dev, actual);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    struct vp_rec r = {actual, 0, (int16_t)dev, VP_KIND_array, hook};
-    if (vp_map_put(&arrays, (uint64_t)(uintptr_t)*arr, r)) vp_error("out of host memory recording an array");
-    return finish(hook, rc, actual);
+    return settle_or_undo(&arrays, (uint64_t)(uintptr_t)*arr, hook, dev, VP_KIND_array, est, actual, destroy_array);
 }
 
 CUresult vp_mem_array_destroy(CUarray arr)
 {
-    struct vp_rec r;
-    int had = vp_map_take(&arrays, (uint64_t)(uintptr_t)arr, &r);
-    CUresult rc = vp_real.cuArrayDestroy(arr);
-    if (rc != CUDA_SUCCESS) {
-        if (had) vp_map_put(&arrays, (uint64_t)(uintptr_t)arr, r);
-        return finish(VP_HOOK_cuArrayDestroy, rc, 0);
-    }
-    if (had) vp_acct_release(r.dev, VP_KIND_array, r.bytes);
-    return rc;
+    return uncount_and_free(&arrays, (uint64_t)(uintptr_t)arr, VP_HOOK_cuArrayDestroy, destroy_array);
 }
 
 /* ---- graph memory ---- */

@@ -10,37 +10,19 @@ Scenarios
               captured in a CUDA graph and replayed; saves every output to OUT
               and reports vpage's count against the device's own free memory
 """
-import ctypes
 import json
+import os
 import subprocess
 import sys
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from vpage_query import counted as vpage_counted, stats as vpage_stats  # noqa: E402
+
 MiB = 1 << 20
 
 
-def vpage_counted():
-    """vpage's counted bytes of device 0 (now, peak), or None without the preload."""
-    try:
-        f = ctypes.CDLL(None).vpage_counted
-    except AttributeError:
-        return None
-    cur, peak = ctypes.c_uint64(), ctypes.c_uint64()
-    f.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]
-    f(0, ctypes.byref(cur), ctypes.byref(peak))
-    return cur.value, peak.value
-
-
-def vpage_stats():
-    try:
-        f = ctypes.CDLL(None).vpage_stats_json
-    except AttributeError:
-        return None
-    f.restype = ctypes.c_size_t
-    buf = ctypes.create_string_buffer(1 << 20)
-    f(buf, len(buf))
-    return json.loads(buf.value.decode())
 
 
 def device_used_mib():
