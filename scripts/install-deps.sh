@@ -2,7 +2,7 @@
 # Installs what building and testing vpage needs, from Debian's packages, and
 # says where the CUDA headers are. Prints the toolkit root on its last line.
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc libcriterion-dev libelf-dev valgrind python3)
+pkgs=(meson ninja-build pkg-config gcc libcriterion-dev libelf-dev valgrind python3 clang libclang-rt-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

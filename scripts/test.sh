@@ -3,7 +3,8 @@
 #   - the CPU suite (Criterion, against the fake libcuda.so.1 in tests/),
 #     plain, under valgrind, and built with ASan+UBSan;
 #   - the GPU suite (PyTorch on a real GPU), which reports itself skipped
-#     where there is no NVIDIA GPU or no PyTorch.
+#     where there is no NVIDIA GPU or no PyTorch;
+#   - 30 seconds of libFuzzer on the safetensors header parser.
 # Ends with one line 'vpage: N passed, N failed, N skipped' (Criterion cases,
 # GPU checks and single tests counted together).
 set -uo pipefail
@@ -27,6 +28,9 @@ run plain build
 run valgrind build --suite cpu --setup valgrind
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 run asan build-asan --suite cpu --suite docs
+echo "== fuzz"
+if scripts/fuzz.sh 30; then r=OK; else r=FAIL; status=1; fi
+echo "{\"name\": \"fuzz safetensors header\", \"result\": \"$r\"}" > build/testlog-fuzz.json
 python3 - build/testlog-*.json <<'PY'
 import json, re, sys
 passed = failed = skipped = 0
