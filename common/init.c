@@ -7,7 +7,7 @@
  * back into vpage from the same thread) sees "not ready" and passes through.
  *
  * Lock order (outer first), for the fork handler and anyone adding locks:
- *   registry mutex -> ptrs -> handles -> arrays -> pools.
+ *   registry mutex -> ptrs -> handles -> arrays -> pools -> weights.
  * No vpage lock is ever held across a driver call.
  */
 #define _GNU_SOURCE
@@ -18,6 +18,7 @@
 #include "../interpose/driver.h"
 #include "../interpose/registry.h"
 #include "../pager/mem.h"
+#include "../pager/weights.h"
 #include "log.h"
 #include "options.h"
 #include "stats.h"
@@ -32,10 +33,12 @@ static void before_fork(void)
 {
     vp_registry_lock();
     vp_mem_lock_all();
+    vp_weights_lock();
 }
 
 static void after_fork_parent(void)
 {
+    vp_weights_unlock();
     vp_mem_unlock_all();
     vp_registry_unlock();
 }
@@ -44,6 +47,7 @@ static void after_fork_parent(void)
  * survive fork): it starts its books from zero. */
 static void after_fork_child(void)
 {
+    vp_weights_unlock();
     vp_mem_unlock_all();
     vp_registry_unlock();
     vp_mem_reset_child();

@@ -3,6 +3,7 @@
 #include "options.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct vp_options vp_opt = {
     .cap = {.all = VP_NO_CAP},
     .log = VP_WARN,
     .libcuda = "libcuda.so.1",
+    .weight_files = "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf",
     .warn_max = 20,
 };
 
@@ -150,6 +152,26 @@ int vp_cap_parse(const char *s, struct vp_cap *out, const char **why)
     return 0;
 }
 
+_Static_assert(sizeof vp_opt.stats_file == sizeof vp_opt.libcuda && sizeof vp_opt.libcuda == sizeof vp_opt.weight_files,
+               "string options share one size");
+
+static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
+static char patterns[512];
+
+static void load_patterns(void)
+{
+    const char *s = getenv("VPAGE_WEIGHT_FILES");
+    if (!s) s = defs[OPT_WEIGHT_FILES].def;
+    if (!strcasecmp(s, "none") || !strcasecmp(s, "off") || strlen(s) >= sizeof patterns) s = "";
+    strcpy(patterns, s);
+}
+
+const char *vp_weight_patterns(void)
+{
+    pthread_once(&patterns_once, load_patterns);
+    return patterns;
+}
+
 uint64_t vp_cap_of(int dev)
 {
     if (dev < 0 || dev >= VP_MAX_DEVICES) return vp_opt.cap.all;
@@ -178,9 +200,10 @@ static int apply(int i, const char *s, const char **why)
     case OPT_HELP: return vp_parse_bool(s, &vp_opt.help, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_STATS_FILE:
-    case OPT_LIBCUDA: {
-        char *dst = i == OPT_STATS_FILE ? vp_opt.stats_file : vp_opt.libcuda;
-        size_t cap = i == OPT_STATS_FILE ? sizeof vp_opt.stats_file : sizeof vp_opt.libcuda;
+    case OPT_LIBCUDA:
+    case OPT_WEIGHT_FILES: {
+        char *dst = i == OPT_STATS_FILE ? vp_opt.stats_file : i == OPT_LIBCUDA ? vp_opt.libcuda : vp_opt.weight_files;
+        size_t cap = sizeof vp_opt.stats_file; /* all three are 512 bytes */
         if (strlen(s) >= cap) { *why = "too long"; return -1; }
         if (i == OPT_LIBCUDA && !*s) { *why = "empty"; return -1; }
         strcpy(dst, s);

@@ -40,6 +40,9 @@ struct vp_cap {
     X(STATS_FILE, stats_file, STRING, "", "write the stats as JSON to this path "  \
       "at exit; %p becomes the process id")                                        \
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
+    X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
+      "weight files to track (shell patterns on the file name, comma-separated; "  \
+      "none: track nothing)")                                                      \
     X(WARN_MAX, warn_max, SIZE, "20", "most copies of one repeated warning "       \
       "(then they are counted only)")                                              \
     X(HELP, help, BOOL, "off", "print every option with its value and origin "     \
@@ -51,6 +54,7 @@ struct vp_options {
     bool stats;
     char stats_file[512];
     char libcuda[512];
+    char weight_files[512];
     uint64_t warn_max;
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
@@ -73,6 +77,11 @@ int vp_parse_size(const char *s, uint64_t *out, const char **why);
 int vp_parse_bool(const char *s, bool *out, const char **why);
 int vp_parse_level(const char *s, enum vp_level *out, const char **why);
 int vp_cap_parse(const char *s, struct vp_cap *out, const char **why);
+
+/* VPAGE_WEIGHT_FILES, read on its own on first use (the file hooks run
+ * before CUDA starts, and must not report on other options then): the
+ * patterns, or "" for none. */
+const char *vp_weight_patterns(void);
 
 /* Cap of one device, VP_NO_CAP when none applies. */
 uint64_t vp_cap_of(int dev);

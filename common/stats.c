@@ -12,6 +12,7 @@
 
 #include "../interpose/registry.h"
 #include "../pager/account.h"
+#include "../pager/weights.h"
 #include "log.h"
 #include "options.h"
 #include "vp.h"
@@ -44,6 +45,18 @@ struct sb {
 static void sb_printf(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(struct sb *s, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = s->len < s->cap ? s->cap - s->len : 0;
+    int n = vsnprintf(room ? s->p + s->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) s->len += (size_t)n;
+}
+
+static void sb_emit(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_emit(void *ctx, const char *fmt, ...)
+{
+    struct sb *s = ctx;
     va_list ap;
     va_start(ap, fmt);
     size_t room = s->len < s->cap ? s->cap - s->len : 0;
@@ -131,7 +144,9 @@ static void build_json(struct sb *s)
         sb_printf(s, ", \"launches\": %llu, \"params\": %d}", (unsigned long long)atomic_load(&t.k[i]->launches),
                   known ? t.k[i]->nparams : -1);
     }
-    sb_printf(s, "]}}\n");
+    sb_printf(s, "]}, \"weight_files\": ");
+    vp_weights_report(1, sb_emit, s);
+    sb_printf(s, "}\n");
 }
 
 size_t vp_stats_json(char *buf, size_t len)
@@ -172,6 +187,10 @@ static void build_table(struct sb *s)
               (unsigned long long)t.launches);
     for (int i = 0; i < t.n; i++)
         sb_printf(s, "  %12llu  %.100s\n", (unsigned long long)atomic_load(&t.k[i]->launches), t.k[i]->name);
+    if (vp_weights_active()) {
+        sb_printf(s, "weight files:\n");
+        vp_weights_report(0, sb_emit, s);
+    }
 }
 
 static char *render(void (*build)(struct sb *), size_t *len)
@@ -245,6 +264,8 @@ VP_EXPORT size_t vpage_stats_json(char *buf, size_t len) { return vp_stats_json(
 
 /* Public: counted bytes of a device now and at peak. Returns 0, or -1 for a
  * device out of range. */
+VP_EXPORT int vpage_provenance(uint64_t dptr, char *buf, size_t len) { return vp_weights_describe(dptr, buf, len); }
+
 VP_EXPORT int vpage_counted(int dev, uint64_t *current, uint64_t *peak)
 {
     if (dev < 0 || dev >= VP_MAX_DEVICES) return -1;

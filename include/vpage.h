@@ -19,4 +19,9 @@ size_t vpage_stats_json(char *buf, size_t len);
  * dev is out of range. Either pointer may be NULL. */
 int vpage_counted(int dev, uint64_t *current, uint64_t *peak);
 
+/* Where the device bytes at dptr came from, if they are a clean copy of a
+ * weight file: writes "path:file offset:tensor name" (the name empty where
+ * the file has no safetensors header) into buf and returns 1; else 0. */
+int vpage_provenance(uint64_t dptr, char *buf, size_t len);
+
 #endif

@@ -38,6 +38,47 @@
      CUstream stream, void **params)
 #define VP_COOP_ARGS (f, gx, gy, gz, bx, by, bz, shmem, stream, params)
 
+#define VP_HTOD_P (CUdeviceptr dst, const void *src, size_t n)
+#define VP_HTOD_A (dst, src, n)
+#define VP_HTODA_P (CUdeviceptr dst, const void *src, size_t n, CUstream stream)
+#define VP_HTODA_A (dst, src, n, stream)
+#define VP_CPY_P (CUdeviceptr dst, CUdeviceptr src, size_t n)
+#define VP_CPY_A (dst, src, n)
+#define VP_CPYA_P (CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream)
+#define VP_CPYA_A (dst, src, n, stream)
+#define VP_SET_P(T) (CUdeviceptr dst, T value, size_t n)
+#define VP_SET_A (dst, value, n)
+#define VP_SETA_P(T) (CUdeviceptr dst, T value, size_t n, CUstream stream)
+#define VP_SETA_A (dst, value, n, stream)
+
+/* Host-to-device, unified, device-to-device copies and memsets, each with
+ * its per-thread-stream symbol (_ptds for synchronous, _ptsz for async). */
+#define VP_COPY_HOOKS(X)                                                      \
+    X(CUresult, cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A)                         \
+    X(CUresult, cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A)                    \
+    X(CUresult, cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A)                  \
+    X(CUresult, cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A)             \
+    X(CUresult, cuMemcpy, VP_CPY_P, VP_CPY_A)                                  \
+    X(CUresult, cuMemcpy_ptds, VP_CPY_P, VP_CPY_A)                             \
+    X(CUresult, cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A)                           \
+    X(CUresult, cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A)                      \
+    X(CUresult, cuMemcpyDtoD_v2, VP_CPY_P, VP_CPY_A)                           \
+    X(CUresult, cuMemcpyDtoD_v2_ptds, VP_CPY_P, VP_CPY_A)                      \
+    X(CUresult, cuMemcpyDtoDAsync_v2, VP_CPYA_P, VP_CPYA_A)                    \
+    X(CUresult, cuMemcpyDtoDAsync_v2_ptsz, VP_CPYA_P, VP_CPYA_A)               \
+    X(CUresult, cuMemsetD8_v2, VP_SET_P(unsigned char), VP_SET_A)              \
+    X(CUresult, cuMemsetD8_v2_ptds, VP_SET_P(unsigned char), VP_SET_A)         \
+    X(CUresult, cuMemsetD16_v2, VP_SET_P(unsigned short), VP_SET_A)            \
+    X(CUresult, cuMemsetD16_v2_ptds, VP_SET_P(unsigned short), VP_SET_A)       \
+    X(CUresult, cuMemsetD32_v2, VP_SET_P(unsigned int), VP_SET_A)              \
+    X(CUresult, cuMemsetD32_v2_ptds, VP_SET_P(unsigned int), VP_SET_A)         \
+    X(CUresult, cuMemsetD8Async, VP_SETA_P(unsigned char), VP_SETA_A)          \
+    X(CUresult, cuMemsetD8Async_ptsz, VP_SETA_P(unsigned char), VP_SETA_A)     \
+    X(CUresult, cuMemsetD16Async, VP_SETA_P(unsigned short), VP_SETA_A)        \
+    X(CUresult, cuMemsetD16Async_ptsz, VP_SETA_P(unsigned short), VP_SETA_A)   \
+    X(CUresult, cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A)          \
+    X(CUresult, cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A)
+
 #define VP_HOOKS(X)                                                           \
     /* start-up and lookup */                                                  \
     X(CUresult, cuInit, (unsigned int flags), (flags))                         \
@@ -96,6 +137,8 @@
     X(CUresult, cuArray3DCreate_v2,                                            \
       (CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *desc), (arr, desc))        \
     X(CUresult, cuArrayDestroy, (CUarray arr), (arr))                          \
+    /* copies and memsets: where device bytes come from (pager/weights.h) */   \
+    VP_COPY_HOOKS(X)                                                           \
     /* kernel handles */                                                       \
     X(CUresult, cuModuleGetFunction,                                           \
       (CUfunction *fn, CUmodule mod, const char *name), (fn, mod, name))       \

@@ -9,6 +9,7 @@
 #include "../common/stats.h"
 #include "../common/vp.h"
 #include "../pager/mem.h"
+#include "../pager/weights.h"
 #include "driver.h"
 #include "hooks.h"
 #include "registry.h"
@@ -149,6 +150,56 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
     ENTER(cuArrayDestroy);
     return vp_mem_array_destroy(arr);
 }
+
+/* ---- copies and memsets: provenance of device bytes (pager/weights.h) ----
+ * Before the copy is issued the destination stops being a clean copy of
+ * anything; after a host-to-device copy out of a weight-file mapping it is
+ * one again. Unified copies (cuMemcpy*) may go any way: only a source that
+ * lies in a tracked mapping counts as the file's. */
+
+#define COPY_FROM_HOST(name, PARAMS, ARGS)                                  \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        CUresult rc = vp_real.name ARGS;                                    \
+        if (vp_weights_active()) {                                          \
+            if (rc == CUDA_SUCCESS) vp_weights_copied(dst, (const void *)(uintptr_t)src, n); \
+            else vp_weights_written(dst, n);                                \
+        }                                                                   \
+        return rc;                                                          \
+    }
+#define WRITES(name, PARAMS, ARGS, UNIT)                                    \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        vp_weights_written(dst, n * (UNIT));                                \
+        return vp_real.name ARGS;                                           \
+    }
+
+COPY_FROM_HOST(cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A)
+COPY_FROM_HOST(cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A)
+COPY_FROM_HOST(cuMemcpy, VP_CPY_P, VP_CPY_A)
+COPY_FROM_HOST(cuMemcpy_ptds, VP_CPY_P, VP_CPY_A)
+COPY_FROM_HOST(cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A)
+COPY_FROM_HOST(cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A)
+WRITES(cuMemcpyDtoD_v2, VP_CPY_P, VP_CPY_A, 1)
+WRITES(cuMemcpyDtoD_v2_ptds, VP_CPY_P, VP_CPY_A, 1)
+WRITES(cuMemcpyDtoDAsync_v2, VP_CPYA_P, VP_CPYA_A, 1)
+WRITES(cuMemcpyDtoDAsync_v2_ptsz, VP_CPYA_P, VP_CPYA_A, 1)
+WRITES(cuMemsetD8_v2, VP_SET_P(unsigned char), VP_SET_A, 1)
+WRITES(cuMemsetD8_v2_ptds, VP_SET_P(unsigned char), VP_SET_A, 1)
+WRITES(cuMemsetD16_v2, VP_SET_P(unsigned short), VP_SET_A, 2)
+WRITES(cuMemsetD16_v2_ptds, VP_SET_P(unsigned short), VP_SET_A, 2)
+WRITES(cuMemsetD32_v2, VP_SET_P(unsigned int), VP_SET_A, 4)
+WRITES(cuMemsetD32_v2_ptds, VP_SET_P(unsigned int), VP_SET_A, 4)
+WRITES(cuMemsetD8Async, VP_SETA_P(unsigned char), VP_SETA_A, 1)
+WRITES(cuMemsetD8Async_ptsz, VP_SETA_P(unsigned char), VP_SETA_A, 1)
+WRITES(cuMemsetD16Async, VP_SETA_P(unsigned short), VP_SETA_A, 2)
+WRITES(cuMemsetD16Async_ptsz, VP_SETA_P(unsigned short), VP_SETA_A, 2)
+WRITES(cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A, 4)
+WRITES(cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A, 4)
 
 /* ---- kernel handles ---- */
 

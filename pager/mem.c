@@ -9,6 +9,7 @@
 #include "../interpose/driver.h"
 #include "account.h"
 #include "ptrmap.h"
+#include "weights.h"
 
 static struct vp_map ptrs = VP_MAP_INIT;    /* device pointer -> record */
 static struct vp_map handles = VP_MAP_INIT; /* VMM handle -> record */
@@ -87,6 +88,7 @@ static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id
     /* a pool pointer freed with cuMemFree returns to its pool, which keeps
      * the bytes reserved: the pool gauge follows the pool, not the pointer */
     if (had && r.kind != VP_KIND_pool) vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
+    if (had && m == &ptrs) vp_weights_written(key, r.bytes); /* freed bytes are no one's copy */
     return rc;
 }
 
@@ -323,6 +325,7 @@ CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stre
 {
     struct vp_rec r;
     int had = vp_map_take(&ptrs, dptr, &r);
+    if (had) vp_weights_written(dptr, r.bytes);
     if (had && r.kind != VP_KIND_pool) {
         /* cuMemFreeAsync of a cuMemAlloc pointer is legal: it is freed in
          * stream order; count it freed now. */

@@ -72,7 +72,13 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
                    unsigned, CUstream, void **))                                         \
     X(cuGraphLaunch, cuGraphLaunch, CUresult, (CUgraphExec, CUstream))                   \
     X(cuStreamBeginCapture, cuStreamBeginCapture_v2, CUresult, (CUstream, CUstreamCaptureMode)) \
-    X(cuStreamEndCapture, cuStreamEndCapture, CUresult, (CUstream, CUgraph *))
+    X(cuStreamEndCapture, cuStreamEndCapture, CUresult, (CUstream, CUgraph *))           \
+    X(cuMemcpyHtoD, cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void *, size_t))     \
+    X(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void *, size_t, CUstream)) \
+    X(cuMemcpy, cuMemcpy, CUresult, (CUdeviceptr, CUdeviceptr, size_t))                  \
+    X(cuMemcpyDtoD, cuMemcpyDtoD_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t))       \
+    X(cuMemsetD8, cuMemsetD8_v2, CUresult, (CUdeviceptr, unsigned char, size_t))         \
+    X(cuMemsetD32Async, cuMemsetD32Async, CUresult, (CUdeviceptr, unsigned int, size_t, CUstream))
 
 struct cu {
 #define X(api, sym, ret, params) ret(*api) params;

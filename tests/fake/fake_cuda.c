@@ -583,6 +583,22 @@ FAKE_EXPORT CUresult cuDeviceGetGraphMemAttribute(CUdevice d, CUgraphMem_attribu
     return CUDA_SUCCESS;
 }
 
+/* ---- copies and memsets: device memory is host memory here ---- */
+#define CPY(name, P, body) FAKE_EXPORT CUresult name P { NEED_INIT(); body; return CUDA_SUCCESS; }
+CPY(cuMemcpyHtoD_v2, (CUdeviceptr d, const void *s, size_t n), memcpy((void *)(uintptr_t)d, s, n))
+CPY(cuMemcpyHtoD_v2_ptds, (CUdeviceptr d, const void *s, size_t n), memcpy((void *)(uintptr_t)d, s, n))
+CPY(cuMemcpyHtoDAsync_v2, (CUdeviceptr d, const void *s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, s, n))
+CPY(cuMemcpyHtoDAsync_v2_ptsz, (CUdeviceptr d, const void *s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, s, n))
+CPY(cuMemcpy, (CUdeviceptr d, CUdeviceptr s, size_t n), memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpy_ptds, (CUdeviceptr d, CUdeviceptr s, size_t n), memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpyAsync, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpyAsync_ptsz, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpyDtoD_v2, (CUdeviceptr d, CUdeviceptr s, size_t n), memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+CPY(cuMemsetD8_v2, (CUdeviceptr d, unsigned char v, size_t n), memset((void *)(uintptr_t)d, v, n))
+CPY(cuMemsetD32Async, (CUdeviceptr d, unsigned int v, size_t n, CUstream st),
+    (void)st; for (size_t i = 0; i < n; i++) ((unsigned int *)(uintptr_t)d)[i] = v)
+
 /* ---- cuGetProcAddress: API name + version + flags -> exported symbol ---- */
 FAKE_EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags);
 FAKE_EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags, CUdriverProcAddressQueryResult *st);
@@ -629,6 +645,12 @@ static const struct entry entries[] = {
     E("cuGraphLaunch", 10000, 0, cuGraphLaunch), E("cuGraphLaunch", 10000, 1, cuGraphLaunch_ptsz),
     E("cuStreamBeginCapture", 10010, 0, cuStreamBeginCapture_v2), E("cuStreamEndCapture", 10000, 0, cuStreamEndCapture),
     E("cuStreamIsCapturing", 10000, 0, cuStreamIsCapturing),
+    E("cuMemcpyHtoD", 3020, 0, cuMemcpyHtoD_v2), E("cuMemcpyHtoD", 7000, 1, cuMemcpyHtoD_v2_ptds),
+    E("cuMemcpyHtoDAsync", 3020, 0, cuMemcpyHtoDAsync_v2), E("cuMemcpyHtoDAsync", 7000, 1, cuMemcpyHtoDAsync_v2_ptsz),
+    E("cuMemcpy", 4000, 0, cuMemcpy), E("cuMemcpy", 7000, 1, cuMemcpy_ptds),
+    E("cuMemcpyAsync", 4000, 0, cuMemcpyAsync), E("cuMemcpyAsync", 7000, 1, cuMemcpyAsync_ptsz),
+    E("cuMemcpyDtoD", 3020, 0, cuMemcpyDtoD_v2), E("cuMemcpyDtoDAsync", 3020, 0, cuMemcpyDtoDAsync_v2),
+    E("cuMemsetD8", 3020, 0, cuMemsetD8_v2), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
     E("cuDeviceGetGraphMemAttribute", 11040, 0, cuDeviceGetGraphMemAttribute),
     E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),
 };

@@ -112,7 +112,32 @@ def scenario_model(out):
             "torch_reserved": torch.cuda.memory_reserved(), "stats": vpage_stats()}
 
 
+def scenario_weights(out):
+    """Load a safetensors file to the GPU with safetensors' own loader; report
+    what vpage knows of where each tensor's device bytes came from."""
+    import ctypes
+    import resource
+    from safetensors.torch import load_file
+    path = out
+    t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tensors = load_file(path, device="cuda")
+    torch.cuda.synchronize()
+    f = ctypes.CDLL(None).vpage_provenance
+    f.argtypes = [ctypes.c_uint64, ctypes.c_char_p, ctypes.c_size_t]
+    buf = ctypes.create_string_buffer(1024)
+    named = {}
+    for name, t in tensors.items():
+        f(t.data_ptr(), buf, len(buf))
+        named[name] = buf.value.decode().rsplit(":", 1)[-1]
+    st = vpage_stats()
+    files = [w for w in st["weight_files"] if w["path"].endswith(os.path.basename(path))]
+    return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors.values()),
+            "names_match": sum(named[k] == k for k in named), "file": files[0] if files else None,
+            "file_size": os.path.getsize(path),
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rss_before": t0 * 1024}
+
+
 if __name__ == "__main__":
     name, out = sys.argv[1], sys.argv[2]
-    res = {"oom": scenario_oom, "model": scenario_model}[name](out)
+    res = {"oom": scenario_oom, "model": scenario_model, "weights": scenario_weights}[name](out)
     print("RESULT " + json.dumps(res), flush=True)

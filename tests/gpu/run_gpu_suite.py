@@ -13,6 +13,10 @@ backend:cudaMallocAsync):
             bit-identical to the run without the preload
   counted   with no cap, vpage's counted bytes move as the device's own free
             memory does (cuMemGetInfo delta), within module/workspace overhead
+and once:
+  weights   a safetensors file loaded with safetensors.torch.load_file to the
+            GPU: vpage names every tensor's device bytes and counts them as
+            clean copies of the file; peak host RSS reported next to the size
 Exits 77 (skipped) where there is no GPU or no PyTorch. Ends with one line
 'N passed, N failed'.
 """
@@ -144,6 +148,28 @@ def main():
             rec["entry_points"] = s["entry_points"]
         else:
             check(f"{mode}/counted: run without a cap", False, p2.stderr[-3000:])
+
+    # --- weight files ---
+    wpath = os.path.join(outdir, "weights.safetensors")
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(7)
+    sd = {f"blocks.{i}.{k}": torch.randn(*shape, generator=g).to(torch.bfloat16)
+          for i in range(8) for k, shape in (("attn.qkv.weight", (3072, 1024)), ("attn.qkv.bias", (3072,)),
+                                             ("ffn.up.weight", (4096, 1024)))}
+    save_file(sd, wpath)
+    p, r = run_child("weights", wpath, lib, {"VPAGE_CAP": str(CAP)})
+    ok = p.returncode == 0 and r is not None
+    check("weights: load_file to the GPU ran", ok, "" if ok else p.stderr[-3000:])
+    if ok:
+        fr = r["file"] or {}
+        summary["weights"] = r
+        check("weights: every tensor named by its device address", r["names_match"] == r["tensors"] == len(sd),
+              f"{r['names_match']} of {r['tensors']}")
+        check("weights: the file's header read, its tensors all on the device as clean copies",
+              fr.get("header") == "ok" and fr.get("tensors") == len(sd) and fr.get("tensors_on_device") == len(sd)
+              and fr.get("device_clean_bytes") == r["bytes"], json.dumps(fr))
+        print(f"INFO weights: file {r['file_size'] / MiB:.1f} MiB, peak host RSS {r['peak_rss'] / MiB:.1f} MiB "
+              f"(before loading {r['rss_before'] / MiB:.1f} MiB)", flush=True)
 
     passed = sum(ok for _, ok in results)
     failed = len(results) - passed

@@ -1,0 +1,132 @@
+/* libc.c - the C library calls that tell vpage about weight files.
+ *
+ * open/openat (and their 64 names), close, mmap/mmap64, munmap, mprotect.
+ * Each calls the real function first and then, only for a file whose name
+ * matches VPAGE_WEIGHT_FILES (open) or an fd/range already tracked (the
+ * rest), tells pager/weights. For every other file the added cost is a
+ * pattern match on open and one array load elsewhere. These run in every
+ * process the preload reaches, CUDA or not, before vpage has started: they
+ * touch nothing but the weights tables.
+ */
+#undef _FILE_OFFSET_BITS /* define open and open64 as themselves */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "../common/vp.h"
+#include "../pager/weights.h"
+#include "driver.h"
+
+#define REAL(name, type)                                                                 \
+    static _Atomic(type) real_##name;                                                    \
+    static type get_##name(void)                                                         \
+    {                                                                                    \
+        type f = atomic_load_explicit(&real_##name, memory_order_acquire);              \
+        if (vp_likely(f)) return f;                                                      \
+        f = (type)vp_dlsym_real(RTLD_NEXT, #name);                                       \
+        atomic_store_explicit(&real_##name, f, memory_order_release);                   \
+        return f;                                                                        \
+    }
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*close_fn)(int);
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef void *(*mmap64_fn)(void *, size_t, int, int, int, off64_t);
+typedef int (*munmap_fn)(void *, size_t);
+typedef int (*mprotect_fn)(void *, size_t, int);
+
+REAL(open, open_fn)
+REAL(open64, open_fn)
+REAL(openat, openat_fn)
+REAL(openat64, openat_fn)
+REAL(close, close_fn)
+REAL(mmap, mmap_fn)
+REAL(mmap64, mmap64_fn)
+REAL(munmap, munmap_fn)
+REAL(mprotect, mprotect_fn)
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+static int opened(int fd, const char *path, int flags)
+{
+    if (fd >= 0 && (flags & O_ACCMODE) == O_RDONLY && vp_weights_wanted(path)) vp_weights_opened(fd);
+    return fd;
+}
+
+VP_EXPORT int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(get_open()(path, flags, mode), path, flags);
+}
+
+VP_EXPORT int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(get_open64()(path, flags, mode), path, flags);
+}
+
+VP_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(get_openat()(dirfd, path, flags, mode), path, flags);
+}
+
+VP_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return opened(get_openat64()(dirfd, path, flags, mode), path, flags);
+}
+
+VP_EXPORT int close(int fd)
+{
+    vp_weights_closed(fd);
+    return get_close()(fd);
+}
+
+VP_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = get_mmap()(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && fd >= 0) vp_weights_mapped(p, len, prot, flags, fd, off);
+    return p;
+}
+
+VP_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
+{
+    void *p = get_mmap64()(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && fd >= 0) vp_weights_mapped(p, len, prot, flags, fd, (off_t)off);
+    return p;
+}
+
+VP_EXPORT int munmap(void *addr, size_t len)
+{
+    vp_weights_unmapped(addr, len);
+    return get_munmap()(addr, len);
+}
+
+VP_EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+    int rc = get_mprotect()(addr, len, prot);
+    if (rc == 0) vp_weights_protected(addr, len, prot);
+    return rc;
+}

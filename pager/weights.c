@@ -1,0 +1,366 @@
+/* weights.c - see weights.h. */
+#define _GNU_SOURCE
+#include "weights.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/options.h"
+#include "safetensors.h"
+
+#define MAX_FILES 4096
+#define MAX_FDS 65536
+
+enum hdr { HDR_UNREAD, HDR_OK, HDR_REJECTED, HDR_NOT_SAFETENSORS };
+
+struct wfile {
+    char path[512];
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    enum hdr hdr;
+    const char *why; /* HDR_REJECTED: the parser's reason */
+    struct vp_st_file st;
+};
+
+/* cow: a private mapping that may be written (torch's from_file maps
+ * weights PROT_READ|PROT_WRITE, MAP_PRIVATE): its pages hold the file's
+ * bytes until written, which pagemap tells (still_file_pages). */
+struct hmap { uintptr_t addr, len; uint64_t off; int file; int cow; };
+struct copy { uint64_t dptr, len, off; int file; };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct wfile *files[MAX_FILES];
+static int nfiles;
+static struct hmap *maps;
+static size_t nmaps, capmaps;
+static struct copy *copies;
+static size_t ncopies, capcopies;
+static atomic_int active;
+static atomic_short fd_file[MAX_FDS]; /* file index + 1 for tracked fds */
+static atomic_uint_fast64_t rejected_msgs;
+
+int vp_weights_active(void) { return atomic_load_explicit(&active, memory_order_relaxed); }
+
+/* ---- names ---- */
+
+int vp_weights_wanted(const char *path)
+{
+    const char *pats = vp_weight_patterns();
+    if (!pats || !*pats) return 0;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char pat[128];
+    for (const char *p = pats; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && n < sizeof pat) {
+            memcpy(pat, p, n);
+            pat[n] = '\0';
+            if (fnmatch(pat, base, 0) == 0) return 1;
+        }
+        p += n;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+/* ---- files and mappings ---- */
+
+static int file_index_locked(const struct stat *st, int fd)
+{
+    for (int i = 0; i < nfiles; i++)
+        if (files[i]->dev == st->st_dev && files[i]->ino == st->st_ino) return i;
+    if (nfiles == MAX_FILES) return -1;
+    struct wfile *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->dev = st->st_dev;
+    f->ino = st->st_ino;
+    f->size = (uint64_t)st->st_size;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, f->path, sizeof f->path - 1);
+    f->path[n > 0 ? n : 0] = '\0';
+    files[nfiles] = f;
+    return nfiles++;
+}
+
+void vp_weights_opened(int fd)
+{
+    struct stat st;
+    if (fd < 0 || fd >= MAX_FDS || fstat(fd, &st) || !S_ISREG(st.st_mode)) return;
+    pthread_mutex_lock(&mu);
+    int i = file_index_locked(&st, fd);
+    pthread_mutex_unlock(&mu);
+    if (i >= 0) atomic_store(&fd_file[fd], (short)(i + 1));
+}
+
+void vp_weights_closed(int fd)
+{
+    if (fd >= 0 && fd < MAX_FDS) atomic_store_explicit(&fd_file[fd], 0, memory_order_relaxed);
+}
+
+static int push(void **arr, size_t *n, size_t *cap, size_t size)
+{
+    if (*n < *cap) return 0;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, ncap * size);
+    if (!p) return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+void vp_weights_mapped(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (fd < 0 || fd >= MAX_FDS) return;
+    /* a writable shared mapping writes the file itself: not a stable source */
+    if ((prot & PROT_WRITE) && !(flags & MAP_PRIVATE)) return;
+    int fi = atomic_load_explicit(&fd_file[fd], memory_order_relaxed) - 1;
+    if (fi < 0) return;
+    pthread_mutex_lock(&mu);
+    if (push((void **)&maps, &nmaps, &capmaps, sizeof *maps) == 0)
+        maps[nmaps++] = (struct hmap){(uintptr_t)addr, len, (uint64_t)off, fi, (prot & PROT_WRITE) != 0};
+    pthread_mutex_unlock(&mu);
+    atomic_store(&active, 1);
+}
+
+/* Drops every mapping that overlaps [addr, addr+len). */
+static void drop_maps(uintptr_t a, size_t len)
+{
+    if (!vp_weights_active()) return;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < nmaps;) {
+        if (maps[i].addr < a + len && a < maps[i].addr + maps[i].len) maps[i] = maps[--nmaps];
+        else i++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_weights_unmapped(void *addr, size_t len) { drop_maps((uintptr_t)addr, len); }
+
+void vp_weights_protected(void *addr, size_t len, int prot)
+{
+    if (!(prot & PROT_WRITE) || !vp_weights_active()) return;
+    uintptr_t a = (uintptr_t)addr;
+    pthread_mutex_lock(&mu); /* made writable: from now on its pages must be checked */
+    for (size_t i = 0; i < nmaps; i++)
+        if (maps[i].addr < a + len && a < maps[i].addr + maps[i].len) maps[i].cow = 1;
+    pthread_mutex_unlock(&mu);
+}
+
+/* True when no page of [a, a+n) has been written privately: each is either
+ * not yet faulted in or still the file's page (pagemap bit 61). A page
+ * written in a private mapping becomes anonymous (bit 61 clear, or swapped). */
+static int still_file_pages(uintptr_t a, size_t n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t first = a / (uintptr_t)ps, last = (a + n - 1) / (uintptr_t)ps;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uint64_t ent[512];
+    int clean = 1;
+    for (uintptr_t p = first; p <= last && clean;) {
+        size_t k = last - p + 1 < 512 ? last - p + 1 : 512;
+        long got = syscall(SYS_pread64, fd, ent, k * 8, (off_t)(p * 8));
+        if (got != (long)(k * 8)) { clean = 0; break; }
+        for (size_t i = 0; i < k; i++) {
+            int present = (ent[i] >> 63) & 1, swapped = (ent[i] >> 62) & 1, file = (ent[i] >> 61) & 1;
+            if (swapped || (present && !file)) { clean = 0; break; }
+        }
+        p += k;
+    }
+    close(fd);
+    return clean;
+}
+
+/* ---- the header, read once, at the first copy out of the file ---- */
+
+static void read_header(struct wfile *f, const struct hmap *m)
+{
+    f->hdr = HDR_NOT_SAFETENSORS;
+    const char *suffix = ".safetensors";
+    size_t pl = strlen(f->path), sl = strlen(suffix);
+    if (pl < sl || strcmp(f->path + pl - sl, suffix) != 0) return;
+    uint8_t lenbuf[8];
+    const uint8_t *base = m && m->off == 0 ? (const uint8_t *)m->addr : NULL;
+    char *json = NULL;
+    uint64_t n = 0;
+    int fd = -1;
+    if (base && m->len >= 8) memcpy(lenbuf, base, 8);
+    else {
+        /* the raw system calls: vpage's own reads must not reach its hooks */
+        fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || syscall(SYS_pread64, fd, lenbuf, 8, 0) != 8) goto bad_io;
+    }
+    for (int i = 7; i >= 0; i--) n = n << 8 | lenbuf[i];
+    f->why = "header length past the end of the file";
+    if (n > VP_ST_MAX_HEADER || n + 8 > f->size) goto rejected;
+    if (base && m->len >= 8 + n) {
+        json = (char *)base + 8;
+    } else {
+        if (fd < 0) fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
+        json = malloc(n ? n : 1);
+        if (fd < 0 || !json || syscall(SYS_pread64, fd, json, n, 8) != (long)n) goto bad_io;
+    }
+    if (vp_st_parse(json, n, f->size - 8 - n, &f->st, &f->why) == 0) f->hdr = HDR_OK;
+    else goto rejected;
+    goto out;
+bad_io:
+    f->why = "could not read the header";
+rejected:
+    f->hdr = HDR_REJECTED;
+    vp_log_limited(VP_WARN, &rejected_msgs, "%s: not a valid safetensors header (%s): tracked without tensor names",
+                   f->path, f->why);
+out:
+    if (json && !(base && json == (char *)base + 8)) free(json);
+    if (fd >= 0) close(fd);
+}
+
+/* ---- device copies ---- */
+
+/* First record with end > d. */
+static size_t first_after(uint64_t d)
+{
+    size_t lo = 0, hi = ncopies;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (copies[mid].dptr + copies[mid].len <= d) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Removes [d, d+n) from the copy records, splitting where needed. */
+static void cut_locked(uint64_t d, uint64_t n)
+{
+    size_t i = first_after(d);
+    while (i < ncopies && copies[i].dptr < d + n) {
+        struct copy c = copies[i];
+        uint64_t cend = c.dptr + c.len;
+        int keep_left = c.dptr < d, keep_right = cend > d + n;
+        if (keep_left && keep_right) {
+            if (push((void **)&copies, &ncopies, &capcopies, sizeof *copies)) {
+                copies[i].len = d - c.dptr; /* no room to split: keep the left part only */
+                return;
+            }
+            memmove(&copies[i + 1], &copies[i], (ncopies - i) * sizeof *copies);
+            ncopies++;
+            copies[i].len = d - c.dptr;
+            copies[i + 1] = (struct copy){d + n, cend - (d + n), c.off + (d + n - c.dptr), c.file};
+            return;
+        }
+        if (keep_left) { copies[i].len = d - c.dptr; i++; continue; }
+        if (keep_right) {
+            copies[i] = (struct copy){d + n, cend - (d + n), c.off + (d + n - c.dptr), c.file};
+            return;
+        }
+        memmove(&copies[i], &copies[i + 1], (ncopies - i - 1) * sizeof *copies);
+        ncopies--;
+    }
+}
+
+void vp_weights_written(uint64_t dst, size_t n)
+{
+    if (!vp_weights_active() || !n) return;
+    pthread_mutex_lock(&mu);
+    cut_locked(dst, n);
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_weights_copied(uint64_t dst, const void *src, size_t n)
+{
+    if (!vp_weights_active() || !n) return;
+    uintptr_t s = (uintptr_t)src;
+    pthread_mutex_lock(&mu);
+    cut_locked(dst, n);
+    const struct hmap *m = NULL;
+    for (size_t i = 0; i < nmaps; i++)
+        if (maps[i].addr <= s && s + n <= maps[i].addr + maps[i].len) { m = &maps[i]; break; }
+    if (m && m->cow && !still_file_pages(s, n)) m = NULL; /* written since it was mapped */
+    if (m) {
+        struct wfile *f = files[m->file];
+        if (f->hdr == HDR_UNREAD) read_header(f, m); /* once per file, under the lock */
+        size_t i = first_after(dst);
+        if (push((void **)&copies, &ncopies, &capcopies, sizeof *copies) == 0) {
+            memmove(&copies[i + 1], &copies[i], (ncopies - i) * sizeof *copies);
+            copies[i] = (struct copy){dst, n, m->off + (s - m->addr), m->file};
+            ncopies++;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- what is known ---- */
+
+int vp_weights_describe(uint64_t dptr, char *buf, size_t len)
+{
+    if (len) buf[0] = '\0';
+    if (!vp_weights_active()) return 0;
+    int found = 0;
+    pthread_mutex_lock(&mu);
+    size_t i = first_after(dptr);
+    if (i < ncopies && copies[i].dptr <= dptr) {
+        const struct copy *c = &copies[i];
+        const struct wfile *f = files[c->file];
+        uint64_t off = c->off + (dptr - c->dptr);
+        const struct vp_st_tensor *t = f->hdr == HDR_OK ? vp_st_find(&f->st, off) : NULL;
+        snprintf(buf, len, "%s:%llu:%s", f->path, (unsigned long long)off, t ? t->name : "");
+        found = 1;
+    }
+    pthread_mutex_unlock(&mu);
+    return found;
+}
+
+void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx)
+{
+    pthread_mutex_lock(&mu);
+    if (json) emit(ctx, "[");
+    int first = 1;
+    for (int fi = 0; fi < nfiles; fi++) {
+        const struct wfile *f = files[fi];
+        uint64_t bytes = 0, whole = 0;
+        for (size_t i = 0; i < ncopies; i++) {
+            if (copies[i].file != fi) continue;
+            bytes += copies[i].len;
+            if (f->hdr != HDR_OK) continue;
+            uint64_t a = copies[i].off, b = a + copies[i].len;
+            for (size_t k = 0; k < f->st.ntensors; k++) /* tensors wholly inside this copy */
+                if (f->st.t[k].begin >= a && f->st.t[k].end <= b && f->st.t[k].end > f->st.t[k].begin) whole++;
+        }
+        int mapped = 0;
+        for (size_t i = 0; i < nmaps; i++) mapped |= maps[i].file == fi;
+        if (!bytes && !mapped && f->hdr == HDR_UNREAD) continue; /* opened, never used */
+        const char *hdr = f->hdr == HDR_OK ? "ok" : f->hdr == HDR_REJECTED ? "rejected"
+                          : f->hdr == HDR_NOT_SAFETENSORS ? "not safetensors" : "unread";
+        size_t nt = f->hdr == HDR_OK ? f->st.ntensors : 0;
+        if (!json) {
+            emit(ctx, "  %s: %zu tensors (header %s), %llu of them and %llu bytes on the device as clean copies\n",
+                 f->path, nt, hdr, (unsigned long long)whole, (unsigned long long)bytes);
+            continue;
+        }
+        emit(ctx, "%s{\"path\": \"", first ? "" : ", ");
+        for (const char *p = f->path; *p; p++) /* paths: escape what JSON needs */
+            emit(ctx, (*p == '"' || *p == '\\') ? "\\%c" : ((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
+        emit(ctx, "\", \"size\": %llu, \"header\": \"%s\", \"tensors\": %zu, \"device_clean_bytes\": %llu, "
+                  "\"tensors_on_device\": %llu}",
+             (unsigned long long)f->size, hdr, nt,
+             (unsigned long long)bytes, (unsigned long long)whole);
+        first = 0;
+    }
+    if (json) emit(ctx, "]");
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_weights_lock(void) { pthread_mutex_lock(&mu); }
+void vp_weights_unlock(void) { pthread_mutex_unlock(&mu); }

@@ -1,0 +1,57 @@
+/* weights.h - which device bytes are clean copies of which weight file.
+ *
+ * Contract
+ *   Owns three tables, under one mutex (never held across a driver call or
+ *   a blocking system call other than the header read):
+ *     files     weight files seen (by device and inode), their path, and
+ *               their safetensors header once read (lazily, at the first
+ *               copy out of them: a process that never copies to a GPU pays
+ *               only for recording opens and mappings);
+ *     mappings  mmaps of those files: host range -> file offset (private
+ *               writable ones too: a copy out of them counts only if none of
+ *               its pages was written, which /proc/self/pagemap tells);
+ *     copies    device range -> file offset, made when a host-to-device copy
+ *               reads entirely from such a mapping. Sorted, non-overlapping.
+ *   A device range stops being a clean copy when it is written by a copy or
+ *   memset, or freed: vp_weights_written() trims or splits the records.
+ *   Writes by kernels are NOT seen (the driver does not say which pointer
+ *   parameters a kernel writes): a consumer that evicts "clean" data must
+ *   treat that as a hint (policy), not a guarantee.
+ *   Files match VPAGE_WEIGHT_FILES (shell patterns on the base name).
+ *   All entry points are cheap no-ops until a matching file is mapped.
+ */
+#ifndef VPAGE_PAGER_WEIGHTS_H
+#define VPAGE_PAGER_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* From the libc hooks (interpose/libc.c). fd is open on path. */
+int vp_weights_wanted(const char *path); /* does the name match? */
+void vp_weights_opened(int fd);
+void vp_weights_closed(int fd);
+void vp_weights_mapped(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+void vp_weights_unmapped(void *addr, size_t len);
+void vp_weights_protected(void *addr, size_t len, int prot);
+
+/* From the copy hooks: a host-to-device copy of n bytes was issued. */
+void vp_weights_copied(uint64_t dst, const void *src, size_t n);
+/* dst..dst+n was written (copy from elsewhere, memset) or freed. */
+void vp_weights_written(uint64_t dst, size_t n);
+
+/* True once any weight file was mapped (the copy hooks' fast check). */
+int vp_weights_active(void);
+
+/* "path:offset:tensor" for the clean copy holding dptr, into buf. Returns
+ * 1 if dptr is a clean copy, else 0 (buf empty). */
+int vp_weights_describe(uint64_t dptr, char *buf, size_t len);
+
+/* The weight files for the stats dump (common/stats.c): a JSON array, or
+ * table lines. Files opened but never mapped are left out. */
+void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);
+
+void vp_weights_lock(void);
+void vp_weights_unlock(void);
+
+#endif

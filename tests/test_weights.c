@@ -1,0 +1,234 @@
+/* test_weights.c - device bytes copied out of a mapped weight file are
+ * known as clean copies of named tensors until something writes them. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+
+struct wfile {
+    char path[128];
+    uint8_t *map;
+    size_t size, data_start;
+};
+
+static const char *HEADER = "{\"__metadata__\":{\"format\":\"pt\"},"
+                            "\"embed.weight\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0,64]},"
+                            "\"block.0.attn.qkv\":{\"dtype\":\"BF16\",\"shape\":[8,8],\"data_offsets\":[64,192]},"
+                            "\"head.bias\":{\"dtype\":\"F16\",\"shape\":[16],\"data_offsets\":[192,224]}}";
+#define DATA_LEN 224
+
+/* Writes a weight file (a real safetensors file unless header is given),
+ * then opens and maps it as a loader does, and closes the fd. */
+static void make_file(struct wfile *w, const char *name, const char *header, int prot)
+{
+    snprintf(w->path, sizeof w->path, "/tmp/vpage-test-%d-%s", (int)getpid(), name);
+    const char *h = header ? header : HEADER;
+    uint64_t n = strlen(h);
+    FILE *f = fopen(w->path, "wb");
+    cr_assert_not_null(f);
+    fwrite(&n, 8, 1, f); /* little-endian on x86-64 */
+    fwrite(h, 1, n, f);
+    for (int i = 0; i < DATA_LEN; i++) fputc(i * 7 + 1, f);
+    fclose(f);
+    w->data_start = 8 + n;
+    w->size = w->data_start + DATA_LEN;
+    int fd = open(w->path, O_RDONLY);
+    cr_assert(fd >= 0);
+    w->map = mmap(NULL, w->size, prot, MAP_PRIVATE, fd, 0);
+    cr_assert(w->map != MAP_FAILED);
+    close(fd);
+}
+
+static void drop_file(struct wfile *w)
+{
+    munmap(w->map, w->size);
+    unlink(w->path);
+}
+
+static const char *prov(uint64_t dptr)
+{
+    static char buf[512];
+    int (*f)(uint64_t, char *, size_t) = (int (*)(uint64_t, char *, size_t))dlsym(RTLD_DEFAULT, "vpage_provenance");
+    cr_assert_not_null(f);
+    f(dptr, buf, sizeof buf);
+    return buf;
+}
+
+static void expect_prov(uint64_t dptr, const struct wfile *w, uint64_t off, const char *tensor)
+{
+    char want[512];
+    snprintf(want, sizeof want, "%s:%llu:%s", w->path, (unsigned long long)off, tensor);
+    cr_assert_str_eq(prov(dptr), want);
+}
+
+static const char *stats(void)
+{
+    static char buf[65536];
+    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
+    f(buf, sizeof buf);
+    return buf;
+}
+
+TEST_EACH_WAY(weights, whole_file_copy_names_every_tensor)
+{
+    struct cu c;
+    load_or_die(&c, w);
+    struct wfile f;
+    make_file(&f, "model.safetensors", NULL, PROT_READ);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    cr_assert_eq(memcmp((void *)(uintptr_t)d, f.map + f.data_start, DATA_LEN), 0, "the copy itself happened");
+    expect_prov(d, &f, f.data_start, "embed.weight");
+    expect_prov(d + 64 + 5, &f, f.data_start + 69, "block.0.attn.qkv");
+    expect_prov(d + 223, &f, f.data_start + 223, "head.bias");
+    cr_assert_str_eq(prov(d + DATA_LEN), "");
+    char want[256];
+    snprintf(want, sizeof want, "\"header\": \"ok\", \"tensors\": 3, \"device_clean_bytes\": %d, \"tensors_on_device\": 3",
+             DATA_LEN);
+    cr_assert(strstr(stats(), want) != NULL, "%s", stats());
+    drop_file(&f);
+}
+
+Test(weights, writes_and_frees_end_a_clean_copy)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "w.safetensors", NULL, PROT_READ);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    /* a memset in the middle splits the copy in two */
+    CU_OK(c.cuMemsetD8(d + 70, 0, 10));
+    expect_prov(d + 69, &f, f.data_start + 69, "block.0.attn.qkv");
+    cr_assert_str_eq(prov(d + 70), "");
+    cr_assert_str_eq(prov(d + 79), "");
+    expect_prov(d + 80, &f, f.data_start + 80, "block.0.attn.qkv");
+    /* an async memset of words, and a copy from ordinary memory */
+    CU_OK(c.cuMemsetD32Async(d + 192, 7, 2, NULL));
+    cr_assert_str_eq(prov(d + 199), "");
+    expect_prov(d + 200, &f, f.data_start + 200, "head.bias");
+    char plain[16] = {0};
+    CU_OK(c.cuMemcpyHtoD(d, plain, sizeof plain));
+    cr_assert_str_eq(prov(d), "");
+    expect_prov(d + 16, &f, f.data_start + 16, "embed.weight");
+    /* a device-to-device copy into it */
+    CUdeviceptr e;
+    CU_OK(c.cuMemAlloc(&e, 64));
+    CU_OK(c.cuMemcpyDtoD(d + 16, e, 8));
+    cr_assert_str_eq(prov(d + 20), "");
+    expect_prov(d + 24, &f, f.data_start + 24, "embed.weight");
+    /* freeing ends it all */
+    CU_OK(c.cuMemFree(d));
+    cr_assert_str_eq(prov(d + 100), "");
+    cr_assert_str_eq(prov(d + 210), "");
+    drop_file(&f);
+}
+
+Test(weights, tensor_by_tensor_async_copies)
+{
+    struct cu c;
+    load_or_die(&c, WAY_DLSYM);
+    struct wfile f;
+    make_file(&f, "t.safetensors", NULL, PROT_READ);
+    CUdeviceptr a, b;
+    CU_OK(c.cuMemAlloc(&a, 128));
+    CU_OK(c.cuMemAlloc(&b, 32));
+    CU_OK(c.cuMemcpyHtoDAsync(a, f.map + f.data_start + 64, 128, NULL));
+    CU_OK(c.cuMemcpy(b, (CUdeviceptr)(uintptr_t)(f.map + f.data_start + 192), 32)); /* unified copy */
+    expect_prov(a, &f, f.data_start + 64, "block.0.attn.qkv");
+    expect_prov(b + 31, &f, f.data_start + 223, "head.bias");
+    cr_assert(strstr(stats(), "\"tensors_on_device\": 2") != NULL, "%s", stats());
+    drop_file(&f);
+}
+
+Test(weights, a_hostile_header_is_tracked_without_names)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "bad.safetensors",
+              "{\"a\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
+              "\"b\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[50,150]}}", PROT_READ);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    struct capture k;
+    capture_begin(&k);
+    CUresult rc = c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN);
+    const char *err = capture_end(&k);
+    CU_OK(rc);
+    cr_assert(strstr(err, "not a valid safetensors header (tensors overlap)") != NULL, "stderr: %s", err);
+    expect_prov(d + 3, &f, f.data_start + 3, "");
+    cr_assert(strstr(stats(), "\"header\": \"rejected\"") != NULL, "%s", stats());
+    drop_file(&f);
+}
+
+Test(weights, only_matching_files)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile txt;
+    make_file(&txt, "notes.txt", NULL, PROT_READ);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, txt.map + txt.data_start, DATA_LEN));
+    cr_assert_str_eq(prov(d), "", "a .txt file is not a weight file");
+    drop_file(&txt);
+}
+
+Test(weights, writable_private_mappings_count_until_written)
+{
+    /* torch's UntypedStorage.from_file maps weights PROT_READ|PROT_WRITE, MAP_PRIVATE */
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile rw;
+    make_file(&rw, "rw.safetensors", NULL, PROT_READ | PROT_WRITE);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    volatile uint8_t touch = rw.map[rw.data_start + 3]; /* read: the page stays the file's */
+    (void)touch;
+    CU_OK(c.cuMemcpyHtoD(d, rw.map + rw.data_start, DATA_LEN));
+    expect_prov(d, &rw, rw.data_start, "embed.weight");
+    rw.map[rw.data_start + 3] ^= 1; /* a private write: the page is the process's now */
+    CU_OK(c.cuMemcpyHtoD(d, rw.map + rw.data_start, DATA_LEN));
+    cr_assert_str_eq(prov(d), "", "a written private page is not the file's");
+    drop_file(&rw);
+}
+
+Test(weights, unmapped_ranges_are_forgotten)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "u.safetensors", NULL, PROT_READ);
+    uint8_t *src = f.map + f.data_start;
+    size_t size = f.size;
+    munmap(f.map, size);
+    /* the same addresses, now anonymous memory */
+    uint8_t *anon = mmap(f.map, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    cr_assert(anon == f.map);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, src, DATA_LEN));
+    cr_assert_str_eq(prov(d), "");
+    munmap(anon, size);
+    unlink(f.path);
+}
+
+Test(weights, the_option_turns_tracking_off)
+{
+    setenv("VPAGE_WEIGHT_FILES", "none", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "off.safetensors", NULL, PROT_READ);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    cr_assert_str_eq(prov(d), "");
+    drop_file(&f);
+}
