@@ -32,6 +32,8 @@ struct wfile {
     enum hdr hdr;
     const char *why; /* HDR_REJECTED: the parser's reason */
     struct vp_st_file st;
+    size_t next; /* staged copies: the tensor to try first (loaders go in order) */
+    int open_fds; /* tracked fds open on it now (a pread loader keeps one) */
 };
 
 /* cow: a private mapping that may be written (torch's from_file maps
@@ -101,13 +103,21 @@ void vp_weights_opened(int fd)
     if (fd < 0 || fd >= MAX_FDS || fstat(fd, &st) || !S_ISREG(st.st_mode)) return;
     pthread_mutex_lock(&mu);
     int i = file_index_locked(&st, fd);
+    if (i >= 0) {
+        files[i]->open_fds++;
+        atomic_store(&fd_file[fd], (short)(i + 1));
+    }
     pthread_mutex_unlock(&mu);
-    if (i >= 0) atomic_store(&fd_file[fd], (short)(i + 1));
+    if (i >= 0) atomic_store(&active, 1);
 }
 
 void vp_weights_closed(int fd)
 {
-    if (fd >= 0 && fd < MAX_FDS) atomic_store_explicit(&fd_file[fd], 0, memory_order_relaxed);
+    if (fd < 0 || fd >= MAX_FDS || !atomic_load_explicit(&fd_file[fd], memory_order_relaxed)) return;
+    pthread_mutex_lock(&mu);
+    int i = atomic_exchange(&fd_file[fd], 0) - 1;
+    if (i >= 0 && files[i]->open_fds > 0) files[i]->open_fds--;
+    pthread_mutex_unlock(&mu);
 }
 
 static int push(void **arr, size_t *n, size_t *cap, size_t size)
@@ -193,7 +203,7 @@ static void read_header(struct wfile *f, const struct hmap *m)
     size_t pl = strlen(f->path), sl = strlen(suffix);
     if (pl < sl || strcmp(f->path + pl - sl, suffix) != 0) return;
     uint8_t lenbuf[8];
-    const uint8_t *base = m && m->off == 0 ? (const uint8_t *)m->addr : NULL;
+    const uint8_t *base = m && m->off == 0 ? (const uint8_t *)m->addr : NULL; /* m may be NULL */
     char *json = NULL;
     uint64_t n = 0;
     int fd = -1;
@@ -278,6 +288,75 @@ void vp_weights_written(uint64_t dst, size_t n)
     pthread_mutex_unlock(&mu);
 }
 
+/* A copy from memory that is no mapping of a weight file (a pinned staging
+ * buffer, a buffer filled by read): if its bytes equal a whole tensor of a
+ * mapped safetensors file, it is a copy of that tensor. Candidates are the
+ * tensors of exactly n bytes inside a mapping, tried from the one after the
+ * last match; a byte-for-byte comparison decides. Called with mu held. */
+/* Do the file's bytes at off equal src[0..n)? Read with the raw system
+ * calls, in 1 MiB pieces. */
+static int file_equals(const struct wfile *f, uint64_t off, const uint8_t *src, size_t n)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t piece = n < (1u << 20) ? n : (1u << 20);
+    uint8_t *buf = malloc(piece ? piece : 1);
+    int same = buf != NULL;
+    for (size_t done = 0; same && done < n;) {
+        size_t k = n - done < piece ? n - done : piece;
+        same = syscall(SYS_pread64, fd, buf, k, (off_t)(off + done)) == (long)k && !memcmp(buf, src + done, k);
+        done += k;
+    }
+    free(buf);
+    close(fd);
+    return same;
+}
+
+/* The same for files a loader keeps open without mapping them (safetensors'
+ * read_file backend preads each tensor into a temporary buffer). */
+static int match_read(const uint8_t *src, size_t n, int *file, uint64_t *off)
+{
+    for (int fi = 0; fi < nfiles; fi++) {
+        struct wfile *f = files[fi];
+        if (!f->open_fds) continue;
+        if (f->hdr == HDR_UNREAD) read_header(f, NULL);
+        if (f->hdr != HDR_OK) continue;
+        for (size_t k = 0; k < f->st.ntensors; k++) {
+            size_t i = (f->next + k) % f->st.ntensors;
+            const struct vp_st_tensor *t = &f->st.t[i];
+            if (t->end - t->begin != n || !file_equals(f, t->begin, src, n)) continue;
+            f->next = i + 1;
+            *file = fi;
+            *off = t->begin;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t *off)
+{
+    for (size_t mi = nmaps; mi-- > 0;) {
+        struct hmap *m = &maps[mi];
+        struct wfile *f = files[m->file];
+        if (f->hdr == HDR_UNREAD) read_header(f, m);
+        if (f->hdr != HDR_OK || !f->st.ntensors) continue;
+        for (size_t k = 0; k < f->st.ntensors; k++) {
+            size_t i = (f->next + k) % f->st.ntensors;
+            const struct vp_st_tensor *t = &f->st.t[i];
+            if (t->end - t->begin != n || t->begin < m->off || t->end - m->off > m->len) continue;
+            const uint8_t *there = (const uint8_t *)(m->addr + (t->begin - m->off));
+            if (m->cow && !still_file_pages((uintptr_t)there, n)) continue;
+            if (memcmp(there, src, n < 64 ? n : 64) || memcmp(there, src, n)) continue;
+            f->next = i + 1;
+            *mm = m;
+            *off = t->begin;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void vp_weights_copied(uint64_t dst, const void *src, size_t n)
 {
     if (!vp_weights_active() || !n) return;
@@ -288,13 +367,24 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n)
     for (size_t i = 0; i < nmaps; i++)
         if (maps[i].addr <= s && s + n <= maps[i].addr + maps[i].len) { m = &maps[i]; break; }
     if (m && m->cow && !still_file_pages(s, n)) m = NULL; /* written since it was mapped */
+    uint64_t off = 0;
     if (m) {
         struct wfile *f = files[m->file];
         if (f->hdr == HDR_UNREAD) read_header(f, m); /* once per file, under the lock */
+        off = m->off + (s - m->addr);
+    } else {
+        struct hmap *hm = NULL;
+        for (size_t i = 0; i < nmaps && !hm; i++) /* the source lies in no mapping at all */
+            if (maps[i].addr < s + n && s < maps[i].addr + maps[i].len) hm = &maps[i];
+        if (!hm && match_staged((const uint8_t *)src, n, &hm, &off)) m = hm;
+    }
+    int file = m ? m->file : -1;
+    if (!m && !match_read((const uint8_t *)src, n, &file, &off)) file = -1;
+    if (file >= 0) {
         size_t i = first_after(dst);
         if (push((void **)&copies, &ncopies, &capcopies, sizeof *copies) == 0) {
             memmove(&copies[i + 1], &copies[i], (ncopies - i) * sizeof *copies);
-            copies[i] = (struct copy){dst, n, m->off + (s - m->addr), m->file};
+            copies[i] = (struct copy){dst, n, off, file};
             ncopies++;
         }
     }
@@ -340,7 +430,7 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
         }
         int mapped = 0;
         for (size_t i = 0; i < nmaps; i++) mapped |= maps[i].file == fi;
-        if (!bytes && !mapped && f->hdr == HDR_UNREAD) continue; /* opened, never used */
+        if (!bytes && !mapped && f->hdr == HDR_UNREAD) continue; /* opened, never used for a copy */
         const char *hdr = f->hdr == HDR_OK ? "ok" : f->hdr == HDR_REJECTED ? "rejected"
                           : f->hdr == HDR_NOT_SAFETENSORS ? "not safetensors" : "unread";
         size_t nt = f->hdr == HDR_OK ? f->st.ntensors : 0;

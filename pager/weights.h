@@ -1,8 +1,9 @@
 /* weights.h - which device bytes are clean copies of which weight file.
  *
  * Contract
- *   Owns three tables, under one mutex (never held across a driver call or
- *   a blocking system call other than the header read):
+ *   Owns three tables, under one mutex (never held across a driver call; the
+ *   system calls made under it are the header read and the byte comparisons
+ *   of staged copies):
  *     files     weight files seen (by device and inode), their path, and
  *               their safetensors header once read (lazily, at the first
  *               copy out of them: a process that never copies to a GPU pays
@@ -11,7 +12,11 @@
  *               writable ones too: a copy out of them counts only if none of
  *               its pages was written, which /proc/self/pagemap tells);
  *     copies    device range -> file offset, made when a host-to-device copy
- *               reads entirely from such a mapping. Sorted, non-overlapping.
+ *               reads entirely from such a mapping, or from a staging buffer
+ *               (pinned memory, a read buffer) whose bytes equal a whole
+ *               tensor of a safetensors file that is mapped or held open,
+ *               compared byte for byte at the copy (against the mapping, or
+ *               read from the file). Sorted, non-overlapping.
  *   A device range stops being a clean copy when it is written by a copy or
  *   memset, or freed: vp_weights_written() trims or splits the records.
  *   Writes by kernels are NOT seen (the driver does not say which pointer

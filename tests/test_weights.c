@@ -146,6 +146,55 @@ Test(weights, tensor_by_tensor_async_copies)
     drop_file(&f);
 }
 
+Test(weights, staged_copies_are_matched_by_content)
+{
+    /* safetensors 0.8 copies each tensor from the mapping into a pinned
+     * buffer on the CPU, then to the device from there */
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "staged.safetensors", NULL, PROT_READ);
+    uint8_t staging[128];
+    CUdeviceptr a, b, z;
+    CU_OK(c.cuMemAlloc(&a, 128));
+    CU_OK(c.cuMemAlloc(&b, 32));
+    CU_OK(c.cuMemAlloc(&z, 32));
+    memcpy(staging, f.map + f.data_start + 64, 128);
+    CU_OK(c.cuMemcpyHtoDAsync(a, staging, 128, NULL));
+    expect_prov(a + 1, &f, f.data_start + 65, "block.0.attn.qkv");
+    memcpy(staging, f.map + f.data_start + 192, 32);
+    CU_OK(c.cuMemcpyHtoD(b, staging, 32));
+    expect_prov(b, &f, f.data_start + 192, "head.bias");
+    staging[31] ^= 1; /* same size, different bytes: no match */
+    CU_OK(c.cuMemcpyHtoD(z, staging, 32));
+    cr_assert_str_eq(prov(z), "");
+    drop_file(&f);
+}
+
+Test(weights, pread_loaders_are_matched_while_the_file_is_open)
+{
+    /* safetensors' read_file backend: an open fd, pread into a buffer, copy */
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "pread.safetensors", NULL, PROT_READ);
+    munmap(f.map, f.size); /* no mapping at all */
+    int fd = open(f.path, O_RDONLY);
+    cr_assert(fd >= 0);
+    uint8_t buf[128];
+    cr_assert_eq(pread(fd, buf, 64, (off_t)f.data_start), 64);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, 64));
+    CU_OK(c.cuMemcpyHtoD(d, buf, 64));
+    expect_prov(d + 8, &f, f.data_start + 8, "embed.weight");
+    close(fd); /* closed: a copy of the same bytes is no longer matched */
+    CUdeviceptr e;
+    CU_OK(c.cuMemAlloc(&e, 64));
+    CU_OK(c.cuMemcpyHtoD(e, buf, 64));
+    cr_assert_str_eq(prov(e), "");
+    unlink(f.path);
+}
+
 Test(weights, a_hostile_header_is_tracked_without_names)
 {
     struct cu c;

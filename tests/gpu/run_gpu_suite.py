@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The GPU suite: real PyTorch under LD_PRELOAD=libvpage.so on an NVIDIA GPU.
 
-    python3 tests/gpu/run_gpu_suite.py build/libvpage.so [--out DIR]   (DIR gets gpu-suite.json)
+    python3 tests/gpu/run_gpu_suite.py build/libvpage.so [--out DIR] [--only MODE|weights]
+    (DIR gets gpu-suite.json)
 
 For each PyTorch allocator mode (default, expandable_segments:True,
 backend:cudaMallocAsync):
@@ -89,7 +90,10 @@ def main():
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     summary = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "modes": {}}
 
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None  # a mode, or "weights"
     for mode, conf in MODES.items():
+        if only and only != mode:
+            continue
         env = {"PYTORCH_CUDA_ALLOC_CONF": conf} if conf else {}
         rec = summary["modes"][mode] = {}
 
@@ -150,6 +154,8 @@ def main():
             check(f"{mode}/counted: run without a cap", False, p2.stderr[-3000:])
 
     # --- weight files ---
+    if only and only != "weights":
+        return finish(summary, summary_dir)
     wpath = os.path.join(outdir, "weights.safetensors")
     from safetensors.torch import save_file
     g = torch.Generator().manual_seed(7)
@@ -157,20 +163,29 @@ def main():
           for i in range(8) for k, shape in (("attn.qkv.weight", (3072, 1024)), ("attn.qkv.bias", (3072,)),
                                              ("ffn.up.weight", (4096, 1024)))}
     save_file(sd, wpath)
-    p, r = run_child("weights", wpath, lib, {"VPAGE_CAP": str(CAP)})
-    ok = p.returncode == 0 and r is not None
-    check("weights: load_file to the GPU ran", ok, "" if ok else p.stderr[-3000:])
-    if ok:
+    import inspect
+    from safetensors.torch import load_file
+    backends = ["mmap"] + (["read_file"] if "backend" in inspect.signature(load_file).parameters else [])
+    for be in backends:
+        p, r = run_child("weights", wpath, lib, {"VPAGE_CAP": str(CAP), "WEIGHTS_BACKEND": be})
+        ok = p.returncode == 0 and r is not None
+        check(f"weights/{be}: load_file to the GPU ran", ok, "" if ok else p.stderr[-3000:])
+        if not ok:
+            continue
         fr = r["file"] or {}
-        summary["weights"] = r
-        check("weights: every tensor named by its device address", r["names_match"] == r["tensors"] == len(sd),
+        summary.setdefault("weights", {})[be] = r
+        check(f"weights/{be}: every tensor named by its device address", r["names_match"] == r["tensors"] == len(sd),
               f"{r['names_match']} of {r['tensors']}")
-        check("weights: the file's header read, its tensors all on the device as clean copies",
+        check(f"weights/{be}: the file's header read, its tensors all on the device as clean copies",
               fr.get("header") == "ok" and fr.get("tensors") == len(sd) and fr.get("tensors_on_device") == len(sd)
               and fr.get("device_clean_bytes") == r["bytes"], json.dumps(fr))
-        print(f"INFO weights: file {r['file_size'] / MiB:.1f} MiB, peak host RSS {r['peak_rss'] / MiB:.1f} MiB "
+        print(f"INFO weights/{be}: file {r['file_size'] / MiB:.1f} MiB, peak host RSS {r['peak_rss'] / MiB:.1f} MiB "
               f"(before loading {r['rss_before'] / MiB:.1f} MiB)", flush=True)
 
+    finish(summary, summary_dir)
+
+
+def finish(summary, summary_dir):
     passed = sum(ok for _, ok in results)
     failed = len(results) - passed
     summary["passed"], summary["failed"] = passed, failed
