@@ -120,7 +120,7 @@ def scenario_weights(out):
     from safetensors.torch import load_file
     path = out
     t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    backend = os.environ.get("WEIGHTS_BACKEND", "mmap")  # safetensors >= 0.8: mmap or read_file
+    backend = os.environ.get("WEIGHTS_BACKEND", "mmap")  # safetensors >= 0.8: mmap or pread
     tensors = load_file(path, device="cuda", **({} if backend == "mmap" else {"backend": backend}))
     torch.cuda.synchronize()
     f = ctypes.CDLL(None).vpage_provenance

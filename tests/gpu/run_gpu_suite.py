@@ -165,7 +165,7 @@ def main():
     save_file(sd, wpath)
     import inspect
     from safetensors.torch import load_file
-    backends = ["mmap"] + (["read_file"] if "backend" in inspect.signature(load_file).parameters else [])
+    backends = ["mmap"] + (["pread"] if "backend" in inspect.signature(load_file).parameters else [])
     for be in backends:
         p, r = run_child("weights", wpath, lib, {"VPAGE_CAP": str(CAP), "WEIGHTS_BACKEND": be})
         ok = p.returncode == 0 and r is not None
