@@ -313,7 +313,7 @@ static int file_equals(const struct wfile *f, uint64_t off, const uint8_t *src, 
 }
 
 /* The same for files a loader keeps open without mapping them (safetensors'
- * read_file backend preads each tensor into a temporary buffer). */
+ * pread backend reads each tensor into a temporary buffer). */
 static int match_read(const uint8_t *src, size_t n, int *file, uint64_t *off)
 {
     for (int fi = 0; fi < nfiles; fi++) {

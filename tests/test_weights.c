@@ -173,7 +173,7 @@ Test(weights, staged_copies_are_matched_by_content)
 
 Test(weights, pread_loaders_are_matched_while_the_file_is_open)
 {
-    /* safetensors' read_file backend: an open fd, pread into a buffer, copy */
+    /* safetensors' pread backend: an open fd, pread into a buffer, copy */
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     struct wfile f;
