@@ -16,14 +16,17 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def newest(pattern):
+    """The files of the newest date matching pattern (one per machine)."""
     files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", pattern)))
-    return files[-1] if files else None
+    if not files:
+        return []
+    date = os.path.basename(files[-1])[:10]
+    return [f for f in files if os.path.basename(f).startswith(date)]
 
 
 def table():
     rows = ["| what | without vpage | with vpage | ratio | machine, file |", "| --- | --- | --- | --- | --- |"]
-    f = newest("*-launch.json")
-    if f:
+    for f in newest("*-launch.json"):
         r = json.load(open(f))
         for key, what in (("driver", "host time per `cuLaunchKernel` (empty kernel, via cuGetProcAddress)"),
                           ("torch", "host time per tiny PyTorch op (`x.add_(1)`)")):
@@ -31,26 +34,25 @@ def table():
                 d = r[key]
                 rows.append(f"| {what}, median of {len(d['runs_with'])} runs each | {d['without_ns']:.0f} ns | "
                             f"{d['with_ns']:.0f} ns | {d['ratio']:.3f} | {r['machine']}, `{os.path.basename(f)}` |")
-    f = newest("*-fake-driver-hooks.json")
-    if f:
+    for f in newest("*-fake-driver-hooks.json"):
         r = json.load(open(f))
         d = r["driver"]
         rows.append(f"| the hook alone: host time per `cuLaunchKernel` on the fake driver (no GPU work), median of "
                     f"{len(d['runs_with'])} runs each | {d['without_ns']:.1f} ns | {d['with_ns']:.1f} ns | "
                     f"+{d['added_ns']:.1f} ns | {r['machine']}, `{os.path.basename(f)}` |")
-    f = newest("*-wan.json")
-    if f:
+    for f in newest("*-wan.json"):
         r = json.load(open(f))
         a, b = r["without"], r["with_vpage"]
         med = lambda runs: sorted(x["median_step_s"] for x in runs)[len(runs) // 2]
-        rows.append(f"| Wan 2.1 1.3B step, {a[0]['tokens']} tokens, bf16 (median of {len(a)} runs each; with vpage "
-                    f"under VPAGE_CAP=8G); outputs identical: {'yes' if r['identical'] else 'NO'} | "
-                    f"{med(a) * 1000:.1f} ms | {med(b) * 1000:.1f} ms | {med(b) / med(a):.3f} | "
-                    f"{a[0]['gpu']}, `{os.path.basename(f)}` |")
-    f = newest("*-gpu-suite.json")
-    if f:
+        each = lambda runs: "/".join(f"{x['median_step_s'] * 1000:.1f}" for x in runs)
+        rows.append(f"| Wan 2.1 1.3B step, {a[0]['tokens']} tokens, bf16 (median of {len(a)} alternating runs each; "
+                    f"with vpage under VPAGE_CAP=8G); outputs identical: {'yes' if r['identical'] else 'NO'} | "
+                    f"{med(a) * 1000:.1f} ms ({each(a)}) | {med(b) * 1000:.1f} ms ({each(b)}) | "
+                    f"{med(b) / med(a):.3f} | {a[0]['gpu']}, `{os.path.basename(f)}` |")
+    for f in newest("*-gpu-suite.json"):
         r = json.load(open(f))
-        rows.append(f"| GPU suite (3 PyTorch allocator modes) | | {r['passed']} passed, {r['failed']} failed | | "
+        rows.append(f"| GPU suite (3 PyTorch allocator modes{', weight files' if 'weights' in r else ''}) | | "
+                    f"{r['passed']} passed, {r['failed']} failed | | "
                     f"{r['gpu']}, `{os.path.basename(f)}` |")
     return "\n".join(rows)
 
