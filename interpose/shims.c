@@ -157,13 +157,14 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
  * one again. Unified copies (cuMemcpy*) may go any way: only a source that
  * lies in a tracked mapping counts as the file's. */
 
-#define COPY_FROM_HOST(name, PARAMS, ARGS)                                  \
+/* HOST: 1 when src is host memory by contract (HtoD), 0 for unified copies */
+#define COPY_FROM_HOST(name, PARAMS, ARGS, HOST)                            \
     VP_EXPORT CUresult name PARAMS                                          \
     {                                                                       \
         ENTER(name);                                                        \
         CUresult rc = vp_real.name ARGS;                                    \
         if (vp_weights_active()) {                                          \
-            if (rc == CUDA_SUCCESS) vp_weights_copied(dst, (const void *)(uintptr_t)src, n); \
+            if (rc == CUDA_SUCCESS) vp_weights_copied(dst, (const void *)(uintptr_t)src, n, HOST); \
             else vp_weights_written(dst, n);                                \
         }                                                                   \
         return rc;                                                          \
@@ -176,14 +177,14 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
         return vp_real.name ARGS;                                           \
     }
 
-COPY_FROM_HOST(cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A)
-COPY_FROM_HOST(cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A)
-COPY_FROM_HOST(cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A)
-COPY_FROM_HOST(cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A)
-COPY_FROM_HOST(cuMemcpy, VP_CPY_P, VP_CPY_A)
-COPY_FROM_HOST(cuMemcpy_ptds, VP_CPY_P, VP_CPY_A)
-COPY_FROM_HOST(cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A)
-COPY_FROM_HOST(cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A)
+COPY_FROM_HOST(cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A, 1)
+COPY_FROM_HOST(cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A, 1)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A, 1)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A, 1)
+COPY_FROM_HOST(cuMemcpy, VP_CPY_P, VP_CPY_A, 0)
+COPY_FROM_HOST(cuMemcpy_ptds, VP_CPY_P, VP_CPY_A, 0)
+COPY_FROM_HOST(cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A, 0)
+COPY_FROM_HOST(cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A, 0)
 WRITES(cuMemcpyDtoD_v2, VP_CPY_P, VP_CPY_A, 1)
 WRITES(cuMemcpyDtoD_v2_ptds, VP_CPY_P, VP_CPY_A, 1)
 WRITES(cuMemcpyDtoDAsync_v2, VP_CPYA_P, VP_CPYA_A, 1)

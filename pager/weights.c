@@ -357,7 +357,7 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
     return 0;
 }
 
-void vp_weights_copied(uint64_t dst, const void *src, size_t n)
+void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
 {
     if (!vp_weights_active() || !n) return;
     uintptr_t s = (uintptr_t)src;
@@ -376,10 +376,10 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n)
         struct hmap *hm = NULL;
         for (size_t i = 0; i < nmaps && !hm; i++) /* the source lies in no mapping at all */
             if (maps[i].addr < s + n && s < maps[i].addr + maps[i].len) hm = &maps[i];
-        if (!hm && match_staged((const uint8_t *)src, n, &hm, &off)) m = hm;
+        if (!hm && host_src && match_staged((const uint8_t *)src, n, &hm, &off)) m = hm;
     }
     int file = m ? m->file : -1;
-    if (!m && !match_read((const uint8_t *)src, n, &file, &off)) file = -1;
+    if (!m && (!host_src || !match_read((const uint8_t *)src, n, &file, &off))) file = -1;
     if (file >= 0) {
         size_t i = first_after(dst);
         if (push((void **)&copies, &ncopies, &capcopies, sizeof *copies) == 0) {

@@ -40,8 +40,12 @@ void vp_weights_mapped(void *addr, size_t len, int prot, int flags, int fd, off_
 void vp_weights_unmapped(void *addr, size_t len);
 void vp_weights_protected(void *addr, size_t len, int prot);
 
-/* From the copy hooks: a host-to-device copy of n bytes was issued. */
-void vp_weights_copied(uint64_t dst, const void *src, size_t n);
+/* From the copy hooks: a copy of n bytes into device memory at dst was
+ * issued. host_src: src is host memory by the entry point's contract
+ * (cuMemcpyHtoD*), so its bytes may be read to match a staging buffer;
+ * 0 for unified copies (cuMemcpy*), whose src may be device memory: then
+ * only a src inside a weight-file mapping counts. */
+void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src);
 /* dst..dst+n was written (copy from elsewhere, memset) or freed. */
 void vp_weights_written(uint64_t dst, size_t n);
 

@@ -168,6 +168,11 @@ Test(weights, staged_copies_are_matched_by_content)
     staging[31] ^= 1; /* same size, different bytes: no match */
     CU_OK(c.cuMemcpyHtoD(z, staging, 32));
     cr_assert_str_eq(prov(z), "");
+    /* a unified copy's source may be device memory, which vpage must not
+     * read on the host: b holds exactly head.bias's bytes, yet the copy is
+     * not matched by content */
+    CU_OK(c.cuMemcpy(z, b, 32));
+    cr_assert_str_eq(prov(z), "", "a device-to-device cuMemcpy is no copy of the file");
     drop_file(&f);
 }
 
