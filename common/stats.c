@@ -42,27 +42,29 @@ struct sb {
     size_t len, cap;
 };
 
+static void sb_vprintf(struct sb *s, const char *fmt, va_list ap)
+{
+    size_t room = s->len < s->cap ? s->cap - s->len : 0;
+    int n = vsnprintf(room ? s->p + s->len : NULL, room, fmt, ap);
+    if (n > 0) s->len += (size_t)n;
+}
+
 static void sb_printf(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(struct sb *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    size_t room = s->len < s->cap ? s->cap - s->len : 0;
-    int n = vsnprintf(room ? s->p + s->len : NULL, room, fmt, ap);
+    sb_vprintf(s, fmt, ap);
     va_end(ap);
-    if (n > 0) s->len += (size_t)n;
 }
 
 static void sb_emit(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_emit(void *ctx, const char *fmt, ...)
 {
-    struct sb *s = ctx;
     va_list ap;
     va_start(ap, fmt);
-    size_t room = s->len < s->cap ? s->cap - s->len : 0;
-    int n = vsnprintf(room ? s->p + s->len : NULL, room, fmt, ap);
+    sb_vprintf(ctx, fmt, ap);
     va_end(ap);
-    if (n > 0) s->len += (size_t)n;
 }
 
 /* The ten kernels launched most, for the dump. */

@@ -62,41 +62,22 @@ static int opened(int fd, const char *path, int flags)
     return fd;
 }
 
-VP_EXPORT int open(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(get_open()(path, flags, mode), path, flags);
-}
+/* open, open64, openat, openat64: the same but for the real function and
+ * its arguments (ARGS: the real call's, mode last). */
+#define OPEN_HOOK(name, PARAMS, ARGS)                                       \
+    VP_EXPORT int name PARAMS                                               \
+    {                                                                       \
+        va_list ap;                                                         \
+        va_start(ap, flags);                                                \
+        mode_t mode = mode_arg(flags, ap);                                  \
+        va_end(ap);                                                         \
+        return opened(get_##name() ARGS, path, flags);                      \
+    }
 
-VP_EXPORT int open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(get_open64()(path, flags, mode), path, flags);
-}
-
-VP_EXPORT int openat(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(get_openat()(dirfd, path, flags, mode), path, flags);
-}
-
-VP_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return opened(get_openat64()(dirfd, path, flags, mode), path, flags);
-}
+OPEN_HOOK(open, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_HOOK(open64, (const char *path, int flags, ...), (path, flags, mode))
+OPEN_HOOK(openat, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
+OPEN_HOOK(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
 
 VP_EXPORT int close(int fd)
 {
