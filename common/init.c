@@ -51,6 +51,7 @@ static void after_fork_child(void)
     vp_mem_unlock_all();
     vp_registry_unlock();
     vp_mem_reset_child();
+    vp_weights_reset_child();
     vp_stats_reset();
 }
 

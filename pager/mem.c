@@ -269,6 +269,20 @@ static CUresult call_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream
     return vp_real.cuMemFreeAsync(dptr, stream);
 }
 
+struct alloc_async_args {
+    enum vp_hook_id hook;
+    CUdeviceptr *dptr;
+    size_t bytes;
+    CUmemoryPool pool;
+    CUstream stream;
+};
+
+static CUresult call_alloc_async_cb(void *p)
+{
+    struct alloc_async_args *a = p;
+    return call_alloc_async(a->hook, a->dptr, a->bytes, a->pool, a->stream);
+}
+
 CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
                             CUstream stream)
 {
@@ -281,6 +295,10 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
         return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
     }
     CUmemoryPool p = pool ? pool : vp_drv_default_pool(dev);
+    if (!p) { /* no pool to read: count the allocation itself, as cuMemAlloc's */
+        struct alloc_async_args aa = {hook, dptr, bytes, pool, stream};
+        return counted_alloc(hook, VP_KIND_alloc, dptr, bytes, call_alloc_async_cb, &aa);
+    }
     uint64_t reserved = 0, used = 0, growth = round_up(bytes, POOL_GRANULE);
     if (p && vp_drv_pool_usage(p, &reserved, &used) == 0)
         growth = used + bytes > reserved ? round_up(used + bytes - reserved, POOL_GRANULE) : 0;

@@ -452,5 +452,10 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
     pthread_mutex_unlock(&mu);
 }
 
+void vp_weights_reset_child(void)
+{
+    ncopies = 0; /* device memory was the parent's; files and mappings are inherited */
+}
+
 void vp_weights_lock(void) { pthread_mutex_lock(&mu); }
 void vp_weights_unlock(void) { pthread_mutex_unlock(&mu); }

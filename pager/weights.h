@@ -60,6 +60,9 @@ int vp_weights_describe(uint64_t dptr, char *buf, size_t len);
  * table lines. Files opened but never mapped are left out. */
 void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);
 
+/* In a child after fork (weights lock not held): forgets the device copies. */
+void vp_weights_reset_child(void);
+
 void vp_weights_lock(void);
 void vp_weights_unlock(void);
 

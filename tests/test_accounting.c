@@ -169,6 +169,20 @@ Test(accounting, pool_release_at_sync_is_seen_by_mem_get_info)
     cr_assert_eq(fr, 1 * GiB);
 }
 
+Test(accounting, async_allocations_without_a_pool_to_read_count_their_bytes)
+{
+    setenv("FAKE_CUDA_NO_POOL_QUERY", "1", 1);
+    cap("16M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr a, b;
+    CU_OK(c.cuMemAllocAsync(&a, 10 * MiB, NULL));
+    cr_assert_eq(vpage_now(0), 10 * MiB);
+    cr_assert_eq(c.cuMemAllocAsync(&b, 7 * MiB, NULL), CUDA_ERROR_OUT_OF_MEMORY);
+    CU_OK(c.cuMemFreeAsync(a, NULL));
+    cr_assert_eq(vpage_now(0), 0);
+}
+
 Test(accounting, explicit_pools_and_their_destruction)
 {
     struct cu c;

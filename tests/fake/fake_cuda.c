@@ -269,7 +269,14 @@ static CUresult pool_alloc(CUdeviceptr *out, size_t size, struct pool *p)
     return CUDA_SUCCESS;
 }
 
-FAKE_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *p, CUdevice d) { NEED_INIT(); *p = (CUmemoryPool)&default_pool[d]; return CUDA_SUCCESS; }
+/* FAKE_CUDA_NO_POOL_QUERY=1: the pool cannot be looked up (an old driver) */
+FAKE_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *p, CUdevice d)
+{
+    NEED_INIT();
+    if (getenv("FAKE_CUDA_NO_POOL_QUERY")) return CUDA_ERROR_NOT_SUPPORTED;
+    *p = (CUmemoryPool)&default_pool[d];
+    return CUDA_SUCCESS;
+}
 FAKE_EXPORT CUresult cuMemPoolCreate(CUmemoryPool *p, const CUmemPoolProps *props)
 {
     NEED_INIT();
