@@ -19,6 +19,20 @@
 #include "../include/vpage.h"
 
 static atomic_uint_fast64_t counters[VP_HOOK_COUNT][VP_CTR_COUNT];
+static atomic_uint_fast64_t live[VP_HOOK_COUNT], live_peak[VP_HOOK_COUNT];
+
+void vp_stat_live_add(enum vp_hook_id hook, uint64_t bytes)
+{
+    uint64_t now = atomic_fetch_add(&live[hook], bytes) + bytes;
+    uint64_t p = atomic_load(&live_peak[hook]);
+    while (now > p && !atomic_compare_exchange_weak(&live_peak[hook], &p, now)) {}
+}
+
+void vp_stat_live_sub(enum vp_hook_id hook, uint64_t bytes)
+{
+    uint64_t c = atomic_load(&live[hook]);
+    while (!atomic_compare_exchange_weak(&live[hook], &c, c >= bytes ? c - bytes : 0)) {}
+}
 
 void vp_stat_add(enum vp_hook_id hook, enum vp_counter c, uint64_t n)
 {
@@ -32,8 +46,11 @@ uint64_t vp_stat_get(enum vp_hook_id hook, enum vp_counter c)
 
 void vp_stats_reset(void)
 {
-    for (int h = 0; h < VP_HOOK_COUNT; h++)
+    for (int h = 0; h < VP_HOOK_COUNT; h++) {
         for (int c = 0; c < VP_CTR_COUNT; c++) atomic_store(&counters[h][c], 0);
+        atomic_store(&live[h], 0);
+        atomic_store(&live_peak[h], 0);
+    }
 }
 
 /* A growing text buffer that never fails: past its end it only counts. */
@@ -133,7 +150,8 @@ static void build_json(struct sb *s)
         for (int c = 0; c < VP_CTR_COUNT; c++)
             sb_printf(s, "%s\"%s\": %llu", c ? ", " : "", names[c],
                       (unsigned long long)vp_stat_get((enum vp_hook_id)h, (enum vp_counter)c));
-        sb_printf(s, "}");
+        sb_printf(s, ", \"current\": %llu, \"peak\": %llu}", (unsigned long long)atomic_load(&live[h]),
+                  (unsigned long long)atomic_load(&live_peak[h]));
     }
     struct top t = {0};
     vp_registry_each(rank_kernel, &t);
@@ -174,14 +192,17 @@ static void build_table(struct sb *s)
                       k == VP_KIND_COUNT ? vp_fmt_bytes(vp_cap_of(d), c, sizeof c) : "",
                       vp_kind_desc((enum vp_kind)k));
         }
-    sb_printf(s, "%-32s %12s %8s %8s %14s\n", "entry point", "calls", "failed", "refused", "bytes");
+    sb_printf(s, "%-32s %12s %8s %8s %14s %14s %14s\n", "entry point", "calls", "failed", "refused", "bytes",
+              "current", "peak");
     for (int h = 0; h < VP_HOOK_COUNT; h++) {
         enum vp_hook_id id = (enum vp_hook_id)h;
         if (!vp_stat_get(id, VP_CTR_calls)) continue;
-        sb_printf(s, "%-32s %12llu %8llu %8llu %14s\n", vp_hook_name(id),
+        uint64_t cur = atomic_load(&live[h]), pk = atomic_load(&live_peak[h]);
+        sb_printf(s, "%-32s %12llu %8llu %8llu %14s %14s %14s\n", vp_hook_name(id),
                   (unsigned long long)vp_stat_get(id, VP_CTR_calls), (unsigned long long)vp_stat_get(id, VP_CTR_failed),
                   (unsigned long long)vp_stat_get(id, VP_CTR_refused),
-                  vp_fmt_bytes(vp_stat_get(id, VP_CTR_bytes), a, sizeof a));
+                  vp_fmt_bytes(vp_stat_get(id, VP_CTR_bytes), a, sizeof a), pk ? vp_fmt_bytes(cur, b, sizeof b) : "",
+                  pk ? vp_fmt_bytes(pk, c, sizeof c) : "");
     }
     struct top t = {0};
     vp_registry_each(rank_kernel, &t);

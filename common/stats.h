@@ -35,6 +35,13 @@ void vp_stat_add(enum vp_hook_id hook, enum vp_counter c, uint64_t n);
 uint64_t vp_stat_get(enum vp_hook_id hook, enum vp_counter c);
 static inline void vp_stat_call(enum vp_hook_id hook) { vp_stat_add(hook, VP_CTR_calls, 1); }
 
+/* Live bytes per entry point: what allocations made through hook hold now
+ * (and at most), added when an allocation is recorded and taken off when
+ * it is freed, whichever entry point frees it. For pool allocations these
+ * are the bytes asked for; the pool's reservation is the pool gauge. */
+void vp_stat_live_add(enum vp_hook_id hook, uint64_t bytes);
+void vp_stat_live_sub(enum vp_hook_id hook, uint64_t bytes);
+
 /* Forgets every counter (child after fork). */
 void vp_stats_reset(void);
 

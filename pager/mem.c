@@ -74,13 +74,21 @@ static int settle(int dev, enum vp_kind kind, uint64_t est, uint64_t actual)
     return -1;
 }
 
+/* Records what an allocation that succeeded counts. */
+static void record(struct vp_map *m, uint64_t key, struct vp_rec r)
+{
+    if (vp_map_put(m, key, r)) vp_error("out of host memory recording an allocation: it stays counted until exit");
+    vp_stat_live_add((enum vp_hook_id)r.hook, r.bytes);
+}
+
 /* Frees key with call, taking its record out first and putting it back if
  * the driver refuses (see ptrmap.h); releases what was counted. */
-static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id hook, CUresult (*call)(uint64_t))
+static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id hook,
+                                 CUresult (*call)(uint64_t, void *), void *ctx)
 {
     struct vp_rec r;
     int had = vp_map_take(m, key, &r);
-    CUresult rc = call(key);
+    CUresult rc = call(key, ctx);
     if (rc != CUDA_SUCCESS) {
         if (had) vp_map_put(m, key, r);
         return finish(hook, rc, 0);
@@ -88,6 +96,7 @@ static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id
     /* a pool pointer freed with cuMemFree returns to its pool, which keeps
      * the bytes reserved: the pool gauge follows the pool, not the pointer */
     if (had && r.kind != VP_KIND_pool) vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
+    if (had) vp_stat_live_sub((enum vp_hook_id)r.hook, r.bytes);
     if (had && m == &ptrs) vp_weights_written(key, r.bytes); /* freed bytes are no one's copy */
     return rc;
 }
@@ -96,22 +105,35 @@ static CUresult uncount_and_free(struct vp_map *m, uint64_t key, enum vp_hook_id
  * the actual size and records key, or, if the actual size passes the cap,
  * undoes the allocation and refuses it. */
 static CUresult settle_or_undo(struct vp_map *m, uint64_t key, enum vp_hook_id hook, int dev, enum vp_kind kind,
-                               uint64_t est, uint64_t actual, CUresult (*undo)(uint64_t))
+                               uint64_t est, uint64_t actual, CUresult (*undo)(uint64_t, void *))
 {
     if (settle(dev, kind, est, actual)) {
-        undo(key);
+        undo(key, NULL);
         vp_acct_release(dev, kind, est);
         refuse_msg(hook, dev, actual);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    struct vp_rec r = {actual, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook};
-    if (vp_map_put(m, key, r)) vp_error("out of host memory recording an allocation: it stays counted until exit");
+    record(m, key, (struct vp_rec){actual, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook});
     return finish(hook, CUDA_SUCCESS, actual);
 }
 
-static CUresult free_ptr(uint64_t key) { return vp_real.cuMemFree_v2((CUdeviceptr)key); }
-static CUresult release_handle(uint64_t key) { return vp_real.cuMemRelease((CUmemGenericAllocationHandle)key); }
-static CUresult destroy_array(uint64_t key) { return vp_real.cuArrayDestroy((CUarray)(uintptr_t)key); }
+static CUresult free_ptr(uint64_t key, void *ctx)
+{
+    (void)ctx;
+    return vp_real.cuMemFree_v2((CUdeviceptr)key);
+}
+
+static CUresult release_handle(uint64_t key, void *ctx)
+{
+    (void)ctx;
+    return vp_real.cuMemRelease((CUmemGenericAllocationHandle)key);
+}
+
+static CUresult destroy_array(uint64_t key, void *ctx)
+{
+    (void)ctx;
+    return vp_real.cuArrayDestroy((CUarray)(uintptr_t)key);
+}
 
 /* ---- plain allocations ---- */
 
@@ -129,10 +151,7 @@ static CUresult counted_alloc(enum vp_hook_id hook, enum vp_kind kind, CUdevicep
         vp_acct_release(dev, kind, bytes);
         return finish(hook, rc, bytes);
     }
-    struct vp_rec r = {bytes, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook};
-    if (vp_map_put(&ptrs, *dptr, r)) {
-        vp_error("out of host memory recording an allocation: it stays counted until exit");
-    }
+    record(&ptrs, *dptr, (struct vp_rec){bytes, 0, (int16_t)dev, (uint8_t)kind, (uint16_t)hook});
     return finish(hook, rc, bytes);
 }
 
@@ -185,7 +204,7 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
     return settle_or_undo(&ptrs, *dptr, hook, dev, VP_KIND_alloc, est, (uint64_t)*pitch * height, free_ptr);
 }
 
-CUresult vp_mem_free(CUdeviceptr dptr) { return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr); }
+CUresult vp_mem_free(CUdeviceptr dptr) { return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr, NULL); }
 
 /* ---- pools ---- */
 
@@ -334,35 +353,28 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
     }
-    struct vp_rec r = {bytes, 0, (int16_t)dev, VP_KIND_pool, hook};
-    vp_map_put(&ptrs, *dptr, r);
+    record(&ptrs, *dptr, (struct vp_rec){bytes, 0, (int16_t)dev, VP_KIND_pool, hook});
     return finish(hook, rc, bytes);
 }
 
+struct free_async_args {
+    enum vp_hook_id hook;
+    CUstream stream;
+};
+
+static CUresult free_async_cb(uint64_t key, void *ctx)
+{
+    struct free_async_args *a = ctx;
+    return call_free_async(a->hook, (CUdeviceptr)key, a->stream);
+}
+
+/* A pool pointer's bytes go back to its pool, which keeps them reserved (the
+ * pool gauge changes when the pool shrinks); a cuMemAlloc pointer may be
+ * freed this way too, in stream order, and counts as freed now. */
 CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream)
 {
-    struct vp_rec r;
-    int had = vp_map_take(&ptrs, dptr, &r);
-    if (had) vp_weights_written(dptr, r.bytes);
-    if (had && r.kind != VP_KIND_pool) {
-        /* cuMemFreeAsync of a cuMemAlloc pointer is legal: it is freed in
-         * stream order; count it freed now. */
-        CUresult rc = call_free_async(hook, dptr, stream);
-        if (rc != CUDA_SUCCESS) {
-            vp_map_put(&ptrs, dptr, r);
-            return finish(hook, rc, 0);
-        }
-        vp_acct_release(r.dev, (enum vp_kind)r.kind, r.bytes);
-        return rc;
-    }
-    CUresult rc = call_free_async(hook, dptr, stream);
-    if (rc != CUDA_SUCCESS) {
-        if (had) vp_map_put(&ptrs, dptr, r);
-        return finish(hook, rc, 0);
-    }
-    /* the bytes go back to the pool, which keeps them reserved: the pool
-     * gauge changes only when the pool itself shrinks */
-    return rc;
+    struct free_async_args a = {hook, stream};
+    return uncount_and_free(&ptrs, dptr, hook, free_async_cb, &a);
 }
 
 CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
@@ -401,14 +413,13 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
         vp_acct_release(dev, VP_KIND_vmm, bytes);
         return finish(hook, rc, 0);
     }
-    struct vp_rec r = {bytes, 0, (int16_t)dev, VP_KIND_vmm, hook};
-    if (vp_map_put(&handles, *handle, r)) vp_error("out of host memory recording a VMM handle");
+    record(&handles, *handle, (struct vp_rec){bytes, 0, (int16_t)dev, VP_KIND_vmm, hook});
     return finish(hook, rc, bytes);
 }
 
 CUresult vp_mem_release(CUmemGenericAllocationHandle handle)
 {
-    return uncount_and_free(&handles, handle, VP_HOOK_cuMemRelease, release_handle);
+    return uncount_and_free(&handles, handle, VP_HOOK_cuMemRelease, release_handle, NULL);
 }
 
 /* ---- arrays ---- */
@@ -459,7 +470,7 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
 
 CUresult vp_mem_array_destroy(CUarray arr)
 {
-    return uncount_and_free(&arrays, (uint64_t)(uintptr_t)arr, VP_HOOK_cuArrayDestroy, destroy_array);
+    return uncount_and_free(&arrays, (uint64_t)(uintptr_t)arr, VP_HOOK_cuArrayDestroy, destroy_array, NULL);
 }
 
 /* ---- graph memory ---- */

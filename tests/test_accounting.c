@@ -2,6 +2,7 @@
  * holds at its boundary, across threads and fork. The fake driver's own
  * books (what "the device" holds) are the reference. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -63,6 +64,26 @@ TEST_EACH_WAY(accounting, cap_boundary_and_message)
     CU_OK(c.cuMemAlloc(&a, 32 * MiB));
     cr_assert_eq(c.cuMemAlloc(&a, 4096), CUDA_ERROR_OUT_OF_MEMORY);
     ASSERT_BOOKS_MATCH(0);
+}
+
+Test(accounting, per_entry_point_current_and_peak)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    size_t (*json)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
+    static char buf[65536];
+    CUdeviceptr a, b, p;
+    CU_OK(c.cuMemAlloc(&a, 3 * MiB));
+    CU_OK(c.cuMemAlloc(&b, 5 * MiB));
+    CU_OK(c.cuMemAllocAsync(&p, 1 * MiB, NULL));
+    CU_OK(c.cuMemFree(a));
+    CU_OK(c.cuMemFreeAsync(p, NULL));
+    json(buf, sizeof buf);
+    /* frees are taken off the entry point that allocated */
+    cr_assert(strstr(buf, "\"cuMemAlloc_v2\": {\"calls\": 2, \"failed\": 0, \"refused\": 0, \"bytes\": 8388608, "
+                          "\"current\": 5242880, \"peak\": 8388608}") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "\"cuMemAllocAsync\": {\"calls\": 1, \"failed\": 0, \"refused\": 0, \"bytes\": 1048576, "
+                          "\"current\": 0, \"peak\": 1048576}") != NULL, "%s", buf);
 }
 
 Test(accounting, per_device_caps)

@@ -122,7 +122,7 @@ Test(launch, stats_file_and_table_at_exit)
     unlink(path);
     cr_assert(strstr(buf, "\"total\": {\"current\": 104857600, \"peak\": 104857600}") != NULL, "%s", buf);
     cr_assert(strstr(buf, "\"cap\": 1073741824") != NULL, "%s", buf);
-    cr_assert(strstr(buf, "\"cuMemAlloc_v2\": {\"calls\": 1, \"failed\": 0, \"refused\": 0, \"bytes\": 104857600}") !=
-                  NULL,
+    cr_assert(strstr(buf, "\"cuMemAlloc_v2\": {\"calls\": 1, \"failed\": 0, \"refused\": 0, \"bytes\": 104857600, "
+                          "\"current\": 104857600, \"peak\": 104857600}") != NULL,
               "%s", buf);
 }
