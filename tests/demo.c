@@ -81,5 +81,6 @@ int main(void)
     } else {
         printf("vpage is not preloaded: nothing was counted\n");
     }
+    fflush(stdout); /* before vpage's exit-time stats on stderr */
     return rc == CUDA_ERROR_OUT_OF_MEMORY ? 0 : 1;
 }
