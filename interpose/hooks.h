@@ -51,6 +51,39 @@
 #define VP_SETA_P(T) (CUdeviceptr dst, T value, size_t n, CUstream stream)
 #define VP_SETA_A (dst, value, n, stream)
 
+#define VP_C2D_P (const CUDA_MEMCPY2D *copy)
+#define VP_C2DA_P (const CUDA_MEMCPY2D *copy, CUstream stream)
+#define VP_C3D_P (const CUDA_MEMCPY3D *copy)
+#define VP_C3DA_P (const CUDA_MEMCPY3D *copy, CUstream stream)
+#define VP_C3DP_P (const CUDA_MEMCPY3D_PEER *copy)
+#define VP_C3DPA_P (const CUDA_MEMCPY3D_PEER *copy, CUstream stream)
+#define VP_PEER_P (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n)
+#define VP_PEER_A (dst, dctx, src, sctx, n)
+#define VP_PEERA_P (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream stream)
+#define VP_PEERA_A (dst, dctx, src, sctx, n, stream)
+
+/* Copies that only write device memory as far as provenance is concerned:
+ * 2D, 3D and peer copies (+ per-thread-stream symbols). */
+#define VP_SHAPED_COPY_HOOKS(X)                                               \
+    X(CUresult, cuMemcpy2D_v2, VP_C2D_P, (copy))                               \
+    X(CUresult, cuMemcpy2D_v2_ptds, VP_C2D_P, (copy))                          \
+    X(CUresult, cuMemcpy2DUnaligned_v2, VP_C2D_P, (copy))                      \
+    X(CUresult, cuMemcpy2DUnaligned_v2_ptds, VP_C2D_P, (copy))                 \
+    X(CUresult, cuMemcpy2DAsync_v2, VP_C2DA_P, (copy, stream))                 \
+    X(CUresult, cuMemcpy2DAsync_v2_ptsz, VP_C2DA_P, (copy, stream))            \
+    X(CUresult, cuMemcpy3D_v2, VP_C3D_P, (copy))                               \
+    X(CUresult, cuMemcpy3D_v2_ptds, VP_C3D_P, (copy))                          \
+    X(CUresult, cuMemcpy3DAsync_v2, VP_C3DA_P, (copy, stream))                 \
+    X(CUresult, cuMemcpy3DAsync_v2_ptsz, VP_C3DA_P, (copy, stream))            \
+    X(CUresult, cuMemcpy3DPeer, VP_C3DP_P, (copy))                             \
+    X(CUresult, cuMemcpy3DPeer_ptds, VP_C3DP_P, (copy))                        \
+    X(CUresult, cuMemcpy3DPeerAsync, VP_C3DPA_P, (copy, stream))               \
+    X(CUresult, cuMemcpy3DPeerAsync_ptsz, VP_C3DPA_P, (copy, stream))          \
+    X(CUresult, cuMemcpyPeer, VP_PEER_P, VP_PEER_A)                            \
+    X(CUresult, cuMemcpyPeer_ptds, VP_PEER_P, VP_PEER_A)                       \
+    X(CUresult, cuMemcpyPeerAsync, VP_PEERA_P, VP_PEERA_A)                     \
+    X(CUresult, cuMemcpyPeerAsync_ptsz, VP_PEERA_P, VP_PEERA_A)
+
 /* Host-to-device, unified, device-to-device copies and memsets, each with
  * its per-thread-stream symbol (_ptds for synchronous, _ptsz for async). */
 #define VP_COPY_HOOKS(X)                                                      \
@@ -139,6 +172,7 @@
     X(CUresult, cuArrayDestroy, (CUarray arr), (arr))                          \
     /* copies and memsets: where device bytes come from (pager/weights.h) */   \
     VP_COPY_HOOKS(X)                                                           \
+    VP_SHAPED_COPY_HOOKS(X)                                                    \
     /* kernel handles */                                                       \
     X(CUresult, cuModuleGetFunction,                                           \
       (CUfunction *fn, CUmodule mod, const char *name), (fn, mod, name))       \

@@ -202,6 +202,55 @@ WRITES(cuMemsetD16Async_ptsz, VP_SETA_P(unsigned short), VP_SETA_A, 2)
 WRITES(cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A, 4)
 WRITES(cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A, 4)
 
+/* 2D and 3D copies: the destination's rows, as one span from its first to
+ * its last byte (the gaps between rows are cut too: conservative). */
+static void written_2d(const CUDA_MEMCPY2D *c)
+{
+    if (!c || !vp_weights_active() || !c->Height || !c->WidthInBytes) return;
+    if (c->dstMemoryType != CU_MEMORYTYPE_DEVICE && c->dstMemoryType != CU_MEMORYTYPE_UNIFIED) return;
+    uint64_t start = c->dstDevice + (uint64_t)c->dstY * c->dstPitch + c->dstXInBytes;
+    vp_weights_written(start, (size_t)((uint64_t)(c->Height - 1) * c->dstPitch + c->WidthInBytes));
+}
+
+static void written_3d(CUmemorytype type, CUdeviceptr dst, size_t x, size_t y, size_t z, size_t pitch,
+                       size_t height, size_t width, size_t rows, size_t depth)
+{
+    if (!vp_weights_active() || !width || !rows || !depth) return;
+    if (type != CU_MEMORYTYPE_DEVICE && type != CU_MEMORYTYPE_UNIFIED) return;
+    uint64_t start = dst + ((uint64_t)z * height + y) * pitch + x;
+    vp_weights_written(start, (size_t)(((uint64_t)(depth - 1) * height + (rows - 1)) * pitch + width));
+}
+
+#define W3D(c) written_3d((c)->dstMemoryType, (c)->dstDevice, (c)->dstXInBytes, (c)->dstY, (c)->dstZ, \
+                          (c)->dstPitch, (c)->dstHeight, (c)->WidthInBytes, (c)->Height, (c)->Depth)
+
+#define SHAPED(name, PARAMS, ARGS, MARK)                                    \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        MARK;                                                               \
+        return vp_real.name ARGS;                                           \
+    }
+
+SHAPED(cuMemcpy2D_v2, VP_C2D_P, (copy), written_2d(copy))
+SHAPED(cuMemcpy2D_v2_ptds, VP_C2D_P, (copy), written_2d(copy))
+SHAPED(cuMemcpy2DUnaligned_v2, VP_C2D_P, (copy), written_2d(copy))
+SHAPED(cuMemcpy2DUnaligned_v2_ptds, VP_C2D_P, (copy), written_2d(copy))
+SHAPED(cuMemcpy2DAsync_v2, VP_C2DA_P, (copy, stream), written_2d(copy))
+SHAPED(cuMemcpy2DAsync_v2_ptsz, VP_C2DA_P, (copy, stream), written_2d(copy))
+SHAPED(cuMemcpy3D_v2, VP_C3D_P, (copy), if (copy) W3D(copy))
+SHAPED(cuMemcpy3D_v2_ptds, VP_C3D_P, (copy), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DAsync_v2, VP_C3DA_P, (copy, stream), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DAsync_v2_ptsz, VP_C3DA_P, (copy, stream), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DPeer, VP_C3DP_P, (copy), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DPeer_ptds, VP_C3DP_P, (copy), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DPeerAsync, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy))
+SHAPED(cuMemcpy3DPeerAsync_ptsz, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy))
+SHAPED(cuMemcpyPeer, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n))
+SHAPED(cuMemcpyPeer_ptds, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n))
+SHAPED(cuMemcpyPeerAsync, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n))
+SHAPED(cuMemcpyPeerAsync_ptsz, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n))
+
 /* ---- kernel handles ---- */
 
 VP_EXPORT CUresult cuModuleGetFunction(CUfunction *fn, CUmodule mod, const char *name)

@@ -129,6 +129,34 @@ Test(weights, writes_and_frees_end_a_clean_copy)
     drop_file(&f);
 }
 
+Test(weights, two_d_and_peer_copies_end_a_clean_copy)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "shaped.safetensors", NULL, PROT_READ);
+    CUdeviceptr d, e;
+    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c.cuMemAlloc(&e, DATA_LEN));
+    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    /* two rows of 8 bytes, pitch 32, starting at byte 64 + 4 */
+    uint8_t rows[16] = {0};
+    CUDA_MEMCPY2D c2 = {.srcMemoryType = CU_MEMORYTYPE_HOST, .srcHost = rows, .srcPitch = 8,
+                        .dstMemoryType = CU_MEMORYTYPE_DEVICE, .dstDevice = d + 64, .dstXInBytes = 4,
+                        .dstPitch = 32, .WidthInBytes = 8, .Height = 2};
+    CU_OK(c.cuMemcpy2D(&c2));
+    expect_prov(d + 67, &f, f.data_start + 67, "block.0.attn.qkv");
+    cr_assert_str_eq(prov(d + 68), "");
+    cr_assert_str_eq(prov(d + 64 + 32 + 11), "", "the last row's last byte");
+    expect_prov(d + 64 + 32 + 12, &f, f.data_start + 108, "block.0.attn.qkv");
+    /* a peer copy into the tail */
+    CUcontext ctx = (CUcontext)(uintptr_t)0x100;
+    CU_OK(c.cuMemcpyPeer(d + 200, ctx, e, ctx, 24));
+    expect_prov(d + 199, &f, f.data_start + 199, "head.bias");
+    cr_assert_str_eq(prov(d + 200), "");
+    drop_file(&f);
+}
+
 Test(weights, tensor_by_tensor_async_copies)
 {
     struct cu c;

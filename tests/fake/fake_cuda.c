@@ -606,6 +606,19 @@ CPY(cuMemsetD8_v2, (CUdeviceptr d, unsigned char v, size_t n), memset((void *)(u
 CPY(cuMemsetD32Async, (CUdeviceptr d, unsigned int v, size_t n, CUstream st),
     (void)st; for (size_t i = 0; i < n; i++) ((unsigned int *)(uintptr_t)d)[i] = v)
 
+FAKE_EXPORT CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *c)
+{
+    NEED_INIT();
+    const uint8_t *src = c->srcMemoryType == CU_MEMORYTYPE_HOST ? c->srcHost : (const void *)(uintptr_t)c->srcDevice;
+    uint8_t *dst = c->dstMemoryType == CU_MEMORYTYPE_HOST ? c->dstHost : (void *)(uintptr_t)c->dstDevice;
+    for (size_t r = 0; r < c->Height; r++)
+        memcpy(dst + (c->dstY + r) * c->dstPitch + c->dstXInBytes, src + (c->srcY + r) * c->srcPitch + c->srcXInBytes,
+               c->WidthInBytes);
+    return CUDA_SUCCESS;
+}
+CPY(cuMemcpyPeer, (CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n),
+    (void)dc; (void)sc; memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+
 /* ---- cuGetProcAddress: API name + version + flags -> exported symbol ---- */
 FAKE_EXPORT CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, cuuint64_t flags);
 FAKE_EXPORT CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, cuuint64_t flags, CUdriverProcAddressQueryResult *st);
@@ -658,6 +671,7 @@ static const struct entry entries[] = {
     E("cuMemcpyAsync", 4000, 0, cuMemcpyAsync), E("cuMemcpyAsync", 7000, 1, cuMemcpyAsync_ptsz),
     E("cuMemcpyDtoD", 3020, 0, cuMemcpyDtoD_v2), E("cuMemcpyDtoDAsync", 3020, 0, cuMemcpyDtoDAsync_v2),
     E("cuMemsetD8", 3020, 0, cuMemsetD8_v2), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
+    E("cuMemcpy2D", 3020, 0, cuMemcpy2D_v2), E("cuMemcpyPeer", 4000, 0, cuMemcpyPeer),
     E("cuDeviceGetGraphMemAttribute", 11040, 0, cuDeviceGetGraphMemAttribute),
     E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),
 };
