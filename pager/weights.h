@@ -19,11 +19,11 @@
  *               read from the file). Sorted, non-overlapping.
  *   A device range stops being a clean copy when it is written by a copy or
  *   memset, or freed: vp_weights_written() trims or splits the records.
- *   Writes by kernels are NOT seen (the driver does not say which pointer
- *   parameters a kernel writes), nor yet writes through 2D/3D, peer and
- *   batched copies (cuMemcpy2D*, cuMemcpy3D*, cuMemcpyPeer*,
- *   cuMemcpyBatchAsync): a consumer that evicts "clean" data must treat
- *   that as a hint (policy), not a guarantee.
+ *   2D, 3D and peer copies cut the span they write. Writes by kernels are
+ *   NOT seen (the driver does not say which pointer parameters a kernel
+ *   writes), nor yet batched copies (cuMemcpyBatchAsync, cuMemcpy3DBatch*):
+ *   a consumer that evicts "clean" data must treat that as a hint
+ *   (policy), not a guarantee.
  *   Files match VPAGE_WEIGHT_FILES (shell patterns on the base name).
  *   All entry points are cheap no-ops until a matching file is mapped.
  */
