@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
-# Installs what building and testing vpage needs, from Debian's packages, and
-# says where the CUDA headers are. Prints the toolkit root on its last line.
+# Installs, from Debian's packages, what is missing to build vpage (and, with
+# --test, to run its tests), judged by what is usable rather than by package
+# names, so a machine that has the tools another way needs no network. Prints
+# the CUDA toolkit root (where cuda.h is) on its last line.
+#   scripts/install-deps.sh [--test]
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc libcriterion-dev libelf-dev valgrind python3 clang libclang-rt-dev)
-missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
+want=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
+need_cmd meson meson
+need_cmd ninja ninja-build
+need_cmd cc gcc
+need_cmd pkg-config pkg-config
+need_cmd python3 python3
+if [ "${1:-}" = "--test" ]; then
+  pkg-config --exists criterion 2>/dev/null || want+=(libcriterion-dev)
+  need_cmd valgrind valgrind
+  need_cmd clang clang
+  # libFuzzer's runtime comes with clang's compiler-rt package
+  if ! command -v clang >/dev/null 2>&1 || [ ! -f "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
+    want+=(libclang-rt-dev)
+  fi
+  [ -f /usr/include/gelf.h ] || want+=(libelf-dev)
+fi
+if [ ${#want[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "installing: ${missing[*]}" >&2
+  echo "installing: ${want[*]}" >&2
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${want[@]}" >&2
 fi
 # The CUDA headers (cuda.h): the toolkit, or Debian's nvidia-cuda-dev.
 for root in "${CUDA_HOME:-}" /usr/local/cuda /usr; do

@@ -9,7 +9,7 @@
 # GPU checks and single tests counted together).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-toolkit=$(scripts/install-deps.sh | tail -n 1) || exit 1
+toolkit=$(scripts/install-deps.sh --test | tail -n 1) || exit 1
 status=0
 setup() { # dir, extra options
   local dir=$1; shift
