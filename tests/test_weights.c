@@ -42,6 +42,15 @@ static void make_file(struct wfile *w, const char *name, const char *header, int
     close(fd);
 }
 
+/* A device buffer holding a copy of the whole data part, straight from the mapping. */
+static CUdeviceptr copy_whole(struct cu *c, const struct wfile *w)
+{
+    CUdeviceptr d;
+    CU_OK(c->cuMemAlloc(&d, DATA_LEN));
+    CU_OK(c->cuMemcpyHtoD(d, w->map + w->data_start, DATA_LEN));
+    return d;
+}
+
 static void drop_file(struct wfile *w)
 {
     munmap(w->map, w->size);
@@ -78,9 +87,7 @@ TEST_EACH_WAY(weights, whole_file_copy_names_every_tensor)
     load_or_die(&c, w);
     struct wfile f;
     make_file(&f, "model.safetensors", NULL, PROT_READ);
-    CUdeviceptr d;
-    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
-    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    CUdeviceptr d = copy_whole(&c, &f);
     cr_assert_eq(memcmp((void *)(uintptr_t)d, f.map + f.data_start, DATA_LEN), 0, "the copy itself happened");
     expect_prov(d, &f, f.data_start, "embed.weight");
     expect_prov(d + 64 + 5, &f, f.data_start + 69, "block.0.attn.qkv");
@@ -99,9 +106,7 @@ Test(weights, writes_and_frees_end_a_clean_copy)
     load_or_die(&c, WAY_PROCADDR);
     struct wfile f;
     make_file(&f, "w.safetensors", NULL, PROT_READ);
-    CUdeviceptr d;
-    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
-    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    CUdeviceptr d = copy_whole(&c, &f);
     /* a memset in the middle splits the copy in two */
     CU_OK(c.cuMemsetD8(d + 70, 0, 10));
     expect_prov(d + 69, &f, f.data_start + 69, "block.0.attn.qkv");
@@ -135,10 +140,8 @@ Test(weights, two_d_and_peer_copies_end_a_clean_copy)
     load_or_die(&c, WAY_PROCADDR);
     struct wfile f;
     make_file(&f, "shaped.safetensors", NULL, PROT_READ);
-    CUdeviceptr d, e;
-    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
+    CUdeviceptr d = copy_whole(&c, &f), e;
     CU_OK(c.cuMemAlloc(&e, DATA_LEN));
-    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
     /* two rows of 8 bytes, pitch 32, starting at byte 64 + 4 */
     uint8_t rows[16] = {0};
     CUDA_MEMCPY2D c2 = {.srcMemoryType = CU_MEMORYTYPE_HOST, .srcHost = rows, .srcPitch = 8,
@@ -308,9 +311,7 @@ Test(weights, the_option_turns_tracking_off)
     load_or_die(&c, WAY_PROCADDR);
     struct wfile f;
     make_file(&f, "off.safetensors", NULL, PROT_READ);
-    CUdeviceptr d;
-    CU_OK(c.cuMemAlloc(&d, DATA_LEN));
-    CU_OK(c.cuMemcpyHtoD(d, f.map + f.data_start, DATA_LEN));
+    CUdeviceptr d = copy_whole(&c, &f);
     cr_assert_str_eq(prov(d), "");
     drop_file(&f);
 }
