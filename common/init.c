@@ -7,7 +7,7 @@
  * back into vpage from the same thread) sees "not ready" and passes through.
  *
  * Lock order (outer first), for the fork handler and anyone adding locks:
- *   registry mutex -> ptrs -> handles -> arrays -> pools -> weights.
+ *   registry mutex -> ptrs -> handles -> arrays -> pools -> weights -> pager.
  * No vpage lock is ever held across a driver call.
  */
 #define _GNU_SOURCE
@@ -18,6 +18,7 @@
 #include "../interpose/driver.h"
 #include "../interpose/registry.h"
 #include "../pager/mem.h"
+#include "../pager/paging.h"
 #include "../pager/weights.h"
 #include "log.h"
 #include "options.h"
@@ -34,10 +35,12 @@ static void before_fork(void)
     vp_registry_lock();
     vp_mem_lock_all();
     vp_weights_lock();
+    vp_pager_lock();
 }
 
 static void after_fork_parent(void)
 {
+    vp_pager_unlock();
     vp_weights_unlock();
     vp_mem_unlock_all();
     vp_registry_unlock();
@@ -47,6 +50,7 @@ static void after_fork_parent(void)
  * survive fork): it starts its books from zero. */
 static void after_fork_child(void)
 {
+    vp_pager_reset_child(); /* re-initialises its (held) lock */
     vp_weights_unlock();
     vp_mem_unlock_all();
     vp_registry_unlock();
@@ -79,5 +83,8 @@ int vp_refused(void) { return atomic_load_explicit(&refused, memory_order_relaxe
 
 __attribute__((destructor)) static void vp_fini(void)
 {
-    if (atomic_load(&state) > 0) vp_stats_at_exit();
+    if (atomic_load(&state) > 0) {
+        vp_pager_shutdown();
+        vp_stats_at_exit();
+    }
 }

@@ -11,7 +11,7 @@
 
 #include "log.h"
 
-enum vp_opt_type { T_SIZE, T_BOOL, T_LEVEL, T_STRING, T_CAP };
+enum vp_opt_type { T_SIZE, T_BOOL, T_LEVEL, T_STRING, T_CAP, T_CHOICE };
 
 struct vp_optdef {
     const char *env;
@@ -42,7 +42,11 @@ struct vp_options vp_opt = {
     .libcuda = "libcuda.so.1",
     .weight_files = "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf",
     .warn_max = 20,
+    .chunk = 64ull << 20,
 };
+
+static const char *const paging_names[] = {"off", "demand", NULL};
+static const char *const evict_names[] = {"collapse", "writeback", NULL};
 
 static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
@@ -64,6 +68,20 @@ int vp_parse_level(const char *s, enum vp_level *out, const char **why)
     for (int i = 0; i < 4; i++)
         if (ieq(s, names[i])) { *out = (enum vp_level)i; return 0; }
     *why = "expected error, warn, info or debug";
+    return -1;
+}
+
+/* One of names (NULL-terminated); *why lists them. */
+static int parse_choice(const char *s, const char *const *names, int *out, const char **why)
+{
+    static char expect[128];
+    size_t n = 0;
+    for (int i = 0; names[i]; i++) {
+        if (ieq(s, names[i])) { *out = i; return 0; }
+        n += (size_t)snprintf(expect + n, sizeof expect - n, "%s%s", i ? ", " : "expected one of: ", names[i]);
+        if (n >= sizeof expect) n = sizeof expect - 1;
+    }
+    *why = expect;
     return -1;
 }
 
@@ -199,6 +217,16 @@ static int apply(int i, const char *s, const char **why)
     case OPT_STATS: return vp_parse_bool(s, &vp_opt.stats, why);
     case OPT_HELP: return vp_parse_bool(s, &vp_opt.help, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
+    case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
+    case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);
+    case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
+    case OPT_CHUNK: {
+        uint64_t v;
+        if (vp_parse_size(s, &v, why)) return -1;
+        if (v < (2ull << 20) || v % (2ull << 20)) { *why = "must be a multiple of 2M"; return -1; }
+        vp_opt.chunk = v;
+        return 0;
+    }
     case OPT_STATS_FILE:
     case OPT_LIBCUDA:
     case OPT_WEIGHT_FILES: {

@@ -11,7 +11,8 @@
  *   fails and the library refuses to run.
  *   Types: size (bytes, K/M/G/T suffixes, binary, optional 'B'/'iB', a
  *   decimal fraction allowed: 1.5G), bool (1/true/yes/on, 0/false/no/off),
- *   level (error/warn/info/debug), string, cap (see vp_cap_parse).
+ *   level (error/warn/info/debug), string, cap (see vp_cap_parse), choice
+ *   (one of the names the option's doc line lists).
  */
 #ifndef VPAGE_COMMON_OPTIONS_H
 #define VPAGE_COMMON_OPTIONS_H
@@ -23,6 +24,8 @@
 #include "vp.h"
 
 enum vp_level { VP_ERROR, VP_WARN, VP_INFO, VP_DEBUG };
+enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND };
+enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
 
 struct vp_cap {
     uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
@@ -45,6 +48,16 @@ struct vp_cap {
       "none: track nothing)")                                                      \
     X(WARN_MAX, warn_max, SIZE, "20", "most copies of one repeated warning "       \
       "(then they are counted only)")                                              \
+    X(PAGING, paging, CHOICE, "off", "off: allocations past the cap fail; demand: " \
+      "cuMemAlloc memory is paged (host RAM holds it, the pager keeps what "      \
+      "kernels touch resident under the cap)")                                    \
+    X(PAGED_LIMIT, paged_limit, SIZE, "0", "most bytes of paged allocations per " \
+      "device (they live in host RAM); 0: the host's RAM")                        \
+    X(CHUNK, chunk, SIZE, "64M", "bytes the pager moves at a time (a multiple "   \
+      "of 2M)")                                                                   \
+    X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
+      "copies of weight-file bytes leave the device: collapse (read-mostly "       \
+      "duplicate dropped, no bus traffic) or writeback (copied back to the host)") \
     X(HELP, help, BOOL, "off", "print every option with its value and origin "     \
       "on first CUDA use")
 
@@ -56,6 +69,10 @@ struct vp_options {
     char libcuda[512];
     char weight_files[512];
     uint64_t warn_max;
+    int paging;       /* enum vp_paging */
+    uint64_t paged_limit;
+    uint64_t chunk;
+    int clean_evict;  /* enum vp_clean_evict */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
     unsigned char origin[16];

@@ -12,6 +12,7 @@
 
 #include "../interpose/registry.h"
 #include "../pager/account.h"
+#include "../pager/paging.h"
 #include "../pager/weights.h"
 #include "log.h"
 #include "options.h"
@@ -166,6 +167,8 @@ static void build_json(struct sb *s)
     }
     sb_printf(s, "]}, \"weight_files\": ");
     vp_weights_report(1, sb_emit, s);
+    sb_printf(s, ", \"paging\": ");
+    vp_pager_report(1, sb_emit, s);
     sb_printf(s, "}\n");
 }
 
@@ -214,6 +217,7 @@ static void build_table(struct sb *s)
         sb_printf(s, "weight files:\n");
         vp_weights_report(0, sb_emit, s);
     }
+    if (vp_paging_on()) vp_pager_report(0, sb_emit, s);
 }
 
 static char *render(void (*build)(struct sb *), size_t *len)

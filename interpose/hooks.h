@@ -194,7 +194,19 @@
     X(CUresult, cuGraphLaunch, (CUgraphExec exec, CUstream stream),            \
       (exec, stream))                                                          \
     X(CUresult, cuGraphLaunch_ptsz, (CUgraphExec exec, CUstream stream),       \
-      (exec, stream))
+      (exec, stream))                                                          \
+    /* stream capture: the pager stays quiet while one is in progress */       \
+    X(CUresult, cuStreamBeginCapture_v2,                                       \
+      (CUstream stream, CUstreamCaptureMode mode), (stream, mode))             \
+    X(CUresult, cuStreamBeginCapture_v2_ptsz,                                  \
+      (CUstream stream, CUstreamCaptureMode mode), (stream, mode))             \
+    X(CUresult, cuStreamEndCapture, (CUstream stream, CUgraph *graph),         \
+      (stream, graph))                                                         \
+    X(CUresult, cuStreamEndCapture_ptsz, (CUstream stream, CUgraph *graph),    \
+      (stream, graph))                                                         \
+    /* what paged memory cannot do */                                          \
+    X(CUresult, cuIpcGetMemHandle, (CUipcMemHandle *handle, CUdeviceptr dptr), \
+      (handle, dptr))
 
 /* Driver functions vpage calls for its own purposes (no wrapper). */
 #define VP_DRIVER_USES(X)                                                     \
@@ -214,7 +226,19 @@
     X(CUresult, cuKernelGetParamInfo,                                          \
       (CUkernel kern, size_t idx, size_t *off, size_t *size))                  \
     X(CUresult, cuFuncGetParamInfo,                                            \
-      (CUfunction fn, size_t idx, size_t *off, size_t *size))
+      (CUfunction fn, size_t idx, size_t *off, size_t *size))                  \
+    /* the pager (pager/paging.c) */                                           \
+    X(CUresult, cuDeviceGet, (CUdevice *dev, int ordinal))                     \
+    X(CUresult, cuDeviceGetAttribute,                                          \
+      (int *value, CUdevice_attribute attr, CUdevice dev))                     \
+    X(CUresult, cuDevicePrimaryCtxRetain, (CUcontext *ctx, CUdevice dev))      \
+    X(CUresult, cuCtxSetCurrent, (CUcontext ctx))                              \
+    X(CUresult, cuStreamCreate, (CUstream *stream, unsigned int flags))        \
+    X(CUresult, cuMemAdvise_v2,                                                \
+      (CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation loc))       \
+    X(CUresult, cuMemPrefetchAsync_v2,                                         \
+      (CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int flags,         \
+       CUstream stream))
 
 /* Hook ids, in list order: index into counters and the name table. */
 enum vp_hook_id {

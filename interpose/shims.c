@@ -9,6 +9,7 @@
 #include "../common/stats.h"
 #include "../common/vp.h"
 #include "../pager/mem.h"
+#include "../pager/paging.h"
 #include "../pager/weights.h"
 #include "driver.h"
 #include "hooks.h"
@@ -282,39 +283,41 @@ VP_EXPORT CUresult cuKernelGetFunction(CUfunction *fn, CUkernel kern)
 
 /* ---- launches ---- */
 
-#define LAUNCH(name, f, call)                                               \
+/* The registry counts the launch; the pager queues what its parameters
+ * point at (no driver call on this thread). */
+#define LAUNCH(name, f, params, extra, call)                                \
     ENTER(name);                                                            \
-    vp_registry_launch(f);                                                  \
+    vp_pager_launch(vp_registry_launch(f), params, extra);                  \
     return call
 
 VP_EXPORT CUresult cuLaunchKernel VP_LAUNCH_PARAMS
 {
-    LAUNCH(cuLaunchKernel, f, vp_real.cuLaunchKernel VP_LAUNCH_ARGS);
+    LAUNCH(cuLaunchKernel, f, params, extra, vp_real.cuLaunchKernel VP_LAUNCH_ARGS);
 }
 
 VP_EXPORT CUresult cuLaunchKernel_ptsz VP_LAUNCH_PARAMS
 {
-    LAUNCH(cuLaunchKernel_ptsz, f, vp_real.cuLaunchKernel_ptsz VP_LAUNCH_ARGS);
+    LAUNCH(cuLaunchKernel_ptsz, f, params, extra, vp_real.cuLaunchKernel_ptsz VP_LAUNCH_ARGS);
 }
 
 VP_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    LAUNCH(cuLaunchKernelEx, f, vp_real.cuLaunchKernelEx(cfg, f, params, extra));
+    LAUNCH(cuLaunchKernelEx, f, params, extra, vp_real.cuLaunchKernelEx(cfg, f, params, extra));
 }
 
 VP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    LAUNCH(cuLaunchKernelEx_ptsz, f, vp_real.cuLaunchKernelEx_ptsz(cfg, f, params, extra));
+    LAUNCH(cuLaunchKernelEx_ptsz, f, params, extra, vp_real.cuLaunchKernelEx_ptsz(cfg, f, params, extra));
 }
 
 VP_EXPORT CUresult cuLaunchCooperativeKernel VP_COOP_PARAMS
 {
-    LAUNCH(cuLaunchCooperativeKernel, f, vp_real.cuLaunchCooperativeKernel VP_COOP_ARGS);
+    LAUNCH(cuLaunchCooperativeKernel, f, params, NULL, vp_real.cuLaunchCooperativeKernel VP_COOP_ARGS);
 }
 
 VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
 {
-    LAUNCH(cuLaunchCooperativeKernel_ptsz, f, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS);
+    LAUNCH(cuLaunchCooperativeKernel_ptsz, f, params, NULL, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS);
 }
 
 /* A graph replay is one call; the kernels inside are not seen here. Its
@@ -333,4 +336,56 @@ VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
     CUresult rc = vp_real.cuGraphLaunch_ptsz(exec, stream);
     vp_mem_graph_launched();
     return rc;
+}
+
+/* ---- stream capture ---- */
+
+#define BEGIN_CAPTURE(name)                                                 \
+    ENTER(name);                                                            \
+    CUresult rc = vp_real.name(stream, mode);                               \
+    if (rc == CUDA_SUCCESS) vp_pager_capture(+1);                           \
+    return rc
+
+VP_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCapture_v2);
+}
+
+VP_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream stream, CUstreamCaptureMode mode)
+{
+    BEGIN_CAPTURE(cuStreamBeginCapture_v2_ptsz);
+}
+
+/* A capture ends with this call whether it succeeded or was invalidated;
+ * only a stream that was not capturing (or the wrong thread) leaves it on. */
+#define END_CAPTURE(name)                                                   \
+    ENTER(name);                                                            \
+    CUresult rc = vp_real.name(stream, graph);                              \
+    if (rc != CUDA_ERROR_ILLEGAL_STATE && rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && \
+        rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_INVALID_HANDLE)  \
+        vp_pager_capture(-1);                                               \
+    return rc
+
+VP_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph)
+{
+    END_CAPTURE(cuStreamEndCapture);
+}
+
+VP_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph *graph)
+{
+    END_CAPTURE(cuStreamEndCapture_ptsz);
+}
+
+/* Paged memory is managed memory, which CUDA IPC cannot share: refuse with
+ * a reason instead of handing out a handle the other process cannot use. */
+VP_EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle *handle, CUdeviceptr dptr)
+{
+    ENTER(cuIpcGetMemHandle);
+    if (vp_pager_owns(dptr)) {
+        vp_stat_add(VP_HOOK_cuIpcGetMemHandle, VP_CTR_refused, 1);
+        vp_warn("cuIpcGetMemHandle refused: the pointer is paged memory (VPAGE_PAGING=demand), which CUDA IPC "
+                "cannot share; run this process with VPAGE_PAGING=off to share it");
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    return vp_real.cuIpcGetMemHandle(handle, dptr);
 }

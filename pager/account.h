@@ -30,7 +30,8 @@
     X(vmm, "cuMemCreate, device-located")                                \
     X(managed, "cuMemAllocManaged")                                      \
     X(array, "CUDA arrays")                                              \
-    X(graph, "graph memory nodes, reserved bytes")
+    X(graph, "graph memory nodes, reserved bytes")                       \
+    X(resident, "paged memory the pager made resident")
 
 enum vp_kind {
 #define VP_X(kind, desc) VP_KIND_##kind,

@@ -8,6 +8,7 @@
 #include "../common/stats.h"
 #include "../interpose/driver.h"
 #include "account.h"
+#include "paging.h"
 #include "ptrmap.h"
 #include "weights.h"
 
@@ -21,6 +22,14 @@ static atomic_int graph_mem_seen[VP_MAX_DEVICES];   /* allocations captured into
 static atomic_uint_fast64_t graph_counted[VP_MAX_DEVICES];
 
 #define POOL_GRANULE (2ull << 20)
+
+/* vp_acct_reserve, after asking the pager to give up resident chunks when
+ * the cap is reached: paged memory yields to memory that cannot be paged. */
+static int reserve_room(int dev, enum vp_kind kind, uint64_t bytes)
+{
+    if (vp_acct_reserve(dev, kind, bytes) == 0) return 0;
+    return vp_pager_reclaim(dev, bytes) == 0 ? vp_acct_reserve(dev, kind, bytes) : -1;
+}
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -70,7 +79,7 @@ static int settle(int dev, enum vp_kind kind, uint64_t est, uint64_t actual)
         vp_acct_release(dev, kind, est - actual);
         return 0;
     }
-    if (vp_acct_reserve(dev, kind, actual - est) == 0) return 0;
+    if (reserve_room(dev, kind, actual - est) == 0) return 0;
     return -1;
 }
 
@@ -142,7 +151,7 @@ static CUresult counted_alloc(enum vp_hook_id hook, enum vp_kind kind, CUdevicep
 {
     int dev = vp_drv_current_device();
     if (!usable_device(dev)) return finish(hook, call(ctx), bytes);
-    if (vp_acct_reserve(dev, kind, bytes)) {
+    if (reserve_room(dev, kind, bytes)) {
         refuse_msg(hook, dev, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -175,6 +184,10 @@ static CUresult call_managed(void *p)
 
 CUresult vp_mem_alloc(CUdeviceptr *dptr, size_t bytes)
 {
+    if (vp_paging_on()) {
+        CUresult rc = vp_pager_alloc(dptr, bytes);
+        if (rc != CUDA_ERROR_NOT_SUPPORTED) return rc; /* else: a plain allocation */
+    }
     struct alloc_args a = {dptr, bytes, 0};
     return counted_alloc(VP_HOOK_cuMemAlloc_v2, VP_KIND_alloc, dptr, bytes, call_alloc, &a);
 }
@@ -192,7 +205,7 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
     if (!usable_device(dev)) return finish(hook, vp_real.cuMemAllocPitch_v2(dptr, pitch, width, height, elem), 0);
     /* the driver pads rows to its pitch alignment (at most 512 bytes so far) */
     uint64_t est = round_up(width, 512) * (uint64_t)height;
-    if (vp_acct_reserve(dev, VP_KIND_alloc, est)) {
+    if (reserve_room(dev, VP_KIND_alloc, est)) {
         refuse_msg(hook, dev, est);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -204,7 +217,12 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
     return settle_or_undo(&ptrs, *dptr, hook, dev, VP_KIND_alloc, est, (uint64_t)*pitch * height, free_ptr);
 }
 
-CUresult vp_mem_free(CUdeviceptr dptr) { return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr, NULL); }
+CUresult vp_mem_free(CUdeviceptr dptr)
+{
+    CUresult rc;
+    if (vp_pager_free(dptr, &rc)) return rc;
+    return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr, NULL);
+}
 
 /* ---- pools ---- */
 
@@ -324,9 +342,9 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
     struct vp_rec seen;
     uint64_t asked = growth;
     if (growth && p && vp_map_get(&pools, (uint64_t)(uintptr_t)p, &seen)) growth += seen.aux;
-    if (growth && vp_acct_reserve(dev, VP_KIND_pool, growth)) {
+    if (growth && reserve_room(dev, VP_KIND_pool, growth)) {
         pools_refresh(dev);
-        if (vp_acct_reserve(dev, VP_KIND_pool, growth)) {
+        if (reserve_room(dev, VP_KIND_pool, growth)) {
             refuse_msg(hook, dev, bytes);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
@@ -404,7 +422,7 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
     int dev = prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
     if (!usable_device(dev)) /* host-located chunks (NCCL) are not device memory */
         return finish(hook, vp_real.cuMemCreate(handle, bytes, prop, flags), 0);
-    if (vp_acct_reserve(dev, VP_KIND_vmm, bytes)) {
+    if (reserve_room(dev, VP_KIND_vmm, bytes)) {
         refuse_msg(hook, dev, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -450,7 +468,7 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
     CUarray_format f = d3 ? d3->Format : d2->Format;
     /* drivers pad arrays; reserve up to the next 2 MiB, settle to the truth after */
     uint64_t est = round_up(w * (h ? h : 1) * (d ? d : 1) * (ch ? ch : 1) * format_bytes(f), 2ull << 20);
-    if (vp_acct_reserve(dev, VP_KIND_array, est)) {
+    if (reserve_room(dev, VP_KIND_array, est)) {
         refuse_msg(hook, dev, est);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }

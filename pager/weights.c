@@ -393,6 +393,20 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
 
 /* ---- what is known ---- */
 
+uint64_t vp_weights_clean_bytes(uint64_t dptr, uint64_t n)
+{
+    if (!vp_weights_active()) return 0;
+    uint64_t sum = 0, end = dptr + n;
+    pthread_mutex_lock(&mu);
+    for (size_t i = first_after(dptr); i < ncopies && copies[i].dptr < end; i++) {
+        uint64_t a = copies[i].dptr > dptr ? copies[i].dptr : dptr;
+        uint64_t b = copies[i].dptr + copies[i].len < end ? copies[i].dptr + copies[i].len : end;
+        sum += b - a;
+    }
+    pthread_mutex_unlock(&mu);
+    return sum;
+}
+
 int vp_weights_describe(uint64_t dptr, char *buf, size_t len)
 {
     if (len) buf[0] = '\0';

@@ -58,6 +58,9 @@ int vp_weights_active(void);
  * 1 if dptr is a clean copy, else 0 (buf empty). */
 int vp_weights_describe(uint64_t dptr, char *buf, size_t len);
 
+/* Bytes of dptr..dptr+n that are clean copies of weight-file bytes. */
+uint64_t vp_weights_clean_bytes(uint64_t dptr, uint64_t n);
+
 /* The weight files for the stats dump (common/stats.c): a JSON array, or
  * table lines. Files opened but never mapped are left out. */
 void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);

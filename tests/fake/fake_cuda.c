@@ -14,6 +14,14 @@
  *
  * Kernels: cuModuleLoadData/cuLibraryLoadData take a text image
  * "name:nparams,name:nparams"; every parameter is 8 bytes.
+ *
+ * Managed memory (cuMemAllocManaged) starts on the host and costs the
+ * device nothing; per 64 KiB page the fake keeps where it is: prefetch to
+ * the device charges the device, prefetch to the host releases pages that
+ * are only on the device (a read-mostly duplicate stays, as on the real
+ * driver), and unsetting read-mostly drops duplicates. Nothing migrates on
+ * its own. FAKE_CUDA_NO_MANAGED_ACCESS=1 makes devices report no
+ * concurrent managed access.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -40,10 +48,13 @@ static int initialised;
 struct alloc {
     uint64_t ptr, size, charged;
     int dev;
-    int kind; /* 0 plain, 1 pool, 2 vmm, 3 array, 4 captured into a graph */
+    int kind; /* 0 plain, 1 pool, 2 vmm, 3 array, 4 captured into a graph, 5 managed */
     struct pool *pool;
     struct alloc *next;
+    uint8_t *pages; /* managed: per page, bit 0 on the device, bit 1 read-mostly */
 };
+#define MPAGE (64ull << 10)
+static atomic_uint_fast64_t managed_in, managed_out, prefetch_calls;
 static struct alloc *allocs;
 static uint64_t next_handle = 0x1000;
 
@@ -116,7 +127,7 @@ static struct alloc *take(uint64_t ptr, int kind)
 static void record(uint64_t ptr, uint64_t size, uint64_t charged, int dev, int kind, struct pool *p)
 {
     struct alloc *a = calloc(1, sizeof *a);
-    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs};
+    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs, NULL};
     allocs = a;
 }
 
@@ -201,7 +212,112 @@ static CUresult plain_alloc(CUdeviceptr *p, uint64_t size)
 }
 
 FAKE_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t size) { return plain_alloc(p, size); }
-FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *p, size_t size, unsigned int flags) { (void)flags; return plain_alloc(p, size); }
+FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *p, size_t size, unsigned int flags)
+{
+    (void)flags;
+    NEED_INIT();
+    if (!size) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t *pages = calloc((size + MPAGE - 1) / MPAGE, 1);
+    uint64_t ptr = map_mem(size);
+    if (!pages || !ptr) { free(pages); return CUDA_ERROR_OUT_OF_MEMORY; }
+    pthread_mutex_lock(&mu);
+    record(ptr, size, 0, cur_dev, 5, NULL);
+    allocs->pages = pages;
+    pthread_mutex_unlock(&mu);
+    *p = ptr;
+    return CUDA_SUCCESS;
+}
+
+/* The managed allocation holding [p, p+n), or NULL; mu held. */
+static struct alloc *managed_of(uint64_t p, uint64_t n)
+{
+    for (struct alloc *a = allocs; a; a = a->next)
+        if (a->kind == 5 && p >= a->ptr && p + n <= a->ptr + a->size) return a;
+    return NULL;
+}
+
+static uint64_t page_bytes(struct alloc *a, uint64_t i)
+{
+    uint64_t off = i * MPAGE;
+    return a->size - off < MPAGE ? a->size - off : MPAGE;
+}
+
+FAKE_EXPORT CUresult cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise adv, CUmemLocation loc)
+{
+    (void)loc;
+    NEED_INIT();
+    pthread_mutex_lock(&mu);
+    struct alloc *a = managed_of(p, n);
+    if (!a || !n) { pthread_mutex_unlock(&mu); return CUDA_ERROR_INVALID_VALUE; }
+    for (uint64_t i = (p - a->ptr) / MPAGE; i * MPAGE < p + n - a->ptr; i++) {
+        if (adv == CU_MEM_ADVISE_SET_READ_MOSTLY) a->pages[i] |= 2;
+        if (adv == CU_MEM_ADVISE_UNSET_READ_MOSTLY) {
+            if (a->pages[i] == 3) { /* the duplicate goes; the host copy stays */
+                used[a->dev] -= page_bytes(a, i);
+                a->charged -= page_bytes(a, i);
+                managed_out += page_bytes(a, i);
+                a->pages[i] = 0;
+            }
+            a->pages[i] &= 1;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int flags, CUstream s)
+{
+    (void)flags; (void)s;
+    NEED_INIT();
+    atomic_fetch_add(&prefetch_calls, 1);
+    pthread_mutex_lock(&mu);
+    struct alloc *a = managed_of(p, n);
+    if (!a || !n) { pthread_mutex_unlock(&mu); return CUDA_ERROR_INVALID_VALUE; }
+    int to_dev = loc.type == CU_MEM_LOCATION_TYPE_DEVICE;
+    for (uint64_t i = (p - a->ptr) / MPAGE; i * MPAGE < p + n - a->ptr; i++) {
+        uint64_t b = page_bytes(a, i);
+        if (to_dev && !(a->pages[i] & 1)) {
+            if (charge(a->dev, b)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+            a->charged += b;
+            a->pages[i] |= 1;
+            managed_in += b;
+        } else if (!to_dev && a->pages[i] == 1) { /* a read-mostly duplicate stays */
+            used[a->dev] -= b;
+            a->charged -= b;
+            a->pages[i] = 0;
+            managed_out += b;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT uint64_t fake_cuda_managed_in(void) { return atomic_load(&managed_in); }
+FAKE_EXPORT uint64_t fake_cuda_managed_out(void) { return atomic_load(&managed_out); }
+FAKE_EXPORT uint64_t fake_cuda_prefetch_calls(void) { return atomic_load(&prefetch_calls); }
+
+FAKE_EXPORT CUresult cuStreamCreate(CUstream *s, unsigned int flags)
+{
+    (void)flags;
+    static atomic_uintptr_t next_stream = 0x5000;
+    *s = (CUstream)atomic_fetch_add(&next_stream, 1);
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice d)
+{
+    NEED_INIT();
+    if (d < 0 || d >= ndev) return CUDA_ERROR_INVALID_DEVICE;
+    *v = attr == CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS ? !getenv("FAKE_CUDA_NO_MANAGED_ACCESS") : 0;
+    return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle *h, CUdeviceptr p)
+{
+    (void)p;
+    memset(h, 0, sizeof *h);
+    return CUDA_SUCCESS;
+}
 FAKE_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned int elem)
 {
     (void)elem;
@@ -216,6 +332,7 @@ static CUresult free_any(CUdeviceptr p, int sync)
     struct alloc *a = take(p, 0);
     if (!a) a = take(p, 1);
     if (!a) a = take(p, 4);
+    if (!a) a = take(p, 5);
     if (!a) { pthread_mutex_unlock(&mu); return CUDA_ERROR_INVALID_VALUE; }
     if (a->kind == 4) {
         /* graph memory: the graph pool keeps it */
@@ -227,6 +344,7 @@ static CUresult free_any(CUdeviceptr p, int sync)
     }
     munmap((void *)(uintptr_t)a->ptr, a->size ? a->size : 1);
     pthread_mutex_unlock(&mu);
+    free(a->pages);
     free(a);
     return CUDA_SUCCESS;
 }
@@ -640,6 +758,9 @@ static const struct entry entries[] = {
     E("cuMemGetInfo", 3020, 0, cuMemGetInfo_v2), E("cuMemAlloc", 3020, 0, cuMemAlloc_v2),
     E("cuMemAllocPitch", 3020, 0, cuMemAllocPitch_v2), E("cuMemFree", 3020, 0, cuMemFree_v2),
     E("cuMemAllocManaged", 6000, 0, cuMemAllocManaged),
+    E("cuMemAdvise", 12020, 0, cuMemAdvise_v2), E("cuMemPrefetchAsync", 12020, 0, cuMemPrefetchAsync_v2),
+    E("cuStreamCreate", 2000, 0, cuStreamCreate), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
+    E("cuIpcGetMemHandle", 4010, 0, cuIpcGetMemHandle),
     E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     E("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy), E("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
     E("cuMemPoolGetAttribute", 11020, 0, cuMemPoolGetAttribute), E("cuMemPoolSetAttribute", 11020, 0, cuMemPoolSetAttribute),

@@ -1,0 +1,734 @@
+/* paging.c - see paging.h. */
+#define _GNU_SOURCE
+#include "paging.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/options.h"
+#include "../common/stats.h"
+#include "../interpose/driver.h"
+#include "../policy/demand.h"
+#include "account.h"
+#include "weights.h"
+
+enum chunk_state { C_HOST, C_QUEUED, C_IN, C_OUT };
+
+struct chunk {
+    uint64_t last_use; /* launch tick */
+    uint8_t state;     /* enum chunk_state */
+    uint8_t dup;       /* resident as a read-mostly duplicate (pager thread only) */
+};
+
+struct paged {
+    CUdeviceptr base;
+    uint64_t size;
+    int dev;
+    int busy;          /* chunks of it in the pager thread's hands */
+    int gone;          /* being freed */
+    uint32_t nchunks;
+    struct chunk ch[];
+};
+
+struct req {
+    struct paged *p;   /* NULL: purged by a free */
+    uint32_t ci;
+};
+
+/* Per-device counters for the stats dump. */
+#define VP_PAGE_STATS(X)                                                             \
+    X(paged, "bytes of paged allocations now")                                        \
+    X(paged_peak, "most bytes of paged allocations at once")                          \
+    X(bytes_in, "bytes prefetched to the device")                                     \
+    X(bytes_writeback, "bytes evicted by copying back to the host")                   \
+    X(bytes_collapsed, "bytes evicted by dropping a read-mostly duplicate")           \
+    X(evictions, "chunks evicted")                                                    \
+    X(prefetch_calls, "prefetch calls issued to the driver")                          \
+    X(remote_estimate, "bytes of chunks launches touched while not resident (read remotely, at most)") \
+    X(queue_drops, "chunks not queued because the queue was full")                   \
+    X(reclaims, "times unpageable memory took room from resident chunks")             \
+    X(refused, "paged allocations refused (VPAGE_PAGED_LIMIT)")                       \
+    X(driver_errors, "prefetch or advice calls the driver refused")
+
+struct page_stats {
+#define VP_X(name, doc) atomic_uint_fast64_t name;
+    VP_PAGE_STATS(VP_X)
+#undef VP_X
+};
+
+#define QCAP 8192
+#define MAX_SCAN 64 /* pointer-sized words looked at per launch */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
+static struct paged **tab; /* sorted by base */
+static size_t ntab, captab;
+static struct req queue[QCAP];
+static size_t qhead, qlen;
+static uint64_t tick;
+static int started, stopping;
+static pthread_t thread;
+static uint64_t reclaim_want[VP_MAX_DEVICES];
+static uint64_t reclaim_gen;
+
+static atomic_int npaged;
+static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
+static atomic_int capturing;
+static atomic_schar can_page[VP_MAX_DEVICES]; /* 0 unknown, 1 yes, -1 no */
+static struct page_stats ps[VP_MAX_DEVICES];
+static atomic_uint_fast64_t msgs_refused, msgs_driver;
+
+/* pager thread only */
+static CUcontext ctx[VP_MAX_DEVICES];
+static CUstream stream[VP_MAX_DEVICES];
+static int ctx_dev = -1;
+
+int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND; }
+
+static uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
+{
+    uint64_t off = (uint64_t)ci * vp_opt.chunk;
+    return p->size - off < vp_opt.chunk ? p->size - off : vp_opt.chunk;
+}
+
+static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
+
+/* ---- the table of paged allocations (mu held) ---- */
+
+static size_t upper_locked(CUdeviceptr a)
+{
+    size_t lo = 0, hi = ntab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tab[mid]->base <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static struct paged *find_locked(CUdeviceptr a)
+{
+    size_t i = upper_locked(a);
+    if (!i) return NULL;
+    struct paged *p = tab[i - 1];
+    return a < p->base + p->size ? p : NULL;
+}
+
+static int insert_locked(struct paged *p)
+{
+    if (ntab == captab) {
+        size_t nc = captab ? captab * 2 : 64;
+        struct paged **nt = realloc(tab, nc * sizeof *nt);
+        if (!nt) return -1;
+        tab = nt;
+        captab = nc;
+    }
+    size_t i = upper_locked(p->base);
+    memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof *tab);
+    tab[i] = p;
+    ntab++;
+    return 0;
+}
+
+static void remove_locked(struct paged *p)
+{
+    size_t i = upper_locked(p->base);
+    if (i && tab[i - 1] == p) {
+        memmove(&tab[i - 1], &tab[i], (ntab - i) * sizeof *tab);
+        ntab--;
+    }
+}
+
+/* ---- the driver, from the pager thread ---- */
+
+static void driver_error(const char *what, CUresult rc, int dev)
+{
+    count(&ps[dev].driver_errors, 1);
+    vp_log_limited(VP_WARN, &msgs_driver, "pager: %s on device %d failed (CUresult %d); the data stays correct, "
+                   "it is read from the host instead", what, dev, (int)rc);
+}
+
+/* Makes dev's primary context current on the pager thread, with a stream
+ * of the pager's own. Returns 0, or -1. */
+static int use_device(int dev)
+{
+    if (dev == ctx_dev) return 0;
+    if (!ctx[dev]) {
+        CUdevice d;
+        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
+            vp_real.cuDevicePrimaryCtxRetain(&ctx[dev], d) != CUDA_SUCCESS) {
+            ctx[dev] = NULL;
+            return -1;
+        }
+    }
+    if (vp_real.cuCtxSetCurrent(ctx[dev]) != CUDA_SUCCESS) return -1;
+    if (!stream[dev] && vp_real.cuStreamCreate(&stream[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) {
+        stream[dev] = NULL;
+        return -1;
+    }
+    ctx_dev = dev;
+    return 0;
+}
+
+static CUresult prefetch(CUdeviceptr a, uint64_t n, int dev, int to_device)
+{
+    CUmemLocation loc = {to_device ? CU_MEM_LOCATION_TYPE_DEVICE : CU_MEM_LOCATION_TYPE_HOST, to_device ? dev : 0};
+    count(&ps[dev].prefetch_calls, 1);
+    return vp_real.cuMemPrefetchAsync_v2(a, n, loc, 0, stream[dev]);
+}
+
+static CUresult advise(CUdeviceptr a, uint64_t n, CUmem_advise what, int dev)
+{
+    CUmemLocation loc = {CU_MEM_LOCATION_TYPE_DEVICE, dev};
+    return vp_real.cuMemAdvise_v2(a, n, what, loc);
+}
+
+/* ---- eviction (pager thread, mu held on entry and exit) ---- */
+
+struct cand_ref {
+    struct paged *p;
+    uint32_t ci;
+};
+
+/* Evicts least recently used chunks of dev, none used at or after protect,
+ * until at least need bytes are gone or nothing else may go; waits for
+ * the evictions to complete, then releases their bytes. Returns the bytes
+ * freed. */
+static uint64_t evict_locked(int dev, uint64_t need, uint64_t protect)
+{
+    size_t n = 0, capn = 0;
+    for (size_t i = 0; i < ntab; i++)
+        if (tab[i]->dev == dev && !tab[i]->gone) capn += tab[i]->nchunks;
+    if (!capn) return 0;
+    struct vp_victim *c = malloc(capn * sizeof *c);
+    struct cand_ref *r = malloc(capn * sizeof *r);
+    if (!c || !r) {
+        free(c);
+        free(r);
+        return 0;
+    }
+    for (size_t i = 0; i < ntab; i++) {
+        struct paged *p = tab[i];
+        if (p->dev != dev || p->gone) continue;
+        for (uint32_t ci = 0; ci < p->nchunks; ci++) {
+            if (p->ch[ci].state != C_IN) continue;
+            r[n] = (struct cand_ref){p, ci};
+            c[n] = (struct vp_victim){p->ch[ci].last_use, chunk_bytes(p, ci), &r[n]};
+            n++;
+        }
+    }
+    size_t k = vp_policy_victims(c, n, need, protect);
+    for (size_t j = 0; j < k; j++) {
+        struct cand_ref *v = c[j].ref;
+        v->p->ch[v->ci].state = C_OUT;
+        v->p->busy++;
+    }
+    pthread_mutex_unlock(&mu);
+
+    int ok = use_device(dev) == 0;
+    for (size_t j = 0; ok && j < k; j++) {
+        struct cand_ref *v = c[j].ref;
+        struct chunk *ch = &v->p->ch[v->ci];
+        CUdeviceptr a = v->p->base + (uint64_t)v->ci * vp_opt.chunk;
+        CUresult rc = CUDA_SUCCESS;
+        /* A duplicate is dropped by taking read-mostly off (the host copy
+         * is valid); the prefetch after it moves only pages written since. */
+        if (ch->dup) rc = advise(a, c[j].bytes, CU_MEM_ADVISE_UNSET_READ_MOSTLY, dev);
+        if (rc == CUDA_SUCCESS) rc = prefetch(a, c[j].bytes, dev, 0);
+        if (rc != CUDA_SUCCESS) driver_error("eviction", rc, dev);
+    }
+    if (ok) ok = vp_real.cuStreamSynchronize(stream[dev]) == CUDA_SUCCESS;
+    if (!ok) driver_error("waiting for evictions", CUDA_ERROR_UNKNOWN, dev);
+
+    pthread_mutex_lock(&mu);
+    uint64_t freed = 0;
+    for (size_t j = 0; j < k; j++) {
+        struct cand_ref *v = c[j].ref;
+        struct chunk *ch = &v->p->ch[v->ci];
+        v->p->busy--;
+        if (!ok) { /* cannot tell where the bytes are: they stay counted */
+            ch->state = C_IN;
+            continue;
+        }
+        count(ch->dup ? &ps[dev].bytes_collapsed : &ps[dev].bytes_writeback, c[j].bytes);
+        count(&ps[dev].evictions, 1);
+        ch->state = C_HOST;
+        ch->dup = 0;
+        vp_acct_release(dev, VP_KIND_resident, c[j].bytes);
+        freed += c[j].bytes;
+    }
+    pthread_cond_broadcast(&done_cv);
+    free(c);
+    free(r);
+    return freed;
+}
+
+/* ---- bringing chunks in (pager thread) ---- */
+
+static uint64_t room_on(int dev)
+{
+    uint64_t cap = vp_cap_of(dev), total = vp_acct_get(dev, VP_KIND_COUNT).cur;
+    return cap > total ? cap - total : 0;
+}
+
+/* Issues the prefetches of b[0..n) (state IN, room reserved), mu held on
+ * entry and exit; drops the busy marks. */
+static void issue_in_locked(struct req *b, size_t n)
+{
+    pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < n;) {
+        struct paged *p = b[i].p;
+        int dev = p->dev;
+        CUdeviceptr a = p->base + (uint64_t)b[i].ci * vp_opt.chunk;
+        uint64_t len = chunk_bytes(p, b[i].ci);
+        int dup = vp_opt.clean_evict == VP_EVICT_COLLAPSE && vp_weights_clean_bytes(a, len) == len;
+        size_t j = i + 1; /* neighbouring chunks of one allocation go in one call */
+        while (j < n && b[j].p == p && b[j].ci == b[j - 1].ci + 1) {
+            CUdeviceptr aj = p->base + (uint64_t)b[j].ci * vp_opt.chunk;
+            uint64_t lj = chunk_bytes(p, b[j].ci);
+            int dj = vp_opt.clean_evict == VP_EVICT_COLLAPSE && vp_weights_clean_bytes(aj, lj) == lj;
+            if (dj != dup) break;
+            len += lj;
+            j++;
+        }
+        CUresult rc = use_device(dev) == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+        if (rc == CUDA_SUCCESS && dup) rc = advise(a, len, CU_MEM_ADVISE_SET_READ_MOSTLY, dev);
+        if (rc == CUDA_SUCCESS) rc = prefetch(a, len, dev, 1);
+        if (rc == CUDA_SUCCESS) count(&ps[dev].bytes_in, len);
+        else driver_error("prefetch to the device", rc, dev);
+        for (size_t k = i; k < j; k++) {
+            p->ch[b[k].ci].dup = (uint8_t)dup;
+            if (rc != CUDA_SUCCESS) b[k].ci |= 0x80000000u; /* failed: undone below */
+        }
+        i = j;
+    }
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < n; i++) {
+        struct paged *p = b[i].p;
+        if (b[i].ci & 0x80000000u) {
+            uint32_t ci = b[i].ci & 0x7fffffffu;
+            /* a refused prefetch moved nothing: give the room back */
+            p->ch[ci].state = C_HOST;
+            vp_acct_release(p->dev, VP_KIND_resident, chunk_bytes(p, ci));
+        }
+        p->busy--;
+    }
+    pthread_cond_broadcast(&done_cv);
+}
+
+/* Serves one batch of queued chunks (each holds a busy mark). mu held. */
+static void serve_batch_locked(struct req *b, size_t n)
+{
+    uint64_t need[VP_MAX_DEVICES] = {0};
+    uint64_t protect = UINT64_MAX;
+    int maxdev = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct chunk *ch = &b[i].p->ch[b[i].ci];
+        if (b[i].p->gone || ch->state != C_QUEUED) continue;
+        need[b[i].p->dev] += chunk_bytes(b[i].p, b[i].ci);
+        if (ch->last_use < protect) protect = ch->last_use;
+        if (b[i].p->dev > maxdev) maxdev = b[i].p->dev;
+    }
+    for (int d = 0; d <= maxdev; d++) {
+        uint64_t room = room_on(d);
+        if (need[d] > room) evict_locked(d, need[d] - room, protect);
+    }
+    size_t nin = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct paged *p = b[i].p;
+        struct chunk *ch = &p->ch[b[i].ci];
+        if (p->gone || ch->state != C_QUEUED) {
+            if (ch->state == C_QUEUED) ch->state = C_HOST;
+            p->busy--;
+            continue;
+        }
+        if (vp_acct_reserve(p->dev, VP_KIND_resident, chunk_bytes(p, b[i].ci)) == 0) {
+            ch->state = C_IN;
+            b[nin++] = b[i];
+        } else { /* no room: it stays on the host and is read from there */
+            ch->state = C_HOST;
+            p->busy--;
+        }
+    }
+    if (nin) issue_in_locked(b, nin);
+    else pthread_cond_broadcast(&done_cv);
+}
+
+static void serve_reclaims_locked(void)
+{
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+        if (!reclaim_want[d]) continue;
+        uint64_t want = reclaim_want[d], room = room_on(d);
+        reclaim_want[d] = 0;
+        if (want > room) {
+            count(&ps[d].reclaims, 1);
+            evict_locked(d, want - room, UINT64_MAX);
+        }
+    }
+    reclaim_gen++;
+    pthread_cond_broadcast(&done_cv);
+}
+
+static int reclaim_pending_locked(void)
+{
+    for (int d = 0; d < VP_MAX_DEVICES; d++)
+        if (reclaim_want[d]) return 1;
+    return 0;
+}
+
+static void *pager_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    static struct req batch[512];
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        /* reclaims are served even while capturing: an allocation waits on them */
+        while (!stopping && !reclaim_pending_locked() && (atomic_load(&capturing) || !qlen))
+            pthread_cond_wait(&work_cv, &mu);
+        if (stopping) break;
+        if (reclaim_pending_locked()) {
+            serve_reclaims_locked();
+            continue;
+        }
+        size_t n = 0;
+        while (qlen && n < sizeof batch / sizeof *batch) {
+            struct req r = queue[qhead];
+            qhead = (qhead + 1) % QCAP;
+            qlen--;
+            if (!r.p) continue;
+            r.p->busy++;
+            batch[n++] = r;
+        }
+        serve_batch_locked(batch, n);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+/* Starts the pager thread once. Returns 0, or -1. */
+static int start_locked(void)
+{
+    if (started) return 0;
+    if (pthread_create(&thread, NULL, pager_main, NULL)) {
+        vp_error("pager: cannot start its thread; paging is off");
+        return -1;
+    }
+    pthread_setname_np(thread, "vpage-pager");
+    started = 1;
+    return 0;
+}
+
+/* ---- the program's calls ---- */
+
+static int device_can_page(int dev)
+{
+    int v = atomic_load(&can_page[dev]);
+    if (v) return v > 0;
+    CUdevice d;
+    int attr = 0;
+    if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
+        vp_real.cuDeviceGetAttribute(&attr, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, d) != CUDA_SUCCESS)
+        attr = 0;
+    if (!attr)
+        vp_log(VP_WARN, "device %d has no concurrent managed access: its allocations are not paged, the cap "
+               "stays a wall there", dev);
+    atomic_store(&can_page[dev], attr ? 1 : -1);
+    return attr != 0;
+}
+
+static uint64_t paged_limit(void)
+{
+    if (vp_opt.paged_limit) return vp_opt.paged_limit;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
+{
+    uint64_t c = atomic_load(g);
+    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
+}
+
+CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
+{
+    const enum vp_hook_id hook = VP_HOOK_cuMemAlloc_v2;
+    int dev = vp_drv_current_device();
+    if (dev < 0 || dev >= VP_MAX_DEVICES || bytes == 0 || !dptr) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!vp_real.cuMemAdvise_v2 || !vp_real.cuMemPrefetchAsync_v2 || !vp_real.cuDeviceGet ||
+        !vp_real.cuDeviceGetAttribute || !vp_real.cuDevicePrimaryCtxRetain || !vp_real.cuCtxSetCurrent ||
+        !vp_real.cuStreamCreate || !vp_real.cuStreamSynchronize || !vp_real.cuMemAllocManaged || !device_can_page(dev))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t limit = paged_limit(), cur = atomic_load(&ps[dev].paged);
+    do {
+        if (bytes > limit || cur > limit - bytes) {
+            char a[32], b[32], c[32];
+            count(&ps[dev].refused, 1);
+            vp_stat_add(hook, VP_CTR_refused, 1);
+            vp_log_limited(VP_WARN, &msgs_refused,
+                           "cuMemAlloc_v2 of %s on device %d refused: %s of the %s paged limit "
+                           "(VPAGE_PAGED_LIMIT) already allocated; returning CUDA_ERROR_OUT_OF_MEMORY",
+                           vp_fmt_bytes(bytes, a, sizeof a), dev, vp_fmt_bytes(cur, b, sizeof b),
+                           vp_fmt_bytes(limit, c, sizeof c));
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    } while (!atomic_compare_exchange_weak(&ps[dev].paged, &cur, cur + bytes));
+    raise_to(&ps[dev].paged_peak, cur + bytes, 1);
+
+    uint32_t nchunks = (uint32_t)((bytes + vp_opt.chunk - 1) / vp_opt.chunk);
+    struct paged *p = calloc(1, sizeof *p + (size_t)nchunks * sizeof(struct chunk));
+    pthread_mutex_lock(&mu);
+    int ok = p && start_locked() == 0;
+    pthread_mutex_unlock(&mu);
+    CUresult rc = ok ? vp_real.cuMemAllocManaged(dptr, bytes, CU_MEM_ATTACH_GLOBAL) : CUDA_ERROR_NOT_SUPPORTED;
+    if (rc == CUDA_SUCCESS) {
+        /* home on the host, mapped for the device: the device reads what
+         * is not resident in place, and nothing migrates unless asked */
+        CUmemLocation host = {CU_MEM_LOCATION_TYPE_HOST, 0};
+        CUresult ra = vp_real.cuMemAdvise_v2(*dptr, bytes, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, host);
+        if (ra == CUDA_SUCCESS) ra = advise(*dptr, bytes, CU_MEM_ADVISE_SET_ACCESSED_BY, dev);
+        if (ra != CUDA_SUCCESS) {
+            vp_log(VP_WARN, "pager: the driver refused managed-memory advice (CUresult %d); this allocation "
+                   "is not paged", (int)ra);
+            vp_real.cuMemFree_v2(*dptr);
+            rc = CUDA_ERROR_NOT_SUPPORTED;
+        }
+    }
+    if (rc == CUDA_SUCCESS) {
+        p->base = *dptr;
+        p->size = bytes;
+        p->dev = dev;
+        p->nchunks = nchunks;
+        pthread_mutex_lock(&mu);
+        if (insert_locked(p)) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        pthread_mutex_unlock(&mu);
+        if (rc != CUDA_SUCCESS) vp_real.cuMemFree_v2(*dptr);
+    }
+    if (rc != CUDA_SUCCESS) {
+        free(p);
+        atomic_fetch_sub(&ps[dev].paged, bytes);
+        if (rc != CUDA_ERROR_NOT_SUPPORTED) vp_stat_add(hook, VP_CTR_failed, 1);
+        return rc;
+    }
+    raise_to(&lo_addr, p->base, 0);
+    raise_to(&hi_addr, p->base + bytes, 1);
+    atomic_fetch_add(&npaged, 1);
+    vp_stat_add(hook, VP_CTR_bytes, bytes);
+    vp_stat_live_add(hook, bytes);
+    return CUDA_SUCCESS;
+}
+
+int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
+{
+    if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(&mu);
+    struct paged *p = find_locked(dptr);
+    if (!p || p->base != dptr || p->gone) {
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    p->gone = 1;
+    for (size_t i = 0, j = qhead; i < qlen; i++, j = (j + 1) % QCAP)
+        if (queue[j].p == p) queue[j].p = NULL;
+    while (p->busy) pthread_cond_wait(&done_cv, &mu);
+    pthread_mutex_unlock(&mu);
+
+    *rc = vp_real.cuMemFree_v2(dptr);
+
+    pthread_mutex_lock(&mu);
+    if (*rc != CUDA_SUCCESS) {
+        p->gone = 0;
+        pthread_mutex_unlock(&mu);
+        vp_stat_add(VP_HOOK_cuMemFree_v2, VP_CTR_failed, 1);
+        return 1;
+    }
+    remove_locked(p);
+    uint64_t resident = 0;
+    for (uint32_t ci = 0; ci < p->nchunks; ci++)
+        if (p->ch[ci].state == C_IN) resident += chunk_bytes(p, ci);
+    atomic_fetch_sub(&npaged, 1);
+    pthread_mutex_unlock(&mu);
+    if (resident) vp_acct_release(p->dev, VP_KIND_resident, resident);
+    atomic_fetch_sub(&ps[p->dev].paged, p->size);
+    vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, p->size);
+    vp_weights_written(dptr, p->size);
+    free(p);
+    return 1;
+}
+
+int vp_pager_owns(CUdeviceptr a)
+{
+    if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(&mu);
+    int r = find_locked(a) != NULL;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+/* The packed parameter buffer of a launch made with `extra`. */
+static const char *packed_params(void **extra, size_t *len)
+{
+    const char *buf = NULL;
+    *len = 0;
+    for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END && i < 16; i += 2) {
+        if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+        else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[i + 1]) *len = *(size_t *)extra[i + 1];
+    }
+    return buf;
+}
+
+void vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
+{
+    if (vp_likely(!atomic_load_explicit(&npaged, memory_order_relaxed))) return;
+    if (!k || atomic_load(&k->layout) != VP_LAYOUT_KNOWN || k->nparams <= 0) return;
+    if (atomic_load(&capturing)) return; /* recorded into a graph, not run now */
+    const char *buf = NULL;
+    size_t buflen = 0;
+    if (!params) {
+        if (!extra || !(buf = packed_params(extra, &buflen))) return;
+    }
+    uint64_t lo = atomic_load_explicit(&lo_addr, memory_order_relaxed);
+    uint64_t hi = atomic_load_explicit(&hi_addr, memory_order_relaxed);
+    uint64_t v[MAX_SCAN];
+    size_t n = 0;
+    /* Every 8-byte word of every parameter: pointers, and pointers inside
+     * by-value structs (TensorIterator's arrays of data pointers). */
+    for (int i = 0; i < k->nparams && n < MAX_SCAN; i++) {
+        uint32_t sz = k->param_size[i];
+        const char *src = params ? params[i] : buf + k->param_off[i];
+        if (!params && (uint64_t)k->param_off[i] + sz > buflen) break;
+        if (!src) continue;
+        for (uint32_t o = 0; o + 8 <= sz && n < MAX_SCAN; o += 8) {
+            uint64_t x;
+            memcpy(&x, src + o, 8);
+            if (x >= lo && x < hi) v[n++] = x;
+        }
+    }
+    if (!n) return;
+    pthread_mutex_lock(&mu);
+    uint64_t t = ++tick;
+    int queued = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct paged *p = find_locked(v[j]);
+        if (!p || p->gone) continue;
+        uint64_t cap = vp_cap_of(p->dev), first, cnt;
+        vp_policy_demand_range(p->size, v[j] - p->base, vp_opt.chunk, cap / 4, &first, &cnt);
+        for (uint64_t ci = first; ci < first + cnt; ci++) {
+            struct chunk *ch = &p->ch[ci];
+            if (ch->last_use == t) continue; /* seen through another pointer */
+            ch->last_use = t;
+            if (ch->state != C_IN) count(&ps[p->dev].remote_estimate, chunk_bytes(p, (uint32_t)ci));
+            if (ch->state != C_HOST) continue;
+            if (qlen == QCAP) {
+                count(&ps[p->dev].queue_drops, 1);
+                continue;
+            }
+            queue[(qhead + qlen++) % QCAP] = (struct req){p, (uint32_t)ci};
+            ch->state = C_QUEUED;
+            queued = 1;
+        }
+    }
+    if (queued) pthread_cond_signal(&work_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_pager_capture(int delta)
+{
+    if (delta > 0) {
+        atomic_fetch_add(&capturing, 1);
+        return;
+    }
+    int c = atomic_load(&capturing);
+    while (c > 0 && !atomic_compare_exchange_weak(&capturing, &c, c - 1)) {}
+    if (c == 1) {
+        pthread_mutex_lock(&mu);
+        pthread_cond_signal(&work_cv);
+        pthread_mutex_unlock(&mu);
+    }
+}
+
+int vp_pager_reclaim(int dev, uint64_t bytes)
+{
+    if (!atomic_load(&npaged) || dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&capturing)) return -1;
+    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
+    if (!before) return -1;
+    pthread_mutex_lock(&mu);
+    if (!started || stopping) {
+        pthread_mutex_unlock(&mu);
+        return -1;
+    }
+    if (bytes > reclaim_want[dev]) reclaim_want[dev] = bytes;
+    uint64_t gen = reclaim_gen;
+    pthread_cond_signal(&work_cv);
+    while (reclaim_gen == gen && !stopping) pthread_cond_wait(&done_cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+}
+
+void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
+{
+    static const char *names[] = {
+#define VP_X(name, doc) #name,
+        VP_PAGE_STATS(VP_X)
+#undef VP_X
+    };
+    emit(ctx_, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n",
+         vp_opt.paging == VP_PAGING_DEMAND ? "demand" : "off", (unsigned long long)vp_opt.chunk);
+    int first = 1;
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+        if (!atomic_load(&ps[d].paged_peak)) continue;
+        struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
+        emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
+                        : "  device %d: resident %llu, resident peak %llu",
+             json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
+        const atomic_uint_fast64_t *f = &ps[d].paged;
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", names[i], (unsigned long long)atomic_load(&f[i]));
+        emit(ctx_, json ? "}" : "\n");
+        first = 0;
+    }
+    emit(ctx_, json ? "]}" : "");
+}
+
+void vp_pager_shutdown(void)
+{
+    pthread_mutex_lock(&mu);
+    int join = started && !stopping;
+    stopping = 1;
+    pthread_cond_broadcast(&work_cv);
+    pthread_cond_broadcast(&done_cv);
+    pthread_mutex_unlock(&mu);
+    if (join) pthread_join(thread, NULL);
+}
+
+void vp_pager_lock(void) { pthread_mutex_lock(&mu); }
+void vp_pager_unlock(void) { pthread_mutex_unlock(&mu); }
+
+void vp_pager_reset_child(void)
+{
+    /* the parent's allocations and thread are not ours: forget them (their
+     * records leak, as the parent's device memory does for the child) */
+    pthread_mutex_init(&mu, NULL);
+    pthread_cond_init(&work_cv, NULL);
+    pthread_cond_init(&done_cv, NULL);
+    ntab = 0;
+    qhead = qlen = 0;
+    started = stopping = 0;
+    memset(reclaim_want, 0, sizeof reclaim_want);
+    memset(ctx, 0, sizeof ctx);
+    memset(stream, 0, sizeof stream);
+    ctx_dev = -1;
+    atomic_store(&npaged, 0);
+    atomic_store(&capturing, 0);
+    for (int d = 0; d < VP_MAX_DEVICES; d++)
+        for (atomic_uint_fast64_t *f = &ps[d].paged; f < (atomic_uint_fast64_t *)(&ps[d] + 1); f++)
+            atomic_store(f, 0);
+}
