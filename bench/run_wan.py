@@ -187,12 +187,13 @@ def main():
     free, total = torch.cuda.mem_get_info()
     res = {"model": a.model, "params": params, "tokens": f * (h // 2) * (w // 2), "steps": a.steps,
            "dtype": a.dtype, "build_s": build_s, "step_s": step_s,
-           "median_step_s": sorted(step_s)[len(step_s) // 2],
+           "median_step_s": sorted(step_s)[len(step_s) // 2] if step_s else None,
            "peak_allocated": torch.cuda.max_memory_allocated(), "peak_reserved": torch.cuda.max_memory_reserved(),
            "mem_get_info": [free, total], "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
            "vpage": vpage_query.stats()}
+    med = f"{res['median_step_s']:.3f} s" if step_s else "-"
     print(f"{a.model}: {params / 1e9:.2f} B parameters, {res['tokens']} tokens, median step "
-          f"{res['median_step_s']:.3f} s, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
+          f"{med}, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
           f"device total seen {total / 2**30:.2f} GiB, checksum {checksum}")
     if res["vpage"] and res["vpage"]["devices"]:
         d = res["vpage"]["devices"][0]

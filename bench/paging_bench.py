@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Paging benchmark: the Wan DiT larger than the cap, under VPAGE_PAGING=demand,
+next to the same model fully resident, in one run on one GPU.
+
+    python3 bench/paging_bench.py build-gpu/libvpage.so --out DIR [--runs 1.3B,1.3B-file,14B]
+
+Each row is one process of bench/run_wan.py. While it runs, the device's own
+memory use is sampled with nvidia-smi every 100 ms; "device growth" is the
+highest sample minus the one before the process started. That is the check
+that the driver moves nothing on its own: the UVM driver keeps the physical
+memory of pages that once were on the GPU, so the growth is the high-water
+mark of real residency (plus the context), whatever vpage's books say.
+Rows: time per step, ratio to the resident run, output checksum (identical
+or not), vpage's paging stats. Writes DIR/<date>-<gpu>-paging.json.
+
+Every paged byte lives in host RAM and VPAGE_PAGED_LIMIT keeps the managed
+memory of one process below what the card has free (the lent card is shared).
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GiB = 1 << 30
+
+
+def device_used_mib():
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.strip().splitlines()[0])
+
+
+def run(args, env_extra, lib, timeout):
+    """Runs run_wan.py; returns its JSON result plus device growth and wall time."""
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    env = dict(os.environ)
+    for k in [k for k in env if k.startswith("VPAGE_")] + ["LD_PRELOAD"]:
+        env.pop(k, None)
+    env.update(env_extra)
+    if lib:
+        env["LD_PRELOAD"] = lib
+    base = device_used_mib()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], device_used_mib())
+            except Exception:
+                pass
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t0 = time.time()
+    p = subprocess.run([sys.executable, os.path.join(HERE, "run_wan.py"), *args, "--json", out],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    wall = time.time() - t0
+    stop.set()
+    th.join()
+    res = {"returncode": p.returncode, "wall_s": wall, "device_growth_mib": peak[0] - base,
+           "env": env_extra, "args": args}
+    if p.returncode == 0:
+        with open(out) as fh:
+            res.update(json.load(fh))
+    else:
+        res["stderr"] = p.stderr[-3000:]
+    os.unlink(out)
+    tail = [l for l in p.stdout.splitlines() if l.startswith("step")][-1:] + p.stderr.splitlines()[-3:]
+    print(f"  {' '.join(args)} {env_extra}: rc {p.returncode}, wall {wall:.1f} s, "
+          f"device growth {res['device_growth_mib']} MiB; {' | '.join(tail)}", flush=True)
+    return res
+
+
+def paging_summary(r):
+    v = r.get("vpage") or {}
+    devs = (v.get("paging") or {}).get("devices") or [{}]
+    return devs[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("lib")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--runs", default="1.3B,1.3B-file,14B")
+    ap.add_argument("--tokens", type=int, default=4096)
+    a = ap.parse_args()
+    lib = os.path.abspath(a.lib)
+    os.makedirs(a.out, exist_ok=True)
+    import torch
+    gpu = torch.cuda.get_device_name(0)
+    free_b, _ = torch.cuda.mem_get_info()
+    limit = int(free_b * 0.8)  # managed memory of one process stays below the card's free memory
+    print(f"GPU {gpu}, {free_b / GiB:.1f} GiB free; VPAGE_PAGED_LIMIT={limit}", flush=True)
+    rows = []
+
+    def compare(name, args, caps, extra_envs=({},), steps=3, timeout=600):
+        print(f"== {name}", flush=True)
+        base = run([*args, "--steps", str(steps)], {}, None, timeout)
+        base["row"] = f"{name}: resident, no preload"
+        rows.append(base)
+        for cap in caps:
+            for extra in extra_envs:
+                env = {"VPAGE_PAGING": "demand", "VPAGE_CAP": cap, "VPAGE_PAGED_LIMIT": str(limit), **extra}
+                r = run([*args, "--steps", str(steps)], env, lib, timeout)
+                r["row"] = f"{name}: vpage demand, cap {cap}" + "".join(f", {k}={v}" for k, v in extra.items())
+                if r["returncode"] == 0 and base["returncode"] == 0:
+                    r["identical"] = r["checksum"] == base["checksum"]
+                    r["ratio_to_resident"] = r["median_step_s"] / base["median_step_s"]
+                r["paging"] = paging_summary(r)
+                rows.append(r)
+
+    runs = a.runs.split(",")
+    tok = ["--tokens", str(a.tokens)]
+    if "1.3B" in runs:
+        compare("Wan 1.3B", ["--model", "1.3B", *tok], ["1G", "2G"])
+    if "1.3B-file" in runs:
+        path = os.path.join(tempfile.gettempdir(), "vpage-wan-1.3B.safetensors")
+        print("== saving the 1.3B weights", flush=True)
+        run(["--model", "1.3B", "--steps", "0", "--save-weights", path], {}, None, 600)
+        compare("Wan 1.3B from safetensors", ["--model", "1.3B", *tok, "--load-weights", path], ["1G"],
+                ({"VPAGE_CLEAN_EVICT": "collapse"}, {"VPAGE_CLEAN_EVICT": "writeback"}))
+        os.unlink(path)
+    if "14B" in runs:
+        compare("Wan 14B", ["--model", "14B", *tok], ["8G"], steps=3)
+
+    doc = {"gpu": gpu, "date": datetime.date.today().isoformat(), "tokens": a.tokens, "paged_limit": limit,
+           "rows": rows}
+    path = os.path.join(a.out, f"{doc['date']}-{gpu.replace(' ', '-')}-paging.json")
+    with open(path, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    print(f"wrote {path}")
+    for r in rows:
+        pg = r.get("paging") or {}
+        print(f"{r['row']:<70} step {r.get('median_step_s', float('nan')):.3f} s "
+              f"x{r.get('ratio_to_resident', 1.0):.2f} identical={r.get('identical', '-')} "
+              f"growth {r['device_growth_mib']} MiB resident_peak {pg.get('resident_peak', 0) / GiB:.2f} GiB "
+              f"in {pg.get('bytes_in', 0) / GiB:.1f} GiB wb {pg.get('bytes_writeback', 0) / GiB:.1f} GiB "
+              f"collapsed {pg.get('bytes_collapsed', 0) / GiB:.1f} GiB")
+
+
+if __name__ == "__main__":
+    main()
