@@ -234,6 +234,7 @@
     X(CUresult, cuDevicePrimaryCtxRetain, (CUcontext *ctx, CUdevice dev))      \
     X(CUresult, cuCtxSetCurrent, (CUcontext ctx))                              \
     X(CUresult, cuStreamCreate, (CUstream *stream, unsigned int flags))        \
+    X(CUresult, cuStreamDestroy_v2, (CUstream stream))                         \
     X(CUresult, cuMemAdvise_v2,                                                \
       (CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation loc))       \
     X(CUresult, cuMemPrefetchAsync_v2,                                         \

@@ -21,7 +21,8 @@
 enum chunk_state { C_HOST, C_QUEUED, C_IN, C_OUT };
 
 struct chunk {
-    uint64_t last_use; /* launch tick */
+    uint64_t last_use; /* launch tick of the latest use */
+    uint64_t prev_use; /* and of the one before (0: none) */
     uint8_t state;     /* enum chunk_state */
     uint8_t dup;       /* resident as a read-mostly duplicate (pager thread only) */
 };
@@ -83,6 +84,8 @@ static atomic_int capturing;
 static atomic_schar can_page[VP_MAX_DEVICES]; /* 0 unknown, 1 yes, -1 no */
 static struct page_stats ps[VP_MAX_DEVICES];
 static atomic_uint_fast64_t msgs_refused, msgs_driver;
+
+static _Atomic(CUstream) alloc_stream[VP_MAX_DEVICES]; /* for placing new allocations */
 
 /* pager thread only */
 static CUcontext ctx[VP_MAX_DEVICES];
@@ -196,17 +199,17 @@ struct cand_ref {
     uint32_t ci;
 };
 
-/* Evicts least recently used chunks of dev, none used at or after protect,
- * until at least need bytes are gone or nothing else may go; waits for
- * the evictions to complete, then releases their bytes. Returns the bytes
- * freed. */
-static uint64_t evict_locked(int dev, uint64_t need, uint64_t protect)
+/* Resident chunks of dev not used at or after protect, as candidates for
+ * the policy; *refs holds what their .ref point at (free both). */
+static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, struct cand_ref **refs)
 {
     size_t n = 0, capn = 0;
+    *out = NULL;
+    *refs = NULL;
     for (size_t i = 0; i < ntab; i++)
         if (tab[i]->dev == dev && !tab[i]->gone) capn += tab[i]->nchunks;
     if (!capn) return 0;
-    struct vp_victim *c = malloc(capn * sizeof *c);
+    struct vp_cand *c = malloc(capn * sizeof *c);
     struct cand_ref *r = malloc(capn * sizeof *r);
     if (!c || !r) {
         free(c);
@@ -217,13 +220,22 @@ static uint64_t evict_locked(int dev, uint64_t need, uint64_t protect)
         struct paged *p = tab[i];
         if (p->dev != dev || p->gone) continue;
         for (uint32_t ci = 0; ci < p->nchunks; ci++) {
-            if (p->ch[ci].state != C_IN) continue;
+            struct chunk *ch = &p->ch[ci];
+            if (ch->state != C_IN || ch->last_use >= protect) continue;
             r[n] = (struct cand_ref){p, ci};
-            c[n] = (struct vp_victim){p->ch[ci].last_use, chunk_bytes(p, ci), &r[n]};
+            c[n] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick), chunk_bytes(p, ci), &r[n], 0};
             n++;
         }
     }
-    size_t k = vp_policy_victims(c, n, need, protect);
+    *out = c;
+    *refs = r;
+    return n;
+}
+
+/* Evicts the chunks behind c[0..k) from dev, waits for the evictions to
+ * complete, then releases their bytes. Returns the bytes freed. */
+static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
+{
     for (size_t j = 0; j < k; j++) {
         struct cand_ref *v = c[j].ref;
         v->p->ch[v->ci].state = C_OUT;
@@ -243,7 +255,7 @@ static uint64_t evict_locked(int dev, uint64_t need, uint64_t protect)
         if (rc == CUDA_SUCCESS) rc = prefetch(a, c[j].bytes, dev, 0);
         if (rc != CUDA_SUCCESS) driver_error("eviction", rc, dev);
     }
-    if (ok) ok = vp_real.cuStreamSynchronize(stream[dev]) == CUDA_SUCCESS;
+    if (ok && k) ok = vp_real.cuStreamSynchronize(stream[dev]) == CUDA_SUCCESS;
     if (!ok) driver_error("waiting for evictions", CUDA_ERROR_UNKNOWN, dev);
 
     pthread_mutex_lock(&mu);
@@ -264,8 +276,6 @@ static uint64_t evict_locked(int dev, uint64_t need, uint64_t protect)
         freed += c[j].bytes;
     }
     pthread_cond_broadcast(&done_cv);
-    free(c);
-    free(r);
     return freed;
 }
 
@@ -325,36 +335,51 @@ static void issue_in_locked(struct req *b, size_t n)
 /* Serves one batch of queued chunks (each holds a busy mark). mu held. */
 static void serve_batch_locked(struct req *b, size_t n)
 {
-    uint64_t need[VP_MAX_DEVICES] = {0};
     uint64_t protect = UINT64_MAX;
-    int maxdev = -1;
+    size_t nvalid = 0;
     for (size_t i = 0; i < n; i++) {
         struct chunk *ch = &b[i].p->ch[b[i].ci];
-        if (b[i].p->gone || ch->state != C_QUEUED) continue;
-        need[b[i].p->dev] += chunk_bytes(b[i].p, b[i].ci);
-        if (ch->last_use < protect) protect = ch->last_use;
-        if (b[i].p->dev > maxdev) maxdev = b[i].p->dev;
-    }
-    for (int d = 0; d <= maxdev; d++) {
-        uint64_t room = room_on(d);
-        if (need[d] > room) evict_locked(d, need[d] - room, protect);
-    }
-    size_t nin = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct paged *p = b[i].p;
-        struct chunk *ch = &p->ch[b[i].ci];
-        if (p->gone || ch->state != C_QUEUED) {
+        if (b[i].p->gone || ch->state != C_QUEUED) {
             if (ch->state == C_QUEUED) ch->state = C_HOST;
-            p->busy--;
+            b[i].p->busy--;
             continue;
         }
-        if (vp_acct_reserve(p->dev, VP_KIND_resident, chunk_bytes(p, b[i].ci)) == 0) {
-            ch->state = C_IN;
-            b[nin++] = b[i];
-        } else { /* no room: it stays on the host and is read from there */
-            ch->state = C_HOST;
-            p->busy--;
+        if (ch->last_use < protect) protect = ch->last_use;
+        b[nvalid++] = b[i];
+    }
+    n = nvalid;
+    struct vp_cand *r = malloc((n ? n : 1) * sizeof *r);
+    size_t nin = 0;
+    for (int dev = 0; r && dev < VP_MAX_DEVICES; dev++) {
+        size_t nr = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct chunk *ch = &b[i].p->ch[b[i].ci];
+            if (b[i].p->dev != dev || ch->state != C_QUEUED) continue;
+            r[nr++] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick),
+                                       chunk_bytes(b[i].p, b[i].ci), &b[i], 0};
         }
+        if (!nr) continue;
+        struct vp_cand *v;
+        struct cand_ref *refs;
+        size_t nv = residents_locked(dev, protect, &v, &refs);
+        size_t k = vp_policy_plan(r, nr, v, nv, room_on(dev));
+        if (k) evict_locked(dev, v, k);
+        free(v);
+        free(refs);
+        /* requests admitted take the room; the others stay on the host */
+        for (size_t i = 0; i < nr; i++) {
+            struct req *q = r[i].ref;
+            struct chunk *ch = &q->p->ch[q->ci];
+            if (r[i].admit && vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) ch->state = C_IN;
+            else ch->state = C_HOST;
+        }
+    }
+    free(r);
+    for (size_t i = 0; i < n; i++) {
+        struct chunk *ch = &b[i].p->ch[b[i].ci];
+        if (ch->state == C_QUEUED) ch->state = C_HOST; /* out of memory above */
+        if (ch->state == C_IN) b[nin++] = b[i];
+        else b[i].p->busy--;
     }
     if (nin) issue_in_locked(b, nin);
     else pthread_cond_broadcast(&done_cv);
@@ -368,7 +393,13 @@ static void serve_reclaims_locked(void)
         reclaim_want[d] = 0;
         if (want > room) {
             count(&ps[d].reclaims, 1);
-            evict_locked(d, want - room, UINT64_MAX);
+            struct vp_cand *v;
+            struct cand_ref *refs;
+            size_t nv = residents_locked(d, UINT64_MAX, &v, &refs);
+            size_t k = vp_policy_victims(v, nv, want - room);
+            if (k) evict_locked(d, v, k);
+            free(v);
+            free(refs);
         }
     }
     reclaim_gen++;
@@ -445,6 +476,32 @@ static int device_can_page(int dev)
     return attr != 0;
 }
 
+/* Places every page of a new allocation in host memory before the program
+ * sees it. Left unplaced, pages a kernel writes first are placed on the
+ * device by the driver whatever the preferred location, outside the
+ * pager's books (measured on the H100: bench/results). */
+static void place_on_host(CUdeviceptr p, size_t n, int dev)
+{
+    CUstream s = atomic_load(&alloc_stream[dev]);
+    if (!s) {
+        CUstream mine = NULL, none = NULL;
+        if (vp_real.cuStreamCreate(&mine, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) {
+            driver_error("creating a stream to place allocations", CUDA_ERROR_UNKNOWN, dev);
+            return;
+        }
+        if (atomic_compare_exchange_strong(&alloc_stream[dev], &none, mine)) s = mine;
+        else {
+            if (vp_real.cuStreamDestroy_v2) vp_real.cuStreamDestroy_v2(mine);
+            s = none;
+        }
+    }
+    CUmemLocation host = {CU_MEM_LOCATION_TYPE_HOST, 0};
+    count(&ps[dev].prefetch_calls, 1);
+    CUresult rc = vp_real.cuMemPrefetchAsync_v2(p, n, host, 0, s);
+    if (rc == CUDA_SUCCESS) rc = vp_real.cuStreamSynchronize(s);
+    if (rc != CUDA_SUCCESS) driver_error("placing a new allocation on the host", rc, dev);
+}
+
 static uint64_t paged_limit(void)
 {
     if (vp_opt.paged_limit) return vp_opt.paged_limit;
@@ -500,6 +557,8 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
                    "is not paged", (int)ra);
             vp_real.cuMemFree_v2(*dptr);
             rc = CUDA_ERROR_NOT_SUPPORTED;
+        } else {
+            place_on_host(*dptr, bytes, dev);
         }
     }
     if (rc == CUDA_SUCCESS) {
@@ -624,6 +683,7 @@ void vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
         for (uint64_t ci = first; ci < first + cnt; ci++) {
             struct chunk *ch = &p->ch[ci];
             if (ch->last_use == t) continue; /* seen through another pointer */
+            ch->prev_use = ch->last_use;
             ch->last_use = t;
             if (ch->state != C_IN) count(&ps[p->dev].remote_estimate, chunk_bytes(p, (uint32_t)ci));
             if (ch->state != C_HOST) continue;
@@ -725,6 +785,7 @@ void vp_pager_reset_child(void)
     memset(reclaim_want, 0, sizeof reclaim_want);
     memset(ctx, 0, sizeof ctx);
     memset(stream, 0, sizeof stream);
+    for (int d = 0; d < VP_MAX_DEVICES; d++) atomic_store(&alloc_stream[d], NULL);
     ctx_dev = -1;
     atomic_store(&npaged, 0);
     atomic_store(&capturing, 0);

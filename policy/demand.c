@@ -14,18 +14,50 @@ void vp_policy_demand_range(uint64_t size, uint64_t off, uint64_t chunk, uint64_
     *count = nchunks - f < want ? nchunks - f : want;
 }
 
-static int older_first(const void *a, const void *b)
+uint64_t vp_policy_next_use(uint64_t prev, uint64_t last, uint64_t now)
 {
-    const struct vp_victim *x = a, *y = b;
-    return x->last_use < y->last_use ? -1 : x->last_use > y->last_use;
+    if (!prev || prev >= last) return VP_NEXT_UNKNOWN;
+    uint64_t gap = last - prev;
+    if (last > UINT64_MAX - 3 * gap) return VP_NEXT_UNKNOWN;
+    if (now > last + 2 * gap) return VP_NEXT_STALE; /* more than an interval overdue */
+    return last + gap;
 }
 
-size_t vp_policy_victims(struct vp_victim *c, size_t n, uint64_t need, uint64_t protect)
+static int soonest_first(const void *a, const void *b)
 {
-    if (n == 0) return 0;
-    qsort(c, n, sizeof *c, older_first);
+    const struct vp_cand *x = a, *y = b;
+    return x->next < y->next ? -1 : x->next > y->next;
+}
+
+static int latest_first(const void *a, const void *b) { return soonest_first(b, a); }
+
+size_t vp_policy_plan(struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv, uint64_t room)
+{
+    if (nr) qsort(r, nr, sizeof *r, soonest_first);
+    if (nv) qsort(v, nv, sizeof *v, latest_first);
+    size_t k = 0;
+    for (size_t i = 0; i < nr; i++) {
+        r[i].admit = 0;
+        size_t k0 = k;
+        uint64_t room0 = room;
+        while (room < r[i].bytes && k < nv && v[k].next > r[i].next) room += v[k++].bytes;
+        if (room < r[i].bytes) { /* not worth what it would push out: later ones even less */
+            k = k0;
+            room = room0;
+            for (size_t j = i + 1; j < nr; j++) r[j].admit = 0;
+            break;
+        }
+        room -= r[i].bytes;
+        r[i].admit = 1;
+    }
+    return k;
+}
+
+size_t vp_policy_victims(struct vp_cand *v, size_t n, uint64_t need)
+{
+    if (n) qsort(v, n, sizeof *v, latest_first);
     uint64_t got = 0;
     size_t k = 0;
-    while (k < n && got < need && c[k].last_use < protect) got += c[k++].bytes;
+    while (k < n && got < need) got += v[k++].bytes;
     return k;
 }

@@ -1,20 +1,30 @@
-/* demand.h - the demand-paging policy: what a launch wants resident, and
- * what leaves the device first.
+/* demand.h - the demand-paging policy: what a launch wants resident, what
+ * is let in, and what leaves the device first.
  *
  * Contract
  *   Pure functions over values the pager hands in: no locks, no driver
  *   calls, no state. The pager (pager/paging.h) owns the chunks and acts;
- *   these only choose. A later learned policy replaces them behind the same
- *   calls.
+ *   these only choose. A learned policy replaces them behind the same calls.
  *
  *   Demand range: a kernel parameter gives a pointer, not an extent. A
  *   pointer at byte off of an allocation of size bytes is taken to touch the
  *   chunks from the one holding off to the end of the allocation, at most
  *   `most` bytes of them (at least the chunk holding off).
  *
- *   Victims: least recently used first. Chunks used at or after `protect`
- *   (the launch that asked for room) are never chosen, so a launch never
- *   evicts what it itself wants.
+ *   Next use: time is the pager's launch tick. A chunk used at ticks prev
+ *   and last is expected again at last + (last - prev): programs that run
+ *   in steps (denoising, decoding) touch weights once a step and
+ *   activations many times a step. A chunk used once has no estimate
+ *   (VP_NEXT_UNKNOWN); one more than an interval overdue is stale
+ *   (VP_NEXT_STALE, the latest of all).
+ *
+ *   Plan: an approximation of Belady's rule. Requests are let in in order of
+ *   next use; a request that finds no room may evict resident chunks whose
+ *   next use is later than its own, latest first, and is refused if that is
+ *   not enough (it is then read from the host where it is). So a loop over
+ *   more data than the cap keeps a stable part resident instead of
+ *   evicting, every step, exactly what the next launches need (what LRU
+ *   does).
  */
 #ifndef VPAGE_POLICY_DEMAND_H
 #define VPAGE_POLICY_DEMAND_H
@@ -22,20 +32,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define VP_NEXT_UNKNOWN (UINT64_MAX - 1)
+#define VP_NEXT_STALE UINT64_MAX
+
 /* Chunk indices [*first, *first + *count) of an allocation of size bytes
  * cut into chunk-byte pieces from its start. off < size, chunk > 0. */
 void vp_policy_demand_range(uint64_t size, uint64_t off, uint64_t chunk, uint64_t most, uint64_t *first,
                             uint64_t *count);
 
-struct vp_victim {
-    uint64_t last_use; /* launch tick of the chunk's last use */
+/* Expected tick of the next use of a chunk last used at ticks prev, last
+ * (prev 0: used once), seen at tick now. */
+uint64_t vp_policy_next_use(uint64_t prev, uint64_t last, uint64_t now);
+
+struct vp_cand {
+    uint64_t next;  /* vp_policy_next_use */
     uint64_t bytes;
-    void *ref;         /* the pager's handle on the chunk */
+    void *ref;      /* the pager's handle on the chunk */
+    int admit;      /* requests: set by vp_policy_plan */
 };
 
-/* Reorders c[0..n) so that the chunks to evict come first, and returns how
- * many of them free at least need bytes; fewer (all that may go) when
- * protected chunks keep the total short of need. */
-size_t vp_policy_victims(struct vp_victim *c, size_t n, uint64_t need, uint64_t protect);
+/* Requests r[0..nr) and evictable resident chunks v[0..nv) of one device,
+ * with room bytes free under its cap. Reorders both, sets r[i].admit, and
+ * returns k: evict v[0..k) to make room for the admitted requests. */
+size_t vp_policy_plan(struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv, uint64_t room);
+
+/* Reorders v[0..n) latest next use first and returns how many of them free
+ * at least need bytes (all n if they cannot). */
+size_t vp_policy_victims(struct vp_cand *v, size_t n, uint64_t need);
 
 #endif

@@ -23,11 +23,14 @@ TEST_EACH_WAY(accounting, plain_pitch_managed)
     CU_OK(c.cuMemAllocPitch(&b, &pitch, 1000, 300, 4));
     cr_assert_eq(pitch, 1024);
     ASSERT_BOOKS_MATCH(0);
+    /* the program's own managed memory may all migrate to the device: it
+     * counts in full, though the device holds none of it until touched */
+    uint64_t held = fake_used(0);
     CU_OK(c.cuMemAllocManaged(&m, 7 * MiB, CU_MEM_ATTACH_GLOBAL));
-    ASSERT_BOOKS_MATCH(0);
+    cr_assert_eq(fake_used(0), held);
     cr_assert_eq(vpage_now(0), 5 * MiB + 3 + 1024 * 300 + 7 * MiB);
     CU_OK(c.cuMemFree(b));
-    ASSERT_BOOKS_MATCH(0);
+    cr_assert_eq(vpage_now(0), fake_used(0) + 7 * MiB);
     CU_OK(c.cuMemFree(a));
     CU_OK(c.cuMemFree(m));
     cr_assert_eq(vpage_now(0), 0);

@@ -288,11 +288,14 @@ Test(paging, weight_file_chunks_leave_by_dropping_their_duplicate)
     CU_OK(c.cuMemAlloc(&act1, 2 * MiB));
     CU_OK(c.cuMemAlloc(&act2, 2 * MiB));
     launch2(&c, f, wgt, 0);
+    launch2(&c, f, wgt, 0);
     wait_used(0, 2 * MiB);
     launch2(&c, f, act1, 0); /* both resident: the cap is full */
+    launch2(&c, f, act1, 0);
     wait_used(0, 4 * MiB);
     settle(0);
-    launch2(&c, f, act2, 0); /* the weights, least recently used, make room */
+    launch2(&c, f, act1, 0); /* the weights are now overdue: the first to go */
+    launch2(&c, f, act2, 0);
     settle(0);
     cr_assert_eq(paging_stat("bytes_collapsed"), 2 * MiB, "%s", stats());
     cr_assert_eq(paging_stat("bytes_writeback"), 0);

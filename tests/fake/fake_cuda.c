@@ -304,6 +304,8 @@ FAKE_EXPORT CUresult cuStreamCreate(CUstream *s, unsigned int flags)
     return CUDA_SUCCESS;
 }
 
+FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream s) { (void)s; return CUDA_SUCCESS; }
+
 FAKE_EXPORT CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice d)
 {
     NEED_INIT();
@@ -759,7 +761,7 @@ static const struct entry entries[] = {
     E("cuMemAllocPitch", 3020, 0, cuMemAllocPitch_v2), E("cuMemFree", 3020, 0, cuMemFree_v2),
     E("cuMemAllocManaged", 6000, 0, cuMemAllocManaged),
     E("cuMemAdvise", 12020, 0, cuMemAdvise_v2), E("cuMemPrefetchAsync", 12020, 0, cuMemPrefetchAsync_v2),
-    E("cuStreamCreate", 2000, 0, cuStreamCreate), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
+    E("cuStreamCreate", 2000, 0, cuStreamCreate), E("cuStreamDestroy", 4000, 0, cuStreamDestroy_v2), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
     E("cuIpcGetMemHandle", 4010, 0, cuIpcGetMemHandle),
     E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     E("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy), E("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
