@@ -41,6 +41,7 @@ def run(args, env_extra, lib, timeout):
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     env = dict(os.environ)
+    env["RUN_WAN_DEVICE_USED"] = "1"
     for k in [k for k in env if k.startswith("VPAGE_")] + ["LD_PRELOAD"]:
         env.pop(k, None)
     env.update(env_extra)
@@ -102,7 +103,7 @@ def main():
     print(f"GPU {gpu}, {free_b / GiB:.1f} GiB free; VPAGE_PAGED_LIMIT={limit}", flush=True)
     rows = []
 
-    def compare(name, args, caps, extra_envs=({},), steps=3, timeout=600):
+    def compare(name, args, caps, extra_envs=({},), steps=3, timeout=400):
         print(f"== {name}", flush=True)
         base = run([*args, "--steps", str(steps)], {}, None, timeout)
         base["row"] = f"{name}: resident, no preload"
@@ -120,8 +121,13 @@ def main():
 
     runs = a.runs.split(",")
     tok = ["--tokens", str(a.tokens)]
+    lru, loop = {"VPAGE_POLICY": "lru"}, {"VPAGE_POLICY": "loop"}
     if "1.3B" in runs:
-        compare("Wan 1.3B", ["--model", "1.3B", *tok], ["1G", "2G"])
+        compare("Wan 1.3B", ["--model", "1.3B", *tok], ["1G", "2G"], (lru, loop))
+    if "probe" in runs:
+        # where does device memory beyond the cap come from: almost nothing
+        # prefetched (one 64 MiB chunk fits), or nothing ever evicted
+        compare("Wan 1.3B (placement probe)", ["--model", "1.3B", *tok], ["64M", "40G"], ({"VPAGE_CHUNK": "64M"},))
     if "1.3B-file" in runs:
         path = os.path.join(tempfile.gettempdir(), "vpage-wan-1.3B.safetensors")
         print("== saving the 1.3B weights", flush=True)
@@ -130,7 +136,7 @@ def main():
                 ({"VPAGE_CLEAN_EVICT": "collapse"}, {"VPAGE_CLEAN_EVICT": "writeback"}))
         os.unlink(path)
     if "14B" in runs:
-        compare("Wan 14B", ["--model", "14B", *tok], ["8G"], steps=3)
+        compare("Wan 14B", ["--model", "14B", *tok], ["8G"], (lru, loop), steps=3)
 
     doc = {"gpu": gpu, "date": datetime.date.today().isoformat(), "tokens": a.tokens, "paged_limit": limit,
            "rows": rows}
@@ -144,7 +150,7 @@ def main():
               f"x{r.get('ratio_to_resident', 1.0):.2f} identical={r.get('identical', '-')} "
               f"growth {r['device_growth_mib']} MiB resident_peak {pg.get('resident_peak', 0) / GiB:.2f} GiB "
               f"in {pg.get('bytes_in', 0) / GiB:.1f} GiB wb {pg.get('bytes_writeback', 0) / GiB:.1f} GiB "
-              f"collapsed {pg.get('bytes_collapsed', 0) / GiB:.1f} GiB")
+              f"collapsed {pg.get('bytes_collapsed', 0) / GiB:.1f} GiB used {r.get('device_used_mib')}")
 
 
 if __name__ == "__main__":

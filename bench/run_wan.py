@@ -25,6 +25,9 @@ import math
 import time
 
 import torch
+import os
+import subprocess
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -127,11 +130,20 @@ def latent_shape(tokens):
 
 
 
+def device_used_mib():
+    """The device's own memory use (nvidia-smi), when RUN_WAN_DEVICE_USED=1."""
+    if os.environ.get("RUN_WAN_DEVICE_USED") != "1":
+        return None
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
 def build(cfg, dtype, seed, load):
     torch.manual_seed(seed)
     with torch.device("meta"):
-        model = WanDiT(**cfg)
-    model = model.to_empty(device="cuda").to(dtype)
+        model = WanDiT(**cfg).to(dtype)  # no float32 copy of the weights on the way
+    model = model.to_empty(device="cuda")
     if load:
         from safetensors.torch import load_model
         load_model(model, load, device="cuda")
@@ -163,6 +175,7 @@ def main():
     model = build(CONFIGS[a.model], dtype, a.seed, a.load_weights)
     torch.cuda.synchronize()
     build_s = time.perf_counter() - t0
+    used = {"after_build": device_used_mib()}
     if a.save_weights:
         from safetensors.torch import save_model
         save_model(model, a.save_weights)
@@ -182,6 +195,7 @@ def main():
             latents = latents - noise.to(dtype) / a.steps   # an Euler step of the flow
             torch.cuda.synchronize()
             step_s.append(time.perf_counter() - s0)
+            used[f"after_step_{i}"] = device_used_mib()
             print(f"step {i}: {step_s[-1]:.3f} s", flush=True)
     checksum = hashlib.sha256(bytes(latents.float().cpu().contiguous().untyped_storage())).hexdigest()[:16]
     free, total = torch.cuda.mem_get_info()
@@ -189,7 +203,7 @@ def main():
            "dtype": a.dtype, "build_s": build_s, "step_s": step_s,
            "median_step_s": sorted(step_s)[len(step_s) // 2] if step_s else None,
            "peak_allocated": torch.cuda.max_memory_allocated(), "peak_reserved": torch.cuda.max_memory_reserved(),
-           "mem_get_info": [free, total], "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
+           "mem_get_info": [free, total], "device_used_mib": used, "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
            "vpage": vpage_query.stats()}
     med = f"{res['median_step_s']:.3f} s" if step_s else "-"
     print(f"{a.model}: {params / 1e9:.2f} B parameters, {res['tokens']} tokens, median step "

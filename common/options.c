@@ -47,6 +47,7 @@ struct vp_options vp_opt = {
 
 static const char *const paging_names[] = {"off", "demand", NULL};
 static const char *const evict_names[] = {"collapse", "writeback", NULL};
+static const char *const policy_names[] = {"lru", "loop", NULL};
 
 static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
@@ -219,6 +220,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);
+    case OPT_POLICY: return parse_choice(s, policy_names, &vp_opt.policy, why);
     case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
     case OPT_CHUNK: {
         uint64_t v;

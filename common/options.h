@@ -26,6 +26,7 @@
 enum vp_level { VP_ERROR, VP_WARN, VP_INFO, VP_DEBUG };
 enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND };
 enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
+enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
 
 struct vp_cap {
     uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
@@ -53,6 +54,9 @@ struct vp_cap {
       "kernels touch resident under the cap)")                                    \
     X(PAGED_LIMIT, paged_limit, SIZE, "0", "most bytes of paged allocations per " \
       "device (they live in host RAM); 0: the host's RAM")                        \
+    X(POLICY, policy, CHOICE, "lru", "which chunks the pager lets in and evicts: " \
+      "lru (every chunk a launch touches; least recently used leave) or loop "    \
+      "(by next use estimated from the last interval; see policy/demand.h)")      \
     X(CHUNK, chunk, SIZE, "64M", "bytes the pager moves at a time (a multiple "   \
       "of 2M)")                                                                   \
     X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
@@ -72,6 +76,7 @@ struct vp_options {
     int paging;       /* enum vp_paging */
     uint64_t paged_limit;
     uint64_t chunk;
+    int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */

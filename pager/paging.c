@@ -94,6 +94,11 @@ static int ctx_dev = -1;
 
 int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND; }
 
+static enum vp_policy_kind policy(void)
+{
+    return vp_opt.policy == VP_POLICY_OPT_LOOP ? VP_POLICY_LOOP : VP_POLICY_LRU;
+}
+
 static uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
 {
     uint64_t off = (uint64_t)ci * vp_opt.chunk;
@@ -223,7 +228,8 @@ static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, 
             struct chunk *ch = &p->ch[ci];
             if (ch->state != C_IN || ch->last_use >= protect) continue;
             r[n] = (struct cand_ref){p, ci};
-            c[n] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick), chunk_bytes(p, ci), &r[n], 0};
+            c[n] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick), ch->last_use,
+                                    chunk_bytes(p, ci), &r[n], 0};
             n++;
         }
     }
@@ -355,14 +361,14 @@ static void serve_batch_locked(struct req *b, size_t n)
         for (size_t i = 0; i < n; i++) {
             struct chunk *ch = &b[i].p->ch[b[i].ci];
             if (b[i].p->dev != dev || ch->state != C_QUEUED) continue;
-            r[nr++] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick),
+            r[nr++] = (struct vp_cand){vp_policy_next_use(ch->prev_use, ch->last_use, tick), ch->last_use,
                                        chunk_bytes(b[i].p, b[i].ci), &b[i], 0};
         }
         if (!nr) continue;
         struct vp_cand *v;
         struct cand_ref *refs;
         size_t nv = residents_locked(dev, protect, &v, &refs);
-        size_t k = vp_policy_plan(r, nr, v, nv, room_on(dev));
+        size_t k = vp_policy_plan(policy(), r, nr, v, nv, room_on(dev));
         if (k) evict_locked(dev, v, k);
         free(v);
         free(refs);
@@ -396,7 +402,7 @@ static void serve_reclaims_locked(void)
             struct vp_cand *v;
             struct cand_ref *refs;
             size_t nv = residents_locked(d, UINT64_MAX, &v, &refs);
-            size_t k = vp_policy_victims(v, nv, want - room);
+            size_t k = vp_policy_victims(policy(), v, nv, want - room);
             if (k) evict_locked(d, v, k);
             free(v);
             free(refs);

@@ -31,16 +31,29 @@ static int soonest_first(const void *a, const void *b)
 
 static int latest_first(const void *a, const void *b) { return soonest_first(b, a); }
 
-size_t vp_policy_plan(struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv, uint64_t room)
+static int least_recent_first(const void *a, const void *b)
+{
+    const struct vp_cand *x = a, *y = b;
+    return x->last < y->last ? -1 : x->last > y->last;
+}
+
+static void order_victims(enum vp_policy_kind kind, struct vp_cand *v, size_t nv)
+{
+    if (nv) qsort(v, nv, sizeof *v, kind == VP_POLICY_LRU ? least_recent_first : latest_first);
+}
+
+size_t vp_policy_plan(enum vp_policy_kind kind, struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv,
+                      uint64_t room)
 {
     if (nr) qsort(r, nr, sizeof *r, soonest_first);
-    if (nv) qsort(v, nv, sizeof *v, latest_first);
+    order_victims(kind, v, nv);
     size_t k = 0;
     for (size_t i = 0; i < nr; i++) {
         r[i].admit = 0;
         size_t k0 = k;
         uint64_t room0 = room;
-        while (room < r[i].bytes && k < nv && v[k].next > r[i].next) room += v[k++].bytes;
+        while (room < r[i].bytes && k < nv && (kind == VP_POLICY_LRU || v[k].next > r[i].next))
+            room += v[k++].bytes;
         if (room < r[i].bytes) { /* not worth what it would push out: later ones even less */
             k = k0;
             room = room0;
@@ -53,9 +66,9 @@ size_t vp_policy_plan(struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv
     return k;
 }
 
-size_t vp_policy_victims(struct vp_cand *v, size_t n, uint64_t need)
+size_t vp_policy_victims(enum vp_policy_kind kind, struct vp_cand *v, size_t n, uint64_t need)
 {
-    if (n) qsort(v, n, sizeof *v, latest_first);
+    order_victims(kind, v, n);
     uint64_t got = 0;
     size_t k = 0;
     while (k < n && got < need) got += v[k++].bytes;

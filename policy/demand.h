@@ -18,7 +18,10 @@
  *   (VP_NEXT_UNKNOWN); one more than an interval overdue is stale
  *   (VP_NEXT_STALE, the latest of all).
  *
- *   Plan: an approximation of Belady's rule. Requests are let in in order of
+ *   Plans (VPAGE_POLICY): lru lets every request in, evicting the least
+ *   recently used chunks (measured faster on the Wan DiT, whose kernels
+ *   re-read what they use: remote reads cost more than moving it);
+ *   loop is an approximation of Belady's rule. Requests are let in in order of
  *   next use; a request that finds no room may evict resident chunks whose
  *   next use is later than its own, latest first, and is refused if that is
  *   not enough (it is then read from the host where it is). So a loop over
@@ -44,8 +47,14 @@ void vp_policy_demand_range(uint64_t size, uint64_t off, uint64_t chunk, uint64_
  * (prev 0: used once), seen at tick now. */
 uint64_t vp_policy_next_use(uint64_t prev, uint64_t last, uint64_t now);
 
+enum vp_policy_kind {
+    VP_POLICY_LRU,  /* every request is let in; least recently used leave first */
+    VP_POLICY_LOOP, /* the next-use rule above */
+};
+
 struct vp_cand {
     uint64_t next;  /* vp_policy_next_use */
+    uint64_t last;  /* tick of the latest use */
     uint64_t bytes;
     void *ref;      /* the pager's handle on the chunk */
     int admit;      /* requests: set by vp_policy_plan */
@@ -54,10 +63,11 @@ struct vp_cand {
 /* Requests r[0..nr) and evictable resident chunks v[0..nv) of one device,
  * with room bytes free under its cap. Reorders both, sets r[i].admit, and
  * returns k: evict v[0..k) to make room for the admitted requests. */
-size_t vp_policy_plan(struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv, uint64_t room);
+size_t vp_policy_plan(enum vp_policy_kind kind, struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv,
+                      uint64_t room);
 
-/* Reorders v[0..n) latest next use first and returns how many of them free
- * at least need bytes (all n if they cannot). */
-size_t vp_policy_victims(struct vp_cand *v, size_t n, uint64_t need);
+/* Reorders v[0..n) in the kind's eviction order and returns how many of
+ * them free at least need bytes (all n if they cannot). */
+size_t vp_policy_victims(enum vp_policy_kind kind, struct vp_cand *v, size_t n, uint64_t need);
 
 #endif

@@ -262,6 +262,7 @@ Test(paging, launches_recorded_into_a_graph_move_nothing)
 Test(paging, weight_file_chunks_leave_by_dropping_their_duplicate)
 {
     paging("4M", "2M");
+    setenv("VPAGE_POLICY", "loop", 1);
     setenv("VPAGE_WEIGHT_FILES", "*.safetensors", 1);
     char path[128];
     snprintf(path, sizeof path, "/tmp/vpage-test-%d.safetensors", (int)getpid());

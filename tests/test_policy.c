@@ -29,7 +29,7 @@ Test(policy, next_use_from_the_last_interval)
 /* A model of the pager: n chunks of one byte each, room for cap of them,
  * a program that touches chunk 0..n-1 in order, step after step. Returns
  * the chunks brought in during the last step. */
-static int run_loop(int n, int cap, int steps, int *resident_out)
+static int run_loop(enum vp_policy_kind kind, int n, int cap, int steps, int *resident_out)
 {
     uint64_t prev[64] = {0}, last[64] = {0}, tick = 0;
     int resident[64] = {0}, nres = 0, moved = 0;
@@ -40,12 +40,12 @@ static int run_loop(int n, int cap, int steps, int *resident_out)
             prev[i] = last[i];
             last[i] = tick;
             if (resident[i]) continue;
-            struct vp_cand r = {vp_policy_next_use(prev[i], last[i], tick), 1, &resident[i], 0};
+            struct vp_cand r = {vp_policy_next_use(prev[i], last[i], tick), last[i], 1, &resident[i], 0};
             struct vp_cand v[64];
             int nv = 0;
             for (int j = 0; j < n; j++)
-                if (resident[j] && j != i) v[nv++] = (struct vp_cand){vp_policy_next_use(prev[j], last[j], tick), 1, &resident[j], 0};
-            size_t k = vp_policy_plan(&r, 1, v, (size_t)nv, (uint64_t)(cap - nres));
+                if (resident[j] && j != i) v[nv++] = (struct vp_cand){vp_policy_next_use(prev[j], last[j], tick), last[j], 1, &resident[j], 0};
+            size_t k = vp_policy_plan(kind, &r, 1, v, (size_t)nv, (uint64_t)(cap - nres));
             for (size_t j = 0; j < k; j++) {
                 *(int *)v[j].ref = 0;
                 nres--;
@@ -65,26 +65,30 @@ static int run_loop(int n, int cap, int steps, int *resident_out)
 Test(policy, a_loop_larger_than_the_room_keeps_a_stable_part_resident)
 {
     int nres;
-    int moved = run_loop(16, 6, 5, &nres);
+    int moved = run_loop(VP_POLICY_LOOP, 16, 6, 5, &nres);
     cr_assert_eq(nres, 6, "the room is used");
-    cr_assert_eq(moved, 0, "in steady state nothing moves (LRU would move all 16 every step)");
+    cr_assert_eq(moved, 0, "in steady state nothing moves");
+    cr_assert_eq(run_loop(VP_POLICY_LRU, 16, 6, 5, &nres), 16, "LRU moves every chunk of the loop every step");
+    cr_assert_eq(nres, 6);
 }
 
 Test(policy, a_loop_that_fits_is_brought_in_once)
 {
     int nres;
-    cr_assert_eq(run_loop(5, 6, 1, &nres), 5);
-    cr_assert_eq(run_loop(5, 6, 4, &nres), 0);
-    cr_assert_eq(nres, 5);
+    for (int kind = VP_POLICY_LRU; kind <= VP_POLICY_LOOP; kind++) {
+        cr_assert_eq(run_loop((enum vp_policy_kind)kind, 5, 6, 1, &nres), 5);
+        cr_assert_eq(run_loop((enum vp_policy_kind)kind, 5, 6, 4, &nres), 0);
+        cr_assert_eq(nres, 5);
+    }
 }
 
 Test(policy, sooner_use_pushes_out_later_use)
 {
     /* a chunk needed again soon (an activation) displaces one needed late
      * (a weight of a later layer); a chunk needed later displaces nothing */
-    struct vp_cand r[2] = {{100, 4, NULL, 0}, {5000, 4, NULL, 0}};
-    struct vp_cand v[2] = {{900, 4, NULL, 0}, {3000, 4, NULL, 0}};
-    size_t k = vp_policy_plan(r, 2, v, 2, 0);
+    struct vp_cand r[2] = {{100, 50, 4, NULL, 0}, {5000, 60, 4, NULL, 0}};
+    struct vp_cand v[2] = {{900, 10, 4, NULL, 0}, {3000, 20, 4, NULL, 0}};
+    size_t k = vp_policy_plan(VP_POLICY_LOOP, r, 2, v, 2, 0);
     cr_assert_eq(k, 1);
     cr_assert_eq(v[0].next, 3000, "the latest next use goes first");
     cr_assert_eq(r[0].next, 100);
@@ -94,16 +98,19 @@ Test(policy, sooner_use_pushes_out_later_use)
 
 Test(policy, room_is_used_before_anything_is_evicted)
 {
-    struct vp_cand r[2] = {{10, 4, NULL, 0}, {20, 4, NULL, 0}};
-    struct vp_cand v[1] = {{VP_NEXT_STALE, 4, NULL, 0}};
-    cr_assert_eq(vp_policy_plan(r, 2, v, 1, 8), 0);
+    struct vp_cand r[2] = {{10, 5, 4, NULL, 0}, {20, 6, 4, NULL, 0}};
+    struct vp_cand v[1] = {{VP_NEXT_STALE, 1, 4, NULL, 0}};
+    cr_assert_eq(vp_policy_plan(VP_POLICY_LOOP, r, 2, v, 1, 8), 0);
     cr_assert(r[0].admit && r[1].admit);
 }
 
 Test(policy, reclaim_takes_latest_next_use_first)
 {
-    struct vp_cand v[3] = {{5, 4, NULL, 0}, {VP_NEXT_STALE, 4, NULL, 0}, {50, 4, NULL, 0}};
-    cr_assert_eq(vp_policy_victims(v, 3, 6), 2);
+    struct vp_cand v[3] = {{5, 3, 4, NULL, 0}, {VP_NEXT_STALE, 1, 4, NULL, 0}, {50, 2, 4, NULL, 0}};
+    cr_assert_eq(vp_policy_victims(VP_POLICY_LOOP, v, 3, 6), 2);
     cr_assert_eq(v[0].next, VP_NEXT_STALE);
     cr_assert_eq(v[1].next, 50);
+    cr_assert_eq(vp_policy_victims(VP_POLICY_LRU, v, 3, 6), 2);
+    cr_assert_eq(v[0].last, 1, "least recently used first");
+    cr_assert_eq(v[1].last, 2);
 }
