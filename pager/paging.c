@@ -55,7 +55,8 @@ struct req {
     X(queue_drops, "chunks not queued because the queue was full")                   \
     X(reclaims, "times unpageable memory took room from resident chunks")             \
     X(refused, "paged allocations refused (VPAGE_PAGED_LIMIT)")                       \
-    X(driver_errors, "prefetch or advice calls the driver refused")
+    X(driver_errors, "prefetch or advice calls the driver refused")                  \
+    X(unbooked_peak, "most device bytes in use beyond vpage's books (the UVM driver keeps memory of evicted chunks); they shrink the room")
 
 struct page_stats {
 #define VP_X(name, doc) atomic_uint_fast64_t name;
@@ -91,6 +92,8 @@ static _Atomic(CUstream) alloc_stream[VP_MAX_DEVICES]; /* for placing new alloca
 static CUcontext ctx[VP_MAX_DEVICES];
 static CUstream stream[VP_MAX_DEVICES];
 static int ctx_dev = -1;
+static uint64_t start_used[VP_MAX_DEVICES], start_counted[VP_MAX_DEVICES];
+static int have_start[VP_MAX_DEVICES];
 
 int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND; }
 
@@ -287,10 +290,37 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
 
 /* ---- bringing chunks in (pager thread) ---- */
 
+static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up);
+
 static uint64_t room_on(int dev)
 {
     uint64_t cap = vp_cap_of(dev), total = vp_acct_get(dev, VP_KIND_COUNT).cur;
     return cap > total ? cap - total : 0;
+}
+
+/* Room under the cap as the device itself sees it. The UVM driver keeps
+ * the physical memory of chunks that were evicted, and its use grows with
+ * the bytes moved (measured on the H100: the paging results in bench/results), so
+ * device use can pass the cap while vpage's books do not. Growth of the
+ * device's own use since the pager's first batch that the books do not
+ * explain is taken off the room: the pager stops letting chunks in rather
+ * than let the device pass the cap. Pager thread, dev current. */
+static uint64_t room_seen_by_device(int dev)
+{
+    uint64_t room = room_on(dev);
+    size_t f = 0, t = 0;
+    if (!vp_real.cuMemGetInfo_v2 || vp_real.cuMemGetInfo_v2(&f, &t) != CUDA_SUCCESS || f > t) return room;
+    uint64_t used = t - f, counted = vp_acct_get(dev, VP_KIND_COUNT).cur;
+    if (!have_start[dev]) {
+        start_used[dev] = used;
+        start_counted[dev] = counted;
+        have_start[dev] = 1;
+        return room;
+    }
+    int64_t extra = (int64_t)(used - start_used[dev]) - ((int64_t)counted - (int64_t)start_counted[dev]);
+    if (extra <= 0) return room;
+    raise_to(&ps[dev].unbooked_peak, (uint64_t)extra, 1);
+    return room > (uint64_t)extra ? room - (uint64_t)extra : 0;
 }
 
 /* Issues the prefetches of b[0..n) (state IN, room reserved), mu held on
@@ -368,16 +398,27 @@ static void serve_batch_locked(struct req *b, size_t n)
         struct vp_cand *v;
         struct cand_ref *refs;
         size_t nv = residents_locked(dev, protect, &v, &refs);
-        size_t k = vp_policy_plan(policy(), r, nr, v, nv, room_on(dev));
-        if (k) evict_locked(dev, v, k);
+        int seen = use_device(dev) == 0;
+        uint64_t room = seen ? room_seen_by_device(dev) : room_on(dev);
+        size_t k = vp_policy_plan(policy(), r, nr, v, nv, room);
+        if (k) {
+            evict_locked(dev, v, k);
+            /* what the device really gave back, not what the books say */
+            room = seen ? room_seen_by_device(dev) : room_on(dev);
+        }
         free(v);
         free(refs);
-        /* requests admitted take the room; the others stay on the host */
+        /* admitted requests take the room, in the plan's order; the others
+         * stay on the host and are read from there */
         for (size_t i = 0; i < nr; i++) {
             struct req *q = r[i].ref;
             struct chunk *ch = &q->p->ch[q->ci];
-            if (r[i].admit && vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) ch->state = C_IN;
-            else ch->state = C_HOST;
+            if (r[i].admit && r[i].bytes <= room && vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) {
+                ch->state = C_IN;
+                room -= r[i].bytes;
+            } else {
+                ch->state = C_HOST;
+            }
         }
     }
     free(r);
@@ -791,6 +832,7 @@ void vp_pager_reset_child(void)
     memset(reclaim_want, 0, sizeof reclaim_want);
     memset(ctx, 0, sizeof ctx);
     memset(stream, 0, sizeof stream);
+    memset(have_start, 0, sizeof have_start);
     for (int d = 0; d < VP_MAX_DEVICES; d++) atomic_store(&alloc_stream[d], NULL);
     ctx_dev = -1;
     atomic_store(&npaged, 0);

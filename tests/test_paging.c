@@ -138,6 +138,30 @@ Test(paging, the_device_never_holds_more_than_the_cap)
     ASSERT_BOOKS_MATCH(0);
 }
 
+Test(paging, a_device_that_keeps_evicted_memory_still_stays_under_the_cap)
+{
+    /* the UVM driver keeps (some of) the memory of evicted pages: the pager
+     * sees the device's own use grow past its books and stops letting
+     * chunks in, instead of letting the device pass the cap */
+    paging("64M", "4M");
+    setenv("FAKE_CUDA_UVM_KEEPS", "1", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "pair:2", "pair");
+    CUdeviceptr buf[8];
+    for (int i = 0; i < 8; i++) CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 8; i++) {
+            launch2(&c, f, buf[i], buf[(i + 3) % 8]);
+            sleep_ms(1);
+        }
+    sleep_ms(100);
+    cr_assert_leq(fake_peak(0), 64 * MiB, "device peak %llu over the 64 MiB cap", (unsigned long long)fake_peak(0));
+    cr_assert_gt(paging_stat("evictions"), 0);
+    cr_assert_gt(paging_stat("unbooked_peak"), 0);
+    for (int i = 0; i < 8; i++) CU_OK(c.cuMemFree(buf[i]));
+}
+
 Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)
 {
     paging("64M", "4M");

@@ -21,7 +21,9 @@
  * are only on the device (a read-mostly duplicate stays, as on the real
  * driver), and unsetting read-mostly drops duplicates. Nothing migrates on
  * its own. FAKE_CUDA_NO_MANAGED_ACCESS=1 makes devices report no
- * concurrent managed access.
+ * concurrent managed access; FAKE_CUDA_UVM_KEEPS=1 makes the device keep
+ * the memory of pages that left it (the worst case of what the UVM driver
+ * was seen to do): they stay in fake_cuda_used forever.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -55,6 +57,14 @@ struct alloc {
 };
 #define MPAGE (64ull << 10)
 static atomic_uint_fast64_t managed_in, managed_out, prefetch_calls;
+
+/* Pages of managed allocation a leave the device: b bytes. mu held. */
+static void managed_leave(struct alloc *a, uint64_t b)
+{
+    a->charged -= b;
+    managed_out += b;
+    if (!getenv("FAKE_CUDA_UVM_KEEPS")) used[a->dev] -= b;
+}
 static struct alloc *allocs;
 static uint64_t next_handle = 0x1000;
 
@@ -253,9 +263,7 @@ FAKE_EXPORT CUresult cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise adv, C
         if (adv == CU_MEM_ADVISE_SET_READ_MOSTLY) a->pages[i] |= 2;
         if (adv == CU_MEM_ADVISE_UNSET_READ_MOSTLY) {
             if (a->pages[i] == 3) { /* the duplicate goes; the host copy stays */
-                used[a->dev] -= page_bytes(a, i);
-                a->charged -= page_bytes(a, i);
-                managed_out += page_bytes(a, i);
+                managed_leave(a, page_bytes(a, i));
                 a->pages[i] = 0;
             }
             a->pages[i] &= 1;
@@ -282,10 +290,8 @@ FAKE_EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocatio
             a->pages[i] |= 1;
             managed_in += b;
         } else if (!to_dev && a->pages[i] == 1) { /* a read-mostly duplicate stays */
-            used[a->dev] -= b;
-            a->charged -= b;
+            managed_leave(a, b);
             a->pages[i] = 0;
-            managed_out += b;
         }
     }
     pthread_mutex_unlock(&mu);
