@@ -93,6 +93,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", default="1.3B,1.3B-file,14B")
     ap.add_argument("--tokens", type=int, default=4096)
+    ap.add_argument("--policies", default="lru,loop")
     a = ap.parse_args()
     lib = os.path.abspath(a.lib)
     os.makedirs(a.out, exist_ok=True)
@@ -102,12 +103,21 @@ def main():
     limit = int(free_b * 0.8)  # managed memory of one process stays below the card's free memory
     print(f"GPU {gpu}, {free_b / GiB:.1f} GiB free; VPAGE_PAGED_LIMIT={limit}", flush=True)
     rows = []
+    path = os.path.join(a.out, f"{datetime.date.today().isoformat()}-{gpu.replace(' ', '-')}-paging.json")
+
+    def save():
+        """Written after every row, so a run cut short keeps what it measured."""
+        doc = {"gpu": gpu, "date": datetime.date.today().isoformat(), "tokens": a.tokens, "paged_limit": limit,
+               "rows": rows}
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=1)
 
     def compare(name, args, caps, extra_envs=({},), steps=3, timeout=400):
         print(f"== {name}", flush=True)
         base = run([*args, "--steps", str(steps)], {}, None, timeout)
         base["row"] = f"{name}: resident, no preload"
         rows.append(base)
+        save()
         for cap in caps:
             for extra in extra_envs:
                 env = {"VPAGE_PAGING": "demand", "VPAGE_CAP": cap, "VPAGE_PAGED_LIMIT": str(limit), **extra}
@@ -118,12 +128,13 @@ def main():
                     r["ratio_to_resident"] = r["median_step_s"] / base["median_step_s"]
                 r["paging"] = paging_summary(r)
                 rows.append(r)
+                save()
 
     runs = a.runs.split(",")
     tok = ["--tokens", str(a.tokens)]
-    lru, loop = {"VPAGE_POLICY": "lru"}, {"VPAGE_POLICY": "loop"}
+    pol = [{"VPAGE_POLICY": p} for p in a.policies.split(",")]
     if "1.3B" in runs:
-        compare("Wan 1.3B", ["--model", "1.3B", *tok], ["1G", "2G"], (lru, loop))
+        compare("Wan 1.3B", ["--model", "1.3B", *tok], ["1G", "2G"], pol)
     if "probe" in runs:
         # where does device memory beyond the cap come from: almost nothing
         # prefetched (one 64 MiB chunk fits), or nothing ever evicted
@@ -136,13 +147,9 @@ def main():
                 ({"VPAGE_CLEAN_EVICT": "collapse"}, {"VPAGE_CLEAN_EVICT": "writeback"}))
         os.unlink(path)
     if "14B" in runs:
-        compare("Wan 14B", ["--model", "14B", *tok], ["8G"], (lru, loop), steps=3)
+        compare("Wan 14B", ["--model", "14B", *tok], ["8G"], pol, steps=3)
 
-    doc = {"gpu": gpu, "date": datetime.date.today().isoformat(), "tokens": a.tokens, "paged_limit": limit,
-           "rows": rows}
-    path = os.path.join(a.out, f"{doc['date']}-{gpu.replace(' ', '-')}-paging.json")
-    with open(path, "w") as fh:
-        json.dump(doc, fh, indent=1)
+    save()
     print(f"wrote {path}")
     for r in rows:
         pg = r.get("paging") or {}
