@@ -25,6 +25,7 @@ struct chunk {
     uint64_t prev_use; /* and of the one before (0: none) */
     uint8_t state;     /* enum chunk_state */
     uint8_t dup;       /* resident as a read-mostly duplicate (pager thread only) */
+    uint8_t warm;      /* was resident: the UVM driver may still hold its device memory */
 };
 
 struct paged {
@@ -56,7 +57,8 @@ struct req {
     X(reclaims, "times unpageable memory took room from resident chunks")             \
     X(refused, "paged allocations refused (VPAGE_PAGED_LIMIT)")                       \
     X(driver_errors, "prefetch or advice calls the driver refused")                  \
-    X(unbooked_peak, "most device bytes in use beyond vpage's books (the UVM driver keeps memory of evicted chunks); they shrink the room")
+    X(unbooked_peak, "most device bytes in use beyond vpage's books (the UVM driver keeps memory of evicted chunks); they shrink the room") \
+    X(evictions_stopped, "1 once evictions were seen to give the device no memory back; from then on the pager only evicts for unpageable memory")
 
 struct page_stats {
 #define VP_X(name, doc) atomic_uint_fast64_t name;
@@ -94,6 +96,7 @@ static CUstream stream[VP_MAX_DEVICES];
 static int ctx_dev = -1;
 static uint64_t start_used[VP_MAX_DEVICES], start_counted[VP_MAX_DEVICES];
 static int have_start[VP_MAX_DEVICES];
+static int keeps[VP_MAX_DEVICES]; /* evicting gives this device no memory back */
 
 int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND; }
 
@@ -397,25 +400,37 @@ static void serve_batch_locked(struct req *b, size_t n)
         if (!nr) continue;
         struct vp_cand *v;
         struct cand_ref *refs;
-        size_t nv = residents_locked(dev, protect, &v, &refs);
+        /* where evicting gives nothing back, nothing is evicted for room */
+        size_t nv = keeps[dev] ? 0 : residents_locked(dev, protect, &v, &refs);
+        if (keeps[dev]) v = NULL, refs = NULL;
         int seen = use_device(dev) == 0;
         uint64_t room = seen ? room_seen_by_device(dev) : room_on(dev);
         size_t k = vp_policy_plan(policy(), r, nr, v, nv, room);
         if (k) {
-            evict_locked(dev, v, k);
+            uint64_t before = room, freed = evict_locked(dev, v, k);
             /* what the device really gave back, not what the books say */
             room = seen ? room_seen_by_device(dev) : room_on(dev);
+            if (seen && freed && room < before + freed / 2) {
+                keeps[dev] = 1;
+                atomic_store(&ps[dev].evictions_stopped, 1);
+                vp_log(VP_INFO, "pager: evicting gave device %d no memory back (the UVM driver keeps it for the "
+                       "address range); it stops evicting there, chunks once resident come back at no cost", dev);
+            }
         }
         free(v);
         free(refs);
-        /* admitted requests take the room, in the plan's order; the others
-         * stay on the host and are read from there */
+        /* admitted requests take the room, in the plan's order; a chunk that
+         * was resident before comes back into memory the driver kept for
+         * it; the others stay on the host and are read from there */
         for (size_t i = 0; i < nr; i++) {
             struct req *q = r[i].ref;
             struct chunk *ch = &q->p->ch[q->ci];
-            if (r[i].admit && r[i].bytes <= room && vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) {
+            int free_ride = keeps[dev] && ch->warm;
+            if ((r[i].admit || free_ride) && (free_ride || r[i].bytes <= room) &&
+                vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) {
                 ch->state = C_IN;
-                room -= r[i].bytes;
+                ch->warm = 1;
+                if (!free_ride) room -= r[i].bytes;
             } else {
                 ch->state = C_HOST;
             }
@@ -438,7 +453,7 @@ static void serve_reclaims_locked(void)
         if (!reclaim_want[d]) continue;
         uint64_t want = reclaim_want[d], room = room_on(d);
         reclaim_want[d] = 0;
-        if (want > room) {
+        if (want > room && !keeps[d]) { /* where evicting gives nothing back, nothing to reclaim */
             count(&ps[d].reclaims, 1);
             struct vp_cand *v;
             struct cand_ref *refs;
@@ -645,6 +660,9 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
     for (size_t i = 0, j = qhead; i < qlen; i++, j = (j + 1) % QCAP)
         if (queue[j].p == p) queue[j].p = NULL;
     while (p->busy) pthread_cond_wait(&done_cv, &mu);
+    /* out of the table before the driver frees: the address may be handed
+     * to another thread's allocation as soon as it does */
+    remove_locked(p);
     pthread_mutex_unlock(&mu);
 
     *rc = vp_real.cuMemFree_v2(dptr);
@@ -652,11 +670,11 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
     pthread_mutex_lock(&mu);
     if (*rc != CUDA_SUCCESS) {
         p->gone = 0;
+        insert_locked(p);
         pthread_mutex_unlock(&mu);
         vp_stat_add(VP_HOOK_cuMemFree_v2, VP_CTR_failed, 1);
         return 1;
     }
-    remove_locked(p);
     uint64_t resident = 0;
     for (uint32_t ci = 0; ci < p->nchunks; ci++)
         if (p->ch[ci].state == C_IN) resident += chunk_bytes(p, ci);
@@ -833,6 +851,7 @@ void vp_pager_reset_child(void)
     memset(ctx, 0, sizeof ctx);
     memset(stream, 0, sizeof stream);
     memset(have_start, 0, sizeof have_start);
+    memset(keeps, 0, sizeof keeps);
     for (int d = 0; d < VP_MAX_DEVICES; d++) atomic_store(&alloc_stream[d], NULL);
     ctx_dev = -1;
     atomic_store(&npaged, 0);

@@ -159,7 +159,16 @@ Test(paging, a_device_that_keeps_evicted_memory_still_stays_under_the_cap)
     cr_assert_leq(fake_peak(0), 64 * MiB, "device peak %llu over the 64 MiB cap", (unsigned long long)fake_peak(0));
     cr_assert_gt(paging_stat("evictions"), 0);
     cr_assert_gt(paging_stat("unbooked_peak"), 0);
+    cr_assert_eq(paging_stat("evictions_stopped"), 1);
+    uint64_t ev = paging_stat("evictions");
+    for (int round = 0; round < 5; round++)
+        for (int i = 0; i < 8; i++) launch2(&c, f, buf[i], buf[(i + 3) % 8]);
+    sleep_ms(100);
+    cr_assert_eq(paging_stat("evictions"), ev, "no more evictions once they are seen to give nothing back");
+    cr_assert_eq(paging_stat("resident"), 64 * MiB, "what is resident stays, the room is used: %s", stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
     for (int i = 0; i < 8; i++) CU_OK(c.cuMemFree(buf[i]));
+    cr_assert_eq(fake_used(0), 0, "freeing gives the kept memory back");
 }
 
 Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)

@@ -22,8 +22,9 @@
  * driver), and unsetting read-mostly drops duplicates. Nothing migrates on
  * its own. FAKE_CUDA_NO_MANAGED_ACCESS=1 makes devices report no
  * concurrent managed access; FAKE_CUDA_UVM_KEEPS=1 makes the device keep
- * the memory of pages that left it (the worst case of what the UVM driver
- * was seen to do): they stay in fake_cuda_used forever.
+ * the memory of pages that left it, as the UVM driver was seen to do
+ * (bench/probes/uvm_keep.c): it stays in fake_cuda_used until the
+ * allocation is freed, and only those same pages coming back reuse it.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -53,17 +54,23 @@ struct alloc {
     int kind; /* 0 plain, 1 pool, 2 vmm, 3 array, 4 captured into a graph, 5 managed */
     struct pool *pool;
     struct alloc *next;
-    uint8_t *pages; /* managed: per page, bit 0 on the device, bit 1 read-mostly */
+    uint8_t *pages; /* managed: per page, bit 0 on the device, bit 1 read-mostly, bit 2 memory kept */
+    uint64_t kept;  /* managed: bytes of device memory kept for pages that left */
 };
 #define MPAGE (64ull << 10)
 static atomic_uint_fast64_t managed_in, managed_out, prefetch_calls;
 
 /* Pages of managed allocation a leave the device: b bytes. mu held. */
-static void managed_leave(struct alloc *a, uint64_t b)
+static void managed_leave(struct alloc *a, uint64_t i, uint64_t b)
 {
     a->charged -= b;
     managed_out += b;
-    if (!getenv("FAKE_CUDA_UVM_KEEPS")) used[a->dev] -= b;
+    if (getenv("FAKE_CUDA_UVM_KEEPS")) {
+        a->pages[i] |= 4;
+        a->kept += b;
+    } else {
+        used[a->dev] -= b;
+    }
 }
 static struct alloc *allocs;
 static uint64_t next_handle = 0x1000;
@@ -137,7 +144,7 @@ static struct alloc *take(uint64_t ptr, int kind)
 static void record(uint64_t ptr, uint64_t size, uint64_t charged, int dev, int kind, struct pool *p)
 {
     struct alloc *a = calloc(1, sizeof *a);
-    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs, NULL};
+    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs, NULL, 0};
     allocs = a;
 }
 
@@ -263,10 +270,10 @@ FAKE_EXPORT CUresult cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise adv, C
         if (adv == CU_MEM_ADVISE_SET_READ_MOSTLY) a->pages[i] |= 2;
         if (adv == CU_MEM_ADVISE_UNSET_READ_MOSTLY) {
             if (a->pages[i] == 3) { /* the duplicate goes; the host copy stays */
-                managed_leave(a, page_bytes(a, i));
-                a->pages[i] = 0;
+                managed_leave(a, i, page_bytes(a, i));
+                a->pages[i] &= 4;
             }
-            a->pages[i] &= 1;
+            a->pages[i] &= 5;
         }
     }
     pthread_mutex_unlock(&mu);
@@ -285,13 +292,19 @@ FAKE_EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocatio
     for (uint64_t i = (p - a->ptr) / MPAGE; i * MPAGE < p + n - a->ptr; i++) {
         uint64_t b = page_bytes(a, i);
         if (to_dev && !(a->pages[i] & 1)) {
-            if (charge(a->dev, b)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+            if (a->pages[i] & 4) { /* its kept memory is reused */
+                a->kept -= b;
+                a->pages[i] &= ~4;
+            } else if (charge(a->dev, b)) {
+                pthread_mutex_unlock(&mu);
+                return CUDA_ERROR_OUT_OF_MEMORY;
+            }
             a->charged += b;
             a->pages[i] |= 1;
             managed_in += b;
-        } else if (!to_dev && a->pages[i] == 1) { /* a read-mostly duplicate stays */
-            managed_leave(a, b);
-            a->pages[i] = 0;
+        } else if (!to_dev && (a->pages[i] & 3) == 1) { /* a read-mostly duplicate stays */
+            managed_leave(a, i, b);
+            a->pages[i] &= ~1;
         }
     }
     pthread_mutex_unlock(&mu);
@@ -348,7 +361,7 @@ static CUresult free_any(CUdeviceptr p, int sync)
         a->pool->in_use -= a->size;
         (void)sync;
     } else {
-        used[a->dev] -= a->charged;
+        used[a->dev] -= a->charged + a->kept;
     }
     munmap((void *)(uintptr_t)a->ptr, a->size ? a->size : 1);
     pthread_mutex_unlock(&mu);
