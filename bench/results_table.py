@@ -49,9 +49,30 @@ def table():
                     f"with vpage under VPAGE_CAP=8G); outputs identical: {'yes' if r['identical'] else 'NO'} | "
                     f"{med(a) * 1000:.1f} ms ({each(a)}) | {med(b) * 1000:.1f} ms ({each(b)}) | "
                     f"{med(b) / med(a):.3f} | {a[0]['gpu']}, `{os.path.basename(f)}` |")
+    for f in newest("*-paging.json"):
+        r = json.load(open(f))
+        if "rows" not in r:  # the GPU suite's paging file
+            continue
+        base = None
+        for x in r["rows"]:
+            if "resident" in x["row"]:
+                base = x
+                continue
+            if x.get("returncode") != 0 or not base:
+                rows.append(f"| {x['row']}: did not finish (rc {x.get('returncode')}) | | | | {r['gpu']} |")
+                continue
+            pg = x.get("paging") or {}
+            rows.append(f"| {x['row']} (Wan DiT larger than the cap, {r['tokens']} tokens, bf16; step time; device "
+                        f"growth {x['device_growth_mib'] / 1024:.1f} GiB vs {base['device_growth_mib'] / 1024:.1f} "
+                        f"GiB resident; {pg.get('bytes_in', 0) / 2**30:.1f} GiB moved in); outputs identical: "
+                        f"{'yes' if x.get('identical') else 'NO'} | {base['median_step_s'] * 1000:.0f} ms | "
+                        f"{x['median_step_s'] * 1000:.0f} ms | {x['ratio_to_resident']:.1f} | "
+                        f"{r['gpu']}, `{os.path.basename(f)}` |")
     for f in newest("*-gpu-suite.json"):
         r = json.load(open(f))
-        rows.append(f"| GPU suite (3 PyTorch allocator modes{', weight files' if 'weights' in r else ''}) | | "
+        parts = ", weight files" if "weights" in r else ""
+        parts += ", paging" if "paging" in r else ""
+        rows.append(f"| GPU suite (3 PyTorch allocator modes{parts}) | | "
                     f"{r['passed']} passed, {r['failed']} failed | | "
                     f"{r['gpu']}, `{os.path.basename(f)}` |")
     return "\n".join(rows)
