@@ -58,7 +58,7 @@ struct req {
     X(refused, "paged allocations refused (VPAGE_PAGED_LIMIT)")                       \
     X(driver_errors, "prefetch or advice calls the driver refused")                  \
     X(unbooked_peak, "most device bytes in use beyond vpage's books (the UVM driver keeps memory of evicted chunks); they shrink the room") \
-    X(evictions_stopped, "1 once evictions were seen to give the device no memory back; from then on the pager only evicts for unpageable memory")
+    X(evictions_stopped, "1 when the pager does not evict on this device: the card is larger than the cap, or an eviction gave no memory back (chunks are then placed once, hot ones first)")
 
 struct page_stats {
 #define VP_X(name, doc) atomic_uint_fast64_t name;
@@ -318,6 +318,17 @@ static uint64_t room_seen_by_device(int dev)
         start_used[dev] = used;
         start_counted[dev] = counted;
         have_start[dev] = 1;
+        uint64_t cap = vp_cap_of(dev);
+        if (cap != VP_NO_CAP && t > cap + cap / 4) {
+            /* the driver would keep the memory of every chunk ever let in
+             * (bench/probes/uvm_keep.c): place chunks once instead */
+            keeps[dev] = 1;
+            atomic_store(&ps[dev].evictions_stopped, 1);
+            char a[32], b[32];
+            vp_log(VP_INFO, "pager: device %d has %s, the cap is %s: the UVM driver keeps the memory of evicted "
+                   "chunks, so chunks are placed once (those in hot use first) and not evicted", dev,
+                   vp_fmt_bytes(t, a, sizeof a), vp_fmt_bytes(cap, b, sizeof b));
+        }
         return room;
     }
     int64_t extra = (int64_t)(used - start_used[dev]) - ((int64_t)counted - (int64_t)start_counted[dev]);
@@ -426,8 +437,9 @@ static void serve_batch_locked(struct req *b, size_t n)
             struct req *q = r[i].ref;
             struct chunk *ch = &q->p->ch[q->ci];
             int free_ride = keeps[dev] && ch->warm;
-            if ((r[i].admit || free_ride) && (free_ride || r[i].bytes <= room) &&
-                vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) {
+            int fits = keeps[dev] ? vp_policy_place(ch->prev_use, ch->last_use, r[i].bytes, room, vp_cap_of(dev))
+                                  : r[i].admit && r[i].bytes <= room;
+            if ((free_ride || fits) && vp_acct_reserve(dev, VP_KIND_resident, r[i].bytes) == 0) {
                 ch->state = C_IN;
                 ch->warm = 1;
                 if (!free_ride) room -= r[i].bytes;

@@ -74,3 +74,10 @@ size_t vp_policy_victims(enum vp_policy_kind kind, struct vp_cand *v, size_t n, 
     while (k < n && got < need) got += v[k++].bytes;
     return k;
 }
+
+int vp_policy_place(uint64_t prev, uint64_t last, uint64_t bytes, uint64_t room, uint64_t cap)
+{
+    if (bytes > room) return 0;
+    int hot = prev && prev < last && last - prev <= VP_HOT_GAP;
+    return hot || room - bytes >= cap / 2;
+}

@@ -66,6 +66,15 @@ struct vp_cand {
 size_t vp_policy_plan(enum vp_policy_kind kind, struct vp_cand *r, size_t nr, struct vp_cand *v, size_t nv,
                       uint64_t room);
 
+/* Static placement, for a device that keeps the memory of evicted chunks
+ * (the UVM driver on a card larger than the cap): a chunk let in stays, so
+ * it is let in only if it fits the room and, unless it is in hot use (its
+ * last two uses at most VP_HOT_GAP launches apart: activations and
+ * workspaces, not weights used once a step), only while half the cap stays
+ * free for chunks that are. Returns 1 to let it in. */
+#define VP_HOT_GAP 256
+int vp_policy_place(uint64_t prev, uint64_t last, uint64_t bytes, uint64_t room, uint64_t cap);
+
 /* Reorders v[0..n) in the kind's eviction order and returns how many of
  * them free at least need bytes (all n if they cannot). */
 size_t vp_policy_victims(enum vp_policy_kind kind, struct vp_cand *v, size_t n, uint64_t need);

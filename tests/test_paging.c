@@ -9,11 +9,18 @@
 
 #include "helpers.h"
 
-static void paging(const char *cap, const char *chunk)
+/* Paging under a cap of cap_mib on a card of the same size, where the
+ * pager evicts (on a larger card it places chunks once: see
+ * chunks_are_placed_once_on_a_card_larger_than_the_cap). */
+static void paging(int cap_mib, const char *chunk)
 {
+    char v[32];
+    snprintf(v, sizeof v, "%dM", cap_mib);
     setenv("VPAGE_PAGING", "demand", 1);
-    setenv("VPAGE_CAP", cap, 1);
+    setenv("VPAGE_CAP", v, 1);
     setenv("VPAGE_CHUNK", chunk, 1);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)cap_mib << 20);
+    setenv("FAKE_CUDA_MEM", v, 1);
 }
 
 static uint64_t fake_u64(const char *name)
@@ -89,7 +96,7 @@ static void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
 
 TEST_EACH_WAY(paging, paged_memory_costs_the_device_nothing_until_a_kernel_touches_it)
 {
-    paging("256M", "2M");
+    paging(256, "2M");
     struct cu c;
     load_or_die(&c, w);
     CUdeviceptr big;
@@ -115,7 +122,7 @@ TEST_EACH_WAY(paging, paged_memory_costs_the_device_nothing_until_a_kernel_touch
 
 Test(paging, the_device_never_holds_more_than_the_cap)
 {
-    paging("64M", "4M");
+    paging(64, "4M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "pair:2", "pair");
@@ -143,7 +150,7 @@ Test(paging, a_device_that_keeps_evicted_memory_still_stays_under_the_cap)
     /* the UVM driver keeps (some of) the memory of evicted pages: the pager
      * sees the device's own use grow past its books and stops letting
      * chunks in, instead of letting the device pass the cap */
-    paging("64M", "4M");
+    paging(64, "4M");
     setenv("FAKE_CUDA_UVM_KEEPS", "1", 1);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
@@ -171,9 +178,47 @@ Test(paging, a_device_that_keeps_evicted_memory_still_stays_under_the_cap)
     cr_assert_eq(fake_used(0), 0, "freeing gives the kept memory back");
 }
 
+Test(paging, chunks_are_placed_once_on_a_card_larger_than_the_cap)
+{
+    /* 8 GiB card, 64 MiB cap: the driver would keep the memory of evicted
+     * chunks, so nothing is evicted; half the cap is kept for chunks in hot
+     * use (an activation touched by every launch), weights used once a
+     * round take the rest */
+    paging(64, "2M");
+    setenv("FAKE_CUDA_MEM", "8589934592", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "pair:2", "pair");
+    enum { NW = 300 };
+    static CUdeviceptr w[NW];
+    CUdeviceptr act;
+    for (int i = 0; i < NW; i++) CU_OK(c.cuMemAlloc(&w[i], 2 * MiB));
+    CU_OK(c.cuMemAlloc(&act, 8 * MiB));
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < NW; i++) {
+            launch2(&c, f, w[i], act);
+            if (i % 50 == 0) sleep_ms(2);
+        }
+    sleep_ms(100);
+    settle(0);
+    cr_assert_eq(paging_stat("evictions_stopped"), 1);
+    cr_assert_eq(paging_stat("evictions"), 0);
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    uint64_t (*resident)(uint64_t, uint64_t) =
+        (uint64_t(*)(uint64_t, uint64_t))dlsym(dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD), "fake_cuda_resident");
+    cr_assert_not_null(resident);
+    cr_assert_eq(resident(act, 8 * MiB), 8 * MiB, "the chunk in hot use is resident");
+    uint64_t weights = 0;
+    for (int i = 0; i < NW; i++) weights += resident(w[i], 2 * MiB);
+    cr_assert_leq(weights, 32 * MiB, "cold chunks leave half the cap free");
+    cr_assert_gt(weights, 0);
+    for (int i = 0; i < NW; i++) CU_OK(c.cuMemFree(w[i]));
+    CU_OK(c.cuMemFree(act));
+}
+
 Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)
 {
-    paging("64M", "4M");
+    paging(64, "4M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "touch:2", "touch");
@@ -194,7 +239,7 @@ Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)
 
 Test(paging, the_paged_limit_refuses_with_a_message)
 {
-    paging("64M", "2M");
+    paging(64, "2M");
     setenv("VPAGE_PAGED_LIMIT", "100M", 1);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
@@ -214,7 +259,7 @@ Test(paging, the_paged_limit_refuses_with_a_message)
 
 Test(paging, ipc_handles_on_paged_memory_are_refused)
 {
-    paging("64M", "2M");
+    paging(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_DLSYM);
     CUdeviceptr a, pool_ptr;
@@ -237,7 +282,7 @@ Test(paging, ipc_handles_on_paged_memory_are_refused)
 
 Test(paging, a_device_without_concurrent_managed_access_keeps_the_cap_a_wall)
 {
-    paging("64M", "2M");
+    paging(64, "2M");
     setenv("FAKE_CUDA_NO_MANAGED_ACCESS", "1", 1);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
@@ -255,7 +300,7 @@ Test(paging, a_device_without_concurrent_managed_access_keeps_the_cap_a_wall)
 
 Test(paging, launches_with_a_packed_parameter_buffer)
 {
-    paging("64M", "2M");
+    paging(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "packed:2", "packed");
@@ -273,7 +318,7 @@ Test(paging, launches_with_a_packed_parameter_buffer)
 
 Test(paging, launches_recorded_into_a_graph_move_nothing)
 {
-    paging("64M", "2M");
+    paging(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "touch:2", "touch");
@@ -294,7 +339,7 @@ Test(paging, launches_recorded_into_a_graph_move_nothing)
 
 Test(paging, weight_file_chunks_leave_by_dropping_their_duplicate)
 {
-    paging("4M", "2M");
+    paging(4, "2M");
     setenv("VPAGE_POLICY", "loop", 1);
     setenv("VPAGE_WEIGHT_FILES", "*.safetensors", 1);
     char path[128];
@@ -362,7 +407,7 @@ static void *churn_thread(void *arg)
 
 Test(paging, allocating_launching_and_freeing_from_many_threads)
 {
-    paging("16M", "2M");
+    paging(16, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     struct churn ch = {&c, kernel(&c, "pair:2", "pair")};

@@ -114,3 +114,13 @@ Test(policy, reclaim_takes_latest_next_use_first)
     cr_assert_eq(v[0].last, 1, "least recently used first");
     cr_assert_eq(v[1].last, 2);
 }
+
+Test(policy, static_placement_keeps_half_the_cap_for_hot_chunks)
+{
+    const uint64_t cap = 100;
+    cr_assert(vp_policy_place(0, 5, 10, 100, cap), "a cold chunk while the room is more than half");
+    cr_assert_not(vp_policy_place(0, 5, 10, 55, cap), "a cold chunk may not take the last half");
+    cr_assert_not(vp_policy_place(10, 5000, 10, 55, cap), "nor one used once a long loop");
+    cr_assert(vp_policy_place(4990, 5000, 10, 55, cap), "a chunk in hot use may");
+    cr_assert_not(vp_policy_place(4990, 5000, 10, 5, cap), "but only into the room there is");
+}

@@ -311,6 +311,18 @@ FAKE_EXPORT CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocatio
     return CUDA_SUCCESS;
 }
 
+/* Bytes of managed [p, p+n) on the device now. */
+FAKE_EXPORT uint64_t fake_cuda_resident(uint64_t p, uint64_t n)
+{
+    uint64_t r = 0;
+    pthread_mutex_lock(&mu);
+    struct alloc *a = managed_of(p, n);
+    for (uint64_t i = a ? (p - a->ptr) / MPAGE : 0; a && i * MPAGE < p + n - a->ptr; i++)
+        if (a->pages[i] & 1) r += page_bytes(a, i);
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 FAKE_EXPORT uint64_t fake_cuda_managed_in(void) { return atomic_load(&managed_in); }
 FAKE_EXPORT uint64_t fake_cuda_managed_out(void) { return atomic_load(&managed_out); }
 FAKE_EXPORT uint64_t fake_cuda_prefetch_calls(void) { return atomic_load(&prefetch_calls); }
