@@ -307,12 +307,19 @@ static uint64_t room_on(int dev)
  * device use can pass the cap while vpage's books do not. Growth of the
  * device's own use since the pager's first batch that the books do not
  * explain is taken off the room: the pager stops letting chunks in rather
- * than let the device pass the cap. Pager thread, dev current. */
+ * than let the device pass the cap. Pager thread, mu held on entry and
+ * exit, dropped around the driver calls (the caller must hold no pointer
+ * into the table that a free could invalidate meanwhile, other than
+ * chunks it marked busy). */
 static uint64_t room_seen_by_device(int dev)
 {
-    uint64_t room = room_on(dev);
     size_t f = 0, t = 0;
-    if (!vp_real.cuMemGetInfo_v2 || vp_real.cuMemGetInfo_v2(&f, &t) != CUDA_SUCCESS || f > t) return room;
+    pthread_mutex_unlock(&mu);
+    int ok = use_device(dev) == 0 && vp_real.cuMemGetInfo_v2 && vp_real.cuMemGetInfo_v2(&f, &t) == CUDA_SUCCESS &&
+             f <= t;
+    pthread_mutex_lock(&mu);
+    uint64_t room = room_on(dev);
+    if (!ok) return room;
     uint64_t used = t - f, counted = vp_acct_get(dev, VP_KIND_COUNT).cur;
     if (!have_start[dev]) {
         start_used[dev] = used;
@@ -362,6 +369,8 @@ static void issue_in_locked(struct req *b, size_t n)
         if (rc == CUDA_SUCCESS) rc = prefetch(a, len, dev, 1);
         if (rc == CUDA_SUCCESS) count(&ps[dev].bytes_in, len);
         else driver_error("prefetch to the device", rc, dev);
+        if (rc != CUDA_SUCCESS && dup) /* not resident: no duplicate may be made on a read */
+            advise(a, len, CU_MEM_ADVISE_UNSET_READ_MOSTLY, dev);
         for (size_t k = i; k < j; k++) {
             p->ch[b[k].ci].dup = (uint8_t)dup;
             if (rc != CUDA_SUCCESS) b[k].ci |= 0x80000000u; /* failed: undone below */
@@ -409,19 +418,22 @@ static void serve_batch_locked(struct req *b, size_t n)
                                        chunk_bytes(b[i].p, b[i].ci), &b[i], 0};
         }
         if (!nr) continue;
-        struct vp_cand *v;
-        struct cand_ref *refs;
+        /* first the device's view (drops mu: no resident list is held yet) */
+        uint64_t room = room_seen_by_device(dev);
+        struct vp_cand *v = NULL;
+        struct cand_ref *refs = NULL;
         /* where evicting gives nothing back, nothing is evicted for room */
         size_t nv = keeps[dev] ? 0 : residents_locked(dev, protect, &v, &refs);
-        if (keeps[dev]) v = NULL, refs = NULL;
-        int seen = use_device(dev) == 0;
-        uint64_t room = seen ? room_seen_by_device(dev) : room_on(dev);
         size_t k = vp_policy_plan(policy(), r, nr, v, nv, room);
         if (k) {
             uint64_t before = room, freed = evict_locked(dev, v, k);
+            free(v);
+            free(refs);
+            v = NULL;
+            refs = NULL;
             /* what the device really gave back, not what the books say */
-            room = seen ? room_seen_by_device(dev) : room_on(dev);
-            if (seen && freed && room < before + freed / 2) {
+            room = room_seen_by_device(dev);
+            if (freed && room < before + freed / 2) {
                 keeps[dev] = 1;
                 atomic_store(&ps[dev].evictions_stopped, 1);
                 vp_log(VP_INFO, "pager: evicting gave device %d no memory back (the UVM driver keeps it for the "
