@@ -88,6 +88,17 @@ static CUfunction kernel(struct cu *c, const char *image, const char *name)
     return f;
 }
 
+/* Paging under a cap of cap_mib (card of the same size), the driver
+ * loaded way w, and a kernel named name with two pointer parameters. */
+static CUfunction start(struct cu *c, enum way w, int cap_mib, const char *chunk, const char *name)
+{
+    paging(cap_mib, chunk);
+    load_or_die(c, w);
+    char image[64];
+    snprintf(image, sizeof image, "%s:2", name);
+    return kernel(c, image, name);
+}
+
 static void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
 {
     void *args[2] = {&a, &b};
@@ -122,10 +133,8 @@ TEST_EACH_WAY(paging, paged_memory_costs_the_device_nothing_until_a_kernel_touch
 
 Test(paging, the_device_never_holds_more_than_the_cap)
 {
-    paging(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "pair:2", "pair");
+    CUfunction f = start(&c, WAY_PROCADDR, 64, "4M", "pair");
     CUdeviceptr buf[8];
     for (int i = 0; i < 8; i++) CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
     for (int round = 0; round < 20; round++)
@@ -218,10 +227,8 @@ Test(paging, chunks_are_placed_once_on_a_card_larger_than_the_cap)
 
 Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)
 {
-    paging(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "touch:2", "touch");
+    CUfunction f = start(&c, WAY_PROCADDR, 64, "4M", "touch");
     CUdeviceptr big;
     CU_OK(c.cuMemAlloc(&big, 256 * MiB));
     launch2(&c, f, big, 0);
@@ -300,10 +307,8 @@ Test(paging, a_device_without_concurrent_managed_access_keeps_the_cap_a_wall)
 
 Test(paging, launches_with_a_packed_parameter_buffer)
 {
-    paging(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "packed:2", "packed");
+    CUfunction f = start(&c, WAY_PROCADDR, 64, "2M", "packed");
     CUdeviceptr a;
     CU_OK(c.cuMemAlloc(&a, 4 * MiB));
     uint64_t packed[2] = {0, a + 2 * MiB};
@@ -318,10 +323,8 @@ Test(paging, launches_with_a_packed_parameter_buffer)
 
 Test(paging, launches_recorded_into_a_graph_move_nothing)
 {
-    paging(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "touch:2", "touch");
+    CUfunction f = start(&c, WAY_PROCADDR, 64, "2M", "touch");
     CUdeviceptr a;
     CU_OK(c.cuMemAlloc(&a, 4 * MiB));
     CUstream s = (CUstream)0x77;
