@@ -105,6 +105,8 @@ static enum vp_policy_kind policy(void)
     return vp_opt.policy == VP_POLICY_OPT_LOOP ? VP_POLICY_LOOP : VP_POLICY_LRU;
 }
 
+static CUdeviceptr chunk_addr(const struct paged *p, uint32_t ci) { return p->base + (uint64_t)ci * vp_opt.chunk; }
+
 static uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
 {
     uint64_t off = (uint64_t)ci * vp_opt.chunk;
@@ -112,6 +114,13 @@ static uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
 }
 
 static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
+
+/* Moves g up (up) or down to v if v is past it. */
+static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
+{
+    uint64_t c = atomic_load(g);
+    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
+}
 
 /* ---- the table of paged allocations (mu held) ---- */
 
@@ -259,7 +268,7 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
     for (size_t j = 0; ok && j < k; j++) {
         struct cand_ref *v = c[j].ref;
         struct chunk *ch = &v->p->ch[v->ci];
-        CUdeviceptr a = v->p->base + (uint64_t)v->ci * vp_opt.chunk;
+        CUdeviceptr a = chunk_addr(v->p, v->ci);
         CUresult rc = CUDA_SUCCESS;
         /* A duplicate is dropped by taking read-mostly off (the host copy
          * is valid); the prefetch after it moves only pages written since. */
@@ -292,8 +301,6 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
 }
 
 /* ---- bringing chunks in (pager thread) ---- */
-
-static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up);
 
 static uint64_t room_on(int dev)
 {
@@ -344,6 +351,14 @@ static uint64_t room_seen_by_device(int dev)
     return room > (uint64_t)extra ? room - (uint64_t)extra : 0;
 }
 
+/* Whether a chunk comes in as a read-mostly duplicate: it is wholly a clean
+ * copy of weight-file bytes and VPAGE_CLEAN_EVICT=collapse. */
+static int as_duplicate(const struct paged *p, uint32_t ci)
+{
+    uint64_t len = chunk_bytes(p, ci);
+    return vp_opt.clean_evict == VP_EVICT_COLLAPSE && vp_weights_clean_bytes(chunk_addr(p, ci), len) == len;
+}
+
 /* Issues the prefetches of b[0..n) (state IN, room reserved), mu held on
  * entry and exit; drops the busy marks. */
 static void issue_in_locked(struct req *b, size_t n)
@@ -352,18 +367,12 @@ static void issue_in_locked(struct req *b, size_t n)
     for (size_t i = 0; i < n;) {
         struct paged *p = b[i].p;
         int dev = p->dev;
-        CUdeviceptr a = p->base + (uint64_t)b[i].ci * vp_opt.chunk;
+        CUdeviceptr a = chunk_addr(p, b[i].ci);
         uint64_t len = chunk_bytes(p, b[i].ci);
-        int dup = vp_opt.clean_evict == VP_EVICT_COLLAPSE && vp_weights_clean_bytes(a, len) == len;
+        int dup = as_duplicate(p, b[i].ci);
         size_t j = i + 1; /* neighbouring chunks of one allocation go in one call */
-        while (j < n && b[j].p == p && b[j].ci == b[j - 1].ci + 1) {
-            CUdeviceptr aj = p->base + (uint64_t)b[j].ci * vp_opt.chunk;
-            uint64_t lj = chunk_bytes(p, b[j].ci);
-            int dj = vp_opt.clean_evict == VP_EVICT_COLLAPSE && vp_weights_clean_bytes(aj, lj) == lj;
-            if (dj != dup) break;
-            len += lj;
-            j++;
-        }
+        while (j < n && b[j].p == p && b[j].ci == b[j - 1].ci + 1 && as_duplicate(p, b[j].ci) == dup)
+            len += chunk_bytes(p, b[j++].ci);
         CUresult rc = use_device(dev) == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
         if (rc == CUDA_SUCCESS && dup) rc = advise(a, len, CU_MEM_ADVISE_SET_READ_MOSTLY, dev);
         if (rc == CUDA_SUCCESS) rc = prefetch(a, len, dev, 1);
@@ -595,12 +604,6 @@ static uint64_t paged_limit(void)
     return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
 }
 
-static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
-{
-    uint64_t c = atomic_load(g);
-    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
-}
-
 CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
 {
     const enum vp_hook_id hook = VP_HOOK_cuMemAlloc_v2;
@@ -824,11 +827,6 @@ int vp_pager_reclaim(int dev, uint64_t bytes)
 
 void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
 {
-    static const char *names[] = {
-#define VP_X(name, doc) #name,
-        VP_PAGE_STATS(VP_X)
-#undef VP_X
-    };
     emit(ctx_, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n",
          vp_opt.paging == VP_PAGING_DEMAND ? "demand" : "off", (unsigned long long)vp_opt.chunk);
     int first = 1;
@@ -838,9 +836,10 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
         emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
                         : "  device %d: resident %llu, resident peak %llu",
              json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
-        const atomic_uint_fast64_t *f = &ps[d].paged;
-        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-            emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", names[i], (unsigned long long)atomic_load(&f[i]));
+#define VP_X(name, doc) \
+        emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ps[d].name));
+        VP_PAGE_STATS(VP_X)
+#undef VP_X
         emit(ctx_, json ? "}" : "\n");
         first = 0;
     }
@@ -880,7 +879,9 @@ void vp_pager_reset_child(void)
     ctx_dev = -1;
     atomic_store(&npaged, 0);
     atomic_store(&capturing, 0);
-    for (int d = 0; d < VP_MAX_DEVICES; d++)
-        for (atomic_uint_fast64_t *f = &ps[d].paged; f < (atomic_uint_fast64_t *)(&ps[d] + 1); f++)
-            atomic_store(f, 0);
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+#define VP_X(name, doc) atomic_store(&ps[d].name, 0);
+        VP_PAGE_STATS(VP_X)
+#undef VP_X
+    }
 }

@@ -34,6 +34,13 @@
  *   by dropping the duplicate (VPAGE_CLEAN_EVICT=collapse), then a
  *   prefetch to the host that moves only pages written since; all others
  *   are prefetched back to the host (write-back).
+ *
+ *   The device's own view: the UVM driver keeps the device memory of pages
+ *   that left the GPU until the allocation is freed (bench/probes). The
+ *   pager takes device growth its books do not explain off the room, and
+ *   does not evict on a card more than 1.25 times the cap, or once an
+ *   eviction gave nothing back: chunks are then placed once
+ *   (vp_policy_place).
  */
 #ifndef VPAGE_PAGER_PAGING_H
 #define VPAGE_PAGER_PAGING_H
