@@ -26,14 +26,10 @@ import tempfile
 import threading
 import time
 
+from vpage_query import device_used_mib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GiB = 1 << 30
-
-
-def device_used_mib():
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.strip().splitlines()[0])
 
 
 def run(args, env_extra, lib, timeout):

@@ -26,7 +26,6 @@ import time
 
 import torch
 import os
-import subprocess
 
 import torch.nn.functional as F
 from torch import nn
@@ -132,11 +131,7 @@ def latent_shape(tokens):
 
 def device_used_mib():
     """The device's own memory use (nvidia-smi), when RUN_WAN_DEVICE_USED=1."""
-    if os.environ.get("RUN_WAN_DEVICE_USED") != "1":
-        return None
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                         capture_output=True, text=True).stdout
-    return int(out.split()[0])
+    return vpage_query.device_used_mib() if os.environ.get("RUN_WAN_DEVICE_USED") == "1" else None
 
 
 def build(cfg, dtype, seed, load):

@@ -1,7 +1,16 @@
 """Read vpage's books from inside a Python process that runs under the
-preload (include/vpage.h). Both return None without the preload."""
+preload (include/vpage.h). Both return None without the preload.
+device_used_mib() is the device's own view, from outside the preload."""
 import ctypes
 import json
+import subprocess
+
+
+def device_used_mib():
+    """Memory in use on GPU 0 as nvidia-smi reports it (MiB)."""
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.strip().splitlines()[0])
 
 
 def _lib():
