@@ -23,10 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from vpage_query import device_used_mib
+from vpage_query import DeviceSampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GiB = 1 << 30
@@ -43,27 +42,12 @@ def run(args, env_extra, lib, timeout):
     env.update(env_extra)
     if lib:
         env["LD_PRELOAD"] = lib
-    base = device_used_mib()
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            try:
-                peak[0] = max(peak[0], device_used_mib())
-            except Exception:
-                pass
-            time.sleep(0.1)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
     t0 = time.time()
-    p = subprocess.run([sys.executable, os.path.join(HERE, "run_wan.py"), *args, "--json", out],
-                       capture_output=True, text=True, env=env, timeout=timeout)
+    with DeviceSampler() as dev:
+        p = subprocess.run([sys.executable, os.path.join(HERE, "run_wan.py"), *args, "--json", out],
+                           capture_output=True, text=True, env=env, timeout=timeout)
     wall = time.time() - t0
-    stop.set()
-    th.join()
-    res = {"returncode": p.returncode, "wall_s": wall, "device_growth_mib": peak[0] - base,
+    res = {"returncode": p.returncode, "wall_s": wall, "device_growth_mib": dev.peak() - dev.base,
            "env": env_extra, "args": args}
     if p.returncode == 0:
         with open(out) as fh:

@@ -4,38 +4,48 @@
     python3 bench/run_wan.py --model 1.3B --tokens 4096 --steps 5
     VPAGE_CAP=8G LD_PRELOAD=build/libvpage.so python3 bench/run_wan.py ...
 
-The model is a plain-PyTorch DiT with the layer shapes of Wan 2.1's published
-configurations (patch embedding, 40 or 30 blocks of self-attention with
+The model is diffusers' WanTransformer3DModel built from the published
+Wan2.1-T2V-1.3B or -14B configuration when diffusers can be imported
+(--impl diffusers), else a plain-PyTorch DiT with the same layer shapes
+(--impl plain: patch embedding, 30 or 40 blocks of self-attention with
 RMS-normed q/k, cross-attention over 512 text tokens, a GELU FFN, adaLN
-modulation from the timestep, and the output head), built with random
-weights from a fixed seed directly on the GPU. Latents and text embeddings
-are random too; what is measured is the memory and time of the steps.
-(diffusers' WanTransformer3DModel is not used here yet: bench/README.md.)
+modulation from the timestep, the output head). Weights are random from a
+fixed seed, drawn on the GPU (bench/workload.py); latents and text
+embeddings are random too. What is measured is the memory and time of the
+steps.
+
+--offload runs the peers a user would pick instead of vpage: group
+(diffusers group offloading, block level, side stream) and sequential
+(accelerate's cpu_offload); the weights then live in host RAM.
 
 Prints per-step time, peak device memory, a checksum of the final latents
-(identical across runs with the same seed: compare runs with and without
-the preload) and vpage's stats when preloaded. --json writes all of it.
---save-weights/--load-weights keep the weights in a safetensors file so the
-weight-file path is exercised.
+(identical across runs with the same seed and model: compare runs with and
+without the preload, or with an offload) and vpage's stats when preloaded.
+--json writes all of it. --save-weights/--load-weights keep the weights in a
+safetensors file so the weight-file path is exercised.
 """
+
 import argparse
 import hashlib
+import importlib.util
 import json
 import math
 import time
 
-import torch
 import os
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 import vpage_query
+import workload
 
 CONFIGS = {
     # dim, ffn, heads, layers  (Wan2.1-T2V-1.3B and -14B)
     "1.3B": dict(dim=1536, ffn=8960, heads=12, layers=30),
     "14B": dict(dim=5120, ffn=13824, heads=40, layers=40),
+    "tiny": dict(dim=256, ffn=512, heads=2, layers=2),  # for checks of the scripts
 }
 IN_CH, OUT_CH, TEXT_DIM, FREQ_DIM, TEXT_LEN, PATCH = 16, 16, 4096, 256, 512, (1, 2, 2)
 
@@ -134,28 +144,42 @@ def device_used_mib():
     return vpage_query.device_used_mib() if os.environ.get("RUN_WAN_DEVICE_USED") == "1" else None
 
 
-def build(cfg, dtype, seed, load):
-    torch.manual_seed(seed)
-    with torch.device("meta"):
-        model = WanDiT(**cfg).to(dtype)  # no float32 copy of the weights on the way
-    model = model.to_empty(device="cuda")
+def have_diffusers():
+    return importlib.util.find_spec("diffusers") is not None
+
+
+def make(name, impl):
+    c = CONFIGS[name]
+    if impl == "plain":
+        return WanDiT(**c)
+    from diffusers import WanTransformer3DModel  # the other arguments' defaults are Wan 2.1 T2V's
+    return WanTransformer3DModel(num_attention_heads=c["heads"], attention_head_dim=c["dim"] // c["heads"],
+                                 ffn_dim=c["ffn"], num_layers=c["layers"])
+
+
+def build(name, impl, dtype, seed, load, offload):
+    home = workload.home_of(offload)
+    with workload.params_on_meta():
+        model = make(name, impl)
+    workload.fill(model, seed, home, dtype, draw=not load)
     if load:
         from safetensors.torch import load_model
-        load_model(model, load, device="cuda")
-        return model
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.fill_(1.0 if "weight" in name else 0.0)
-            else:
-                p.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]), generator=g)
-    return model
+        load_model(model, load, device=home)
+    return workload.apply_offload(model.eval(), offload)
+
+
+def forward(model, impl, latents, t, text):
+    if impl == "plain":
+        return model(latents, t, text)
+    return model(hidden_states=latents, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=CONFIGS, default="1.3B")
+    ap.add_argument("--impl", choices=["auto", "diffusers", "plain"], default="auto",
+                    help="auto: diffusers' WanTransformer3DModel when diffusers can be imported")
+    ap.add_argument("--offload", choices=workload.OFFLOAD, default="none")
     ap.add_argument("--tokens", type=int, default=4096, help="video patches per step (32760: 480p, 81 frames)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16")
@@ -165,45 +189,43 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     a = ap.parse_args()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
+    impl = a.impl if a.impl != "auto" else ("diffusers" if have_diffusers() else "plain")
 
     t0 = time.perf_counter()
-    model = build(CONFIGS[a.model], dtype, a.seed, a.load_weights)
-    torch.cuda.synchronize()
-    build_s = time.perf_counter() - t0
+    model = build(a.model, impl, dtype, a.seed, a.load_weights, a.offload)
+    workload.sync()
+    res = workload.Result(a.offload, time.perf_counter() - t0, model)
     used = {"after_build": device_used_mib()}
     if a.save_weights:
         from safetensors.torch import save_model
         save_model(model, a.save_weights)
     params = sum(p.numel() for p in model.parameters())
+    res.update(model=a.model, impl=impl, params=params, steps=a.steps, dtype=a.dtype)
 
     f, h, w = latent_shape(a.tokens)
-    g = torch.Generator(device="cuda").manual_seed(a.seed + 1)
-    latents = torch.randn(1, IN_CH, f, h, w, device="cuda", dtype=dtype, generator=g)
-    text = torch.randn(1, TEXT_LEN, TEXT_DIM, device="cuda", dtype=dtype, generator=g)
+    g = torch.Generator(device=workload.DEVICE).manual_seed(a.seed + 1)
+    latents = torch.randn(1, IN_CH, f, h, w, device=workload.DEVICE, dtype=dtype, generator=g)
+    text = torch.randn(1, TEXT_LEN, TEXT_DIM, device=workload.DEVICE, dtype=dtype, generator=g)
     step_s = []
-    with torch.no_grad():
+    with torch.no_grad(), res.timed():
         for i in range(a.steps):
-            torch.cuda.synchronize()
+            workload.sync()
             s0 = time.perf_counter()
-            t = torch.full((1,), 1000.0 * (1 - i / a.steps), device="cuda")
-            noise = model(latents, t, text)
+            t = torch.full((1,), 1000.0 * (1 - i / a.steps), device=workload.DEVICE)
+            noise = forward(model, impl, latents, t, text)
             latents = latents - noise.to(dtype) / a.steps   # an Euler step of the flow
-            torch.cuda.synchronize()
+            workload.sync()
             step_s.append(time.perf_counter() - s0)
             used[f"after_step_{i}"] = device_used_mib()
             print(f"step {i}: {step_s[-1]:.3f} s", flush=True)
     checksum = hashlib.sha256(bytes(latents.float().cpu().contiguous().untyped_storage())).hexdigest()[:16]
-    free, total = torch.cuda.mem_get_info()
-    res = {"model": a.model, "params": params, "tokens": f * (h // 2) * (w // 2), "steps": a.steps,
-           "dtype": a.dtype, "build_s": build_s, "step_s": step_s,
-           "median_step_s": sorted(step_s)[len(step_s) // 2] if step_s else None,
-           "peak_allocated": torch.cuda.max_memory_allocated(), "peak_reserved": torch.cuda.max_memory_reserved(),
-           "mem_get_info": [free, total], "device_used_mib": used, "checksum": checksum, "gpu": torch.cuda.get_device_name(0),
-           "vpage": vpage_query.stats()}
+    res.finish().update(tokens=f * (h // 2) * (w // 2), step_s=step_s,
+                        median_step_s=sorted(step_s)[len(step_s) // 2] if step_s else None,
+                        device_used_mib=used, checksum=checksum)
     med = f"{res['median_step_s']:.3f} s" if step_s else "-"
-    print(f"{a.model}: {params / 1e9:.2f} B parameters, {res['tokens']} tokens, median step "
-          f"{med}, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
-          f"device total seen {total / 2**30:.2f} GiB, checksum {checksum}")
+    print(f"{a.model} ({impl}, offload {a.offload}): {params / 1e9:.2f} B parameters, {res['tokens']} tokens, "
+          f"median step {med}, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
+          f"device total seen {res['mem_get_info'][1] / 2**30:.2f} GiB, checksum {checksum}")
     if res["vpage"] and res["vpage"]["devices"]:
         d = res["vpage"]["devices"][0]
         cap = "none" if d["cap"] is None else f"{d['cap'] / 2**30:.2f} GiB"

@@ -4,6 +4,8 @@ device_used_mib() is the device's own view, from outside the preload."""
 import ctypes
 import json
 import subprocess
+import threading
+import time
 
 
 def device_used_mib():
@@ -11,6 +13,38 @@ def device_used_mib():
     out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
                          capture_output=True, text=True, timeout=30).stdout
     return int(out.strip().splitlines()[0])
+
+
+class DeviceSampler:
+    """Samples device_used_mib() every `period` seconds on a thread, from
+    outside the measured process: `with DeviceSampler() as s: ...`, then
+    s.base (before), s.peak() (highest sample) or s.peak(t0, t1) (highest
+    sample taken between two time.time() values)."""
+
+    def __init__(self, period=0.1):
+        self.period, self.samples, self._stop = period, [], threading.Event()
+        self.base = device_used_mib()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.time(), device_used_mib()))
+            except Exception:  # a slow or failed query loses one sample
+                pass
+            time.sleep(self.period)
+
+    def __enter__(self):
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._th.join()
+
+    def peak(self, t0=None, t1=None):
+        got = [u for t, u in self.samples if (t0 is None or t >= t0) and (t1 is None or t <= t1)]
+        return max(got + [self.base])
 
 
 def _lib():
