@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""vpage next to the tools a user would pick instead: one command, one GPU.
+
+    python3 bench/compare.py build-gpu/libvpage.so --out bench/results [--workloads wan-14B,llm-8B]
+
+For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
+  resident      no preload, the model fully on the GPU (the upper bound)
+  vpage         the preload without a cap (its overhead)
+  off, demand   the preload at each cap, in each paging mode (off: the cap is a wall)
+  group         diffusers group offloading, block level, on a side stream
+  sequential    accelerate's cpu_offload
+and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
+While a row runs, the device's own memory use is sampled with nvidia-smi;
+its peak over the timed window, above what the device used before the
+process started, is the row's device peak.
+
+Writes <out>/<date>-<GPU>.json after every row (a run cut short keeps what
+it measured) and <out>/<date>-<GPU>.svg at the end. --merge keeps the rows
+of other workloads already in that file, so the workloads can be measured
+in separate calls on the same GPU (the file refuses rows from another GPU).
+Every paged byte lives in host RAM: VPAGE_PAGED_LIMIT keeps the managed
+memory of one process below what the card has free (the card is shared).
+"""
+import argparse
+import datetime
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import compare_lib
+from vpage_query import DeviceSampler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = {
+    "wan-14B": dict(script="run_wan.py", args=["--model", "14B", "--tokens", "4096", "--steps", "3"],
+                    caps_gib=[8, 16, 24], unit="step", title="Wan 2.1 14B DiT, 4096 tokens, bf16, 3 steps"),
+    "wan-1.3B": dict(script="run_wan.py", args=["--model", "1.3B", "--tokens", "4096", "--steps", "3"],
+                     caps_gib=[1, 2], unit="step", title="Wan 2.1 1.3B DiT, 4096 tokens, bf16, 3 steps"),
+    # --deterministic: without it two resident runs differ (results/*-llm-determinism.json)
+    "llm-8B": dict(script="run_llm.py", args=["--prompt", "512", "--new-tokens", "64", "--deterministic"],
+                   caps_gib=[8, 16], unit="token", title="Llama-3-8B-shaped, prefill 512 tokens, decode 64, bf16"),
+    # small shapes, for a check of the harness itself
+    "wan-tiny": dict(script="run_wan.py", args=["--model", "tiny", "--tokens", "1024", "--steps", "3"],
+                     caps_gib=[0.0625], unit="step", title="Wan-shaped DiT, 2 tiny blocks (harness check)"),
+    "llm-tiny": dict(script="run_llm.py", args=["--layers", "2", "--hidden", "512", "--prompt", "64",
+                                                "--new-tokens", "8"],
+                     caps_gib=[0.0625], unit="token", title="Llama-shaped, 2 tiny layers (harness check)"),
+}
+
+
+def h2d_bytes_per_s():
+    """Pinned host-to-device copy bandwidth, best of 5 copies of 1 GiB, in a child process."""
+    code = ("import torch,time\n"
+            "h=torch.empty(1<<30,dtype=torch.uint8).pin_memory();d=torch.empty(1<<30,dtype=torch.uint8,device='cuda')\n"
+            "best=9e9\n"
+            "for _ in range(5):\n"
+            " torch.cuda.synchronize();t=time.perf_counter();d.copy_(h,non_blocking=True);torch.cuda.synchronize()\n"
+            " best=min(best,time.perf_counter()-t)\n"
+            "print((1<<30)/best)\n")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                timeout=120).stdout.split()[-1])
+
+
+def spec(row, cap, lib, paged_limit):
+    """(environment, preload, offload) of a row."""
+    if row == "resident":
+        return {}, None, "none"
+    if row == "vpage":
+        return {"VPAGE_CAP": "none"}, lib, "none"
+    if row == "off":
+        return {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "off"}, lib, "none"
+    if row == "demand":
+        return ({"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "demand",
+                 "VPAGE_PAGED_LIMIT": str(paged_limit)}, lib, "none")
+    return {}, None, row  # group, sequential: the peers, without the preload
+
+
+def why_failed(p):
+    """The line of a failed run that says why."""
+    lines = [l for l in (p.stderr + p.stdout).splitlines() if l.strip()]
+    for l in reversed(lines):
+        if "out of memory" in l.lower() or "Error" in l:
+            return l.strip()[:300]
+    return (lines[-1].strip()[:300] if lines else f"exit status {p.returncode}")
+
+
+def run_row(w, name, row, cap, lib, paged_limit, timeout):
+    env_extra, preload, offload = spec(row, cap, lib, paged_limit)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
+    env.update(env_extra)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [sys.executable, os.path.join(HERE, w["script"]), *w["args"], "--offload", offload, "--json", out]
+    r = {"workload": name, "row": row, "cap_gib": cap, "env": env_extra, "args": cmd[2:-2]}
+    t0 = time.time()
+    try:
+        with DeviceSampler() as dev:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        r.update(status="failed", why=f"timed out after {timeout} s")
+    else:
+        if p.returncode == 0:
+            with open(out) as fh:
+                res = json.load(fh)
+            r.update(res, status="ok", time_s=res["median_step_s"] if w["unit"] == "step" else res["s_per_token"])
+            t_a, t_b = res["timed_window"]
+            r["device_peak_mib"] = dev.peak(t_a, t_b) - dev.base
+            r["device_peak_any_mib"] = dev.peak() - dev.base
+        else:
+            r.update(status="failed", why=why_failed(p), stderr_tail=p.stderr[-2000:])
+    os.unlink(out)
+    r["wall_s"] = time.time() - t0
+    print(f"  {name} {row} cap {cap}: {r['status']} {r.get('why', '')} time {r.get('time_s')} "
+          f"device peak {r.get('device_peak_mib')} MiB, wall {r['wall_s']:.0f} s", flush=True)
+    return r
+
+
+def diffusers_missing():
+    try:
+        importlib.import_module("diffusers.hooks")
+    except ImportError as e:
+        return f"diffusers cannot be imported here ({e})"
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("lib")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--workloads", default="wan-14B,llm-8B")
+    ap.add_argument("--rows", default=",".join(compare_lib.ROWS))
+    ap.add_argument("--merge", action="store_true", help="keep other workloads' rows of today's file")
+    ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
+    a = ap.parse_args()
+    lib = os.path.abspath(a.lib)
+    os.makedirs(a.out, exist_ok=True)
+    if os.environ.get("BENCH_DEVICE", "cuda") == "cuda":
+        import torch  # only for the GPU's name and free memory
+        gpu = torch.cuda.get_device_name(0)
+        free_b, _ = torch.cuda.mem_get_info()
+        bw = h2d_bytes_per_s()
+    else:  # a check of the scripts (bench/workload.py): nothing measured means anything
+        gpu, free_b, bw = "cpu", 16 << 30, 1e10
+    date = datetime.date.today().isoformat()
+    stem = os.path.join(a.out, f"{date}-{gpu.replace(' ', '-')}")
+    names = a.workloads.split(",")
+    doc = {"kind": "compare", "date": date, "gpu": gpu, "workloads": {}, "rows": []}
+    if a.merge and os.path.exists(stem + ".json"):
+        old = json.load(open(stem + ".json"))
+        assert old["gpu"] == gpu, "--merge: that file was measured on another GPU"
+        doc["workloads"] = {k: v for k, v in old["workloads"].items() if k not in names}
+        doc["rows"] = [r for r in old["rows"] if r["workload"] not in names and r["row"] != "bound"]
+    paged_limit = int(free_b * 0.8)
+    missing = diffusers_missing()
+    print(f"GPU {gpu}, {free_b / 2**30:.1f} GiB free, pinned H2D {bw / 1e9:.1f} GB/s; "
+          f"VPAGE_PAGED_LIMIT={paged_limit}; diffusers: {missing or 'yes'}", flush=True)
+
+    def save():
+        json.dump(compare_lib.finish(json.loads(json.dumps(doc))), open(stem + ".json", "w"), indent=1)
+
+    rows = a.rows.split(",")
+    for name in names:
+        w = WORKLOADS[name]
+        doc["workloads"][name] = dict({k: w[k] for k in ("title", "unit", "caps_gib")}, h2d_bytes_per_s=bw)
+        print(f"== {name}", flush=True)
+        for row in compare_lib.ROWS:
+            if row not in rows:
+                continue
+            if row == "group" and missing:
+                doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
+                continue
+            for cap in (w["caps_gib"] if row in ("off", "demand") else [None]):
+                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
+                save()
+    save()
+    final = json.load(open(stem + ".json"))
+    with open(stem + ".svg", "w") as fh:
+        fh.write(compare_lib.svg(final))
+    print(compare_lib.table(final))
+    print(f"wrote {stem}.json and {stem}.svg")
+
+
+if __name__ == "__main__":
+    main()
