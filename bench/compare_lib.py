@@ -83,6 +83,11 @@ def finish(doc):
     return doc
 
 
+def short_why(r):
+    """The first sentence of why a row did not finish."""
+    return r.get("why", "").split(". ")[0][:160]
+
+
 def _time(r, unit):
     if unit == "token":
         pre = f"; prefill {r['prefill_s']:.2f} s" if "prefill_s" in r else ""
@@ -107,7 +112,7 @@ def table(doc):
             if r["workload"] != name:
                 continue
             if r["status"] != "ok":
-                parts.append(f"| {label(r)} | {r['status']}: {r.get('why', '')} | | | | | |")
+                parts.append(f"| {label(r)} | {r['status']}: {short_why(r)} | | | | | |")
                 continue
             if r["row"] == "bound":
                 parts.append(f"| {label(r)} ({r['must_move_bytes'] / 1e9:.1f} GB to move) | {_time(r, w['unit'])} | "
@@ -121,10 +126,10 @@ def table(doc):
     return "\n".join(parts).rstrip() + "\n"
 
 
-def svg(doc, width=900):
+def svg(doc, width=1000):
     """A bar chart of x resident (log scale), one group of bars per workload; rows that did not
     finish are listed with their status instead of a bar."""
-    bar_h, gap, left, right, top = 16, 4, 380, 90, 30
+    bar_h, gap, left, right, top = 16, 4, 440, 90, 30
     lines, y = [], top
     ok = [r["ratio_resident"] for r in doc["rows"] if r["status"] == "ok" and r.get("ratio_resident")]
     hi = max(ok + [2.0])

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""bench/compare_lib.py on a result file recorded on the H100 (tests/data/
+compare-recorded.json: the harness's small check workloads and Wan 1.3B)
+and on hand-made documents whose answers are worked out here. Also: the
+README's results tables are what bench/results_table.py makes of the newest
+files. Standard library only; prints TAP.
+
+    python3 tests/test_compare.py
+"""
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import compare_lib  # noqa: E402
+
+GiB = 1 << 30
+RECORDED = os.path.join(ROOT, "tests", "data", "compare-recorded.json")
+TESTS = []
+
+
+def test(f):
+    TESTS.append(f)
+    return f
+
+
+def recorded():
+    return json.load(open(RECORDED))
+
+
+def measured(doc):
+    """The recorded rows as compare.py measured them, before finish() added anything."""
+    keep = ("workload", "row", "cap_gib", "status", "why", "time_s", "checksum", "weight_bytes", "peak_allocated",
+            "device_peak_mib", "host_rss_peak_mib", "prefill_s")
+    d = copy.deepcopy(doc)
+    d["rows"] = [{k: r[k] for k in keep if k in r} for r in d["rows"] if r["row"] != "bound"]
+    return d
+
+
+def close(a, b):
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+
+
+@test
+def bound_when_the_weights_fit_is_the_compute_time():
+    b, move = compare_lib.bound(0.25, 10 * GiB, 2 * GiB, 16 * GiB, 50e9)
+    assert move == 0 and b == 0.25, (b, move)
+
+
+@test
+def bound_moves_the_weights_that_cannot_stay():
+    # 28 GiB of weights, 2 GiB working set, 8 GiB budget: 6 GiB stay, 22 GiB cross at 50 GB/s
+    b, move = compare_lib.bound(0.25, 28 * GiB, 2 * GiB, 8 * GiB, 50e9)
+    assert move == 22 * GiB, move
+    assert close(b, 22 * GiB / 50e9), b
+
+
+@test
+def bound_with_a_budget_below_the_working_set_moves_every_weight():
+    b, move = compare_lib.bound(0.01, 4 * GiB, 3 * GiB, 1 * GiB, 50e9)
+    assert move == 4 * GiB and close(b, 4 * GiB / 50e9), (b, move)
+
+
+@test
+def finish_recomputes_the_recorded_ratios():
+    doc = compare_lib.finish(measured(recorded()))
+    for name, w in doc["workloads"].items():
+        base = next(r for r in doc["rows"] if r["workload"] == name and r["row"] == "resident")
+        working = base["peak_allocated"] - base["weight_bytes"]
+        for r in doc["rows"]:
+            if r["workload"] != name or r["status"] != "ok":
+                continue
+            assert close(r["ratio_resident"], r["time_s"] / base["time_s"]), r
+            if r["row"] == "bound":
+                continue
+            assert r["identical"] == (r["checksum"] == base["checksum"]), r
+            budget = r["cap_gib"] * GiB if r.get("cap_gib") is not None else r["device_peak_mib"] << 20
+            move = max(0, base["weight_bytes"] - max(0, budget - working))
+            want = max(base["time_s"], move / w["h2d_bytes_per_s"])
+            assert close(r["bound_s"], want) and close(r["ratio_bound"], r["time_s"] / want), (r, want)
+
+
+@test
+def a_different_checksum_is_marked_not_identical():
+    doc = measured(recorded())
+    row = next(r for r in doc["rows"] if r["workload"] == "wan-1.3B" and r["row"] == "group")
+    row["checksum"] = "0" * 16
+    out = compare_lib.finish(doc)
+    assert [r["row"] for r in out["rows"] if r.get("identical") is False] == ["group"]
+    assert sum(1 for l in compare_lib.table(out).splitlines() if l.endswith("| NO |")) == 1
+
+
+@test
+def finish_gives_one_bound_row_per_cap():
+    doc = compare_lib.finish(measured(recorded()))
+    for name, w in doc["workloads"].items():
+        caps = [r["cap_gib"] for r in doc["rows"] if r["workload"] == name and r["row"] == "bound"]
+        assert caps == w["caps_gib"], (name, caps)
+
+
+@test
+def finish_is_idempotent():
+    once = compare_lib.finish(measured(recorded()))
+    twice = compare_lib.finish(copy.deepcopy(once))
+    assert once == twice
+
+
+@test
+def a_failed_row_gets_no_ratio_and_no_resident_gives_no_bound():
+    doc = measured(recorded())
+    doc["rows"] = [r for r in doc["rows"] if r["workload"] == "wan-1.3B"]
+    doc["workloads"] = {"wan-1.3B": doc["workloads"]["wan-1.3B"]}
+    out = compare_lib.finish(copy.deepcopy(doc))
+    for r in out["rows"]:
+        if r["status"] != "ok":
+            assert "ratio_resident" not in r and r.get("why"), r
+    doc["rows"] = [r for r in doc["rows"] if r["row"] != "resident"]
+    out = compare_lib.finish(doc)
+    assert not any(r["row"] == "bound" or "ratio_resident" in r for r in out["rows"])
+
+
+@test
+def the_table_has_every_row_and_says_why_a_row_failed():
+    doc = compare_lib.finish(measured(recorded()))
+    text = compare_lib.table(doc)
+    lines = [l for l in text.splitlines() if l.startswith("| ") and not l.startswith("| mode") and "---" not in l]
+    assert len(lines) == len(doc["rows"]), (len(lines), len(doc["rows"]))
+    for r in doc["rows"]:
+        if r["status"] != "ok":
+            assert any(f"{r['status']}: {compare_lib.short_why(r)}" in l for l in lines), r
+    base = next(r for r in doc["rows"] if r["workload"] == "wan-1.3B" and r["row"] == "demand" and r["cap_gib"] == 1)
+    assert f"| {base['ratio_resident']:.2f} |" in text
+
+
+@test
+def combine_refuses_two_gpus_and_later_workloads_replace_earlier():
+    a = recorded()
+    b = copy.deepcopy(a)
+    b["gpu"] = "another GPU"
+    try:
+        compare_lib.combine([a, b])
+        raise AssertionError("combined two GPUs")
+    except ValueError:
+        pass
+    b = copy.deepcopy(a)
+    for r in b["rows"]:
+        if r["workload"] == "wan-1.3B" and r["row"] == "resident":
+            r["time_s"] *= 2
+    out = compare_lib.combine([a, b])
+    n = sum(1 for r in out["rows"] if r["workload"] == "wan-1.3B" and r["row"] == "resident")
+    assert n == 1, n
+    base = next(r for r in out["rows"] if r["workload"] == "wan-1.3B" and r["row"] == "resident")
+    assert base["time_s"] == 2 * next(r for r in a["rows"] if r["workload"] == "wan-1.3B"
+                                      and r["row"] == "resident")["time_s"]
+
+
+@test
+def the_chart_is_svg_with_a_bar_per_finished_row():
+    doc = compare_lib.finish(measured(recorded()))
+    root = ET.fromstring(compare_lib.svg(doc))
+    rects = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("width") != "100%"]
+    assert len(rects) == sum(1 for r in doc["rows"] if r["status"] == "ok"), len(rects)
+
+
+@test
+def the_readme_tables_are_made_from_the_newest_results():
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "results_table.py"), "--check"])
+    assert p.returncode == 0, "README.md differs from bench/results_table.py's output: run it"
+
+
+def main():
+    print(f"1..{len(TESTS)}")
+    failed = 0
+    for i, f in enumerate(TESTS, 1):
+        try:
+            f()
+            print(f"ok {i} - {f.__name__}")
+        except Exception as e:  # report and go on
+            failed += 1
+            print(f"not ok {i} - {f.__name__}: {type(e).__name__}: {e}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
