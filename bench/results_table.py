@@ -4,15 +4,19 @@
     python3 bench/results_table.py [--check]
 
 The table sits between <!-- results:begin --> and <!-- results:end --> in
-README.md. --check exits 1 if the README is not what the files give.
+README.md; the tables of the newest bench/compare.py file (and its chart)
+between <!-- compare:begin --> and <!-- compare:end -->. --check exits 1 if
+the README is not what the files give.
 """
 import glob
 import json
 import os
 import sys
 
+import compare_lib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+REGIONS = {"results": None, "compare": None}  # filled below: marker name -> function making the text
 
 
 def newest(pattern):
@@ -78,11 +82,33 @@ def table():
     return "\n".join(rows)
 
 
+def newest_compare():
+    """The newest result file of bench/compare.py (named <date>-<GPU>.json, "kind": "compare")."""
+    files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", "????-??-??-*.json")))
+    docs = [(f, json.load(open(f))) for f in files]
+    docs = [(f, d) for f, d in docs if isinstance(d, dict) and d.get("kind") == "compare"]
+    return docs[-1] if docs else (None, None)
+
+
+def compare_tables():
+    f, doc = newest_compare()
+    if not doc:
+        return "No comparison has been measured yet (bench/compare.py)."
+    svg = os.path.relpath(f[:-len(".json")] + ".svg", ROOT)
+    return (f"From `{os.path.relpath(f, ROOT)}`; chart: [`{svg}`]({svg}).\n\n"
+            f"![time per step relative to resident]({svg})\n\n" + compare_lib.table(doc).rstrip())
+
+
+REGIONS.update(results=table, compare=compare_tables)
+
+
 def main():
     path = os.path.join(ROOT, "README.md")
-    text = open(path).read()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    new = text[:start] + "\n" + table() + "\n" + text[end:]
+    text = new = open(path).read()
+    for name, make in REGIONS.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        start, stop = new.index(begin) + len(begin), new.index(end)
+        new = new[:start] + "\n" + make() + "\n" + new[stop:]
     if "--check" in sys.argv:
         sys.exit(0 if new == text else 1)
     open(path, "w").write(new)
