@@ -95,14 +95,7 @@ def main():
     print(f"{res['model']} (offload {a.offload}): {res['weight_bytes'] / 1e9:.2f} GB of weights, prefill "
           f"{a.prompt} tokens {prefill_s:.3f} s, decode {res['tok_s']:.2f} tok/s, peak allocated "
           f"{res['peak_allocated'] / 2**30:.2f} GiB, tokens {tokens[:6]}, checksum {checksum}")
-    v = res["vpage"]
-    if v and v["devices"]:
-        d = v["devices"][0]
-        cap = "none" if d["cap"] is None else f"{d['cap'] / 2**30:.2f} GiB"
-        print(f"vpage: counted peak {d['total']['peak'] / 2**30:.2f} GiB, cap {cap}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=1)
+    res.report(a.json)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ safetensors file so the weight-file path is exercised.
 import argparse
 import hashlib
 import importlib.util
-import json
 import math
 import time
 
@@ -226,13 +225,7 @@ def main():
     print(f"{a.model} ({impl}, offload {a.offload}): {params / 1e9:.2f} B parameters, {res['tokens']} tokens, "
           f"median step {med}, peak allocated {res['peak_allocated'] / 2**30:.2f} GiB, "
           f"device total seen {res['mem_get_info'][1] / 2**30:.2f} GiB, checksum {checksum}")
-    if res["vpage"] and res["vpage"]["devices"]:
-        d = res["vpage"]["devices"][0]
-        cap = "none" if d["cap"] is None else f"{d['cap'] / 2**30:.2f} GiB"
-        print(f"vpage: counted peak {d['total']['peak'] / 2**30:.2f} GiB, cap {cap}")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(res, fh, indent=1)
+    res.report(a.json)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ BENCH_DEVICE=cpu runs all of it on the CPU (a check of the scripts on a
 machine without a GPU; nothing it measures means anything).
 """
 import contextlib
+import json
 import math
 import os
 import time
@@ -132,6 +133,17 @@ class Result(dict):
         yield
         sync()
         self["timed_window"][1] = time.time()
+
+    def report(self, json_path=None):
+        """Prints vpage's counted peak (when preloaded) and writes the JSON."""
+        v = self["vpage"]
+        if v and v["devices"]:
+            d = v["devices"][0]
+            cap = "none" if d["cap"] is None else f"{d['cap'] / 2**30:.2f} GiB"
+            print(f"vpage: counted peak {d['total']['peak'] / 2**30:.2f} GiB, cap {cap}")
+        if json_path:
+            with open(json_path, "w") as fh:
+                json.dump(self, fh, indent=1)
 
     def finish(self):
         free, total = torch.cuda.mem_get_info() if ON_GPU else (0, 0)
