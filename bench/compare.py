@@ -22,6 +22,7 @@ Every paged byte lives in host RAM: VPAGE_PAGED_LIMIT keeps the managed
 memory of one process below what the card has free (the card is shared).
 """
 import argparse
+import copy
 import datetime
 import importlib
 import json
@@ -162,7 +163,11 @@ def main():
           f"VPAGE_PAGED_LIMIT={paged_limit}; diffusers: {missing or 'yes'}", flush=True)
 
     def save():
-        json.dump(compare_lib.finish(json.loads(json.dumps(doc))), open(stem + ".json", "w"), indent=1)
+        """Writes the finished document (a copy: doc keeps only what was measured) and returns it."""
+        done = compare_lib.finish(copy.deepcopy(doc))
+        with open(stem + ".json", "w") as fh:
+            json.dump(done, fh, indent=1)
+        return done
 
     rows = a.rows.split(",")
     for name in names:
@@ -178,8 +183,7 @@ def main():
             for cap in (w["caps_gib"] if row in ("off", "demand") else [None]):
                 doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
                 save()
-    save()
-    final = json.load(open(stem + ".json"))
+    final = save()
     with open(stem + ".svg", "w") as fh:
         fh.write(compare_lib.svg(final))
     print(compare_lib.table(final))

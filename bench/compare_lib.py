@@ -59,24 +59,26 @@ def finish(doc):
     rows = [r for r in doc["rows"] if r["row"] != "bound"]
     out = []
     for name, w in doc["workloads"].items():
-        bw = w["h2d_bytes_per_s"]
         mine = [r for r in rows if r["workload"] == name]
+        out += mine
         base = next((r for r in mine if r["row"] == "resident" and r["status"] == "ok"), None)
-        for r in mine:
-            out.append(r)
-            if base is None or r["status"] != "ok":
-                continue
-            working = max(0, base["peak_allocated"] - base["weight_bytes"])
-            budget = r["cap_gib"] * GiB if r.get("cap_gib") is not None else r["device_peak_mib"] * (1 << 20)
-            r["ratio_resident"] = r["time_s"] / base["time_s"]
-            r["identical"] = r["checksum"] == base["checksum"]
-            r["bound_s"], r["must_move_bytes"] = bound(base["time_s"], base["weight_bytes"], working, budget, bw)
-            r["ratio_bound"] = r["time_s"] / r["bound_s"]
         if base is None:
             continue
         working = max(0, base["peak_allocated"] - base["weight_bytes"])
+
+        def at(budget):
+            return bound(base["time_s"], base["weight_bytes"], working, budget, w["h2d_bytes_per_s"])
+
+        for r in mine:
+            if r["status"] != "ok":
+                continue
+            budget = r["cap_gib"] * GiB if r.get("cap_gib") is not None else r["device_peak_mib"] * (1 << 20)
+            r["ratio_resident"] = r["time_s"] / base["time_s"]
+            r["identical"] = r["checksum"] == base["checksum"]
+            r["bound_s"], r["must_move_bytes"] = at(budget)
+            r["ratio_bound"] = r["time_s"] / r["bound_s"]
         for cap in w["caps_gib"]:
-            b, move = bound(base["time_s"], base["weight_bytes"], working, cap * GiB, bw)
+            b, move = at(cap * GiB)
             out.append({"workload": name, "row": "bound", "cap_gib": cap, "status": "ok", "time_s": b,
                         "must_move_bytes": move, "ratio_resident": b / base["time_s"], "ratio_bound": 1.0})
     doc["rows"] = out

@@ -16,7 +16,6 @@ import sys
 import compare_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REGIONS = {"results": None, "compare": None}  # filled below: marker name -> function making the text
 
 
 def newest(pattern):
@@ -99,7 +98,7 @@ def compare_tables():
             f"![time per step relative to resident]({svg})\n\n" + compare_lib.table(doc).rstrip())
 
 
-REGIONS.update(results=table, compare=compare_tables)
+REGIONS = {"results": table, "compare": compare_tables}  # README marker name -> what fills it
 
 
 def main():

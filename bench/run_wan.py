@@ -24,14 +24,12 @@ without the preload, or with an offload) and vpage's stats when preloaded.
 --json writes all of it. --save-weights/--load-weights keep the weights in a
 safetensors file so the weight-file path is exercised.
 """
-
 import argparse
 import hashlib
 import importlib.util
 import math
-import time
-
 import os
+import time
 
 import torch
 import torch.nn.functional as F

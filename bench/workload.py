@@ -65,15 +65,13 @@ def fill(model, seed, home, dtype, draw=True):
                     continue
                 name = f"{mname}.{pname}" if mname else pname
                 t = torch.empty(p.shape, dtype=dtype, device=home)
-                if not draw:
-                    pass
-                elif p.dim() <= 1:
+                if draw and p.dim() <= 1:
                     t.fill_(1.0 if "weight" in name else 0.0)
-                elif home == DEVICE:
-                    t.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]), generator=g)
-                else:
-                    t.copy_(torch.empty(p.shape, dtype=dtype, device=DEVICE).normal_(
-                        0.0, 1.0 / math.sqrt(p.shape[-1]), generator=g))
+                elif draw:  # drawn on DEVICE, then copied home if home is elsewhere
+                    src = t if home == DEVICE else torch.empty(p.shape, dtype=dtype, device=DEVICE)
+                    src.normal_(0.0, 1.0 / math.sqrt(p.shape[-1]), generator=g)
+                    if src is not t:
+                        t.copy_(src)
                 mod._parameters[pname] = nn.Parameter(t, requires_grad=False)
             for bname, b in list(mod._buffers.items()):
                 if b is not None:
@@ -147,6 +145,7 @@ class Result(dict):
 
     def finish(self):
         free, total = torch.cuda.mem_get_info() if ON_GPU else (0, 0)
-        self.update(peak_allocated=torch.cuda.max_memory_allocated() if ON_GPU else 0, mem_get_info=[free, total],
+        self.update(peak_allocated=torch.cuda.max_memory_allocated() if ON_GPU else 0,
+                    peak_reserved=torch.cuda.max_memory_reserved() if ON_GPU else 0, mem_get_info=[free, total],
                     host_rss_peak_mib=peak_rss_mib(), vpage=vpage_query.stats())
         return self
