@@ -6,7 +6,8 @@
 For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
   resident      no preload, the model fully on the GPU (the upper bound)
   vpage         the preload without a cap (its overhead)
-  off, demand   the preload at each cap, in each paging mode (off: the cap is a wall)
+  off, demand, stream
+                the preload at each cap, in each paging mode (off: the cap is a wall)
   group         diffusers group offloading, block level, on a side stream
   sequential    accelerate's cpu_offload
 and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
@@ -74,8 +75,8 @@ def spec(row, cap, lib, paged_limit):
         return {"VPAGE_CAP": "none"}, lib, "none"
     if row == "off":
         return {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "off"}, lib, "none"
-    if row == "demand":
-        return ({"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "demand",
+    if row in ("demand", "stream"):
+        return ({"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": row,
                  "VPAGE_PAGED_LIMIT": str(paged_limit)}, lib, "none")
     return {}, None, row  # group, sequential: the peers, without the preload
 
@@ -180,7 +181,7 @@ def main():
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
-            for cap in (w["caps_gib"] if row in ("off", "demand") else [None]):
+            for cap in (w["caps_gib"] if row in ("off", "demand", "stream") else [None]):
                 doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
                 save()
     final = save()

@@ -27,12 +27,13 @@ import json
 import math
 import sys
 
-ROWS = ("resident", "vpage", "off", "demand", "group", "sequential")
+ROWS = ("resident", "vpage", "off", "demand", "stream", "group", "sequential")
 LABEL = {
     "resident": "resident, no preload (upper bound)",
     "vpage": "vpage, no cap (its overhead)",
     "off": "vpage at the cap, VPAGE_PAGING=off",
     "demand": "vpage at the cap, VPAGE_PAGING=demand",
+    "stream": "vpage at the cap, VPAGE_PAGING=stream",
     "group": "diffusers group offloading (block_level, use_stream, record_stream)",
     "sequential": "accelerate cpu_offload (sequential)",
     "bound": "transfer lower bound at the cap",
@@ -151,7 +152,8 @@ def svg(doc, width=1000):
                 lines.append(f'<text x="{left}" y="{y + 12}" fill="#a00">{html.escape(r["status"])}</text>')
             else:
                 v = r["ratio_resident"]
-                color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
+                color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "stream": "#c60",
+                         "vpage": "#c60"}.get(r["row"], "#36c")
                 lines.append(f'<rect x="{left}" y="{y}" width="{max(1.0, x_of(v) - left):.1f}" height="{bar_h}" '
                              f'fill="{color}"/>')
                 lines.append(f'<text x="{x_of(v) + 4:.1f}" y="{y + 12}">{v:.2f}x</text>')

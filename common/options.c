@@ -45,7 +45,7 @@ struct vp_options vp_opt = {
     .chunk = 64ull << 20,
 };
 
-static const char *const paging_names[] = {"off", "demand", NULL};
+static const char *const paging_names[] = {"off", "demand", "stream", NULL};
 static const char *const evict_names[] = {"collapse", "writeback", NULL};
 static const char *const policy_names[] = {"lru", "loop", NULL};
 

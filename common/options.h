@@ -24,7 +24,7 @@
 #include "vp.h"
 
 enum vp_level { VP_ERROR, VP_WARN, VP_INFO, VP_DEBUG };
-enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND };
+enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND, VP_PAGING_STREAM };
 enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
 enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
 
@@ -51,7 +51,9 @@ struct vp_cap {
       "(then they are counted only)")                                              \
     X(PAGING, paging, CHOICE, "off", "off: allocations past the cap fail; demand: " \
       "cuMemAlloc memory is paged (host RAM holds it, the pager keeps what "      \
-      "kernels touch resident under the cap)")                                    \
+      "kernels touch resident under the cap); stream: cuMemAlloc memory lives in " \
+      "host RAM and pieces are copied into device memory of exact size ahead of " \
+      "use (pager/stream.h)")                                                      \
     X(PAGED_LIMIT, paged_limit, SIZE, "0", "most bytes of paged allocations per " \
       "device (they live in host RAM); 0: the host's RAM")                        \
     X(POLICY, policy, CHOICE, "lru", "which chunks the pager lets in and evicts: " \

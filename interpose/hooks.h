@@ -42,6 +42,10 @@
 #define VP_HTOD_A (dst, src, n)
 #define VP_HTODA_P (CUdeviceptr dst, const void *src, size_t n, CUstream stream)
 #define VP_HTODA_A (dst, src, n, stream)
+#define VP_DTOH_P (void *dst, CUdeviceptr src, size_t n)
+#define VP_DTOH_A (dst, src, n)
+#define VP_DTOHA_P (void *dst, CUdeviceptr src, size_t n, CUstream stream)
+#define VP_DTOHA_A (dst, src, n, stream)
 #define VP_CPY_P (CUdeviceptr dst, CUdeviceptr src, size_t n)
 #define VP_CPY_A (dst, src, n)
 #define VP_CPYA_P (CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream stream)
@@ -112,6 +116,14 @@
     X(CUresult, cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A)          \
     X(CUresult, cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A)
 
+/* Device-to-host copies: they only read device memory, and are wrapped so
+ * that streamed memory (pager/stream.h) does not move under them. */
+#define VP_READ_HOOKS(X)                                                      \
+    X(CUresult, cuMemcpyDtoH_v2, VP_DTOH_P, VP_DTOH_A)                         \
+    X(CUresult, cuMemcpyDtoH_v2_ptds, VP_DTOH_P, VP_DTOH_A)                    \
+    X(CUresult, cuMemcpyDtoHAsync_v2, VP_DTOHA_P, VP_DTOHA_A)                  \
+    X(CUresult, cuMemcpyDtoHAsync_v2_ptsz, VP_DTOHA_P, VP_DTOHA_A)
+
 #define VP_HOOKS(X)                                                           \
     /* start-up and lookup */                                                  \
     X(CUresult, cuInit, (unsigned int flags), (flags))                         \
@@ -173,6 +185,7 @@
     /* copies and memsets: where device bytes come from (pager/weights.h) */   \
     VP_COPY_HOOKS(X)                                                           \
     VP_SHAPED_COPY_HOOKS(X)                                                    \
+    VP_READ_HOOKS(X)                                                           \
     /* kernel handles */                                                       \
     X(CUresult, cuModuleGetFunction,                                           \
       (CUfunction *fn, CUmodule mod, const char *name), (fn, mod, name))       \
@@ -239,7 +252,25 @@
       (CUdeviceptr p, size_t n, CUmem_advise advice, CUmemLocation loc))       \
     X(CUresult, cuMemPrefetchAsync_v2,                                         \
       (CUdeviceptr p, size_t n, CUmemLocation loc, unsigned int flags,         \
-       CUstream stream))
+       CUstream stream))                                                       \
+    /* streaming (pager/stream.c) */                                           \
+    X(CUresult, cuMemAddressReserve,                                           \
+      (CUdeviceptr *p, size_t n, size_t align, CUdeviceptr addr,               \
+       unsigned long long flags))                                              \
+    X(CUresult, cuMemAddressFree, (CUdeviceptr p, size_t n))                   \
+    X(CUresult, cuMemMap,                                                      \
+      (CUdeviceptr p, size_t n, size_t off, CUmemGenericAllocationHandle h,    \
+       unsigned long long flags))                                              \
+    X(CUresult, cuMemUnmap, (CUdeviceptr p, size_t n))                         \
+    X(CUresult, cuMemSetAccess,                                                \
+      (CUdeviceptr p, size_t n, const CUmemAccessDesc *desc, size_t count))    \
+    X(CUresult, cuMemGetAllocationGranularity,                                 \
+      (size_t *g, const CUmemAllocationProp *prop,                             \
+       CUmemAllocationGranularity_flags option))                               \
+    X(CUresult, cuEventCreate, (CUevent *ev, unsigned int flags))              \
+    X(CUresult, cuEventRecord, (CUevent ev, CUstream stream))                  \
+    X(CUresult, cuEventQuery, (CUevent ev))                                    \
+    X(CUresult, cuEventSynchronize, (CUevent ev))
 
 /* Hook ids, in list order: index into counters and the name table. */
 enum vp_hook_id {

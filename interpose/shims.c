@@ -159,49 +159,77 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
  * lies in a tracked mapping counts as the file's. */
 
 /* HOST: 1 when src is host memory by contract (HtoD), 0 for unified copies */
-#define COPY_FROM_HOST(name, PARAMS, ARGS, HOST)                            \
+/* Streamed memory (pager/stream.h) must not move while a copy is issued
+ * or in flight: the addresses a copy carries are handed to the pager
+ * before it is issued, and its stream after. STREAM_OF is the stream a
+ * copy runs on; PT: 1 for per-thread-stream symbols. */
+#define OP_BEGIN(a, b) uint64_t vp_ops_[2] = {(uint64_t)(a), (uint64_t)(b)}; \
+    int vp_op_ = vp_pager_op_begin(vp_ops_, 2, 0)
+#define OP_END(stream, pt) if (vp_op_) vp_pager_op_end((stream), (pt))
+
+/* HOST: 1 when src is host memory by contract (HtoD), 0 for unified copies */
+#define COPY_FROM_HOST(name, PARAMS, ARGS, HOST, STREAM_OF, PT)             \
     VP_EXPORT CUresult name PARAMS                                          \
     {                                                                       \
         ENTER(name);                                                        \
+        OP_BEGIN(dst, HOST ? 0 : (uint64_t)(uintptr_t)src);                 \
         CUresult rc = vp_real.name ARGS;                                    \
+        OP_END(STREAM_OF, PT);                                              \
         if (vp_weights_active()) {                                          \
             if (rc == CUDA_SUCCESS) vp_weights_copied(dst, (const void *)(uintptr_t)src, n, HOST); \
             else vp_weights_written(dst, n);                                \
         }                                                                   \
         return rc;                                                          \
     }
-#define WRITES(name, PARAMS, ARGS, UNIT)                                    \
+#define WRITES(name, PARAMS, ARGS, UNIT, SRC, STREAM_OF, PT)                \
     VP_EXPORT CUresult name PARAMS                                          \
     {                                                                       \
         ENTER(name);                                                        \
         vp_weights_written(dst, n * (UNIT));                                \
-        return vp_real.name ARGS;                                           \
+        OP_BEGIN(dst, SRC);                                                 \
+        CUresult rc = vp_real.name ARGS;                                    \
+        OP_END(STREAM_OF, PT);                                              \
+        return rc;                                                          \
+    }
+#define READS(name, PARAMS, ARGS, STREAM_OF, PT)                            \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        OP_BEGIN(src, 0);                                                   \
+        CUresult rc = vp_real.name ARGS;                                    \
+        OP_END(STREAM_OF, PT);                                              \
+        return rc;                                                          \
     }
 
-COPY_FROM_HOST(cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A, 1)
-COPY_FROM_HOST(cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A, 1)
-COPY_FROM_HOST(cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A, 1)
-COPY_FROM_HOST(cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A, 1)
-COPY_FROM_HOST(cuMemcpy, VP_CPY_P, VP_CPY_A, 0)
-COPY_FROM_HOST(cuMemcpy_ptds, VP_CPY_P, VP_CPY_A, 0)
-COPY_FROM_HOST(cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A, 0)
-COPY_FROM_HOST(cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A, 0)
-WRITES(cuMemcpyDtoD_v2, VP_CPY_P, VP_CPY_A, 1)
-WRITES(cuMemcpyDtoD_v2_ptds, VP_CPY_P, VP_CPY_A, 1)
-WRITES(cuMemcpyDtoDAsync_v2, VP_CPYA_P, VP_CPYA_A, 1)
-WRITES(cuMemcpyDtoDAsync_v2_ptsz, VP_CPYA_P, VP_CPYA_A, 1)
-WRITES(cuMemsetD8_v2, VP_SET_P(unsigned char), VP_SET_A, 1)
-WRITES(cuMemsetD8_v2_ptds, VP_SET_P(unsigned char), VP_SET_A, 1)
-WRITES(cuMemsetD16_v2, VP_SET_P(unsigned short), VP_SET_A, 2)
-WRITES(cuMemsetD16_v2_ptds, VP_SET_P(unsigned short), VP_SET_A, 2)
-WRITES(cuMemsetD32_v2, VP_SET_P(unsigned int), VP_SET_A, 4)
-WRITES(cuMemsetD32_v2_ptds, VP_SET_P(unsigned int), VP_SET_A, 4)
-WRITES(cuMemsetD8Async, VP_SETA_P(unsigned char), VP_SETA_A, 1)
-WRITES(cuMemsetD8Async_ptsz, VP_SETA_P(unsigned char), VP_SETA_A, 1)
-WRITES(cuMemsetD16Async, VP_SETA_P(unsigned short), VP_SETA_A, 2)
-WRITES(cuMemsetD16Async_ptsz, VP_SETA_P(unsigned short), VP_SETA_A, 2)
-WRITES(cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A, 4)
-WRITES(cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A, 4)
+COPY_FROM_HOST(cuMemcpyHtoD_v2, VP_HTOD_P, VP_HTOD_A, 1, NULL, 0)
+COPY_FROM_HOST(cuMemcpyHtoD_v2_ptds, VP_HTOD_P, VP_HTOD_A, 1, NULL, 1)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2, VP_HTODA_P, VP_HTODA_A, 1, stream, 0)
+COPY_FROM_HOST(cuMemcpyHtoDAsync_v2_ptsz, VP_HTODA_P, VP_HTODA_A, 1, stream, 1)
+COPY_FROM_HOST(cuMemcpy, VP_CPY_P, VP_CPY_A, 0, NULL, 0)
+COPY_FROM_HOST(cuMemcpy_ptds, VP_CPY_P, VP_CPY_A, 0, NULL, 1)
+COPY_FROM_HOST(cuMemcpyAsync, VP_CPYA_P, VP_CPYA_A, 0, stream, 0)
+COPY_FROM_HOST(cuMemcpyAsync_ptsz, VP_CPYA_P, VP_CPYA_A, 0, stream, 1)
+WRITES(cuMemcpyDtoD_v2, VP_CPY_P, VP_CPY_A, 1, src, NULL, 0)
+WRITES(cuMemcpyDtoD_v2_ptds, VP_CPY_P, VP_CPY_A, 1, src, NULL, 1)
+WRITES(cuMemcpyDtoDAsync_v2, VP_CPYA_P, VP_CPYA_A, 1, src, stream, 0)
+WRITES(cuMemcpyDtoDAsync_v2_ptsz, VP_CPYA_P, VP_CPYA_A, 1, src, stream, 1)
+WRITES(cuMemsetD8_v2, VP_SET_P(unsigned char), VP_SET_A, 1, 0, NULL, 0)
+WRITES(cuMemsetD8_v2_ptds, VP_SET_P(unsigned char), VP_SET_A, 1, 0, NULL, 1)
+WRITES(cuMemsetD16_v2, VP_SET_P(unsigned short), VP_SET_A, 2, 0, NULL, 0)
+WRITES(cuMemsetD16_v2_ptds, VP_SET_P(unsigned short), VP_SET_A, 2, 0, NULL, 1)
+WRITES(cuMemsetD32_v2, VP_SET_P(unsigned int), VP_SET_A, 4, 0, NULL, 0)
+WRITES(cuMemsetD32_v2_ptds, VP_SET_P(unsigned int), VP_SET_A, 4, 0, NULL, 1)
+WRITES(cuMemsetD8Async, VP_SETA_P(unsigned char), VP_SETA_A, 1, 0, stream, 0)
+WRITES(cuMemsetD8Async_ptsz, VP_SETA_P(unsigned char), VP_SETA_A, 1, 0, stream, 1)
+WRITES(cuMemsetD16Async, VP_SETA_P(unsigned short), VP_SETA_A, 2, 0, stream, 0)
+WRITES(cuMemsetD16Async_ptsz, VP_SETA_P(unsigned short), VP_SETA_A, 2, 0, stream, 1)
+WRITES(cuMemsetD32Async, VP_SETA_P(unsigned int), VP_SETA_A, 4, 0, stream, 0)
+WRITES(cuMemsetD32Async_ptsz, VP_SETA_P(unsigned int), VP_SETA_A, 4, 0, stream, 1)
+
+READS(cuMemcpyDtoH_v2, VP_DTOH_P, VP_DTOH_A, NULL, 0)
+READS(cuMemcpyDtoH_v2_ptds, VP_DTOH_P, VP_DTOH_A, NULL, 1)
+READS(cuMemcpyDtoHAsync_v2, VP_DTOHA_P, VP_DTOHA_A, stream, 0)
+READS(cuMemcpyDtoHAsync_v2_ptsz, VP_DTOHA_P, VP_DTOHA_A, stream, 1)
 
 /* 2D and 3D copies: the destination's rows, as one span from its first to
  * its last byte (the gaps between rows are cut too: conservative). */
@@ -225,32 +253,39 @@ static void written_3d(CUmemorytype type, CUdeviceptr dst, size_t x, size_t y, s
 #define W3D(c) written_3d((c)->dstMemoryType, (c)->dstDevice, (c)->dstXInBytes, (c)->dstY, (c)->dstZ, \
                           (c)->dstPitch, (c)->dstHeight, (c)->WidthInBytes, (c)->Height, (c)->Depth)
 
-#define SHAPED(name, PARAMS, ARGS, MARK)                                    \
+/* Shaped copies carry their device addresses in a descriptor; peer
+ * copies as arguments. */
+#define SHAPED(name, PARAMS, ARGS, MARK, SRC, DST, STREAM_OF, PT)          \
     VP_EXPORT CUresult name PARAMS                                          \
     {                                                                       \
         ENTER(name);                                                        \
         MARK;                                                               \
-        return vp_real.name ARGS;                                           \
+        OP_BEGIN(SRC, DST);                                                 \
+        CUresult rc = vp_real.name ARGS;                                    \
+        OP_END(STREAM_OF, PT);                                              \
+        return rc;                                                          \
     }
+#define C_SRC (copy ? (uint64_t)copy->srcDevice : 0)
+#define C_DST (copy ? (uint64_t)copy->dstDevice : 0)
 
-SHAPED(cuMemcpy2D_v2, VP_C2D_P, (copy), written_2d(copy))
-SHAPED(cuMemcpy2D_v2_ptds, VP_C2D_P, (copy), written_2d(copy))
-SHAPED(cuMemcpy2DUnaligned_v2, VP_C2D_P, (copy), written_2d(copy))
-SHAPED(cuMemcpy2DUnaligned_v2_ptds, VP_C2D_P, (copy), written_2d(copy))
-SHAPED(cuMemcpy2DAsync_v2, VP_C2DA_P, (copy, stream), written_2d(copy))
-SHAPED(cuMemcpy2DAsync_v2_ptsz, VP_C2DA_P, (copy, stream), written_2d(copy))
-SHAPED(cuMemcpy3D_v2, VP_C3D_P, (copy), if (copy) W3D(copy))
-SHAPED(cuMemcpy3D_v2_ptds, VP_C3D_P, (copy), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DAsync_v2, VP_C3DA_P, (copy, stream), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DAsync_v2_ptsz, VP_C3DA_P, (copy, stream), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DPeer, VP_C3DP_P, (copy), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DPeer_ptds, VP_C3DP_P, (copy), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DPeerAsync, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy))
-SHAPED(cuMemcpy3DPeerAsync_ptsz, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy))
-SHAPED(cuMemcpyPeer, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n))
-SHAPED(cuMemcpyPeer_ptds, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n))
-SHAPED(cuMemcpyPeerAsync, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n))
-SHAPED(cuMemcpyPeerAsync_ptsz, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n))
+SHAPED(cuMemcpy2D_v2, VP_C2D_P, (copy), written_2d(copy), C_SRC, C_DST, NULL, 0)
+SHAPED(cuMemcpy2D_v2_ptds, VP_C2D_P, (copy), written_2d(copy), C_SRC, C_DST, NULL, 1)
+SHAPED(cuMemcpy2DUnaligned_v2, VP_C2D_P, (copy), written_2d(copy), C_SRC, C_DST, NULL, 0)
+SHAPED(cuMemcpy2DUnaligned_v2_ptds, VP_C2D_P, (copy), written_2d(copy), C_SRC, C_DST, NULL, 1)
+SHAPED(cuMemcpy2DAsync_v2, VP_C2DA_P, (copy, stream), written_2d(copy), C_SRC, C_DST, stream, 0)
+SHAPED(cuMemcpy2DAsync_v2_ptsz, VP_C2DA_P, (copy, stream), written_2d(copy), C_SRC, C_DST, stream, 1)
+SHAPED(cuMemcpy3D_v2, VP_C3D_P, (copy), if (copy) W3D(copy), C_SRC, C_DST, NULL, 0)
+SHAPED(cuMemcpy3D_v2_ptds, VP_C3D_P, (copy), if (copy) W3D(copy), C_SRC, C_DST, NULL, 1)
+SHAPED(cuMemcpy3DAsync_v2, VP_C3DA_P, (copy, stream), if (copy) W3D(copy), C_SRC, C_DST, stream, 0)
+SHAPED(cuMemcpy3DAsync_v2_ptsz, VP_C3DA_P, (copy, stream), if (copy) W3D(copy), C_SRC, C_DST, stream, 1)
+SHAPED(cuMemcpy3DPeer, VP_C3DP_P, (copy), if (copy) W3D(copy), C_SRC, C_DST, NULL, 0)
+SHAPED(cuMemcpy3DPeer_ptds, VP_C3DP_P, (copy), if (copy) W3D(copy), C_SRC, C_DST, NULL, 1)
+SHAPED(cuMemcpy3DPeerAsync, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy), C_SRC, C_DST, stream, 0)
+SHAPED(cuMemcpy3DPeerAsync_ptsz, VP_C3DPA_P, (copy, stream), if (copy) W3D(copy), C_SRC, C_DST, stream, 1)
+SHAPED(cuMemcpyPeer, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n), src, dst, NULL, 0)
+SHAPED(cuMemcpyPeer_ptds, VP_PEER_P, VP_PEER_A, vp_weights_written(dst, n), src, dst, NULL, 1)
+SHAPED(cuMemcpyPeerAsync, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n), src, dst, stream, 0)
+SHAPED(cuMemcpyPeerAsync_ptsz, VP_PEERA_P, VP_PEERA_A, vp_weights_written(dst, n), src, dst, stream, 1)
 
 /* ---- kernel handles ---- */
 
@@ -284,40 +319,46 @@ VP_EXPORT CUresult cuKernelGetFunction(CUfunction *fn, CUkernel kern)
 /* ---- launches ---- */
 
 /* The registry counts the launch; the pager queues what its parameters
- * point at (no driver call on this thread). */
-#define LAUNCH(name, f, params, extra, call)                                \
+ * point at (no driver call on this thread), and with streamed memory
+ * holds it in place until the launch is issued and recorded. */
+#define LAUNCH(name, f, params, extra, call, STREAM_OF, PT)                 \
     ENTER(name);                                                            \
-    vp_pager_launch(vp_registry_launch(f), params, extra);                  \
-    return call
+    int vp_op_ = vp_pager_launch(vp_registry_launch(f), params, extra);     \
+    CUresult rc = call;                                                     \
+    OP_END(STREAM_OF, PT);                                                  \
+    return rc
 
 VP_EXPORT CUresult cuLaunchKernel VP_LAUNCH_PARAMS
 {
-    LAUNCH(cuLaunchKernel, f, params, extra, vp_real.cuLaunchKernel VP_LAUNCH_ARGS);
+    LAUNCH(cuLaunchKernel, f, params, extra, vp_real.cuLaunchKernel VP_LAUNCH_ARGS, stream, 0);
 }
 
 VP_EXPORT CUresult cuLaunchKernel_ptsz VP_LAUNCH_PARAMS
 {
-    LAUNCH(cuLaunchKernel_ptsz, f, params, extra, vp_real.cuLaunchKernel_ptsz VP_LAUNCH_ARGS);
+    LAUNCH(cuLaunchKernel_ptsz, f, params, extra, vp_real.cuLaunchKernel_ptsz VP_LAUNCH_ARGS, stream, 1);
 }
 
 VP_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    LAUNCH(cuLaunchKernelEx, f, params, extra, vp_real.cuLaunchKernelEx(cfg, f, params, extra));
+    LAUNCH(cuLaunchKernelEx, f, params, extra, vp_real.cuLaunchKernelEx(cfg, f, params, extra),
+           cfg ? cfg->hStream : NULL, 0);
 }
 
 VP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
 {
-    LAUNCH(cuLaunchKernelEx_ptsz, f, params, extra, vp_real.cuLaunchKernelEx_ptsz(cfg, f, params, extra));
+    LAUNCH(cuLaunchKernelEx_ptsz, f, params, extra, vp_real.cuLaunchKernelEx_ptsz(cfg, f, params, extra),
+           cfg ? cfg->hStream : NULL, 1);
 }
 
 VP_EXPORT CUresult cuLaunchCooperativeKernel VP_COOP_PARAMS
 {
-    LAUNCH(cuLaunchCooperativeKernel, f, params, NULL, vp_real.cuLaunchCooperativeKernel VP_COOP_ARGS);
+    LAUNCH(cuLaunchCooperativeKernel, f, params, NULL, vp_real.cuLaunchCooperativeKernel VP_COOP_ARGS, stream, 0);
 }
 
 VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
 {
-    LAUNCH(cuLaunchCooperativeKernel_ptsz, f, params, NULL, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS);
+    LAUNCH(cuLaunchCooperativeKernel_ptsz, f, params, NULL, vp_real.cuLaunchCooperativeKernel_ptsz VP_COOP_ARGS,
+           stream, 1);
 }
 
 /* A graph replay is one call; the kernels inside are not seen here. Its
@@ -325,7 +366,9 @@ VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
 VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch);
+    int vp_op_ = vp_pager_op_begin(NULL, 0, 1);
     CUresult rc = vp_real.cuGraphLaunch(exec, stream);
+    OP_END(stream, 0);
     vp_mem_graph_launched();
     return rc;
 }
@@ -333,7 +376,9 @@ VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch_ptsz);
+    int vp_op_ = vp_pager_op_begin(NULL, 0, 1);
     CUresult rc = vp_real.cuGraphLaunch_ptsz(exec, stream);
+    OP_END(stream, 1);
     vp_mem_graph_launched();
     return rc;
 }

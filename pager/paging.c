@@ -16,6 +16,7 @@
 #include "../interpose/driver.h"
 #include "../policy/demand.h"
 #include "account.h"
+#include "stream.h"
 #include "weights.h"
 
 enum chunk_state { C_HOST, C_QUEUED, C_IN, C_OUT };
@@ -67,7 +68,7 @@ struct page_stats {
 };
 
 #define QCAP 8192
-#define MAX_SCAN 64 /* pointer-sized words looked at per launch */
+#define MAX_SCAN 512 /* pointer-sized words inside paged memory taken per launch */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
@@ -98,7 +99,7 @@ static uint64_t start_used[VP_MAX_DEVICES], start_counted[VP_MAX_DEVICES];
 static int have_start[VP_MAX_DEVICES];
 static int keeps[VP_MAX_DEVICES]; /* evicting gives this device no memory back */
 
-int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND; }
+int vp_paging_on(void) { return vp_opt.paging == VP_PAGING_DEMAND || vp_opt.paging == VP_PAGING_STREAM; }
 
 static enum vp_policy_kind policy(void)
 {
@@ -607,6 +608,16 @@ static uint64_t paged_limit(void)
 CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
 {
     const enum vp_hook_id hook = VP_HOOK_cuMemAlloc_v2;
+    if (vp_stream_on()) {
+        CUresult rc = vp_stream_alloc(dptr, bytes);
+        if (rc == CUDA_SUCCESS) {
+            vp_stat_add(hook, VP_CTR_bytes, bytes);
+            vp_stat_live_add(hook, bytes);
+        } else if (rc != CUDA_ERROR_NOT_SUPPORTED) {
+            vp_stat_add(hook, rc == CUDA_ERROR_OUT_OF_MEMORY ? VP_CTR_refused : VP_CTR_failed, 1);
+        }
+        return rc;
+    }
     int dev = vp_drv_current_device();
     if (dev < 0 || dev >= VP_MAX_DEVICES || bytes == 0 || !dptr) return CUDA_ERROR_NOT_SUPPORTED;
     if (!vp_real.cuMemAdvise_v2 || !vp_real.cuMemPrefetchAsync_v2 || !vp_real.cuDeviceGet ||
@@ -676,6 +687,12 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
 
 int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
 {
+    uint64_t size = 0;
+    if (vp_stream_free(dptr, rc, &size)) {
+        vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, size);
+        vp_weights_written(dptr, size);
+        return 1;
+    }
     if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
     pthread_mutex_lock(&mu);
     struct paged *p = find_locked(dptr);
@@ -717,6 +734,7 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
 
 int vp_pager_owns(CUdeviceptr a)
 {
+    if (vp_stream_owns(a)) return 1;
     if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
     pthread_mutex_lock(&mu);
     int r = find_locked(a) != NULL;
@@ -736,34 +754,47 @@ static const char *packed_params(void **extra, size_t *len)
     return buf;
 }
 
-void vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
+int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
 {
-    if (vp_likely(!atomic_load_explicit(&npaged, memory_order_relaxed))) return;
-    if (!k || atomic_load(&k->layout) != VP_LAYOUT_KNOWN || k->nparams <= 0) return;
-    if (atomic_load(&capturing)) return; /* recorded into a graph, not run now */
+    uint64_t slo = 0, shi = 0;
+    int streaming = vp_stream_span(&slo, &shi);
+    if (vp_likely(!atomic_load_explicit(&npaged, memory_order_relaxed) && !streaming)) return 0;
     const char *buf = NULL;
     size_t buflen = 0;
-    if (!params) {
-        if (!extra || !(buf = packed_params(extra, &buflen))) return;
-    }
+    int known = k && atomic_load(&k->layout) == VP_LAYOUT_KNOWN && k->nparams > 0;
+    if (known && !params && (!extra || !(buf = packed_params(extra, &buflen)))) known = 0;
+    /* streamed memory must not move under a kernel whose pointers cannot
+     * be read: it is taken to touch everything */
+    if (!known) return streaming ? vp_stream_op_begin(NULL, 0, 1, 0) : 0;
     uint64_t lo = atomic_load_explicit(&lo_addr, memory_order_relaxed);
     uint64_t hi = atomic_load_explicit(&hi_addr, memory_order_relaxed);
+    if (streaming) {
+        if (slo < lo) lo = slo;
+        if (shi > hi) hi = shi;
+    }
     uint64_t v[MAX_SCAN];
     size_t n = 0;
+    int over = 0;
     /* Every 8-byte word of every parameter: pointers, and pointers inside
      * by-value structs (TensorIterator's arrays of data pointers). */
-    for (int i = 0; i < k->nparams && n < MAX_SCAN; i++) {
+    for (int i = 0; i < k->nparams && !over; i++) {
         uint32_t sz = k->param_size[i];
         const char *src = params ? params[i] : buf + k->param_off[i];
         if (!params && (uint64_t)k->param_off[i] + sz > buflen) break;
         if (!src) continue;
-        for (uint32_t o = 0; o + 8 <= sz && n < MAX_SCAN; o += 8) {
+        for (uint32_t o = 0; o + 8 <= sz; o += 8) {
             uint64_t x;
             memcpy(&x, src + o, 8);
-            if (x >= lo && x < hi) v[n++] = x;
+            if (x < lo || x >= hi) continue;
+            if (n == MAX_SCAN) {
+                over = 1;
+                break;
+            }
+            v[n++] = x;
         }
     }
-    if (!n) return;
+    if (streaming) return vp_stream_op_begin(v, n, over, 1);
+    if (!n || atomic_load(&capturing)) return 0; /* while capturing: recorded into a graph, not run now */
     pthread_mutex_lock(&mu);
     uint64_t t = ++tick;
     int queued = 0;
@@ -790,10 +821,24 @@ void vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
     }
     if (queued) pthread_cond_signal(&work_cv);
     pthread_mutex_unlock(&mu);
+    return 0;
 }
+
+int vp_pager_op_begin(const uint64_t *ptrs, size_t n, int all)
+{
+    uint64_t lo, hi;
+    if (vp_likely(!vp_stream_span(&lo, &hi))) return 0;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ptrs[i] >= lo && ptrs[i] < hi) j++;
+    return j || all ? vp_stream_op_begin(ptrs, n, all, 0) : 0;
+}
+
+void vp_pager_op_end(CUstream s, int per_thread) { vp_stream_op_end(s, per_thread); }
 
 void vp_pager_capture(int delta)
 {
+    vp_stream_capture(delta);
     if (delta > 0) {
         atomic_fetch_add(&capturing, 1);
         return;
@@ -809,6 +854,7 @@ void vp_pager_capture(int delta)
 
 int vp_pager_reclaim(int dev, uint64_t bytes)
 {
+    if (vp_stream_on()) return vp_stream_reclaim(dev, bytes);
     if (!atomic_load(&npaged) || dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&capturing)) return -1;
     uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
     if (!before) return -1;
@@ -827,6 +873,10 @@ int vp_pager_reclaim(int dev, uint64_t bytes)
 
 void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
 {
+    if (vp_stream_on()) {
+        vp_stream_report(json, emit, ctx_);
+        return;
+    }
     emit(ctx_, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n",
          vp_opt.paging == VP_PAGING_DEMAND ? "demand" : "off", (unsigned long long)vp_opt.chunk);
     int first = 1;
@@ -848,6 +898,7 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
 
 void vp_pager_shutdown(void)
 {
+    vp_stream_shutdown();
     pthread_mutex_lock(&mu);
     int join = started && !stopping;
     stopping = 1;
@@ -857,11 +908,21 @@ void vp_pager_shutdown(void)
     if (join) pthread_join(thread, NULL);
 }
 
-void vp_pager_lock(void) { pthread_mutex_lock(&mu); }
-void vp_pager_unlock(void) { pthread_mutex_unlock(&mu); }
+void vp_pager_lock(void)
+{
+    pthread_mutex_lock(&mu);
+    vp_stream_lock();
+}
+
+void vp_pager_unlock(void)
+{
+    vp_stream_unlock();
+    pthread_mutex_unlock(&mu);
+}
 
 void vp_pager_reset_child(void)
 {
+    vp_stream_reset_child();
     /* the parent's allocations and thread are not ours: forget them (their
      * records leak, as the parent's device memory does for the child) */
     pthread_mutex_init(&mu, NULL);

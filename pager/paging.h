@@ -50,7 +50,8 @@
 #include "../interpose/hooks.h"
 #include "../interpose/registry.h"
 
-/* True when VPAGE_PAGING asks for paging. */
+/* True when VPAGE_PAGING asks for paging (demand or stream; stream
+ * allocations are handed to pager/stream.h). */
 int vp_paging_on(void);
 
 /* cuMemAlloc_v2 under paging. Returns the driver's or vpage's result; a
@@ -66,8 +67,15 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc);
 int vp_pager_owns(CUdeviceptr p);
 
 /* A kernel launch with its parameters (the kernelParams array, or the
- * packed buffer of CU_LAUNCH_PARAM_BUFFER_POINTER in extra). */
-void vp_pager_launch(struct vp_kernel *k, void **params, void **extra);
+ * packed buffer of CU_LAUNCH_PARAM_BUFFER_POINTER in extra), before it is
+ * issued. Returns 1 when vp_pager_op_end must follow the launch (streamed
+ * memory, pager/stream.h). */
+int vp_pager_launch(struct vp_kernel *k, void **params, void **extra);
+
+/* Around a copy or memset (ptrs: the device addresses it carries) or a
+ * graph replay (all): see vp_stream_op_begin. */
+int vp_pager_op_begin(const uint64_t *ptrs, size_t n, int all);
+void vp_pager_op_end(CUstream stream, int per_thread);
 
 /* Stream capture begun (+1) or ended (-1) somewhere in the process. */
 void vp_pager_capture(int delta);

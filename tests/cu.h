@@ -77,6 +77,7 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void *, size_t, CUstream)) \
     X(cuMemcpy, cuMemcpy, CUresult, (CUdeviceptr, CUdeviceptr, size_t))                  \
     X(cuMemcpyDtoD, cuMemcpyDtoD_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t))       \
+    X(cuMemcpyDtoH, cuMemcpyDtoH_v2, CUresult, (void *, CUdeviceptr, size_t))            \
     X(cuMemsetD8, cuMemsetD8_v2, CUresult, (CUdeviceptr, unsigned char, size_t))         \
     X(cuMemsetD32Async, cuMemsetD32Async, CUresult, (CUdeviceptr, unsigned int, size_t, CUstream)) \
     X(cuMemcpy2D, cuMemcpy2D_v2, CUresult, (const CUDA_MEMCPY2D *))                      \

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #undef cuGetProcAddress
 
@@ -56,6 +57,7 @@ struct alloc {
     struct alloc *next;
     uint8_t *pages; /* managed: per page, bit 0 on the device, bit 1 read-mostly, bit 2 memory kept */
     uint64_t kept;  /* managed: bytes of device memory kept for pages that left */
+    int fd;         /* vmm: the physical memory (a memfd), mapped by cuMemMap */
 };
 #define MPAGE (64ull << 10)
 static atomic_uint_fast64_t managed_in, managed_out, prefetch_calls;
@@ -144,7 +146,7 @@ static struct alloc *take(uint64_t ptr, int kind)
 static void record(uint64_t ptr, uint64_t size, uint64_t charged, int dev, int kind, struct pool *p)
 {
     struct alloc *a = calloc(1, sizeof *a);
-    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs, NULL, 0};
+    *a = (struct alloc){ptr, size, charged, dev, kind, p, allocs, NULL, 0, -1};
     allocs = a;
 }
 
@@ -493,10 +495,18 @@ FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, c
     (void)flags;
     NEED_INIT();
     int on_dev = prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
+    if (!on_dev && prop->location.type != CU_MEM_LOCATION_TYPE_HOST_NUMA) return CUDA_ERROR_INVALID_VALUE;
+    if (!size || size % (2ull << 20)) return CUDA_ERROR_INVALID_VALUE;
+    int fd = memfd_create("fake-vmm", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)size)) {
+        if (fd >= 0) close(fd);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     pthread_mutex_lock(&mu);
-    if (on_dev && charge(prop->location.id, size)) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
+    if (on_dev && charge(prop->location.id, size)) { pthread_mutex_unlock(&mu); close(fd); return CUDA_ERROR_OUT_OF_MEMORY; }
     uint64_t id = next_handle++;
     record(id, size, on_dev ? size : 0, on_dev ? prop->location.id : 0, 2, NULL);
+    allocs->fd = fd;
     pthread_mutex_unlock(&mu);
     *h = id;
     return CUDA_SUCCESS;
@@ -507,22 +517,62 @@ FAKE_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle h)
     struct alloc *a = take(h, 2);
     if (a) used[a->dev] -= a->charged;
     pthread_mutex_unlock(&mu);
+    if (a) close(a->fd);
     free(a);
     return a ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
+FAKE_EXPORT CUresult cuMemGetAllocationGranularity(size_t *g, const CUmemAllocationProp *prop, CUmemAllocationGranularity_flags o)
+{
+    (void)prop; (void)o;
+    *g = 2ull << 20;
+    return CUDA_SUCCESS;
+}
+/* Reserved ranges are inaccessible until mapped, as on the device. */
 FAKE_EXPORT CUresult cuMemAddressReserve(CUdeviceptr *p, size_t size, size_t align, CUdeviceptr addr, unsigned long long f)
 {
-    (void)align; (void)addr; (void)f;
-    *p = map_mem(size);
+    (void)addr; (void)f;
+    if (!align) align = 2ull << 20;
+    void *m = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
+    uint64_t b = ((uint64_t)(uintptr_t)m + align - 1) / align * align;
+    *p = b;
     return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuMemAddressFree(CUdeviceptr p, size_t size) { munmap((void *)(uintptr_t)p, size); return CUDA_SUCCESS; }
+/* A mapping is the handle's memfd mapped shared at the address: two
+ * addresses mapping one handle see the same bytes. */
 FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGenericAllocationHandle h, unsigned long long f)
 {
-    (void)p; (void)size; (void)off; (void)h; (void)f;
-    return CUDA_SUCCESS;
+    (void)f;
+    pthread_mutex_lock(&mu);
+    int fd = -1;
+    for (struct alloc *a = allocs; a; a = a->next)
+        if (a->ptr == h && a->kind == 2) fd = off + size <= a->size ? a->fd : -1;
+    pthread_mutex_unlock(&mu);
+    if (fd < 0 || off) return CUDA_ERROR_INVALID_VALUE;
+    void *m = mmap((void *)(uintptr_t)p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+    return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
 }
-FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size) { (void)p; (void)size; return CUDA_SUCCESS; }
+/* An unmapped address faults when touched, as on the device. */
+FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size)
+{
+    void *m = mmap((void *)(uintptr_t)p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuMemSetAccess(CUdeviceptr p, size_t size, const CUmemAccessDesc *d, size_t n)
+{
+    (void)p; (void)size;
+    return d && n ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---- events: work is done when issued, so an event is complete once recorded ---- */
+static atomic_uint_fast64_t events_recorded;
+FAKE_EXPORT uint64_t fake_cuda_events_recorded(void) { return atomic_load(&events_recorded); }
+FAKE_EXPORT CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = (CUevent)calloc(1, 16); return *e ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY; }
+FAKE_EXPORT CUresult cuEventDestroy_v2(CUevent e) { free(e); return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuEventRecord(CUevent e, CUstream s) { (void)s; atomic_fetch_add(&events_recorded, 1); return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+FAKE_EXPORT CUresult cuEventQuery(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+FAKE_EXPORT CUresult cuEventSynchronize(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
 
 /* ---- arrays: the fake rounds every array up to 64 KiB, as drivers pad ---- */
 static uint64_t array_size(uint64_t w, uint64_t h, uint64_t d, uint64_t ch, CUarray_format f)
@@ -682,8 +732,19 @@ static CUresult launch(CUfunction f)
     atomic_fetch_add(&launches, 1);
     return CUDA_SUCCESS;
 }
+/* Kernels named rw* run at launch: each parameter is a pointer to a
+ * 64-bit counter, incremented in place (a fault if it is not mapped). */
+static void run_rw(CUfunction f, void **p)
+{
+    struct fkernel *k = (struct fkernel *)f;
+    if (!k || !p || strncmp(k->name, "rw", 2)) return;
+    for (int i = 0; i < k->nparams; i++) {
+        uint64_t ptr = *(uint64_t *)p[i];
+        if (ptr) (*(volatile uint64_t *)(uintptr_t)ptr)++;
+    }
+}
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
-{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
@@ -754,6 +815,8 @@ CPY(cuMemcpyAsync_ptsz, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (
 CPY(cuMemcpyDtoD_v2, (CUdeviceptr d, CUdeviceptr s, size_t n), memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
 CPY(cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
 CPY(cuMemsetD8_v2, (CUdeviceptr d, unsigned char v, size_t n), memset((void *)(uintptr_t)d, v, n))
+CPY(cuMemcpyDtoH_v2, (void *d, CUdeviceptr s, size_t n), memcpy(d, (void *)(uintptr_t)s, n))
+CPY(cuMemcpyDtoHAsync_v2, (void *d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy(d, (void *)(uintptr_t)s, n))
 CPY(cuMemsetD32Async, (CUdeviceptr d, unsigned int v, size_t n, CUstream st),
     (void)st; for (size_t i = 0; i < n; i++) ((unsigned int *)(uintptr_t)d)[i] = v)
 
@@ -824,7 +887,11 @@ static const struct entry entries[] = {
     E("cuMemcpy", 4000, 0, cuMemcpy), E("cuMemcpy", 7000, 1, cuMemcpy_ptds),
     E("cuMemcpyAsync", 4000, 0, cuMemcpyAsync), E("cuMemcpyAsync", 7000, 1, cuMemcpyAsync_ptsz),
     E("cuMemcpyDtoD", 3020, 0, cuMemcpyDtoD_v2), E("cuMemcpyDtoDAsync", 3020, 0, cuMemcpyDtoDAsync_v2),
-    E("cuMemsetD8", 3020, 0, cuMemsetD8_v2), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
+    E("cuMemsetD8", 3020, 0, cuMemsetD8_v2), E("cuMemcpyDtoH", 3020, 0, cuMemcpyDtoH_v2),
+    E("cuMemcpyDtoHAsync", 3020, 0, cuMemcpyDtoHAsync_v2), E("cuMemSetAccess", 10020, 0, cuMemSetAccess),
+    E("cuMemGetAllocationGranularity", 10020, 0, cuMemGetAllocationGranularity),
+    E("cuEventCreate", 2000, 0, cuEventCreate), E("cuEventRecord", 2000, 0, cuEventRecord),
+    E("cuEventQuery", 2000, 0, cuEventQuery), E("cuEventSynchronize", 2000, 0, cuEventSynchronize), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
     E("cuMemcpy2D", 3020, 0, cuMemcpy2D_v2), E("cuMemcpyPeer", 4000, 0, cuMemcpyPeer),
     E("cuDeviceGetGraphMemAttribute", 11040, 0, cuDeviceGetGraphMemAttribute),
     E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),

@@ -1,0 +1,1121 @@
+/* stream.c - see stream.h. */
+#define _GNU_SOURCE
+#include "stream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/options.h"
+#include "../interpose/driver.h"
+#include "../policy/demand.h"
+#include "../policy/stream.h"
+#include "account.h"
+
+enum piece_state { P_HOST, P_DEV, P_MOVING };
+
+struct slot {
+    CUmemGenericAllocationHandle h;
+    CUdeviceptr va; /* the pager's own mapping of the slot */
+    uint64_t bytes;
+    struct slot *next;
+};
+
+struct piece {
+    CUmemGenericAllocationHandle host; /* home: host-located physical memory */
+    struct slot *slot;                 /* device memory while resident */
+    uint64_t last_use, prev_use;       /* ticks */
+    uint8_t state;                     /* enum piece_state */
+    uint8_t dirty;                     /* an operation touched it while resident */
+    uint8_t pinned, pin_asked, requested;
+};
+
+struct salloc {
+    CUdeviceptr base; /* the program's address: host memory or slots */
+    CUdeviceptr home; /* the host memory, always mapped, for the pager's copies */
+    uint64_t size, span, piece;
+    int dev;
+    int pending; /* operations on it being issued */
+    int busy;    /* in the pager's hands */
+    int gone;
+    int ev_dev;
+    uint64_t serial; /* event of the latest operation on it (0: none) */
+    uint32_t npieces;
+    struct piece pc[];
+};
+
+#define VP_STREAM_STATS(X)                                                                   \
+    X(streamed, "bytes of streamed allocations now")                                          \
+    X(streamed_peak, "most bytes of streamed allocations at once")                            \
+    X(bytes_in, "bytes copied to the device")                                                 \
+    X(bytes_writeback, "bytes copied back to the host when leaving")                          \
+    X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
+    X(moves_in, "pieces brought in")                                                          \
+    X(moves_out, "pieces sent out")                                                           \
+    X(pinned, "bytes of pieces kept resident across the loop")                                \
+    X(slot_bytes, "device bytes of slots now (resident pieces and free slots)")               \
+    X(remote_estimate, "bytes of pieces operations touched while not resident (read remotely, at most)") \
+    X(waits, "operations that waited for a move")                                             \
+    X(wait_timeouts, "operations that went ahead after waiting for pieces to come in")         \
+    X(reclaims, "times unpageable memory took room from resident pieces")                    \
+    X(refused, "streamed allocations refused (VPAGE_PAGED_LIMIT)")                            \
+    X(driver_errors, "driver calls of the pager that failed")
+
+struct stream_stats {
+#define VP_X(name, doc) atomic_uint_fast64_t name;
+    VP_STREAM_STATS(VP_X)
+#undef VP_X
+};
+
+#define RING 4096
+#define OPMAX 256
+#define ROUND_BYTES (512ull << 20) /* most bytes moved each way per round */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
+static struct salloc **tab; /* sorted by base */
+static size_t ntab, captab;
+static uint64_t tick;
+static int started, stopping, moving_any, global_pending;
+static uint64_t all_serial;
+static int all_dev;
+static pthread_t thread;
+static uint64_t reclaim_want[VP_MAX_DEVICES], reclaim_gen;
+static uint64_t pin_acc[VP_MAX_DEVICES];
+static struct slot *free_slots[VP_MAX_DEVICES];
+
+static atomic_int nstream;
+static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
+static atomic_int capturing;
+static struct stream_stats ss[VP_MAX_DEVICES];
+static atomic_uint_fast64_t msgs_refused, msgs_driver;
+
+/* the event ring: one event per operation on streamed memory, per device */
+static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
+static CUevent ring_ev[VP_MAX_DEVICES][RING];
+static uint64_t ring_serial[VP_MAX_DEVICES][RING];
+static uint64_t next_serial[VP_MAX_DEVICES];
+
+/* per thread: the allocations of the operation being issued */
+static __thread struct {
+    struct salloc *a[OPMAX];
+    int n, all, on;
+} op;
+
+/* pager thread only */
+static CUcontext ctx[VP_MAX_DEVICES];
+static CUstream s_in[VP_MAX_DEVICES], s_out[VP_MAX_DEVICES];
+static int ctx_dev = -1;
+
+int vp_stream_on(void) { return vp_opt.paging == VP_PAGING_STREAM; }
+
+static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
+static void uncount(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_sub_explicit(c, v, memory_order_relaxed); }
+
+static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
+{
+    uint64_t c = atomic_load(g);
+    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
+}
+
+static uint64_t round_up(uint64_t v, uint64_t g) { return (v + g - 1) / g * g; }
+
+static uint64_t piece_off(const struct salloc *a, uint32_t i) { return (uint64_t)i * a->piece; }
+
+static uint64_t piece_len(const struct salloc *a, uint32_t i)
+{
+    uint64_t off = piece_off(a, i);
+    return a->span - off < a->piece ? a->span - off : a->piece;
+}
+
+static void driver_error(const char *what, CUresult rc, int dev)
+{
+    count(&ss[dev].driver_errors, 1);
+    vp_log_limited(VP_WARN, &msgs_driver, "stream: %s on device %d failed (CUresult %d)", what, dev, (int)rc);
+}
+
+/* ---- the table (mu held) ---- */
+
+static size_t upper_locked(CUdeviceptr a)
+{
+    size_t lo = 0, hi = ntab;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tab[mid]->base <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static struct salloc *find_locked(CUdeviceptr a)
+{
+    size_t i = upper_locked(a);
+    if (!i) return NULL;
+    struct salloc *s = tab[i - 1];
+    return a < s->base + s->size ? s : NULL;
+}
+
+static int insert_locked(struct salloc *s)
+{
+    if (ntab == captab) {
+        size_t nc = captab ? captab * 2 : 64;
+        struct salloc **nt = realloc(tab, nc * sizeof *nt);
+        if (!nt) return -1;
+        tab = nt;
+        captab = nc;
+    }
+    size_t i = upper_locked(s->base);
+    memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof *tab);
+    tab[i] = s;
+    ntab++;
+    return 0;
+}
+
+static void remove_locked(struct salloc *s)
+{
+    size_t i = upper_locked(s->base);
+    if (i && tab[i - 1] == s) {
+        memmove(&tab[i - 1], &tab[i], (ntab - i) * sizeof *tab);
+        ntab--;
+    }
+}
+
+/* ---- the driver ---- */
+
+static CUmemAccessDesc access_for(int dev)
+{
+    CUmemAccessDesc d;
+    memset(&d, 0, sizeof d);
+    d.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    d.location.id = dev;
+    d.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    return d;
+}
+
+static CUmemAllocationProp prop_for(int dev, int host)
+{
+    CUmemAllocationProp p;
+    memset(&p, 0, sizeof p);
+    p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    p.location.type = host ? CU_MEM_LOCATION_TYPE_HOST_NUMA : CU_MEM_LOCATION_TYPE_DEVICE;
+    p.location.id = dev;
+    if (host) {
+        CUdevice d;
+        int numa = 0;
+        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
+            vp_real.cuDeviceGetAttribute(&numa, CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, d) != CUDA_SUCCESS || numa < 0)
+            numa = 0;
+        p.location.id = numa;
+    }
+    return p;
+}
+
+/* Maps handle h at va (len bytes) for dev. */
+static CUresult map_at(CUdeviceptr va, uint64_t len, CUmemGenericAllocationHandle h, int dev)
+{
+    CUresult rc = vp_real.cuMemMap(va, len, 0, h, 0);
+    if (rc != CUDA_SUCCESS) return rc;
+    CUmemAccessDesc acc = access_for(dev);
+    rc = vp_real.cuMemSetAccess(va, len, &acc, 1);
+    if (rc != CUDA_SUCCESS) vp_real.cuMemUnmap(va, len);
+    return rc;
+}
+
+static int use_device(int dev)
+{
+    if (dev == ctx_dev) return 0;
+    if (!ctx[dev]) {
+        CUdevice d;
+        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
+            vp_real.cuDevicePrimaryCtxRetain(&ctx[dev], d) != CUDA_SUCCESS) {
+            ctx[dev] = NULL;
+            return -1;
+        }
+    }
+    if (vp_real.cuCtxSetCurrent(ctx[dev]) != CUDA_SUCCESS) return -1;
+    if (!s_in[dev] && vp_real.cuStreamCreate(&s_in[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return -1;
+    if (!s_out[dev] && vp_real.cuStreamCreate(&s_out[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return -1;
+    ctx_dev = dev;
+    return 0;
+}
+
+/* A slot of bytes on dev: a free one of that size, or a new one (its bytes
+ * reserved under the cap first; free slots of other sizes are released
+ * for room). Pager thread, mu not held. NULL when there is no room. */
+static struct slot *slot_get(int dev, uint64_t bytes)
+{
+    pthread_mutex_lock(&mu);
+    for (struct slot **pp = &free_slots[dev]; *pp; pp = &(*pp)->next)
+        if ((*pp)->bytes == bytes) {
+            struct slot *s = *pp;
+            *pp = s->next;
+            pthread_mutex_unlock(&mu);
+            return s;
+        }
+    pthread_mutex_unlock(&mu);
+    while (vp_acct_reserve(dev, VP_KIND_resident, bytes)) {
+        pthread_mutex_lock(&mu);
+        struct slot *s = free_slots[dev];
+        if (s) free_slots[dev] = s->next;
+        pthread_mutex_unlock(&mu);
+        if (!s) return NULL;
+        vp_real.cuMemUnmap(s->va, s->bytes);
+        vp_real.cuMemAddressFree(s->va, s->bytes);
+        vp_real.cuMemRelease(s->h);
+        vp_acct_release(dev, VP_KIND_resident, s->bytes);
+        uncount(&ss[dev].slot_bytes, s->bytes);
+        free(s);
+    }
+    struct slot *s = calloc(1, sizeof *s);
+    CUmemAllocationProp p = prop_for(dev, 0);
+    CUresult rc = s ? vp_real.cuMemCreate(&s->h, bytes, &p, 0) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc == CUDA_SUCCESS) {
+        rc = vp_real.cuMemAddressReserve(&s->va, bytes, 0, 0, 0);
+        if (rc == CUDA_SUCCESS && (rc = map_at(s->va, bytes, s->h, dev)) != CUDA_SUCCESS)
+            vp_real.cuMemAddressFree(s->va, bytes);
+        if (rc != CUDA_SUCCESS) vp_real.cuMemRelease(s->h);
+    }
+    if (rc != CUDA_SUCCESS) {
+        if (s) driver_error("creating device memory for a piece", rc, dev);
+        free(s);
+        vp_acct_release(dev, VP_KIND_resident, bytes);
+        return NULL;
+    }
+    s->bytes = bytes;
+    count(&ss[dev].slot_bytes, bytes);
+    return s;
+}
+
+/* Releases every free slot of dev (mu not held). Returns bytes released. */
+static uint64_t release_free_slots(int dev)
+{
+    pthread_mutex_lock(&mu);
+    struct slot *s = free_slots[dev];
+    free_slots[dev] = NULL;
+    pthread_mutex_unlock(&mu);
+    uint64_t n = 0;
+    while (s) {
+        struct slot *next = s->next;
+        vp_real.cuMemUnmap(s->va, s->bytes);
+        vp_real.cuMemAddressFree(s->va, s->bytes);
+        vp_real.cuMemRelease(s->h);
+        vp_acct_release(dev, VP_KIND_resident, s->bytes);
+        uncount(&ss[dev].slot_bytes, s->bytes);
+        n += s->bytes;
+        free(s);
+        s = next;
+    }
+    return n;
+}
+
+/* ---- the event ring ---- */
+
+/* Records an event after the operation just issued on stream; returns its
+ * serial, or 0 when none could be recorded (the stream was then waited
+ * for: the operation is complete). */
+static uint64_t record(int dev, CUstream stream)
+{
+    pthread_mutex_lock(&ring_mu);
+    uint64_t s = ++next_serial[dev];
+    size_t i = s % RING;
+    CUresult rc = CUDA_SUCCESS;
+    if (!ring_ev[dev][i]) rc = vp_real.cuEventCreate(&ring_ev[dev][i], CU_EVENT_DISABLE_TIMING);
+    /* an event is re-recorded only once the operation it stood for is done */
+    else if (ring_serial[dev][i] && vp_real.cuEventQuery(ring_ev[dev][i]) != CUDA_SUCCESS)
+        rc = vp_real.cuEventSynchronize(ring_ev[dev][i]);
+    if (rc == CUDA_SUCCESS) rc = vp_real.cuEventRecord(ring_ev[dev][i], stream);
+    ring_serial[dev][i] = rc == CUDA_SUCCESS ? s : 0;
+    pthread_mutex_unlock(&ring_mu);
+    if (rc == CUDA_SUCCESS) return s;
+    vp_real.cuStreamSynchronize(stream);
+    return 0;
+}
+
+/* True when the operation of serial s on dev has completed. */
+static int done(int dev, uint64_t s)
+{
+    if (!s) return 1;
+    pthread_mutex_lock(&ring_mu);
+    size_t i = s % RING;
+    int r = ring_serial[dev][i] != s || vp_real.cuEventQuery(ring_ev[dev][i]) == CUDA_SUCCESS;
+    pthread_mutex_unlock(&ring_mu);
+    return r;
+}
+
+/* ---- the program's operations ---- */
+
+static void wait_locked(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 2000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&done_cv, &mu, &ts);
+}
+
+static int has_moving_locked(void)
+{
+    if (op.all) return moving_any > 0;
+    for (int i = 0; i < op.n; i++)
+        if (op.a[i]->busy) return 1;
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
+{
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed) || atomic_load(&capturing)) return 0;
+    pthread_mutex_lock(&mu);
+    op.n = 0;
+    op.all = all;
+    uint64_t t = use ? ++tick : tick;
+    int want = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct salloc *a = find_locked(ptrs[j]);
+        if (!a || a->gone) continue;
+        int seen = 0;
+        for (int i = 0; i < op.n; i++) seen |= op.a[i] == a;
+        if (!seen) {
+            if (op.n == OPMAX) op.all = 1; /* too many to track one by one */
+            else op.a[op.n++] = a;
+        }
+        if (!use) continue;
+        uint64_t cap = vp_cap_of(a->dev), first, cnt;
+        vp_policy_demand_range(a->span, ptrs[j] - a->base, a->piece, cap == VP_NO_CAP ? UINT64_MAX : cap / 4,
+                               &first, &cnt);
+        for (uint64_t i = first; i < first + cnt; i++) {
+            struct piece *p = &a->pc[i];
+            if (p->last_use == t) continue;
+            p->prev_use = p->last_use;
+            p->last_use = t;
+            if (p->prev_use && t - p->prev_use > VP_HOT_GAP && !p->pinned) p->pin_asked = 1;
+            if (p->state != P_DEV) {
+                count(&ss[a->dev].remote_estimate, piece_len(a, (uint32_t)i));
+                p->requested = 1;
+                want = 1;
+            }
+        }
+    }
+    if (!op.n && !op.all) {
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    if (want) pthread_cond_signal(&work_cv);
+    /* wait for the pieces wanted to come in (the pager clears requests it
+     * will not serve), then for every move of what is touched to end */
+    double until = now_s() + VP_STREAM_WAIT_MS / 1000.0;
+    int waited = 0, timed_out = 0;
+    while (want && !stopping) {
+        want = 0;
+        for (int i = 0; i < op.n && !want; i++)
+            for (uint32_t k = 0; k < op.a[i]->npieces && !want; k++)
+                want = op.a[i]->pc[k].requested && op.a[i]->pc[k].state != P_DEV;
+        if (!want) break;
+        if (now_s() > until) {
+            timed_out = 1;
+            break;
+        }
+        waited = 1;
+        wait_locked();
+    }
+    while (has_moving_locked() && !stopping) {
+        waited = 1;
+        wait_locked();
+    }
+    int dev = op.n ? op.a[0]->dev : 0;
+    if (waited) count(&ss[dev].waits, 1);
+    if (timed_out) count(&ss[dev].wait_timeouts, 1);
+    for (int i = 0; i < op.n; i++) {
+        struct salloc *a = op.a[i];
+        a->pending++;
+        for (uint32_t k = 0; k < a->npieces; k++)
+            if (a->pc[k].state == P_DEV) a->pc[k].dirty = 1;
+    }
+    if (op.all) {
+        global_pending++;
+        for (size_t i = 0; i < ntab; i++)
+            for (uint32_t k = 0; k < tab[i]->npieces; k++)
+                if (tab[i]->pc[k].state == P_DEV) tab[i]->pc[k].dirty = 1;
+    }
+    op.on = 1;
+    pthread_mutex_unlock(&mu);
+    return 1;
+}
+
+void vp_stream_op_end(CUstream stream, int per_thread)
+{
+    if (!op.on) return;
+    if (per_thread && !stream) stream = CU_STREAM_PER_THREAD;
+    int dev = vp_drv_current_device();
+    if (dev < 0 || dev >= VP_MAX_DEVICES) dev = 0;
+    uint64_t s = record(dev, stream);
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < op.n; i++) {
+        op.a[i]->pending--;
+        op.a[i]->serial = s;
+        op.a[i]->ev_dev = dev;
+    }
+    if (op.all) {
+        global_pending--;
+        all_serial = s;
+        all_dev = dev;
+    }
+    op.on = 0;
+    op.n = 0;
+    pthread_cond_signal(&work_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_stream_capture(int delta)
+{
+    if (delta > 0) {
+        atomic_fetch_add(&capturing, 1);
+        return;
+    }
+    int c = atomic_load(&capturing);
+    while (c > 0 && !atomic_compare_exchange_weak(&capturing, &c, c - 1)) {}
+    if (c == 1) {
+        pthread_mutex_lock(&mu);
+        pthread_cond_signal(&work_cv);
+        pthread_mutex_unlock(&mu);
+    }
+}
+
+/* ---- the pager's moves ---- */
+
+struct move {
+    struct salloc *a;
+    uint32_t i;
+    int out;
+    struct slot *slot;
+};
+
+/* Makes the moves m[0..n) (pieces marked P_MOVING, their allocations busy),
+ * on dev. mu not held. */
+static void make_moves(int dev, struct move *m, size_t n)
+{
+    if (use_device(dev)) {
+        driver_error("making the device current", CUDA_ERROR_INVALID_CONTEXT, dev);
+        for (size_t j = 0; j < n; j++) {
+            if (m[j].out) m[j].out = 2;
+            else m[j].slot = NULL;
+        }
+        return;
+    }
+    /* copies first, both directions at once, on two streams */
+    for (size_t j = 0; j < n; j++) {
+        struct salloc *a = m[j].a;
+        struct piece *p = &a->pc[m[j].i];
+        uint64_t off = piece_off(a, m[j].i), len = piece_len(a, m[j].i);
+        CUresult rc = CUDA_SUCCESS;
+        if (m[j].out) {
+            if (p->dirty) rc = vp_real.cuMemcpyDtoDAsync_v2(a->home + off, m[j].slot->va, len, s_out[dev]);
+        } else {
+            m[j].slot = slot_get(dev, len);
+            if (m[j].slot) rc = vp_real.cuMemcpyDtoDAsync_v2(m[j].slot->va, a->home + off, len, s_in[dev]);
+        }
+        if (rc != CUDA_SUCCESS) {
+            driver_error("copying a piece", rc, dev);
+            if (!m[j].out) {
+                pthread_mutex_lock(&mu);
+                m[j].slot->next = free_slots[dev];
+                free_slots[dev] = m[j].slot;
+                pthread_mutex_unlock(&mu);
+                m[j].slot = NULL;
+            } else {
+                m[j].out = 2; /* stays resident */
+            }
+        }
+    }
+    CUresult ri = vp_real.cuStreamSynchronize(s_in[dev]), ro = vp_real.cuStreamSynchronize(s_out[dev]);
+    if (ri != CUDA_SUCCESS || ro != CUDA_SUCCESS) {
+        driver_error("waiting for the copies of pieces", ri != CUDA_SUCCESS ? ri : ro, dev);
+        for (size_t j = 0; j < n; j++) {
+            if (m[j].out == 1) m[j].out = 2;
+            if (!m[j].out && m[j].slot) {
+                pthread_mutex_lock(&mu);
+                m[j].slot->next = free_slots[dev];
+                free_slots[dev] = m[j].slot;
+                pthread_mutex_unlock(&mu);
+                m[j].slot = NULL;
+            }
+        }
+    }
+    /* then the program's address moves to the other memory */
+    for (size_t j = 0; j < n; j++) {
+        if (m[j].out == 2 || (!m[j].out && !m[j].slot)) continue;
+        struct salloc *a = m[j].a;
+        uint64_t off = piece_off(a, m[j].i), len = piece_len(a, m[j].i);
+        CUmemGenericAllocationHandle to = m[j].out ? a->pc[m[j].i].host : m[j].slot->h;
+        CUresult rc = vp_real.cuMemUnmap(a->base + off, len);
+        if (rc == CUDA_SUCCESS) rc = map_at(a->base + off, len, to, dev);
+        if (rc != CUDA_SUCCESS) {
+            driver_error("remapping a piece", rc, dev);
+            /* put back what was there: the data it holds is current */
+            CUmemGenericAllocationHandle back = m[j].out ? m[j].slot->h : a->pc[m[j].i].host;
+            vp_real.cuMemUnmap(a->base + off, len);
+            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
+                vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
+                         "will fault", (unsigned long long)(a->base + off), dev);
+            if (m[j].out) m[j].out = 2;
+            else {
+                pthread_mutex_lock(&mu);
+                m[j].slot->next = free_slots[dev];
+                free_slots[dev] = m[j].slot;
+                pthread_mutex_unlock(&mu);
+                m[j].slot = NULL;
+            }
+        }
+    }
+}
+
+/* The budget of pieces on dev: the cap less everything counted that is not
+ * a slot. */
+static uint64_t budget_of(int dev)
+{
+    uint64_t cap = vp_cap_of(dev);
+    if (cap == VP_NO_CAP) return UINT64_MAX / 4;
+    uint64_t other = vp_acct_get(dev, VP_KIND_COUNT).cur - vp_acct_get(dev, VP_KIND_resident).cur;
+    return cap > other ? cap - other : 0;
+}
+
+static int is_hot(const struct piece *p)
+{
+    return p->prev_use && p->last_use - p->prev_use <= VP_HOT_GAP && tick - p->last_use <= 4 * VP_HOT_GAP;
+}
+
+/* One planning round for dev: decides pins, the wanted set, and picks the
+ * moves that can be made now (into m, at most mmax). mu held. */
+static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
+{
+    size_t np = 0;
+    uint64_t hot = 0, cold = 0, pinned = 0, held = 0, piece = 0;
+    for (size_t i = 0; i < ntab; i++) {
+        struct salloc *a = tab[i];
+        if (a->dev != dev || a->gone) continue;
+        piece = a->piece;
+        for (uint32_t k = 0; k < a->npieces; k++) {
+            struct piece *p = &a->pc[k];
+            if (!p->last_use) continue;
+            np++;
+            uint64_t len = piece_len(a, k);
+            if (is_hot(p)) hot += len;
+            else cold += len;
+            if (p->pinned) pinned += len;
+            if (p->state != P_HOST) held += len;
+        }
+    }
+    if (!np) return 0;
+    uint64_t budget = budget_of(dev);
+    uint64_t window = vp_stream_window(budget, piece);
+    uint64_t pin_room = budget > hot + window ? budget - hot - window : 0;
+    struct vp_spc *c = malloc(np * sizeof *c);
+    struct move *refs = malloc(np * sizeof *refs);
+    if (!c || !refs) {
+        free(c);
+        free(refs);
+        return 0;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < ntab; i++) {
+        struct salloc *a = tab[i];
+        if (a->dev != dev || a->gone) continue;
+        for (uint32_t k = 0; k < a->npieces; k++) {
+            struct piece *p = &a->pc[k];
+            if (!p->last_use) continue;
+            uint64_t len = piece_len(a, k);
+            if (p->pin_asked && !p->pinned) {
+                p->pin_asked = 0;
+                if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
+                    p->pinned = 1;
+                    pinned += len;
+                    count(&ss[dev].pinned, len);
+                }
+            }
+            refs[n] = (struct move){a, k, 0, NULL};
+            c[n].bytes = len;
+            c[n].ref = &refs[n];
+            c[n].want = 0;
+            if (p->pinned || is_hot(p)) {
+                c[n].cls = VP_SC_KEEP;
+                c[n].key = p->last_use;
+            } else {
+                c[n].cls = VP_SC_NEXT;
+                c[n].key = p->requested ? tick : vp_policy_next_use(p->prev_use, p->last_use, tick);
+            }
+            n++;
+        }
+    }
+    vp_stream_desire(c, n, budget);
+    /* room for new slots: the budget less what pieces hold */
+    uint64_t room = budget > held ? budget - held : 0;
+    size_t nm = 0;
+    uint64_t out_bytes = 0, in_bytes = 0;
+    /* out: resident and not wanted, latest next use first (the end of the
+     * ranking); in: wanted and not resident, soonest first */
+    for (size_t j = n; j-- > 0 && nm < mmax && out_bytes < ROUND_BYTES;) {
+        struct move *r = c[j].ref;
+        struct piece *p = &r->a->pc[r->i];
+        if (c[j].want || p->state != P_DEV) continue;
+        struct salloc *a = r->a;
+        if (a->pending || global_pending || !done(a->ev_dev, a->serial) || !done(all_dev, all_serial)) {
+            *blocked = 1;
+            continue;
+        }
+        m[nm++] = (struct move){a, r->i, 1, p->slot};
+        p->state = P_MOVING;
+        a->busy++;
+        out_bytes += c[j].bytes;
+    }
+    for (size_t j = 0; j < n && nm < mmax && in_bytes < ROUND_BYTES; j++) {
+        struct move *r = c[j].ref;
+        struct piece *p = &r->a->pc[r->i];
+        if (!c[j].want) {
+            p->requested = 0; /* not served: the launch need not wait */
+            continue;
+        }
+        if (p->state != P_HOST) continue;
+        if (c[j].bytes > room) {
+            *blocked = 1;
+            break;
+        }
+        struct salloc *a = r->a;
+        if (a->pending || global_pending || !done(a->ev_dev, a->serial) || !done(all_dev, all_serial)) {
+            *blocked = 1;
+            continue;
+        }
+        m[nm++] = (struct move){a, r->i, 0, NULL};
+        p->state = P_MOVING;
+        a->busy++;
+        room -= c[j].bytes;
+        in_bytes += c[j].bytes;
+    }
+    free(c);
+    free(refs);
+    return nm;
+}
+
+/* Ends the moves m[0..n). mu held. */
+static void finish_locked(int dev, struct move *m, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        struct salloc *a = m[j].a;
+        struct piece *p = &a->pc[m[j].i];
+        uint64_t len = piece_len(a, m[j].i);
+        if (m[j].out == 1) {
+            count(p->dirty ? &ss[dev].bytes_writeback : &ss[dev].bytes_dropped, len);
+            count(&ss[dev].moves_out, 1);
+            m[j].slot->next = free_slots[dev];
+            free_slots[dev] = m[j].slot;
+            p->slot = NULL;
+            p->state = P_HOST;
+        } else if (m[j].out == 2) {
+            p->state = P_DEV; /* did not leave: still dirty if it was */
+            a->busy--;
+            continue;
+        } else if (m[j].slot) {
+            count(&ss[dev].bytes_in, len);
+            count(&ss[dev].moves_in, 1);
+            p->slot = m[j].slot;
+            p->state = P_DEV;
+            p->requested = 0;
+        } else {
+            p->state = P_HOST;
+            p->requested = 0;
+        }
+        p->dirty = 0;
+        a->busy--;
+    }
+    if (n) moving_any--;
+    pthread_cond_broadcast(&done_cv);
+}
+
+/* Sends out resident pieces of dev until want bytes are free under the
+ * cap or nothing more can leave. mu held. */
+static void reclaim_locked(int dev, uint64_t want)
+{
+    count(&ss[dev].reclaims, 1);
+    for (;;) {
+        pthread_mutex_unlock(&mu);
+        release_free_slots(dev);
+        pthread_mutex_lock(&mu);
+        uint64_t cap = vp_cap_of(dev), total = vp_acct_get(dev, VP_KIND_COUNT).cur;
+        if (cap == VP_NO_CAP || (cap > total && cap - total >= want)) return;
+        struct move m[64];
+        size_t nm = 0;
+        for (size_t i = 0; i < ntab && nm < 64; i++) {
+            struct salloc *a = tab[i];
+            if (a->dev != dev || a->gone || a->pending || global_pending) continue;
+            pthread_mutex_unlock(&mu);
+            int ok = done(a->ev_dev, a->serial) && done(all_dev, all_serial);
+            pthread_mutex_lock(&mu);
+            if (!ok || a->gone || a->pending) continue;
+            for (uint32_t k = 0; k < a->npieces && nm < 64; k++)
+                if (a->pc[k].state == P_DEV) {
+                    a->pc[k].state = P_MOVING;
+                    a->busy++;
+                    m[nm++] = (struct move){a, k, 1, a->pc[k].slot};
+                }
+        }
+        if (!nm) return;
+        moving_any++;
+        pthread_mutex_unlock(&mu);
+        make_moves(dev, m, nm);
+        pthread_mutex_lock(&mu);
+        finish_locked(dev, m, nm);
+    }
+}
+
+static void *pager_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    static struct move m[512];
+    pthread_mutex_lock(&mu);
+    while (!stopping) {
+        for (int d = 0; d < VP_MAX_DEVICES; d++)
+            if (reclaim_want[d]) {
+                uint64_t w = reclaim_want[d];
+                reclaim_want[d] = 0;
+                reclaim_locked(d, w);
+            }
+        reclaim_gen++;
+        pthread_cond_broadcast(&done_cv);
+        int blocked = 0, moved = 0;
+        if (!atomic_load(&capturing))
+            for (int d = 0; d < VP_MAX_DEVICES && !stopping; d++) {
+                size_t nm = plan_locked(d, m, sizeof m / sizeof *m, &blocked);
+                if (!nm) continue;
+                moving_any++;
+                pthread_mutex_unlock(&mu);
+                make_moves(d, m, nm);
+                pthread_mutex_lock(&mu);
+                finish_locked(d, m, nm);
+                moved = 1;
+            }
+        if (moved || stopping) continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += blocked ? 500000 : 50000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&work_cv, &mu, &ts);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static int start_locked(void)
+{
+    if (started) return 0;
+    if (pthread_create(&thread, NULL, pager_main, NULL)) {
+        vp_error("stream: cannot start the pager thread; allocations are not streamed");
+        return -1;
+    }
+    pthread_setname_np(thread, "vpage-stream");
+    started = 1;
+    return 0;
+}
+
+/* ---- allocation ---- */
+
+static int have_driver(void)
+{
+    return vp_real.cuMemCreate && vp_real.cuMemRelease && vp_real.cuMemAddressReserve && vp_real.cuMemAddressFree &&
+           vp_real.cuMemMap && vp_real.cuMemUnmap && vp_real.cuMemSetAccess &&
+           vp_real.cuMemGetAllocationGranularity && vp_real.cuEventCreate && vp_real.cuEventRecord &&
+           vp_real.cuEventQuery && vp_real.cuEventSynchronize && vp_real.cuMemcpyDtoDAsync_v2 &&
+           vp_real.cuStreamSynchronize && vp_real.cuStreamCreate && vp_real.cuDeviceGet &&
+           vp_real.cuDeviceGetAttribute && vp_real.cuDevicePrimaryCtxRetain && vp_real.cuCtxSetCurrent;
+}
+
+/* The granularity both kinds of memory accept on dev (0: unknown). */
+static uint64_t granularity(int dev)
+{
+    static atomic_uint_fast64_t gran[VP_MAX_DEVICES];
+    uint64_t g = atomic_load(&gran[dev]);
+    if (g) return g;
+    size_t gd = 0, gh = 0;
+    CUmemAllocationProp pd = prop_for(dev, 0), ph = prop_for(dev, 1);
+    if (vp_real.cuMemGetAllocationGranularity(&gd, &pd, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED) != CUDA_SUCCESS ||
+        vp_real.cuMemGetAllocationGranularity(&gh, &ph, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED) != CUDA_SUCCESS ||
+        !gd || !gh)
+        return 0;
+    g = gd > gh ? gd : gh;
+    atomic_store(&gran[dev], g);
+    return g;
+}
+
+static void undo_alloc(struct salloc *a, uint32_t made)
+{
+    for (uint32_t i = 0; i < made; i++) {
+        vp_real.cuMemUnmap(a->base + piece_off(a, i), piece_len(a, i));
+        vp_real.cuMemUnmap(a->home + piece_off(a, i), piece_len(a, i));
+        vp_real.cuMemRelease(a->pc[i].host);
+    }
+    vp_real.cuMemAddressFree(a->base, 2 * a->span);
+}
+
+static uint64_t paged_limit(void)
+{
+    if (vp_opt.paged_limit) return vp_opt.paged_limit;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
+{
+    int dev = vp_drv_current_device();
+    if (dev < 0 || dev >= VP_MAX_DEVICES || !bytes || !dptr || !have_driver()) return CUDA_ERROR_NOT_SUPPORTED;
+    uint64_t g = granularity(dev);
+    if (!g) {
+        static atomic_int said;
+        if (!atomic_exchange(&said, 1))
+            vp_warn("stream: the driver gives no granularity for host-located memory on device %d; allocations "
+                    "there are not streamed", dev);
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    uint64_t span = round_up(bytes, g), piece = round_up(vp_opt.chunk, g);
+    uint64_t limit = paged_limit(), cur = atomic_load(&ss[dev].streamed);
+    do {
+        if (span > limit || cur > limit - span) {
+            char a1[32], b1[32], c1[32];
+            count(&ss[dev].refused, 1);
+            vp_log_limited(VP_WARN, &msgs_refused,
+                           "cuMemAlloc_v2 of %s on device %d refused: %s of the %s paged limit "
+                           "(VPAGE_PAGED_LIMIT) already allocated; returning CUDA_ERROR_OUT_OF_MEMORY",
+                           vp_fmt_bytes(bytes, a1, sizeof a1), dev, vp_fmt_bytes(cur, b1, sizeof b1),
+                           vp_fmt_bytes(limit, c1, sizeof c1));
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    } while (!atomic_compare_exchange_weak(&ss[dev].streamed, &cur, cur + span));
+    uint32_t np = (uint32_t)((span + piece - 1) / piece);
+    struct salloc *a = calloc(1, sizeof *a + (size_t)np * sizeof(struct piece));
+    pthread_mutex_lock(&mu);
+    int ok = a && start_locked() == 0;
+    pthread_mutex_unlock(&mu);
+    CUresult rc = ok ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
+    uint32_t made = 0;
+    if (ok) {
+        a->size = bytes;
+        a->span = span;
+        a->piece = piece;
+        a->dev = dev;
+        a->npieces = np;
+        /* the program's range, then the home range beside it */
+        rc = vp_real.cuMemAddressReserve(&a->base, 2 * span, g, 0, 0);
+        a->home = a->base + span;
+        CUmemAllocationProp ph = prop_for(dev, 1);
+        for (; rc == CUDA_SUCCESS && made < np; made++) {
+            uint64_t off = piece_off(a, made), len = piece_len(a, made);
+            rc = vp_real.cuMemCreate(&a->pc[made].host, len, &ph, 0);
+            if (rc != CUDA_SUCCESS) break;
+            if ((rc = map_at(a->base + off, len, a->pc[made].host, dev)) == CUDA_SUCCESS &&
+                (rc = map_at(a->home + off, len, a->pc[made].host, dev)) != CUDA_SUCCESS)
+                vp_real.cuMemUnmap(a->base + off, len);
+            if (rc != CUDA_SUCCESS) {
+                vp_real.cuMemRelease(a->pc[made].host);
+                break;
+            }
+        }
+        if (rc != CUDA_SUCCESS && a->base) {
+            undo_alloc(a, made);
+            driver_error("building a streamed allocation", rc, dev);
+            rc = rc == CUDA_ERROR_OUT_OF_MEMORY ? rc : CUDA_ERROR_NOT_SUPPORTED;
+        }
+    }
+    if (rc == CUDA_SUCCESS) {
+        pthread_mutex_lock(&mu);
+        if (insert_locked(a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        pthread_mutex_unlock(&mu);
+        if (rc != CUDA_SUCCESS) undo_alloc(a, made);
+    }
+    if (rc != CUDA_SUCCESS) {
+        free(a);
+        atomic_fetch_sub(&ss[dev].streamed, span);
+        return rc;
+    }
+    *dptr = a->base;
+    raise_to(&ss[dev].streamed_peak, atomic_load(&ss[dev].streamed), 1);
+    raise_to(&lo_addr, a->base, 0);
+    raise_to(&hi_addr, a->base + bytes, 1);
+    atomic_fetch_add(&nstream, 1);
+    return CUDA_SUCCESS;
+}
+
+/* Waits until the operation of serial s on dev has completed. */
+static void wait_done(int dev, uint64_t s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&ring_mu);
+    size_t i = s % RING;
+    if (ring_serial[dev][i] == s) vp_real.cuEventSynchronize(ring_ev[dev][i]);
+    pthread_mutex_unlock(&ring_mu);
+}
+
+int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
+{
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(&mu);
+    struct salloc *a = find_locked(dptr);
+    if (!a || a->base != dptr || a->gone) {
+        pthread_mutex_unlock(&mu);
+        return 0;
+    }
+    a->gone = 1;
+    while (a->busy || a->pending) pthread_cond_wait(&done_cv, &mu);
+    remove_locked(a);
+    pthread_mutex_unlock(&mu);
+    /* the program's work on it ends before its memory goes, as with cuMemFree */
+    int dev = a->dev;
+    wait_done(a->ev_dev, a->serial);
+    wait_done(all_dev, all_serial);
+    struct slot *keep = NULL;
+    for (uint32_t i = 0; i < a->npieces; i++)
+        if (a->pc[i].slot) {
+            a->pc[i].slot->next = keep;
+            keep = a->pc[i].slot;
+        }
+    undo_alloc(a, a->npieces);
+    pthread_mutex_lock(&mu);
+    while (keep) { /* the slots serve other pieces */
+        struct slot *next = keep->next;
+        keep->next = free_slots[dev];
+        free_slots[dev] = keep;
+        keep = next;
+    }
+    int last = atomic_fetch_sub(&nstream, 1) == 1;
+    pthread_mutex_unlock(&mu);
+    if (last) release_free_slots(dev); /* nothing left to serve */
+    atomic_fetch_sub(&ss[dev].streamed, a->span);
+    *size = a->size;
+    free(a);
+    *rc = CUDA_SUCCESS;
+    return 1;
+}
+
+int vp_stream_owns(CUdeviceptr p)
+{
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(&mu);
+    int r = find_locked(p) != NULL;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+int vp_stream_span(uint64_t *lo, uint64_t *hi)
+{
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed)) return 0;
+    *lo = atomic_load_explicit(&lo_addr, memory_order_relaxed);
+    *hi = atomic_load_explicit(&hi_addr, memory_order_relaxed);
+    return 1;
+}
+
+int vp_stream_reclaim(int dev, uint64_t bytes)
+{
+    if (!atomic_load(&nstream) || dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&capturing)) return -1;
+    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
+    if (!before) return -1;
+    if (op.on) return -1; /* this thread is issuing an operation: the pager would wait for it */
+    pthread_mutex_lock(&mu);
+    if (!started || stopping) {
+        pthread_mutex_unlock(&mu);
+        return -1;
+    }
+    if (bytes > reclaim_want[dev]) reclaim_want[dev] = bytes;
+    uint64_t gen = reclaim_gen;
+    pthread_cond_signal(&work_cv);
+    while (reclaim_gen == gen && !stopping) pthread_cond_wait(&done_cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+}
+
+void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
+{
+    emit(ctx_, json ? "{\"mode\":\"stream\",\"chunk\":%llu,\"devices\":[" : "paging: stream, chunk %llu bytes\n",
+         (unsigned long long)vp_opt.chunk);
+    int first = 1;
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+        if (!atomic_load(&ss[d].streamed_peak)) continue;
+        struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
+        emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
+                        : "  device %d: resident %llu, resident peak %llu",
+             json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
+#define VP_X(name, doc) \
+        emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ss[d].name));
+        VP_STREAM_STATS(VP_X)
+#undef VP_X
+        emit(ctx_, json ? "}" : "\n");
+        first = 0;
+    }
+    emit(ctx_, json ? "]}" : "");
+}
+
+void vp_stream_shutdown(void)
+{
+    pthread_mutex_lock(&mu);
+    int join = started && !stopping;
+    stopping = 1;
+    pthread_cond_broadcast(&work_cv);
+    pthread_cond_broadcast(&done_cv);
+    pthread_mutex_unlock(&mu);
+    if (join) pthread_join(thread, NULL);
+}
+
+void vp_stream_lock(void)
+{
+    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&ring_mu);
+}
+
+void vp_stream_unlock(void)
+{
+    pthread_mutex_unlock(&ring_mu);
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_stream_reset_child(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    pthread_mutex_init(&ring_mu, NULL);
+    pthread_cond_init(&work_cv, NULL);
+    pthread_cond_init(&done_cv, NULL);
+    ntab = 0;
+    started = stopping = moving_any = global_pending = 0;
+    all_serial = 0;
+    memset(reclaim_want, 0, sizeof reclaim_want);
+    memset(free_slots, 0, sizeof free_slots);
+    memset(ring_ev, 0, sizeof ring_ev);
+    memset(ring_serial, 0, sizeof ring_serial);
+    memset(ctx, 0, sizeof ctx);
+    memset(s_in, 0, sizeof s_in);
+    memset(s_out, 0, sizeof s_out);
+    ctx_dev = -1;
+    op.n = op.on = op.all = 0;
+    atomic_store(&nstream, 0);
+    atomic_store(&capturing, 0);
+    for (int d = 0; d < VP_MAX_DEVICES; d++) {
+#define VP_X(name, doc) atomic_store(&ss[d].name, 0);
+        VP_STREAM_STATS(VP_X)
+#undef VP_X
+    }
+}

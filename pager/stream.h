@@ -1,0 +1,94 @@
+/* stream.h - streamed device memory (VPAGE_PAGING=stream): exact device
+ * residency through the driver's virtual memory management.
+ *
+ * Contract
+ *   With VPAGE_PAGING=stream, cuMemAlloc_v2 allocations are backed by
+ *   host-located physical memory (cuMemCreate, CU_MEM_LOCATION_TYPE_HOST_NUMA)
+ *   mapped at the program's address: the device reads and writes what is
+ *   not resident over the bus, so a piece the pager did not bring in costs
+ *   speed, never correctness. They count against VPAGE_PAGED_LIMIT, not the
+ *   cap.
+ *
+ *   A piece (VPAGE_CHUNK bytes, rounded to the driver's granularity) is
+ *   made resident by copying it into device memory of its own (a "slot",
+ *   counted against the cap as kind "resident" from before its creation
+ *   until after its release) and remapping the program's address to the
+ *   slot; it leaves by copying back (if an operation touched it since it
+ *   came in) and remapping the address to its host memory. Unlike managed
+ *   memory, the device's own use is exactly the slots: nothing the driver
+ *   keeps behind the pager's books (bench/probes/uvm_keep.c).
+ *
+ *   Between the unmap and the map of a move the address is not mapped: a
+ *   kernel or copy touching it then would fault the context. So a piece
+ *   moves only while no operation that may touch its allocation is being
+ *   issued or is in flight, and operations wait for moves of the
+ *   allocations they touch:
+ *   - every launch and copy the hooks see calls vp_stream_op_begin with the
+ *     pointers it carries (for kernels: every 8-byte word of the parameters
+ *     that falls inside a streamed allocation, by-value structs included) and
+ *     vp_stream_op_end after issuing, which records an event on its stream;
+ *     the whole allocation a pointer falls in is taken as touched;
+ *   - a graph replay touches everything (its kernels are not seen);
+ *   - the pager moves a piece of an allocation only when no operation on it
+ *     is being issued and the event of the latest one has completed.
+ *   What the hooks cannot see (pointers stored in device memory and
+ *   dereferenced by a kernel, copies through entry points vpage does not
+ *   wrap) is not protected: this mode is for programs whose kernels get
+ *   their buffers as parameters, as PyTorch's and cuBLAS's do.
+ *
+ *   Threads: the pager thread (started at the first streamed allocation)
+ *   plans and makes every move, on streams of its own; a launching thread
+ *   waits (at most VP_STREAM_WAIT_MS) for pieces its launch needs that the
+ *   pager is bringing in, so the program does not run far ahead of the
+ *   data. Locks: one mutex, last in the lock order, never held across a
+ *   driver call; the event ring has a leaf lock of its own.
+ */
+#ifndef VPAGE_PAGER_STREAM_H
+#define VPAGE_PAGER_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../interpose/hooks.h"
+
+#define VP_STREAM_WAIT_MS 200
+
+int vp_stream_on(void);
+
+/* cuMemAlloc_v2 under streaming; CUDA_ERROR_NOT_SUPPORTED asks the caller
+ * for a plain allocation (the driver lacks VMM or host-located memory). */
+CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes);
+
+/* If dptr is a streamed allocation: frees it (after the program's work on
+ * it), sets *rc and *size (the bytes asked), returns 1. Else 0. */
+int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size);
+
+/* True when p lies inside a streamed allocation. */
+int vp_stream_owns(CUdeviceptr p);
+
+/* Lowest and highest+1 address of streamed allocations; 0 when none. */
+int vp_stream_span(uint64_t *lo, uint64_t *hi);
+
+/* Around one program operation that may touch streamed memory: ptrs[0..n)
+ * are the addresses it carries, all: it may touch any (a graph replay);
+ * use: a kernel, whose touches are uses the policy learns from and which
+ * waits for the pieces it needs (a copy only holds them in place).
+ * Returns 1 when the operation must be followed by vp_stream_op_end (on the
+ * same thread, after the operation was issued, whatever its result). */
+int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use);
+void vp_stream_op_end(CUstream stream, int per_thread);
+
+/* Stream capture begun (+1) or ended (-1): nothing moves meanwhile. */
+void vp_stream_capture(int delta);
+
+/* Makes room for bytes of unpageable memory on dev by sending resident
+ * pieces out. Returns 0 if anything left, -1 if nothing could. */
+int vp_stream_reclaim(int dev, uint64_t bytes);
+
+void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);
+void vp_stream_shutdown(void);
+void vp_stream_lock(void);
+void vp_stream_unlock(void);
+void vp_stream_reset_child(void);
+
+#endif

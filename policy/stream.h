@@ -1,0 +1,54 @@
+/* stream.h - the streaming policy (VPAGE_PAGING=stream): which pieces stay
+ * resident, and which pass through the device once a loop.
+ *
+ * Contract
+ *   Pure functions over values the pager (pager/stream.h) hands in: no locks,
+ *   no driver calls, no state beyond what the caller keeps.
+ *
+ *   A program that runs in steps (denoising, decoding) touches its weights
+ *   once a step and its activations many times a step. With a cap smaller
+ *   than the weights, moving the fewest bytes per step means keeping a fixed
+ *   part of the weights resident ("pinned") and streaming the rest through
+ *   a window of the cap, each piece brought in just before its use and sent
+ *   out after it. Pieces in hot use (reuse gap at most VP_HOT_GAP launches,
+ *   policy/demand.h) and pinned pieces come first; the rest are ranked by
+ *   their expected next use (vp_policy_next_use), soonest first.
+ *
+ *   Pinning (vp_stream_pin) is decided once, when a piece's reuse gap is
+ *   first seen to be long (its second use, in loop order). Pinned pieces
+ *   are spread evenly over the loop (an error accumulator, as in Bresenham's
+ *   line), so the streamed bytes are spread over the step's compute and the
+ *   transfers overlap it.
+ */
+#ifndef VPAGE_POLICY_STREAM_H
+#define VPAGE_POLICY_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of the device budget kept free of pinned pieces for the window:
+ * a quarter of the budget, at least four pieces. */
+uint64_t vp_stream_window(uint64_t budget, uint64_t piece);
+
+/* Whether a piece of bytes whose long reuse gap was just seen is pinned.
+ * *acc carries the spreading error between calls (start at 0); pinned: the
+ * bytes pinned so far; room: bytes pinned pieces may take in all; cold: the
+ * bytes of pieces not in hot use (what is pinned or streamed). */
+int vp_stream_pin(uint64_t *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold);
+
+enum vp_stream_class { VP_SC_KEEP, VP_SC_NEXT };
+
+struct vp_spc {
+    uint64_t key;   /* VP_SC_NEXT: expected next use (tick); VP_SC_KEEP: last use */
+    uint64_t bytes;
+    void *ref;      /* the pager's handle */
+    uint8_t cls;    /* enum vp_stream_class */
+    uint8_t want;   /* set by vp_stream_desire */
+};
+
+/* Ranks c[0..n): VP_SC_KEEP first (latest use first), then VP_SC_NEXT by
+ * key, soonest first; marks want on the longest prefix whose bytes fit
+ * budget. Reorders c; returns the bytes wanted. */
+uint64_t vp_stream_desire(struct vp_spc *c, size_t n, uint64_t budget);
+
+#endif

@@ -1,0 +1,269 @@
+/* test_stream.c - VPAGE_PAGING=stream on the fake driver: streamed
+ * allocations live in host memory mapped at the program's address, pieces
+ * move into device memory of their own and back, the program's bytes
+ * survive every move, and the device never holds more than the cap.
+ *
+ * The fake's VMM maps memfds at the addresses (an unmapped address faults
+ * when touched) and its rw kernels increment a counter at each pointer
+ * parameter when launched, so a launch that found its memory in the middle
+ * of a move would crash the test or lose an increment. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "helpers.h"
+
+static void streaming(int cap_mib, const char *chunk)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%dM", cap_mib);
+    setenv("VPAGE_PAGING", "stream", 1);
+    setenv("VPAGE_CAP", v, 1);
+    setenv("VPAGE_CHUNK", chunk, 1);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)cap_mib << 20);
+    setenv("FAKE_CUDA_MEM", v, 1);
+}
+
+static const char *stats(void)
+{
+    static char buf[65536];
+    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
+    cr_assert_not_null(f);
+    cr_assert_lt(f(buf, sizeof buf), sizeof buf);
+    return buf;
+}
+
+static uint64_t stat_of(const char *name)
+{
+    const char *j = strstr(stats(), "\"paging\":");
+    cr_assert_not_null(j);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(j, key);
+    cr_assert_not_null(p, "no %s in %s", name, j);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static CUfunction kernel(struct cu *c, const char *image, const char *name)
+{
+    CUmodule mod;
+    CU_OK(c->cuModuleLoadData(&mod, image));
+    CUfunction f;
+    CU_OK(c->cuModuleGetFunction(&f, mod, name));
+    return f;
+}
+
+static void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
+{
+    void *args[2] = {&a, &b};
+    CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+}
+
+/* Byte i of buffer b's pattern. */
+static unsigned char pat(int b, size_t i) { return (unsigned char)(b * 37 + i * 7 + (i >> 12)); }
+
+static void fill(struct cu *c, CUdeviceptr d, int b, size_t n)
+{
+    unsigned char *h = malloc(n);
+    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
+    CU_OK(c->cuMemcpyHtoD(d, h, n));
+    free(h);
+}
+
+/* Checks buffer b: its first 8 bytes are the pattern's plus incs, the rest
+ * is the pattern. */
+static void check(struct cu *c, CUdeviceptr d, int b, size_t n, uint64_t incs)
+{
+    unsigned char *h = malloc(n);
+    CU_OK(c->cuMemcpyDtoH(h, d, n));
+    uint64_t first, want;
+    unsigned char p0[8];
+    for (int i = 0; i < 8; i++) p0[i] = pat(b, (size_t)i);
+    memcpy(&want, p0, 8);
+    memcpy(&first, h, 8);
+    cr_assert_eq(first, want + incs, "buffer %d: counter %llu, want %llu", b, (unsigned long long)(first - want),
+                 (unsigned long long)incs);
+    for (size_t i = 8; i < n; i++)
+        if (h[i] != pat(b, i)) cr_assert_fail("buffer %d: byte %zu is %u, want %u", b, i, h[i], pat(b, i));
+    free(h);
+}
+
+TEST_EACH_WAY(stream, streamed_memory_costs_the_device_nothing_until_a_kernel_touches_it)
+{
+    streaming(256, "2M");
+    struct cu c;
+    load_or_die(&c, w);
+    CUdeviceptr big;
+    CU_OK(c.cuMemAlloc(&big, 1 * GiB)); /* four times the cap */
+    cr_assert_eq(fake_used(0), 0);
+    cr_assert_eq(vpage_now(0), 0, "streamed bytes do not count against the cap");
+    size_t free_b, total_b;
+    CU_OK(c.cuMemGetInfo(&free_b, &total_b));
+    cr_assert_eq(total_b, 256 * MiB);
+    fill(&c, big, 1, 4 * MiB);
+    cr_assert_eq(fake_used(0), 0, "a copy does not bring memory in");
+
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    launch2(&c, f, big + 100, 0);
+    /* the launch waited for the pieces from the pointer on, up to cap/4 */
+    cr_assert_eq(stat_of("bytes_in"), 64 * MiB, "%s", stats());
+    cr_assert_eq(fake_used(0), 64 * MiB);
+    ASSERT_BOOKS_MATCH(0);
+    CU_OK(c.cuMemFree(big));
+    cr_assert_eq(fake_used(0), 0, "the last free gives the device memory back");
+    cr_assert_eq(vpage_now(0), 0);
+}
+
+Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
+{
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 8 };
+    CUdeviceptr buf[N];
+    uint64_t incs[N] = {0};
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB)); /* 256 MiB in all, four times the cap */
+        fill(&c, buf[i], i, 32 * MiB);
+    }
+    for (int round = 0; round < 12; round++)
+        for (int i = 0; i < N; i++) {
+            int j = (i + 3) % N;
+            launch2(&c, f, buf[i], buf[j]);
+            incs[i]++;
+            incs[j]++;
+            if (i % 3 == 0) sleep_ms(1);
+        }
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, incs[i]);
+    cr_assert_leq(fake_peak(0), 64 * MiB, "device peak %llu over the 64 MiB cap", (unsigned long long)fake_peak(0));
+    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
+    cr_assert_gt(stat_of("bytes_writeback"), 0);
+    cr_assert_leq(stat_of("resident_peak"), 64 * MiB);
+    ASSERT_BOOKS_MATCH(0);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
+    cr_assert_eq(fake_used(0), 0);
+    ASSERT_BOOKS_MATCH(0);
+}
+
+Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest)
+{
+    /* 16 weights of 8 MiB (128 MiB, twice the cap) used once a round, an
+     * activation used by every launch: the activation stays, part of the
+     * weights is pinned, and a round moves less than all the weights */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 16 };
+    CUdeviceptr wt[N], act;
+    CU_OK(c.cuMemAlloc(&act, 4 * MiB));
+    fill(&c, act, 99, 4 * MiB);
+    uint64_t incs[N] = {0}, act_incs = 0;
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&wt[i], 8 * MiB));
+        fill(&c, wt[i], i, 8 * MiB);
+    }
+    uint64_t in_before = 0;
+    for (int round = 0; round < 8; round++) {
+        if (round == 5) in_before = stat_of("bytes_in");
+        for (int i = 0; i < N; i++) {
+            /* launches on the activation alone: it is in hot use, and a
+             * round is longer than VP_HOT_GAP launches */
+            for (int k = 0; k < 20; k++) {
+                launch2(&c, f, act, 0);
+                act_incs++;
+            }
+            launch2(&c, f, wt[i], act);
+            incs[i]++;
+            act_incs++;
+            sleep_ms(1);
+        }
+    }
+    uint64_t per_round = (stat_of("bytes_in") - in_before) / 3;
+    cr_assert_gt(stat_of("pinned"), 0, "%s", stats());
+    cr_assert_lt(per_round, 128 * MiB, "a round moved %llu bytes in: nothing stayed (%s)",
+                 (unsigned long long)per_round, stats());
+    cr_assert_gt(per_round, 0, "twice the cap cannot stay resident");
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    check(&c, act, 99, 4 * MiB, act_incs);
+    for (int i = 0; i < N; i++) check(&c, wt[i], i, 8 * MiB, incs[i]);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
+    CU_OK(c.cuMemFree(act));
+    ASSERT_BOOKS_MATCH(0);
+}
+
+/* Threads launching on their own buffers while the pager moves pieces. */
+struct worker {
+    struct cu *c;
+    CUfunction f;
+    CUdeviceptr d[3];
+    uint64_t incs[3];
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    for (int r = 0; r < 200; r++) {
+        int i = r % 3;
+        launch2(w->c, w->f, w->d[i], w->d[(i + 1) % 3]);
+        w->incs[i]++;
+        w->incs[(i + 1) % 3]++;
+    }
+    return NULL;
+}
+
+Test(stream, threads_launching_while_pieces_move_lose_nothing)
+{
+    streaming(48, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    struct worker wk[4];
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++) {
+        wk[k] = (struct worker){&c, f, {0}, {0}};
+        for (int i = 0; i < 3; i++) {
+            CU_OK(c.cuMemAlloc(&wk[k].d[i], 8 * MiB));
+            fill(&c, wk[k].d[i], k * 3 + i, 8 * MiB);
+        }
+    }
+    for (int k = 0; k < 4; k++) pthread_create(&t[k], NULL, work, &wk[k]);
+    for (int k = 0; k < 4; k++) pthread_join(t[k], NULL);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 3; i++) check(&c, wk[k].d[i], k * 3 + i, 8 * MiB, wk[k].incs[i]);
+    cr_assert_leq(fake_peak(0), 48 * MiB);
+    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 3; i++) CU_OK(c.cuMemFree(wk[k].d[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
+Test(stream, unpageable_memory_takes_room_from_resident_pieces)
+{
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr s;
+    CU_OK(c.cuMemAlloc(&s, 256 * MiB));
+    fill(&c, s, 5, 1 * MiB);
+    launch2(&c, f, s, 0); /* brings in cap/4 */
+    cr_assert_eq(fake_used(0), 16 * MiB);
+    /* a pool allocation is not streamed: it needs 56 MiB of the 64 */
+    CUdeviceptr p;
+    CU_OK(c.cuMemAllocAsync(&p, 56 * MiB, NULL));
+    cr_assert_leq(fake_used(0), 64 * MiB);
+    cr_assert_gt(stat_of("reclaims"), 0, "%s", stats());
+    check(&c, s, 5, 1 * MiB, 1);
+    CU_OK(c.cuMemFreeAsync(p, NULL));
+    CU_OK(c.cuMemFree(s));
+    ASSERT_BOOKS_MATCH(0);
+}
