@@ -208,6 +208,34 @@
       (exec, stream))                                                          \
     X(CUresult, cuGraphLaunch_ptsz, (CUgraphExec exec, CUstream stream),       \
       (exec, stream))                                                          \
+    /* tensor maps: the address a GEMM's TMA descriptor stands for */          \
+    X(CUresult, cuTensorMapEncodeTiled,                                        \
+      (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank,            \
+       void *addr, const cuuint64_t *dim, const cuuint64_t *strides,           \
+       const cuuint32_t *box, const cuuint32_t *estrides,                      \
+       CUtensorMapInterleave il, CUtensorMapSwizzle sw,                        \
+       CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob),                \
+      (map, type, rank, addr, dim, strides, box, estrides, il, sw, l2, oob))   \
+    X(CUresult, cuTensorMapEncodeIm2col,                                       \
+      (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank,            \
+       void *addr, const cuuint64_t *dim, const cuuint64_t *strides,           \
+       const int *lower, const int *upper, cuuint32_t cpp, cuuint32_t ppc,     \
+       const cuuint32_t *estrides, CUtensorMapInterleave il,                   \
+       CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,                       \
+       CUtensorMapFloatOOBfill oob),                                           \
+      (map, type, rank, addr, dim, strides, lower, upper, cpp, ppc, estrides,  \
+       il, sw, l2, oob))                                                       \
+    X(CUresult, cuTensorMapEncodeIm2colWide,                                   \
+      (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank,            \
+       void *addr, const cuuint64_t *dim, const cuuint64_t *strides,           \
+       int lower, int upper, cuuint32_t cpp, cuuint32_t ppc,                   \
+       const cuuint32_t *estrides, CUtensorMapInterleave il,                   \
+       CUtensorMapIm2ColWideMode mode, CUtensorMapSwizzle sw,                  \
+       CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob),                \
+      (map, type, rank, addr, dim, strides, lower, upper, cpp, ppc, estrides,  \
+       il, mode, sw, l2, oob))                                                 \
+    X(CUresult, cuTensorMapReplaceAddress, (CUtensorMap *map, void *addr),    \
+      (map, addr))                                                             \
     /* stream capture: the pager stays quiet while one is in progress */       \
     X(CUresult, cuStreamBeginCapture_v2,                                       \
       (CUstream stream, CUstreamCaptureMode mode), (stream, mode))             \

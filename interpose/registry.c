@@ -163,3 +163,41 @@ void vp_registry_each(void (*fn)(struct vp_kernel *, void *), void *arg)
 
 void vp_registry_lock(void) { pthread_mutex_lock(&mu); }
 void vp_registry_unlock(void) { pthread_mutex_unlock(&mu); }
+
+/* ---- tensor maps ---- */
+
+static pthread_mutex_t tmap_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t key, addr;
+    unsigned char bytes[128];
+} tmaps[VP_TMAPS];
+
+static uint64_t tmap_key(const void *map)
+{
+    const unsigned char *b = map;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (int i = 0; i < 128; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+void vp_registry_tmap_add(const void *map, uint64_t addr)
+{
+    if (!map) return;
+    uint64_t k = tmap_key(map);
+    pthread_mutex_lock(&tmap_mu);
+    size_t i = k % VP_TMAPS;
+    tmaps[i].key = k;
+    tmaps[i].addr = addr;
+    memcpy(tmaps[i].bytes, map, 128);
+    pthread_mutex_unlock(&tmap_mu);
+}
+
+uint64_t vp_registry_tmap_addr(const void *map)
+{
+    uint64_t k = tmap_key(map), a = 0;
+    pthread_mutex_lock(&tmap_mu);
+    size_t i = k % VP_TMAPS;
+    if (tmaps[i].key == k && !memcmp(tmaps[i].bytes, map, 128)) a = tmaps[i].addr;
+    pthread_mutex_unlock(&tmap_mu);
+    return a;
+}

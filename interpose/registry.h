@@ -52,6 +52,19 @@ struct vp_kernel *vp_registry_find(const void *handle);
  * the driver or the registry). */
 void vp_registry_each(void (*fn)(struct vp_kernel *k, void *arg), void *arg);
 
+/* Tensor maps (CUtensorMap, the 128-byte TMA descriptors Hopper GEMMs get
+ * as parameters): the encoding of the address inside is not documented,
+ * so the address each encoded map was made for is recorded when it is
+ * made (cuTensorMapEncode*, cuTensorMapReplaceAddress), keyed by the map's
+ * bytes, and looked up when a 128-byte parameter is launched. The table
+ * keeps the latest VP_TMAPS maps; an older one is not found (its kernel is
+ * then taken to touch every streamed allocation, never none). */
+#define VP_TMAPS 4096
+void vp_registry_tmap_add(const void *map, uint64_t addr);
+
+/* The address map (128 bytes) was made for, or 0 if it is not known. */
+uint64_t vp_registry_tmap_addr(const void *map);
+
 void vp_registry_lock(void);
 void vp_registry_unlock(void);
 

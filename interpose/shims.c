@@ -383,6 +383,37 @@ VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
     return rc;
 }
 
+/* ---- tensor maps ---- */
+
+#define TMAP(name, PARAMS, ARGS)                                            \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        CUresult rc = vp_real.name ARGS;                                    \
+        if (rc == CUDA_SUCCESS) vp_registry_tmap_add(map, (uint64_t)(uintptr_t)addr); \
+        return rc;                                                          \
+    }
+#define VP_X(ret, name, params, args) TMAP(name, params, args)
+VP_X(CUresult, cuTensorMapEncodeTiled,
+     (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *addr, const cuuint64_t *dim,
+      const cuuint64_t *strides, const cuuint32_t *box, const cuuint32_t *estrides, CUtensorMapInterleave il,
+      CUtensorMapSwizzle sw, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob),
+     (map, type, rank, addr, dim, strides, box, estrides, il, sw, l2, oob))
+VP_X(CUresult, cuTensorMapEncodeIm2col,
+     (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *addr, const cuuint64_t *dim,
+      const cuuint64_t *strides, const int *lower, const int *upper, cuuint32_t cpp, cuuint32_t ppc,
+      const cuuint32_t *estrides, CUtensorMapInterleave il, CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+      CUtensorMapFloatOOBfill oob),
+     (map, type, rank, addr, dim, strides, lower, upper, cpp, ppc, estrides, il, sw, l2, oob))
+VP_X(CUresult, cuTensorMapEncodeIm2colWide,
+     (CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *addr, const cuuint64_t *dim,
+      const cuuint64_t *strides, int lower, int upper, cuuint32_t cpp, cuuint32_t ppc, const cuuint32_t *estrides,
+      CUtensorMapInterleave il, CUtensorMapIm2ColWideMode mode, CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+      CUtensorMapFloatOOBfill oob),
+     (map, type, rank, addr, dim, strides, lower, upper, cpp, ppc, estrides, il, mode, sw, l2, oob))
+VP_X(CUresult, cuTensorMapReplaceAddress, (CUtensorMap *map, void *addr), (map, addr))
+#undef VP_X
+
 /* ---- stream capture ---- */
 
 #define BEGIN_CAPTURE(name)                                                 \

@@ -782,6 +782,7 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
         const char *src = params ? params[i] : buf + k->param_off[i];
         if (!params && (uint64_t)k->param_off[i] + sz > buflen) break;
         if (!src) continue;
+        size_t before = n;
         for (uint32_t o = 0; o + 8 <= sz; o += 8) {
             uint64_t x;
             memcpy(&x, src + o, 8);
@@ -791,6 +792,18 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
                 break;
             }
             v[n++] = x;
+        }
+        /* a TMA descriptor: its address as recorded when it was made */
+        if (sz == sizeof(CUtensorMap) && k->param_off[i] % 64 == 0 && !over) {
+            uint64_t a = vp_registry_tmap_addr(src);
+            if (a && a >= lo && a < hi) {
+                if (n == MAX_SCAN) over = 1;
+                else v[n++] = a;
+            }
+            /* one that was not seen made, with no pointer in it either:
+             * streamed memory cannot be ruled out */
+            if (streaming && !a && n == before) over = 1;
+            if (streaming) vp_stream_note_tmap(a != 0);
         }
     }
     if (streaming) return vp_stream_op_begin(v, n, over, 1);
@@ -884,7 +897,7 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
         if (!atomic_load(&ps[d].paged_peak)) continue;
         struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
         emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
-                        : "  device %d: resident %llu, resident peak %llu",
+                        : "%s  device %d: resident %llu, resident peak %llu",
              json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
 #define VP_X(name, doc) \
         emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ps[d].name));

@@ -34,6 +34,8 @@ struct piece {
     uint8_t state;                     /* enum piece_state */
     uint8_t dirty;                     /* an operation touched it while resident */
     uint8_t pinned, pin_asked, requested;
+    uint8_t ahead; /* came in before any launch asked for it */
+    uint32_t pin_seq; /* order of pinning */
 };
 
 struct salloc {
@@ -46,6 +48,7 @@ struct salloc {
     int gone;
     int ev_dev;
     uint64_t serial; /* event of the latest operation on it (0: none) */
+    int still;       /* planning: no operation on it is issued or in flight */
     uint32_t npieces;
     struct piece pc[];
 };
@@ -58,10 +61,20 @@ struct salloc {
     X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
     X(moves_in, "pieces brought in")                                                          \
     X(moves_out, "pieces sent out")                                                           \
-    X(pinned, "bytes of pieces kept resident across the loop")                                \
+    X(pinned, "bytes of pieces pinned now (kept resident across the loop)")                    \
     X(slot_bytes, "device bytes of slots now (resident pieces and free slots)")               \
     X(remote_estimate, "bytes of pieces operations touched while not resident (read remotely, at most)") \
     X(waits, "operations that waited for a move")                                             \
+    X(wait_ns, "nanoseconds operations spent waiting for pieces and moves")                    \
+    X(copy_ns, "nanoseconds the pager waited for its copies")                                  \
+    X(unmap_ns, "nanoseconds the pager spent unmapping pieces")                                \
+    X(unmap_calls, "unmap calls (neighbouring pieces moving together share one)")              \
+    X(map_in_ns, "nanoseconds the pager spent mapping pieces to device memory")                \
+    X(map_out_ns, "nanoseconds the pager spent mapping pieces back to host memory")            \
+    X(dropped_ahead, "bytes of pieces brought in ahead of use that left unused")               \
+    X(rounds, "rounds of moves")                                                              \
+    X(tmaps_known, "launches of a TMA descriptor whose address vpage saw it made for")        \
+    X(tmaps_unknown, "launches of a 128-byte parameter taken for an unknown TMA descriptor")   \
     X(wait_timeouts, "operations that went ahead after waiting for pieces to come in")         \
     X(reclaims, "times unpageable memory took room from resident pieces")                    \
     X(refused, "streamed allocations refused (VPAGE_PAGED_LIMIT)")                            \
@@ -87,7 +100,8 @@ static uint64_t all_serial;
 static int all_dev;
 static pthread_t thread;
 static uint64_t reclaim_want[VP_MAX_DEVICES], reclaim_gen;
-static uint64_t pin_acc[VP_MAX_DEVICES];
+static double pin_acc[VP_MAX_DEVICES];
+static uint32_t pin_next;
 static struct slot *free_slots[VP_MAX_DEVICES];
 
 static atomic_int nstream;
@@ -114,6 +128,13 @@ static CUstream s_in[VP_MAX_DEVICES], s_out[VP_MAX_DEVICES];
 static int ctx_dev = -1;
 
 int vp_stream_on(void) { return vp_opt.paging == VP_PAGING_STREAM; }
+
+void vp_stream_note_tmap(int known)
+{
+    int d = vp_drv_current_device();
+    if (d < 0 || d >= VP_MAX_DEVICES) d = 0;
+    atomic_fetch_add_explicit(known ? &ss[d].tmaps_known : &ss[d].tmaps_unknown, 1, memory_order_relaxed);
+}
 
 static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
 static void uncount(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_sub_explicit(c, v, memory_order_relaxed); }
@@ -404,9 +425,11 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
             p->prev_use = p->last_use;
             p->last_use = t;
             if (p->prev_use && t - p->prev_use > VP_HOT_GAP && !p->pinned) p->pin_asked = 1;
+            /* needed now, until the operation is issued: ranked first, and
+             * not sent out meanwhile (its last use already says "later") */
+            p->requested = 1;
             if (p->state != P_DEV) {
                 count(&ss[a->dev].remote_estimate, piece_len(a, (uint32_t)i));
-                p->requested = 1;
                 want = 1;
             }
         }
@@ -438,7 +461,10 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
         wait_locked();
     }
     int dev = op.n ? op.a[0]->dev : 0;
-    if (waited) count(&ss[dev].waits, 1);
+    if (waited) {
+        count(&ss[dev].waits, 1);
+        count(&ss[dev].wait_ns, (uint64_t)((now_s() - (until - VP_STREAM_WAIT_MS / 1000.0)) * 1e9));
+    }
     if (timed_out) count(&ss[dev].wait_timeouts, 1);
     for (int i = 0; i < op.n; i++) {
         struct salloc *a = op.a[i];
@@ -466,9 +492,11 @@ void vp_stream_op_end(CUstream stream, int per_thread)
     uint64_t s = record(dev, stream);
     pthread_mutex_lock(&mu);
     for (int i = 0; i < op.n; i++) {
-        op.a[i]->pending--;
-        op.a[i]->serial = s;
-        op.a[i]->ev_dev = dev;
+        struct salloc *a = op.a[i];
+        a->pending--;
+        a->serial = s;
+        a->ev_dev = dev;
+        for (uint32_t k = 0; k < a->npieces; k++) a->pc[k].requested = 0; /* served, or gone ahead */
     }
     if (op.all) {
         global_pending--;
@@ -505,9 +533,31 @@ struct move {
     struct slot *slot;
 };
 
-/* Makes the moves m[0..n) (pieces marked P_MOVING, their allocations busy),
- * on dev. mu not held. */
-static void make_moves(int dev, struct move *m, size_t n)
+/* Orders moves by direction, allocation and piece. */
+static int by_place(const void *x, const void *y)
+{
+    const struct move *a = x, *b = y;
+    if (a->out != b->out) return a->out < b->out ? -1 : 1;
+    if (a->a != b->a) return (uintptr_t)a->a < (uintptr_t)b->a ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Gives an in-move's slot back to the free list (its move failed). */
+static void unslot(int dev, struct move *m)
+{
+    pthread_mutex_lock(&mu);
+    m->slot->next = free_slots[dev];
+    free_slots[dev] = m->slot;
+    pthread_mutex_unlock(&mu);
+    m->slot = NULL;
+}
+
+/* Issues the copies of the moves m[0..n) (pieces marked P_MOVING, their
+ * allocations busy) on dev's two streams, both directions at once, and
+ * records ev[0..1] after them. mu not held. Returns 0, or -1 when nothing
+ * was issued (every move then fails softly: out ones stay, in ones do not
+ * come). */
+static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[2])
 {
     if (use_device(dev)) {
         driver_error("making the device current", CUDA_ERROR_INVALID_CONTEXT, dev);
@@ -515,9 +565,8 @@ static void make_moves(int dev, struct move *m, size_t n)
             if (m[j].out) m[j].out = 2;
             else m[j].slot = NULL;
         }
-        return;
+        return -1;
     }
-    /* copies first, both directions at once, on two streams */
     for (size_t j = 0; j < n; j++) {
         struct salloc *a = m[j].a;
         struct piece *p = &a->pc[m[j].i];
@@ -531,57 +580,92 @@ static void make_moves(int dev, struct move *m, size_t n)
         }
         if (rc != CUDA_SUCCESS) {
             driver_error("copying a piece", rc, dev);
-            if (!m[j].out) {
-                pthread_mutex_lock(&mu);
-                m[j].slot->next = free_slots[dev];
-                free_slots[dev] = m[j].slot;
-                pthread_mutex_unlock(&mu);
-                m[j].slot = NULL;
-            } else {
-                m[j].out = 2; /* stays resident */
-            }
+            if (m[j].out) m[j].out = 2; /* stays resident */
+            else unslot(dev, &m[j]);
         }
     }
-    CUresult ri = vp_real.cuStreamSynchronize(s_in[dev]), ro = vp_real.cuStreamSynchronize(s_out[dev]);
-    if (ri != CUDA_SUCCESS || ro != CUDA_SUCCESS) {
+    for (int k = 0; k < 2; k++)
+        if (!ev[k] || vp_real.cuEventRecord(ev[k], k ? s_out[dev] : s_in[dev]) != CUDA_SUCCESS) {
+            /* no event: wait here */
+            if (vp_real.cuStreamSynchronize(k ? s_out[dev] : s_in[dev]) != CUDA_SUCCESS) return -2;
+            ev[k] = NULL;
+        }
+    return 0;
+}
+
+/* Waits for the copies of m[0..n) (issue_copies returned rc), then moves
+ * the program's addresses to the other memory. mu not held. */
+static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
+{
+    double t0 = now_s();
+    CUresult ri = CUDA_SUCCESS, ro = CUDA_SUCCESS;
+    if (rc == 0) {
+        if (ev[0]) ri = vp_real.cuEventSynchronize(ev[0]);
+        if (ev[1]) ro = vp_real.cuEventSynchronize(ev[1]);
+    }
+    if (rc == -2 || ri != CUDA_SUCCESS || ro != CUDA_SUCCESS) {
         driver_error("waiting for the copies of pieces", ri != CUDA_SUCCESS ? ri : ro, dev);
         for (size_t j = 0; j < n; j++) {
             if (m[j].out == 1) m[j].out = 2;
-            if (!m[j].out && m[j].slot) {
-                pthread_mutex_lock(&mu);
-                m[j].slot->next = free_slots[dev];
-                free_slots[dev] = m[j].slot;
-                pthread_mutex_unlock(&mu);
-                m[j].slot = NULL;
-            }
+            if (!m[j].out && m[j].slot) unslot(dev, &m[j]);
         }
     }
-    /* then the program's address moves to the other memory */
-    for (size_t j = 0; j < n; j++) {
-        if (m[j].out == 2 || (!m[j].out && !m[j].slot)) continue;
+    double t1 = now_s();
+    count(&ss[dev].copy_ns, (uint64_t)((t1 - t0) * 1e9));
+    /* neighbouring pieces of one allocation moving the same way are
+     * unmapped with one call (each unmap waits for the device: measured
+     * ~1.5 ms a call on a busy H100/H200); the driver may refuse a range
+     * over several mappings, and then gets one call a piece */
+    qsort(m, n, sizeof *m, by_place);
+    for (size_t j = 0; j < n;) {
+        size_t e = j + 1;
+        if (m[j].out == 2 || (!m[j].out && !m[j].slot)) {
+            j = e;
+            continue;
+        }
         struct salloc *a = m[j].a;
-        uint64_t off = piece_off(a, m[j].i), len = piece_len(a, m[j].i);
-        CUmemGenericAllocationHandle to = m[j].out ? a->pc[m[j].i].host : m[j].slot->h;
-        CUresult rc = vp_real.cuMemUnmap(a->base + off, len);
-        if (rc == CUDA_SUCCESS) rc = map_at(a->base + off, len, to, dev);
-        if (rc != CUDA_SUCCESS) {
-            driver_error("remapping a piece", rc, dev);
-            /* put back what was there: the data it holds is current */
-            CUmemGenericAllocationHandle back = m[j].out ? m[j].slot->h : a->pc[m[j].i].host;
-            vp_real.cuMemUnmap(a->base + off, len);
-            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
-                vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
-                         "will fault", (unsigned long long)(a->base + off), dev);
-            if (m[j].out) m[j].out = 2;
-            else {
-                pthread_mutex_lock(&mu);
-                m[j].slot->next = free_slots[dev];
-                free_slots[dev] = m[j].slot;
-                pthread_mutex_unlock(&mu);
-                m[j].slot = NULL;
+        while (e < n && m[e].a == a && m[e].out == m[j].out && m[e].i == m[e - 1].i + 1 &&
+               (m[e].out || m[e].slot))
+            e++;
+        uint64_t first = piece_off(a, m[j].i), span = piece_off(a, m[e - 1].i) + piece_len(a, m[e - 1].i) - first;
+        double u0 = now_s();
+        int whole = e - j > 1 && vp_real.cuMemUnmap(a->base + first, span) == CUDA_SUCCESS;
+        count(&ss[dev].unmap_calls, 1);
+        for (size_t q = j; q < e; q++) {
+            uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
+            CUmemGenericAllocationHandle to = m[q].out ? a->pc[m[q].i].host : m[q].slot->h;
+            CUresult r = CUDA_SUCCESS;
+            if (!whole) {
+                if (q > j || e - j > 1) count(&ss[dev].unmap_calls, 1);
+                r = vp_real.cuMemUnmap(a->base + off, len);
+            }
+            double u1 = now_s();
+            count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
+            if (r == CUDA_SUCCESS) r = map_at(a->base + off, len, to, dev);
+            u0 = now_s();
+            count(m[q].out ? &ss[dev].map_out_ns : &ss[dev].map_in_ns, (uint64_t)((u0 - u1) * 1e9));
+            if (r != CUDA_SUCCESS) {
+                driver_error("remapping a piece", r, dev);
+                /* put back what was there: the data it holds is current */
+                CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
+                vp_real.cuMemUnmap(a->base + off, len);
+                if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
+                    vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
+                             "will fault", (unsigned long long)(a->base + off), dev);
+                if (m[q].out) m[q].out = 2;
+                else unslot(dev, &m[q]);
             }
         }
+        j = e;
     }
+}
+
+/* Copies, then remaps, with no overlap (reclaims). */
+static void make_moves(int dev, struct move *m, size_t n)
+{
+    CUevent none[2] = {NULL, NULL};
+    int rc = issue_copies(dev, m, n, none);
+    remap(dev, m, n, none, rc);
 }
 
 /* The budget of pieces on dev: the cap less everything counted that is not
@@ -624,6 +708,21 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     uint64_t budget = budget_of(dev);
     uint64_t window = vp_stream_window(budget, piece);
     uint64_t pin_room = budget > hot + window ? budget - hot - window : 0;
+    /* hot pieces came to need the room: the latest pinned are unpinned */
+    while (pinned > pin_room) {
+        struct piece *latest = NULL;
+        uint64_t len = 0;
+        for (size_t i = 0; i < ntab; i++)
+            for (uint32_t k = 0; tab[i]->dev == dev && !tab[i]->gone && k < tab[i]->npieces; k++)
+                if (tab[i]->pc[k].pinned && (!latest || tab[i]->pc[k].pin_seq > latest->pin_seq)) {
+                    latest = &tab[i]->pc[k];
+                    len = piece_len(tab[i], k);
+                }
+        if (!latest) break;
+        latest->pinned = 0;
+        pinned -= len;
+        uncount(&ss[dev].pinned, len);
+    }
     struct vp_spc *c = malloc(np * sizeof *c);
     struct move *refs = malloc(np * sizeof *refs);
     if (!c || !refs) {
@@ -643,6 +742,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
                     p->pinned = 1;
+                    p->pin_seq = ++pin_next;
                     pinned += len;
                     count(&ss[dev].pinned, len);
                 }
@@ -651,9 +751,12 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             c[n].bytes = len;
             c[n].ref = &refs[n];
             c[n].want = 0;
-            if (p->pinned || is_hot(p)) {
-                c[n].cls = VP_SC_KEEP;
+            if (is_hot(p)) {
+                c[n].cls = VP_SC_HOT;
                 c[n].key = p->last_use;
+            } else if (p->pinned) {
+                c[n].cls = VP_SC_PIN;
+                c[n].key = p->pin_seq;
             } else {
                 c[n].cls = VP_SC_NEXT;
                 c[n].key = p->requested ? tick : vp_policy_next_use(p->prev_use, p->last_use, tick);
@@ -661,28 +764,36 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             n++;
         }
     }
+    /* which allocations may move now (no operation issued or in flight) */
+    int quiet = !global_pending && done(all_dev, all_serial);
+    for (size_t i = 0; i < ntab; i++)
+        if (tab[i]->dev == dev && !tab[i]->gone)
+            tab[i]->still = quiet && !tab[i]->pending && !tab[i]->busy && done(tab[i]->ev_dev, tab[i]->serial);
+    /* the wanted set is ranked on the whole budget, so that it does not
+     * change as operations come and go; pieces that cannot move yet are
+     * skipped below (they hold their room until they can) */
+    size_t nfree = n;
     vp_stream_desire(c, n, budget);
     /* room for new slots: the budget less what pieces hold */
     uint64_t room = budget > held ? budget - held : 0;
     size_t nm = 0;
     uint64_t out_bytes = 0, in_bytes = 0;
     /* out: resident and not wanted, latest next use first (the end of the
-     * ranking); in: wanted and not resident, soonest first */
-    for (size_t j = n; j-- > 0 && nm < mmax && out_bytes < ROUND_BYTES;) {
+     * ranking); in: wanted and not resident, soonest first, while there is
+     * room (what goes out now makes room for the next round) */
+    for (size_t j = nfree; j-- > 0 && nm < mmax && out_bytes < ROUND_BYTES;) {
         struct move *r = c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (c[j].want || p->state != P_DEV) continue;
-        struct salloc *a = r->a;
-        if (a->pending || global_pending || !done(a->ev_dev, a->serial) || !done(all_dev, all_serial)) {
+        if (!r->a->still) {
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){a, r->i, 1, p->slot};
+        m[nm++] = (struct move){r->a, r->i, 1, p->slot};
         p->state = P_MOVING;
-        a->busy++;
         out_bytes += c[j].bytes;
     }
-    for (size_t j = 0; j < n && nm < mmax && in_bytes < ROUND_BYTES; j++) {
+    for (size_t j = 0; j < nfree && nm < mmax && in_bytes < ROUND_BYTES; j++) {
         struct move *r = c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (!c[j].want) {
@@ -694,17 +805,17 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             break;
         }
-        struct salloc *a = r->a;
-        if (a->pending || global_pending || !done(a->ev_dev, a->serial) || !done(all_dev, all_serial)) {
+        if (!r->a->still) {
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){a, r->i, 0, NULL};
+        m[nm++] = (struct move){r->a, r->i, 0, NULL};
+        p->ahead = !p->requested;
         p->state = P_MOVING;
-        a->busy++;
         room -= c[j].bytes;
         in_bytes += c[j].bytes;
     }
+    for (size_t j = 0; j < nm; j++) m[j].a->busy++;
     free(c);
     free(refs);
     return nm;
@@ -719,6 +830,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
         uint64_t len = piece_len(a, m[j].i);
         if (m[j].out == 1) {
             count(p->dirty ? &ss[dev].bytes_writeback : &ss[dev].bytes_dropped, len);
+            if (!p->dirty && p->ahead) count(&ss[dev].dropped_ahead, len);
             count(&ss[dev].moves_out, 1);
             m[j].slot->next = free_slots[dev];
             free_slots[dev] = m[j].slot;
@@ -733,7 +845,6 @@ static void finish_locked(int dev, struct move *m, size_t n)
             count(&ss[dev].moves_in, 1);
             p->slot = m[j].slot;
             p->state = P_DEV;
-            p->requested = 0;
         } else {
             p->state = P_HOST;
             p->requested = 0;
@@ -742,6 +853,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
         a->busy--;
     }
     if (n) moving_any--;
+    count(&ss[dev].rounds, 1);
     pthread_cond_broadcast(&done_cv);
 }
 
@@ -781,36 +893,80 @@ static void reclaim_locked(int dev, uint64_t want)
     }
 }
 
+/* A round of moves: its copies are issued, then (next time round) waited
+ * for and its remaps made, while the copies of the next round run. */
+struct round {
+    struct move m[512];
+    size_t n;
+    int dev, rc, live;
+    CUevent ev[2];
+};
+
+static CUevent round_ev[VP_MAX_DEVICES][2][2];
+
+/* Waits for round r's copies, remaps and ends it. mu held. */
+static void flush_locked(struct round *r)
+{
+    if (!r->live) return;
+    pthread_mutex_unlock(&mu);
+    remap(r->dev, r->m, r->n, r->ev, r->rc);
+    pthread_mutex_lock(&mu);
+    finish_locked(r->dev, r->m, r->n);
+    r->live = 0;
+}
+
 static void *pager_main(void *arg)
 {
     (void)arg;
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    static struct move m[512];
+    static struct round rounds[2];
+    int cur = 0;
     pthread_mutex_lock(&mu);
     while (!stopping) {
-        for (int d = 0; d < VP_MAX_DEVICES; d++)
-            if (reclaim_want[d]) {
-                uint64_t w = reclaim_want[d];
-                reclaim_want[d] = 0;
-                reclaim_locked(d, w);
-            }
-        reclaim_gen++;
-        pthread_cond_broadcast(&done_cv);
-        int blocked = 0, moved = 0;
+        int reclaiming = 0;
+        for (int d = 0; d < VP_MAX_DEVICES; d++) reclaiming |= reclaim_want[d] != 0;
+        if (reclaiming) {
+            flush_locked(&rounds[cur ^ 1]);
+            for (int d = 0; d < VP_MAX_DEVICES; d++)
+                if (reclaim_want[d]) {
+                    uint64_t w = reclaim_want[d];
+                    reclaim_want[d] = 0;
+                    reclaim_locked(d, w);
+                }
+            reclaim_gen++;
+            pthread_cond_broadcast(&done_cv);
+        }
+        struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
+        int blocked = 0;
+        r->n = 0;
         if (!atomic_load(&capturing))
-            for (int d = 0; d < VP_MAX_DEVICES && !stopping; d++) {
-                size_t nm = plan_locked(d, m, sizeof m / sizeof *m, &blocked);
-                if (!nm) continue;
-                moving_any++;
-                pthread_mutex_unlock(&mu);
-                make_moves(d, m, nm);
-                pthread_mutex_lock(&mu);
-                finish_locked(d, m, nm);
-                moved = 1;
+            for (int d = 0; d < VP_MAX_DEVICES && !r->n && !stopping; d++) {
+                if (prev->live && prev->dev != d) continue; /* one device at a time in flight */
+                r->n = plan_locked(d, r->m, sizeof r->m / sizeof *r->m, &blocked);
+                r->dev = d;
             }
-        if (moved || stopping) continue;
+        if (r->n) {
+            moving_any++;
+            int d = r->dev, slot = cur;
+            pthread_mutex_unlock(&mu);
+            for (int k = 0; k < 2; k++)
+                if (!round_ev[d][slot][k] && use_device(d) == 0)
+                    vp_real.cuEventCreate(&round_ev[d][slot][k], CU_EVENT_DISABLE_TIMING);
+            r->ev[0] = round_ev[d][slot][0];
+            r->ev[1] = round_ev[d][slot][1];
+            r->rc = issue_copies(d, r->m, r->n, r->ev);
+            pthread_mutex_lock(&mu);
+            r->live = 1;
+        }
+        int had_prev = prev->live;
+        flush_locked(prev);
+        if (r->live) {
+            cur ^= 1;
+            continue;
+        }
+        if (had_prev || stopping) continue;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += blocked ? 500000 : 50000000;
@@ -820,6 +976,7 @@ static void *pager_main(void *arg)
         }
         pthread_cond_timedwait(&work_cv, &mu, &ts);
     }
+    flush_locked(&rounds[cur ^ 1]);
     pthread_mutex_unlock(&mu);
     return NULL;
 }
@@ -991,6 +1148,8 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     wait_done(all_dev, all_serial);
     struct slot *keep = NULL;
     for (uint32_t i = 0; i < a->npieces; i++)
+        if (a->pc[i].pinned) uncount(&ss[dev].pinned, piece_len(a, i));
+    for (uint32_t i = 0; i < a->npieces; i++)
         if (a->pc[i].slot) {
             a->pc[i].slot->next = keep;
             keep = a->pc[i].slot;
@@ -1058,7 +1217,7 @@ void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), v
         if (!atomic_load(&ss[d].streamed_peak)) continue;
         struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
         emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
-                        : "  device %d: resident %llu, resident peak %llu",
+                        : "%s  device %d: resident %llu, resident peak %llu",
              json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
 #define VP_X(name, doc) \
         emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ss[d].name));
@@ -1109,6 +1268,7 @@ void vp_stream_reset_child(void)
     memset(ctx, 0, sizeof ctx);
     memset(s_in, 0, sizeof s_in);
     memset(s_out, 0, sizeof s_out);
+    memset(round_ev, 0, sizeof round_ev);
     ctx_dev = -1;
     op.n = op.on = op.all = 0;
     atomic_store(&nstream, 0);

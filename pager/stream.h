@@ -78,6 +78,10 @@ int vp_stream_span(uint64_t *lo, uint64_t *hi);
 int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use);
 void vp_stream_op_end(CUstream stream, int per_thread);
 
+/* A launch carried a 128-byte TMA descriptor whose address was known (1)
+ * or not (0): stats only. */
+void vp_stream_note_tmap(int known);
+
 /* Stream capture begun (+1) or ended (-1): nothing moves meanwhile. */
 void vp_stream_capture(int delta);
 

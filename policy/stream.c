@@ -10,15 +10,15 @@ uint64_t vp_stream_window(uint64_t budget, uint64_t piece)
     return w < budget ? w : budget;
 }
 
-int vp_stream_pin(uint64_t *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold)
+int vp_stream_pin(double *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold)
 {
     if (!bytes || pinned >= room || bytes > room - pinned) return 0;
     if (cold <= room) return 1; /* everything fits: nothing is streamed */
     /* room/cold of each piece's bytes accrue; a piece is pinned when the
      * accrued share covers it */
-    *acc += (uint64_t)((unsigned __int128)bytes * room / cold);
-    if (*acc < bytes) return 0;
-    *acc -= bytes;
+    *acc += (double)bytes * (double)room / (double)cold;
+    if (*acc < (double)bytes) return 0;
+    *acc -= (double)bytes;
     return 1;
 }
 
@@ -26,7 +26,7 @@ static int rank(const void *a, const void *b)
 {
     const struct vp_spc *x = a, *y = b;
     if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
-    if (x->cls == VP_SC_KEEP) return x->key > y->key ? -1 : x->key < y->key;
+    if (x->cls == VP_SC_HOT) return x->key > y->key ? -1 : x->key < y->key;
     return x->key < y->key ? -1 : x->key > y->key;
 }
 

@@ -15,7 +15,8 @@
  *   their expected next use (vp_policy_next_use), soonest first.
  *
  *   Pinning (vp_stream_pin) is decided once, when a piece's reuse gap is
- *   first seen to be long (its second use, in loop order). Pinned pieces
+ *   first seen to be long (its second use, in loop order); the pager unpins
+ *   the latest pinned when hot pieces come to need the room. Pinned pieces
  *   are spread evenly over the loop (an error accumulator, as in Bresenham's
  *   line), so the streamed bytes are spread over the step's compute and the
  *   transfers overlap it.
@@ -34,21 +35,27 @@ uint64_t vp_stream_window(uint64_t budget, uint64_t piece);
  * *acc carries the spreading error between calls (start at 0); pinned: the
  * bytes pinned so far; room: bytes pinned pieces may take in all; cold: the
  * bytes of pieces not in hot use (what is pinned or streamed). */
-int vp_stream_pin(uint64_t *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold);
+int vp_stream_pin(double *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold);
 
-enum vp_stream_class { VP_SC_KEEP, VP_SC_NEXT };
+enum vp_stream_class {
+    VP_SC_HOT,  /* in hot use: key = last use, latest first */
+    VP_SC_PIN,  /* pinned: key = order of pinning, first pinned first */
+    VP_SC_NEXT, /* the rest: key = expected next use (tick), soonest first */
+};
 
 struct vp_spc {
-    uint64_t key;   /* VP_SC_NEXT: expected next use (tick); VP_SC_KEEP: last use */
+    uint64_t key;   /* see enum vp_stream_class */
     uint64_t bytes;
     void *ref;      /* the pager's handle */
     uint8_t cls;    /* enum vp_stream_class */
     uint8_t want;   /* set by vp_stream_desire */
 };
 
-/* Ranks c[0..n): VP_SC_KEEP first (latest use first), then VP_SC_NEXT by
- * key, soonest first; marks want on the longest prefix whose bytes fit
- * budget. Reorders c; returns the bytes wanted. */
+/* Ranks c[0..n) by class, then key (enum vp_stream_class); marks want on
+ * the longest prefix whose bytes fit budget. Reorders c; returns the bytes
+ * wanted. Pinned pieces rank by pinning order so that, if the budget
+ * shrinks, the same ones fall out every time (ranked by use, those about
+ * to be used would: a loop's least recent). */
 uint64_t vp_stream_desire(struct vp_spc *c, size_t n, uint64_t budget);
 
 #endif

@@ -1,9 +1,11 @@
-/* test_policy.c - the demand policy on its own (policy/demand.h): pure
- * functions, driven by a small model of the pager. */
+/* test_policy.c - the demand and streaming policies on their own
+ * (policy/demand.h, policy/stream.h): pure functions, driven by a small
+ * model of the pager. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "../policy/demand.h"
+#include "../policy/stream.h"
 
 Test(policy, demand_range_from_the_pointer_on_at_most_most_bytes)
 {
@@ -123,4 +125,71 @@ Test(policy, static_placement_keeps_half_the_cap_for_hot_chunks)
     cr_assert_not(vp_policy_place(10, 5000, 10, 55, cap), "nor one used once a long loop");
     cr_assert(vp_policy_place(4990, 5000, 10, 55, cap), "a chunk in hot use may");
     cr_assert_not(vp_policy_place(4990, 5000, 10, 5, cap), "but only into the room there is");
+}
+
+/* ---- streaming (policy/stream.h) ---- */
+
+Test(policy, stream_window_is_a_quarter_of_the_budget_at_least_four_pieces)
+{
+    cr_assert_eq(vp_stream_window(400, 10), 100);
+    cr_assert_eq(vp_stream_window(100, 10), 40, "four pieces");
+    cr_assert_eq(vp_stream_window(30, 10), 30, "never more than the budget");
+}
+
+Test(policy, stream_pins_an_even_share_spread_over_the_loop)
+{
+    /* 40 pieces of 10 bytes (400 cold), room for 100 pinned: every fourth */
+    double acc = 0;
+    uint64_t pinned = 0;
+    int pins[40], n = 0;
+    for (int i = 0; i < 40; i++) {
+        pins[i] = vp_stream_pin(&acc, 10, pinned, 100, 400);
+        if (pins[i]) {
+            pinned += 10;
+            n++;
+        }
+    }
+    cr_assert_eq(n, 10, "pinned %d pieces, room for 10", n);
+    for (int i = 0; i + 4 <= 40; i += 4) {
+        int in_four = pins[i] + pins[i + 1] + pins[i + 2] + pins[i + 3];
+        cr_assert_eq(in_four, 1, "pieces %d..%d: %d pinned, want one in every four", i, i + 3, in_four);
+    }
+}
+
+Test(policy, stream_pins_everything_that_fits_and_nothing_past_the_room)
+{
+    double acc = 0;
+    cr_assert(vp_stream_pin(&acc, 10, 0, 100, 80), "all the cold bytes fit");
+    cr_assert(!vp_stream_pin(&acc, 10, 95, 100, 400), "past the room");
+    cr_assert(!vp_stream_pin(&acc, 0, 0, 100, 400));
+}
+
+Test(policy, stream_ranks_hot_then_pinned_then_by_next_use)
+{
+    struct vp_spc c[6] = {
+        {.key = 50, .bytes = 10, .cls = VP_SC_NEXT},
+        {.key = 2, .bytes = 10, .cls = VP_SC_PIN},   /* pinned second */
+        {.key = 7, .bytes = 10, .cls = VP_SC_HOT},   /* used at tick 7 */
+        {.key = 20, .bytes = 10, .cls = VP_SC_NEXT},
+        {.key = 1, .bytes = 10, .cls = VP_SC_PIN},   /* pinned first */
+        {.key = 9, .bytes = 10, .cls = VP_SC_HOT},
+    };
+    uint64_t got = vp_stream_desire(c, 6, 45);
+    cr_assert_eq(got, 40, "whole pieces that fit");
+    uint64_t order[6] = {9, 7, 1, 2, 20, 50};
+    for (int i = 0; i < 6; i++) cr_assert_eq(c[i].key, order[i], "rank %d has key %llu", i, (unsigned long long)c[i].key);
+    for (int i = 0; i < 6; i++) cr_assert_eq(c[i].want, i < 4, "rank %d", i);
+}
+
+Test(policy, stream_wants_a_prefix_only)
+{
+    /* a big piece that does not fit ends the wanted set: a smaller one
+     * ranked after it is not let in ahead of it */
+    struct vp_spc c[3] = {
+        {.key = 1, .bytes = 10, .cls = VP_SC_NEXT},
+        {.key = 2, .bytes = 50, .cls = VP_SC_NEXT},
+        {.key = 3, .bytes = 5, .cls = VP_SC_NEXT},
+    };
+    cr_assert_eq(vp_stream_desire(c, 3, 30), 10);
+    cr_assert(c[0].want && !c[1].want && !c[2].want);
 }
