@@ -43,6 +43,7 @@ struct salloc {
     CUdeviceptr home; /* the host memory, always mapped, for the pager's copies */
     uint64_t size, span, piece;
     int dev;
+    int arena;   /* the reservation its program range was carved from */
     int pending; /* operations on it being issued */
     int busy;    /* in the pager's hands */
     int gone;
@@ -207,6 +208,102 @@ static void remove_locked(struct salloc *s)
     }
 }
 
+/* ---- the program's address ranges ----
+ * Carved first-fit out of large reservations ("arenas"), so allocations
+ * made one after another (a model's weights) are neighbours, and pieces of
+ * neighbouring allocations moving together are unmapped with one call.
+ * Holes merge only within one arena: a mapping may not span two. */
+
+#define ARENA_BYTES (64ull << 30)
+#define MAX_ARENAS 64
+
+struct hole {
+    CUdeviceptr start;
+    uint64_t len;
+    int arena;
+};
+
+static struct hole *holes; /* sorted by start */
+static size_t nholes, capholes;
+static int narenas;
+
+static int hole_insert_locked(CUdeviceptr start, uint64_t len, int arena)
+{
+    size_t i = 0;
+    while (i < nholes && holes[i].start < start) i++;
+    int left = i > 0 && holes[i - 1].arena == arena && holes[i - 1].start + holes[i - 1].len == start;
+    int right = i < nholes && holes[i].arena == arena && start + len == holes[i].start;
+    if (left && right) {
+        holes[i - 1].len += len + holes[i].len;
+        memmove(&holes[i], &holes[i + 1], (nholes - i - 1) * sizeof *holes);
+        nholes--;
+        return 0;
+    }
+    if (left) {
+        holes[i - 1].len += len;
+        return 0;
+    }
+    if (right) {
+        holes[i].start = start;
+        holes[i].len += len;
+        return 0;
+    }
+    if (nholes == capholes) {
+        size_t nc = capholes ? capholes * 2 : 64;
+        struct hole *nh = realloc(holes, nc * sizeof *nh);
+        if (!nh) return -1;
+        holes = nh;
+        capholes = nc;
+    }
+    memmove(&holes[i + 1], &holes[i], (nholes - i) * sizeof *holes);
+    holes[i] = (struct hole){start, len, arena};
+    nholes++;
+    return 0;
+}
+
+/* A range of span bytes (a multiple of g), or 0 (reported) if none. */
+static CUdeviceptr range_take(uint64_t span, uint64_t g, int *arena)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        pthread_mutex_lock(&mu);
+        for (size_t i = 0; i < nholes; i++)
+            if (holes[i].len >= span) {
+                CUdeviceptr p = holes[i].start;
+                *arena = holes[i].arena;
+                holes[i].start += span;
+                holes[i].len -= span;
+                if (!holes[i].len) {
+                    memmove(&holes[i], &holes[i + 1], (nholes - i - 1) * sizeof *holes);
+                    nholes--;
+                }
+                pthread_mutex_unlock(&mu);
+                return p;
+            }
+        int id = narenas;
+        pthread_mutex_unlock(&mu);
+        if (id >= MAX_ARENAS) break;
+        uint64_t len = span > ARENA_BYTES ? round_up(span, g) : ARENA_BYTES;
+        CUdeviceptr base = 0;
+        if (vp_real.cuMemAddressReserve(&base, len, g, 0, 0) != CUDA_SUCCESS) {
+            len = span; /* no room for an arena: one of its own */
+            if (vp_real.cuMemAddressReserve(&base, len, g, 0, 0) != CUDA_SUCCESS) break;
+        }
+        pthread_mutex_lock(&mu);
+        id = narenas++;
+        int bad = hole_insert_locked(base, len, id);
+        pthread_mutex_unlock(&mu);
+        if (bad) break;
+    }
+    return 0;
+}
+
+static void range_give(CUdeviceptr start, uint64_t span, int arena)
+{
+    pthread_mutex_lock(&mu);
+    hole_insert_locked(start, span, arena); /* out of memory: the range is lost, not reused */
+    pthread_mutex_unlock(&mu);
+}
+
 /* ---- the driver ---- */
 
 static CUmemAccessDesc access_for(int dev)
@@ -237,13 +334,18 @@ static CUmemAllocationProp prop_for(int dev, int host)
     return p;
 }
 
+static CUresult allow(CUdeviceptr va, uint64_t len, int dev)
+{
+    CUmemAccessDesc acc = access_for(dev);
+    return vp_real.cuMemSetAccess(va, len, &acc, 1);
+}
+
 /* Maps handle h at va (len bytes) for dev. */
 static CUresult map_at(CUdeviceptr va, uint64_t len, CUmemGenericAllocationHandle h, int dev)
 {
     CUresult rc = vp_real.cuMemMap(va, len, 0, h, 0);
     if (rc != CUDA_SUCCESS) return rc;
-    CUmemAccessDesc acc = access_for(dev);
-    rc = vp_real.cuMemSetAccess(va, len, &acc, 1);
+    rc = allow(va, len, dev);
     if (rc != CUDA_SUCCESS) vp_real.cuMemUnmap(va, len);
     return rc;
 }
@@ -529,17 +631,19 @@ void vp_stream_capture(int delta)
 struct move {
     struct salloc *a;
     uint32_t i;
-    int out;
+    int out; /* 0 in, 1 out, 2 out that failed (stays resident) */
     struct slot *slot;
+    int failed; /* remap */
 };
 
 /* Orders moves by direction, allocation and piece. */
+static CUdeviceptr move_va(const struct move *m) { return m->a->base + piece_off(m->a, m->i); }
+
 static int by_place(const void *x, const void *y)
 {
     const struct move *a = x, *b = y;
     if (a->out != b->out) return a->out < b->out ? -1 : 1;
-    if (a->a != b->a) return (uintptr_t)a->a < (uintptr_t)b->a ? -1 : 1;
-    return a->i < b->i ? -1 : a->i > b->i;
+    return move_va(a) < move_va(b) ? -1 : move_va(a) > move_va(b);
 }
 
 /* Gives an in-move's slot back to the free list (its move failed). */
@@ -612,10 +716,11 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
     }
     double t1 = now_s();
     count(&ss[dev].copy_ns, (uint64_t)((t1 - t0) * 1e9));
-    /* neighbouring pieces of one allocation moving the same way are
-     * unmapped with one call (each unmap waits for the device: measured
-     * ~1.5 ms a call on a busy H100/H200); the driver may refuse a range
-     * over several mappings, and then gets one call a piece */
+    /* neighbouring pieces moving the same way (of one allocation, or of
+     * neighbouring allocations of one arena) are unmapped with one call
+     * and given access with one call: each unmap waits for the device
+     * (measured ~1.5-3.4 ms a call on a busy H100/H200). The driver may
+     * refuse a range over several mappings: then one call a piece. */
     qsort(m, n, sizeof *m, by_place);
     for (size_t j = 0; j < n;) {
         size_t e = j + 1;
@@ -623,38 +728,53 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
             j = e;
             continue;
         }
-        struct salloc *a = m[j].a;
-        while (e < n && m[e].a == a && m[e].out == m[j].out && m[e].i == m[e - 1].i + 1 &&
-               (m[e].out || m[e].slot))
+        while (e < n && m[e].out == m[j].out && (m[e].out || m[e].slot) && m[e].a->arena == m[j].a->arena &&
+               move_va(&m[e]) == move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i))
             e++;
-        uint64_t first = piece_off(a, m[j].i), span = piece_off(a, m[e - 1].i) + piece_len(a, m[e - 1].i) - first;
+        CUdeviceptr first = move_va(&m[j]);
+        uint64_t span = move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i) - first;
         double u0 = now_s();
-        int whole = e - j > 1 && vp_real.cuMemUnmap(a->base + first, span) == CUDA_SUCCESS;
+        int whole = e - j > 1 && vp_real.cuMemUnmap(first, span) == CUDA_SUCCESS;
         count(&ss[dev].unmap_calls, 1);
+        int mapped = 1;
         for (size_t q = j; q < e; q++) {
+            struct salloc *a = m[q].a;
             uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
-            CUmemGenericAllocationHandle to = m[q].out ? a->pc[m[q].i].host : m[q].slot->h;
             CUresult r = CUDA_SUCCESS;
             if (!whole) {
-                if (q > j || e - j > 1) count(&ss[dev].unmap_calls, 1);
+                if (e - j > 1) count(&ss[dev].unmap_calls, 1);
                 r = vp_real.cuMemUnmap(a->base + off, len);
             }
-            double u1 = now_s();
-            count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
-            if (r == CUDA_SUCCESS) r = map_at(a->base + off, len, to, dev);
-            u0 = now_s();
-            count(m[q].out ? &ss[dev].map_out_ns : &ss[dev].map_in_ns, (uint64_t)((u0 - u1) * 1e9));
+            if (r == CUDA_SUCCESS) r = vp_real.cuMemMap(a->base + off, len, 0, m[q].out ? a->pc[m[q].i].host
+                                                                                        : m[q].slot->h, 0);
             if (r != CUDA_SUCCESS) {
-                driver_error("remapping a piece", r, dev);
-                /* put back what was there: the data it holds is current */
-                CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
-                vp_real.cuMemUnmap(a->base + off, len);
-                if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
-                    vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
-                             "will fault", (unsigned long long)(a->base + off), dev);
-                if (m[q].out) m[q].out = 2;
-                else unslot(dev, &m[q]);
+                mapped = 0;
+                m[q].failed = 1;
             }
+        }
+        double u1 = now_s();
+        count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
+        /* access: for the run at once, else a piece at a time */
+        if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
+            for (size_t q = j; q < e; q++)
+                if (!m[q].failed && allow(move_va(&m[q]), piece_len(m[q].a, m[q].i), dev) != CUDA_SUCCESS) {
+                    vp_real.cuMemUnmap(move_va(&m[q]), piece_len(m[q].a, m[q].i));
+                    m[q].failed = 1;
+                }
+        count(m[j].out ? &ss[dev].map_out_ns : &ss[dev].map_in_ns, (uint64_t)((now_s() - u1) * 1e9));
+        for (size_t q = j; q < e; q++) {
+            if (!m[q].failed) continue;
+            struct salloc *a = m[q].a;
+            uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
+            driver_error("remapping a piece", CUDA_ERROR_UNKNOWN, dev);
+            /* put back what was there: the data it holds is current */
+            CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
+            vp_real.cuMemUnmap(a->base + off, len);
+            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
+                vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
+                         "will fault", (unsigned long long)(a->base + off), dev);
+            if (m[q].out) m[q].out = 2;
+            else unslot(dev, &m[q]);
         }
         j = e;
     }
@@ -707,7 +827,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     if (!np) return 0;
     uint64_t budget = budget_of(dev);
     uint64_t window = vp_stream_window(budget, piece);
-    uint64_t pin_room = budget > hot + window ? budget - hot - window : 0;
+    /* everything fits beside the hot pieces: all of it is pinned and no
+     * window is kept; else the window is kept free of pins */
+    uint64_t keep_free = hot + cold <= budget ? 0 : window;
+    uint64_t pin_room = budget > hot + keep_free ? budget - hot - keep_free : 0;
     /* hot pieces came to need the room: the latest pinned are unpinned */
     while (pinned > pin_room) {
         struct piece *latest = NULL;
@@ -747,7 +870,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                     count(&ss[dev].pinned, len);
                 }
             }
-            refs[n] = (struct move){a, k, 0, NULL};
+            refs[n] = (struct move){a, k, 0, NULL, 0};
             c[n].bytes = len;
             c[n].ref = &refs[n];
             c[n].want = 0;
@@ -789,7 +912,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){r->a, r->i, 1, p->slot};
+        m[nm++] = (struct move){r->a, r->i, 1, p->slot, 0};
         p->state = P_MOVING;
         out_bytes += c[j].bytes;
     }
@@ -809,7 +932,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){r->a, r->i, 0, NULL};
+        m[nm++] = (struct move){r->a, r->i, 0, NULL, 0};
         p->ahead = !p->requested;
         p->state = P_MOVING;
         room -= c[j].bytes;
@@ -881,7 +1004,7 @@ static void reclaim_locked(int dev, uint64_t want)
                 if (a->pc[k].state == P_DEV) {
                     a->pc[k].state = P_MOVING;
                     a->busy++;
-                    m[nm++] = (struct move){a, k, 1, a->pc[k].slot};
+                    m[nm++] = (struct move){a, k, 1, a->pc[k].slot, 0};
                 }
         }
         if (!nm) return;
@@ -1029,7 +1152,8 @@ static void undo_alloc(struct salloc *a, uint32_t made)
         vp_real.cuMemUnmap(a->home + piece_off(a, i), piece_len(a, i));
         vp_real.cuMemRelease(a->pc[i].host);
     }
-    vp_real.cuMemAddressFree(a->base, 2 * a->span);
+    if (a->home) vp_real.cuMemAddressFree(a->home, a->span);
+    if (a->base) range_give(a->base, a->span, a->arena);
 }
 
 static uint64_t paged_limit(void)
@@ -1078,9 +1202,10 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         a->piece = piece;
         a->dev = dev;
         a->npieces = np;
-        /* the program's range, then the home range beside it */
-        rc = vp_real.cuMemAddressReserve(&a->base, 2 * span, g, 0, 0);
-        a->home = a->base + span;
+        /* the program's range from an arena, the home range of its own */
+        a->base = range_take(span, g, &a->arena);
+        rc = a->base ? vp_real.cuMemAddressReserve(&a->home, span, g, 0, 0) : CUDA_ERROR_OUT_OF_MEMORY;
+        if (rc != CUDA_SUCCESS) a->home = 0;
         CUmemAllocationProp ph = prop_for(dev, 1);
         for (; rc == CUDA_SUCCESS && made < np; made++) {
             uint64_t off = piece_off(a, made), len = piece_len(a, made);
@@ -1094,7 +1219,7 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
                 break;
             }
         }
-        if (rc != CUDA_SUCCESS && a->base) {
+        if (rc != CUDA_SUCCESS) {
             undo_alloc(a, made);
             driver_error("building a streamed allocation", rc, dev);
             rc = rc == CUDA_ERROR_OUT_OF_MEMORY ? rc : CUDA_ERROR_NOT_SUPPORTED;
@@ -1269,6 +1394,9 @@ void vp_stream_reset_child(void)
     memset(s_in, 0, sizeof s_in);
     memset(s_out, 0, sizeof s_out);
     memset(round_ev, 0, sizeof round_ev);
+    holes = NULL; /* the parent's address ranges: not ours to hand out */
+    nholes = capholes = 0;
+    narenas = 0;
     ctx_dev = -1;
     op.n = op.on = op.all = 0;
     atomic_store(&nstream, 0);

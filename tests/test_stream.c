@@ -147,6 +147,8 @@ Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
     cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
     cr_assert_gt(stat_of("bytes_writeback"), 0);
     cr_assert_leq(stat_of("resident_peak"), 64 * MiB);
+    cr_assert_lt(stat_of("unmap_calls"), stat_of("moves_in") + stat_of("moves_out"),
+                 "neighbouring pieces moving together share an unmap: %s", stats());
     ASSERT_BOOKS_MATCH(0);
     for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
     cr_assert_eq(fake_used(0), 0);
