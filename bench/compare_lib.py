@@ -170,16 +170,25 @@ def svg(doc, width=1000):
 
 
 def combine(docs):
-    """One document from several of the same GPU; a later document's workload replaces an earlier one's."""
+    """One document from several of the same GPU; a later document's row replaces an earlier one's of the same
+    workload, row and cap (so the peers of a workload can be measured in another call on the same machine)."""
     gpus = {d["gpu"] for d in docs}
     if len(gpus) != 1:
         raise ValueError(f"result files of different GPUs: {sorted(gpus)}")
     out = {"kind": "compare", "date": max(d["date"] for d in docs), "gpu": gpus.pop(), "workloads": {}, "rows": []}
+
+    def key(r):
+        return r["workload"], r["row"], r.get("cap_gib")
+
     for d in docs:
-        names = set(d["workloads"])
-        out["rows"] = [r for r in out["rows"] if r["workload"] not in names]
+        new = [r for r in d["rows"] if r["row"] != "bound"]
+        keys = {key(r) for r in new}
+        out["rows"] = [r for r in out["rows"] if key(r) not in keys]
         out["workloads"].update(d["workloads"])
-        out["rows"] += [r for r in d["rows"] if r["row"] != "bound"]
+        out["rows"] += new
+    order = {name: i for i, name in enumerate(ROWS)}
+    out["rows"].sort(key=lambda r: (list(out["workloads"]).index(r["workload"]), order.get(r["row"], 99),
+                                    r.get("cap_gib") or 0))
     return finish(out)
 
 

@@ -160,6 +160,26 @@ def combine_refuses_two_gpus_and_later_workloads_replace_earlier():
 
 
 @test
+def combine_takes_rows_of_one_workload_from_two_calls():
+    a = recorded()
+    b = copy.deepcopy(a)
+    b["rows"] = [r for r in b["rows"] if r["workload"] == "wan-1.3B" and r["row"] == "demand"]
+    for r in b["rows"]:
+        r["time_s"] *= 3
+    a_rows = [r for r in a["rows"] if r["workload"] == "wan-1.3B" and r["row"] not in ("demand", "bound")]
+    a["rows"] = [r for r in a["rows"] if not (r["workload"] == "wan-1.3B" and r["row"] == "demand")]
+    out = compare_lib.combine([a, b])
+    got = [r for r in out["rows"] if r["workload"] == "wan-1.3B" and r["row"] not in ("bound",)]
+    assert len(got) == len(a_rows) + len(b["rows"]), (len(got), len(a_rows), len(b["rows"]))
+    rows = [r["row"] for r in got]
+    assert rows == sorted(rows, key=compare_lib.ROWS.index), rows
+    demand = [r for r in got if r["row"] == "demand"]
+    base = next(r for r in got if r["row"] == "resident")
+    for r in demand:
+        assert abs(r["ratio_resident"] - r["time_s"] / base["time_s"]) < 1e-9
+
+
+@test
 def the_chart_is_svg_with_a_bar_per_finished_row():
     doc = compare_lib.finish(measured(recorded()))
     root = ET.fromstring(compare_lib.svg(doc))
