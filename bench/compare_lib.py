@@ -108,6 +108,8 @@ def table(doc):
     for name, w in doc["workloads"].items():
         parts.append(f"**{w['title']}** ({doc['gpu']}, {doc['date']}; time per {w['unit']}; pinned "
                      f"host-to-device {w['h2d_bytes_per_s'] / 1e9:.1f} GB/s measured in the run)\n")
+        if w.get("note"):
+            parts.append(f"{w['note']}\n")
         parts.append(f"| mode | time per {w['unit']} | x resident | x bound | device peak | host RSS peak | "
                      f"same output |")
         parts.append("| --- | --- | --- | --- | --- | --- | --- |")

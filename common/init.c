@@ -7,8 +7,10 @@
  * back into vpage from the same thread) sees "not ready" and passes through.
  *
  * Lock order (outer first), for the fork handler and anyone adding locks:
- *   registry mutex -> ptrs -> handles -> arrays -> pools -> weights -> pager.
- * No vpage lock is ever held across a driver call.
+ *   registry mutex -> tensor maps -> ptrs -> handles -> arrays -> pools ->
+ *   weights -> pager -> stream pager -> its event ring.
+ * No vpage lock is held across a driver call, except in pager/stream.c
+ * (event queries and records; its contract lists them).
  */
 #define _GNU_SOURCE
 #include <pthread.h>

@@ -161,8 +161,6 @@ void vp_registry_each(void (*fn)(struct vp_kernel *, void *), void *arg)
     pthread_mutex_unlock(&mu);
 }
 
-void vp_registry_lock(void) { pthread_mutex_lock(&mu); }
-void vp_registry_unlock(void) { pthread_mutex_unlock(&mu); }
 
 /* ---- tensor maps ---- */
 
@@ -190,6 +188,19 @@ void vp_registry_tmap_add(const void *map, uint64_t addr)
     tmaps[i].addr = addr;
     memcpy(tmaps[i].bytes, map, 128);
     pthread_mutex_unlock(&tmap_mu);
+}
+
+/* Fork: the registry mutex, then the tensor maps' (init.c's lock order). */
+void vp_registry_lock(void)
+{
+    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&tmap_mu);
+}
+
+void vp_registry_unlock(void)
+{
+    pthread_mutex_unlock(&tmap_mu);
+    pthread_mutex_unlock(&mu);
 }
 
 uint64_t vp_registry_tmap_addr(const void *map)

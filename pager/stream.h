@@ -40,8 +40,17 @@
  *   plans and makes every move, on streams of its own; a launching thread
  *   waits (at most VP_STREAM_WAIT_MS) for pieces its launch needs that the
  *   pager is bringing in, so the program does not run far ahead of the
- *   data. Locks: one mutex, last in the lock order, never held across a
- *   driver call; the event ring has a leaf lock of its own.
+ *   data.
+ *
+ *   Locks: one mutex, last in the lock order, and the event ring's leaf
+ *   lock. The exceptions to vpage's rule that no lock is held across a
+ *   driver call are here: planning asks cuEventQuery (which does not block)
+ *   with both held; the ring's lock is held across cuEventCreate, Query and
+ *   Record, and across cuEventSynchronize when a slot comes round again
+ *   while its operation is still in flight (4096 operations outstanding)
+ *   or an allocation is freed. Not yet measured to matter; moving these
+ *   calls out of the locks was written but not run on a GPU, so it is not
+ *   in.
  */
 #ifndef VPAGE_PAGER_STREAM_H
 #define VPAGE_PAGER_STREAM_H
