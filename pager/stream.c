@@ -719,7 +719,7 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
     /* neighbouring pieces moving the same way (of one allocation, or of
      * neighbouring allocations of one arena) are unmapped with one call
      * and given access with one call: each unmap waits for the device
-     * (measured ~1.5-3.4 ms a call on a busy H100/H200). The driver may
+     * (measured 1.3-3.4 ms a call on a busy H200). The driver may
      * refuse a range over several mappings: then one call a piece. */
     qsort(m, n, sizeof *m, by_place);
     for (size_t j = 0; j < n;) {
