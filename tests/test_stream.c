@@ -202,6 +202,47 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
     ASSERT_BOOKS_MATCH(0);
 }
 
+static uint64_t fake_u64(const char *name)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    cr_assert_not_null(h);
+    uint64_t (*f)(void) = (uint64_t (*)(void))dlsym(h, name);
+    cr_assert_not_null(f, "%s", name);
+    return f();
+}
+
+Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
+{
+    /* the default stream's work completes 40 ms after it is issued: an unmap of an
+     * address a kernel may still be using is a violation (a fault on a
+     * device); the pager must wait for the events */
+    streaming(64, "4M");
+    setenv("FAKE_CUDA_LAG_MS", "40", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 8 };
+    CUdeviceptr buf[N];
+    uint64_t incs[N] = {0};
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
+        fill(&c, buf[i], i, 32 * MiB);
+    }
+    for (int round = 0; round < 6; round++)
+        for (int i = 0; i < N; i++) {
+            int j = (i + 5) % N;
+            launch2(&c, f, buf[i], buf[j]);
+            incs[i]++;
+            incs[j]++;
+        }
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, incs[i]);
+    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
+    cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "pieces were unmapped under work in flight: %s", stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 /* Threads launching on their own buffers while the pager moves pieces. */
 struct worker {
     struct cu *c;

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #undef cuGetProcAddress
@@ -490,6 +491,8 @@ FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s) { (void)s; return
 FAKE_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
 
 /* ---- VMM ---- */
+static void check_unmap(uint64_t p, uint64_t size);
+static void in_flight(uint64_t addr);
 FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags)
 {
     (void)flags;
@@ -556,6 +559,7 @@ FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGener
 /* An unmapped address faults when touched, as on the device. */
 FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size)
 {
+    check_unmap(p, size);
     void *m = mmap((void *)(uintptr_t)p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
 }
@@ -565,14 +569,79 @@ FAKE_EXPORT CUresult cuMemSetAccess(CUdeviceptr p, size_t size, const CUmemAcces
     return d && n ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-/* ---- events: work is done when issued, so an event is complete once recorded ---- */
-static atomic_uint_fast64_t events_recorded;
+/* ---- events ----
+ * Work runs when issued. With FAKE_CUDA_LAG_MS=n, the default stream's
+ * work (the tests launch there; vpage's own streams are created ones) is
+ * "in flight" for n ms: an event recorded on it completes n ms later, and
+ * an unmap of an address an rw kernel touched less than n ms ago is
+ * counted as a violation (fake_cuda_violations), the fault a real device
+ * would take. */
+static atomic_uint_fast64_t events_recorded, violations;
 FAKE_EXPORT uint64_t fake_cuda_events_recorded(void) { return atomic_load(&events_recorded); }
-FAKE_EXPORT CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = (CUevent)calloc(1, 16); return *e ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY; }
+FAKE_EXPORT uint64_t fake_cuda_violations(void) { return atomic_load(&violations); }
+
+static double fake_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double lag_s(void)
+{
+    const char *v = getenv("FAKE_CUDA_LAG_MS");
+    return v ? atof(v) / 1000.0 : 0.0;
+}
+
+#define FLIGHT 4096
+static struct { uint64_t addr; double until; } flight[FLIGHT];
+static size_t flight_next;
+
+static void in_flight(uint64_t addr)
+{
+    double lag = lag_s();
+    if (lag <= 0) return;
+    pthread_mutex_lock(&mu);
+    flight[flight_next % FLIGHT].addr = addr;
+    flight[flight_next % FLIGHT].until = fake_now() + lag;
+    flight_next++;
+    pthread_mutex_unlock(&mu);
+}
+
+static void check_unmap(uint64_t p, uint64_t size)
+{
+    double now = fake_now();
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < FLIGHT; i++)
+        if (flight[i].until > now && flight[i].addr >= p && flight[i].addr < p + size) atomic_fetch_add(&violations, 1);
+    pthread_mutex_unlock(&mu);
+}
+
+FAKE_EXPORT CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = (CUevent)calloc(1, sizeof(double)); return *e ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY; }
 FAKE_EXPORT CUresult cuEventDestroy_v2(CUevent e) { free(e); return CUDA_SUCCESS; }
-FAKE_EXPORT CUresult cuEventRecord(CUevent e, CUstream s) { (void)s; atomic_fetch_add(&events_recorded, 1); return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
-FAKE_EXPORT CUresult cuEventQuery(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
-FAKE_EXPORT CUresult cuEventSynchronize(CUevent e) { return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE; }
+FAKE_EXPORT CUresult cuEventRecord(CUevent e, CUstream s)
+{
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    atomic_fetch_add(&events_recorded, 1);
+    int dflt = !s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD;
+    *(volatile double *)e = fake_now() + (dflt ? lag_s() : 0.0);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuEventQuery(CUevent e)
+{
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    return fake_now() >= *(volatile double *)e ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+FAKE_EXPORT CUresult cuEventSynchronize(CUevent e)
+{
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    double left = *(volatile double *)e - fake_now();
+    if (left > 0) {
+        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    return CUDA_SUCCESS;
+}
 
 /* ---- arrays: the fake rounds every array up to 64 KiB, as drivers pad ---- */
 static uint64_t array_size(uint64_t w, uint64_t h, uint64_t d, uint64_t ch, CUarray_format f)
@@ -740,7 +809,10 @@ static void run_rw(CUfunction f, void **p)
     if (!k || !p || strncmp(k->name, "rw", 2)) return;
     for (int i = 0; i < k->nparams; i++) {
         uint64_t ptr = *(uint64_t *)p[i];
-        if (ptr) (*(volatile uint64_t *)(uintptr_t)ptr)++;
+        if (ptr) {
+            (*(volatile uint64_t *)(uintptr_t)ptr)++;
+            in_flight(ptr);
+        }
     }
 }
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
