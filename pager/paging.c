@@ -16,6 +16,7 @@
 #include "../interpose/driver.h"
 #include "../policy/demand.h"
 #include "account.h"
+#include "rangetab.h"
 #include "stream.h"
 #include "weights.h"
 
@@ -72,8 +73,8 @@ struct page_stats {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
-static struct paged **tab; /* sorted by base */
-static size_t ntab, captab;
+static struct vp_rangetab tab; /* the paged allocations, by base */
+#define TAB(i) ((struct paged *)tab.r[i].owner)
 static struct req queue[QCAP];
 static size_t qhead, qlen;
 static uint64_t tick;
@@ -117,57 +118,14 @@ static uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
 static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
 
 /* Moves g up (up) or down to v if v is past it. */
-static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
-{
-    uint64_t c = atomic_load(g);
-    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
-}
 
 /* ---- the table of paged allocations (mu held) ---- */
 
-static size_t upper_locked(CUdeviceptr a)
-{
-    size_t lo = 0, hi = ntab;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (tab[mid]->base <= a) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
+static struct paged *find_locked(CUdeviceptr a) { return vp_rangetab_find(&tab, a); }
 
-static struct paged *find_locked(CUdeviceptr a)
-{
-    size_t i = upper_locked(a);
-    if (!i) return NULL;
-    struct paged *p = tab[i - 1];
-    return a < p->base + p->size ? p : NULL;
-}
+static int insert_locked(struct paged *p) { return vp_rangetab_insert(&tab, p->base, p->size, p); }
 
-static int insert_locked(struct paged *p)
-{
-    if (ntab == captab) {
-        size_t nc = captab ? captab * 2 : 64;
-        struct paged **nt = realloc(tab, nc * sizeof *nt);
-        if (!nt) return -1;
-        tab = nt;
-        captab = nc;
-    }
-    size_t i = upper_locked(p->base);
-    memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof *tab);
-    tab[i] = p;
-    ntab++;
-    return 0;
-}
-
-static void remove_locked(struct paged *p)
-{
-    size_t i = upper_locked(p->base);
-    if (i && tab[i - 1] == p) {
-        memmove(&tab[i - 1], &tab[i], (ntab - i) * sizeof *tab);
-        ntab--;
-    }
-}
+static void remove_locked(struct paged *p) { vp_rangetab_remove(&tab, p->base); }
 
 /* ---- the driver, from the pager thread ---- */
 
@@ -227,8 +185,8 @@ static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, 
     size_t n = 0, capn = 0;
     *out = NULL;
     *refs = NULL;
-    for (size_t i = 0; i < ntab; i++)
-        if (tab[i]->dev == dev && !tab[i]->gone) capn += tab[i]->nchunks;
+    for (size_t i = 0; i < tab.n; i++)
+        if (TAB(i)->dev == dev && !TAB(i)->gone) capn += TAB(i)->nchunks;
     if (!capn) return 0;
     struct vp_cand *c = malloc(capn * sizeof *c);
     struct cand_ref *r = malloc(capn * sizeof *r);
@@ -237,8 +195,8 @@ static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, 
         free(r);
         return 0;
     }
-    for (size_t i = 0; i < ntab; i++) {
-        struct paged *p = tab[i];
+    for (size_t i = 0; i < tab.n; i++) {
+        struct paged *p = TAB(i);
         if (p->dev != dev || p->gone) continue;
         for (uint32_t ci = 0; ci < p->nchunks; ci++) {
             struct chunk *ch = &p->ch[ci];
@@ -348,7 +306,7 @@ static uint64_t room_seen_by_device(int dev)
     }
     int64_t extra = (int64_t)(used - start_used[dev]) - ((int64_t)counted - (int64_t)start_counted[dev]);
     if (extra <= 0) return room;
-    raise_to(&ps[dev].unbooked_peak, (uint64_t)extra, 1);
+    vp_gauge_move(&ps[dev].unbooked_peak, (uint64_t)extra, 1);
     return room > (uint64_t)extra ? room - (uint64_t)extra : 0;
 }
 
@@ -598,12 +556,6 @@ static void place_on_host(CUdeviceptr p, size_t n, int dev)
     if (rc != CUDA_SUCCESS) driver_error("placing a new allocation on the host", rc, dev);
 }
 
-static uint64_t paged_limit(void)
-{
-    if (vp_opt.paged_limit) return vp_opt.paged_limit;
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
-}
 
 CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
 {
@@ -624,7 +576,7 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
         !vp_real.cuDeviceGetAttribute || !vp_real.cuDevicePrimaryCtxRetain || !vp_real.cuCtxSetCurrent ||
         !vp_real.cuStreamCreate || !vp_real.cuStreamSynchronize || !vp_real.cuMemAllocManaged || !device_can_page(dev))
         return CUDA_ERROR_NOT_SUPPORTED;
-    uint64_t limit = paged_limit(), cur = atomic_load(&ps[dev].paged);
+    uint64_t limit = vp_paged_limit(), cur = atomic_load(&ps[dev].paged);
     do {
         if (bytes > limit || cur > limit - bytes) {
             char a[32], b[32], c[32];
@@ -638,7 +590,7 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
     } while (!atomic_compare_exchange_weak(&ps[dev].paged, &cur, cur + bytes));
-    raise_to(&ps[dev].paged_peak, cur + bytes, 1);
+    vp_gauge_move(&ps[dev].paged_peak, cur + bytes, 1);
 
     uint32_t nchunks = (uint32_t)((bytes + vp_opt.chunk - 1) / vp_opt.chunk);
     struct paged *p = calloc(1, sizeof *p + (size_t)nchunks * sizeof(struct chunk));
@@ -677,8 +629,8 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
         if (rc != CUDA_ERROR_NOT_SUPPORTED) vp_stat_add(hook, VP_CTR_failed, 1);
         return rc;
     }
-    raise_to(&lo_addr, p->base, 0);
-    raise_to(&hi_addr, p->base + bytes, 1);
+    vp_gauge_move(&lo_addr, p->base, 0);
+    vp_gauge_move(&hi_addr, p->base + bytes, 1);
     atomic_fetch_add(&npaged, 1);
     vp_stat_add(hook, VP_CTR_bytes, bytes);
     vp_stat_live_add(hook, bytes);
@@ -890,23 +842,18 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
         vp_stream_report(json, emit, ctx_);
         return;
     }
-    emit(ctx_, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n",
-         vp_opt.paging == VP_PAGING_DEMAND ? "demand" : "off", (unsigned long long)vp_opt.chunk);
+    vp_report_begin(json, emit, ctx_, vp_opt.paging == VP_PAGING_DEMAND ? "demand" : "off");
     int first = 1;
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
         if (!atomic_load(&ps[d].paged_peak)) continue;
-        struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
-        emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
-                        : "%s  device %d: resident %llu, resident peak %llu",
-             json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
-#define VP_X(name, doc) \
-        emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ps[d].name));
+        vp_report_device(json, emit, ctx_, first, d);
+#define VP_X(name, doc) vp_report_field(json, emit, ctx_, #name, atomic_load(&ps[d].name));
         VP_PAGE_STATS(VP_X)
 #undef VP_X
-        emit(ctx_, json ? "}" : "\n");
+        vp_report_device_end(json, emit, ctx_);
         first = 0;
     }
-    emit(ctx_, json ? "]}" : "");
+    vp_report_end(json, emit, ctx_);
 }
 
 void vp_pager_shutdown(void)
@@ -941,7 +888,7 @@ void vp_pager_reset_child(void)
     pthread_mutex_init(&mu, NULL);
     pthread_cond_init(&work_cv, NULL);
     pthread_cond_init(&done_cv, NULL);
-    ntab = 0;
+    vp_rangetab_forget(&tab);
     qhead = qlen = 0;
     started = stopping = 0;
     memset(reclaim_want, 0, sizeof reclaim_want);

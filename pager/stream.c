@@ -17,6 +17,7 @@
 #include "../policy/demand.h"
 #include "../policy/stream.h"
 #include "account.h"
+#include "rangetab.h"
 
 enum piece_state { P_HOST, P_DEV, P_MOVING };
 
@@ -93,8 +94,8 @@ struct stream_stats {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
-static struct salloc **tab; /* sorted by base */
-static size_t ntab, captab;
+static struct vp_rangetab tab; /* the streamed allocations, by base */
+#define TAB(i) ((struct salloc *)tab.r[i].owner)
 static uint64_t tick;
 static int started, stopping, moving_any, global_pending;
 static uint64_t all_serial;
@@ -140,11 +141,6 @@ void vp_stream_note_tmap(int known)
 static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
 static void uncount(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_sub_explicit(c, v, memory_order_relaxed); }
 
-static void raise_to(atomic_uint_fast64_t *g, uint64_t v, int up)
-{
-    uint64_t c = atomic_load(g);
-    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
-}
 
 static uint64_t round_up(uint64_t v, uint64_t g) { return (v + g - 1) / g * g; }
 
@@ -164,49 +160,11 @@ static void driver_error(const char *what, CUresult rc, int dev)
 
 /* ---- the table (mu held) ---- */
 
-static size_t upper_locked(CUdeviceptr a)
-{
-    size_t lo = 0, hi = ntab;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (tab[mid]->base <= a) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
+static struct salloc *find_locked(CUdeviceptr a) { return vp_rangetab_find(&tab, a); }
 
-static struct salloc *find_locked(CUdeviceptr a)
-{
-    size_t i = upper_locked(a);
-    if (!i) return NULL;
-    struct salloc *s = tab[i - 1];
-    return a < s->base + s->size ? s : NULL;
-}
+static int insert_locked(struct salloc *p) { return vp_rangetab_insert(&tab, p->base, p->size, p); }
 
-static int insert_locked(struct salloc *s)
-{
-    if (ntab == captab) {
-        size_t nc = captab ? captab * 2 : 64;
-        struct salloc **nt = realloc(tab, nc * sizeof *nt);
-        if (!nt) return -1;
-        tab = nt;
-        captab = nc;
-    }
-    size_t i = upper_locked(s->base);
-    memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof *tab);
-    tab[i] = s;
-    ntab++;
-    return 0;
-}
-
-static void remove_locked(struct salloc *s)
-{
-    size_t i = upper_locked(s->base);
-    if (i && tab[i - 1] == s) {
-        memmove(&tab[i - 1], &tab[i], (ntab - i) * sizeof *tab);
-        ntab--;
-    }
-}
+static void remove_locked(struct salloc *p) { vp_rangetab_remove(&tab, p->base); }
 
 /* ---- the program's address ranges ----
  * Carved first-fit out of large reservations ("arenas"), so allocations
@@ -473,17 +431,7 @@ static int done(int dev, uint64_t s)
 
 /* ---- the program's operations ---- */
 
-static void wait_locked(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 2000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&done_cv, &mu, &ts);
-}
+static void wait_locked(void) { vp_cond_wait_ns(&done_cv, &mu, 2000000); }
 
 static int has_moving_locked(void)
 {
@@ -576,9 +524,9 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
     }
     if (op.all) {
         global_pending++;
-        for (size_t i = 0; i < ntab; i++)
-            for (uint32_t k = 0; k < tab[i]->npieces; k++)
-                if (tab[i]->pc[k].state == P_DEV) tab[i]->pc[k].dirty = 1;
+        for (size_t i = 0; i < tab.n; i++)
+            for (uint32_t k = 0; k < TAB(i)->npieces; k++)
+                if (TAB(i)->pc[k].state == P_DEV) TAB(i)->pc[k].dirty = 1;
     }
     op.on = 1;
     pthread_mutex_unlock(&mu);
@@ -809,8 +757,8 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
 {
     size_t np = 0;
     uint64_t hot = 0, cold = 0, pinned = 0, held = 0, piece = 0;
-    for (size_t i = 0; i < ntab; i++) {
-        struct salloc *a = tab[i];
+    for (size_t i = 0; i < tab.n; i++) {
+        struct salloc *a = TAB(i);
         if (a->dev != dev || a->gone) continue;
         piece = a->piece;
         for (uint32_t k = 0; k < a->npieces; k++) {
@@ -838,11 +786,11 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     while (pinned > pin_room) {
         struct piece *latest = NULL;
         uint64_t len = 0;
-        for (size_t i = 0; i < ntab; i++)
-            for (uint32_t k = 0; tab[i]->dev == dev && !tab[i]->gone && k < tab[i]->npieces; k++)
-                if (tab[i]->pc[k].pinned && (!latest || tab[i]->pc[k].pin_seq > latest->pin_seq)) {
-                    latest = &tab[i]->pc[k];
-                    len = piece_len(tab[i], k);
+        for (size_t i = 0; i < tab.n; i++)
+            for (uint32_t k = 0; TAB(i)->dev == dev && !TAB(i)->gone && k < TAB(i)->npieces; k++)
+                if (TAB(i)->pc[k].pinned && (!latest || TAB(i)->pc[k].pin_seq > latest->pin_seq)) {
+                    latest = &TAB(i)->pc[k];
+                    len = piece_len(TAB(i), k);
                 }
         if (!latest) break;
         latest->pinned = 0;
@@ -857,8 +805,8 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         return 0;
     }
     size_t n = 0;
-    for (size_t i = 0; i < ntab; i++) {
-        struct salloc *a = tab[i];
+    for (size_t i = 0; i < tab.n; i++) {
+        struct salloc *a = TAB(i);
         if (a->dev != dev || a->gone) continue;
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
@@ -892,9 +840,9 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     }
     /* which allocations may move now (no operation issued or in flight) */
     int quiet = !global_pending && done(all_dev, all_serial);
-    for (size_t i = 0; i < ntab; i++)
-        if (tab[i]->dev == dev && !tab[i]->gone)
-            tab[i]->still = quiet && !tab[i]->pending && !tab[i]->busy && done(tab[i]->ev_dev, tab[i]->serial);
+    for (size_t i = 0; i < tab.n; i++)
+        if (TAB(i)->dev == dev && !TAB(i)->gone)
+            TAB(i)->still = quiet && !TAB(i)->pending && !TAB(i)->busy && done(TAB(i)->ev_dev, TAB(i)->serial);
     /* the wanted set is ranked on the whole budget, so that it does not
      * change as operations come and go; pieces that cannot move yet are
      * skipped below (they hold their room until they can) */
@@ -996,8 +944,8 @@ static void reclaim_locked(int dev, uint64_t want)
         if (cap == VP_NO_CAP || (cap > total && cap - total >= want)) return;
         struct move m[64];
         size_t nm = 0;
-        for (size_t i = 0; i < ntab && nm < 64; i++) {
-            struct salloc *a = tab[i];
+        for (size_t i = 0; i < tab.n && nm < 64; i++) {
+            struct salloc *a = TAB(i);
             if (a->dev != dev || a->gone || a->pending || global_pending) continue;
             pthread_mutex_unlock(&mu);
             int ok = done(a->ev_dev, a->serial) && done(all_dev, all_serial);
@@ -1093,14 +1041,7 @@ static void *pager_main(void *arg)
             continue;
         }
         if (had_prev || stopping) continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += blocked ? 500000 : 50000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&work_cv, &mu, &ts);
+        vp_cond_wait_ns(&work_cv, &mu, blocked ? 500000 : 50000000);
     }
     flush_locked(&rounds[cur ^ 1]);
     pthread_mutex_unlock(&mu);
@@ -1159,12 +1100,6 @@ static void undo_alloc(struct salloc *a, uint32_t made)
     if (a->base) range_give(a->base, a->span, a->arena);
 }
 
-static uint64_t paged_limit(void)
-{
-    if (vp_opt.paged_limit) return vp_opt.paged_limit;
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
-}
 
 CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
 {
@@ -1179,7 +1114,7 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     uint64_t span = round_up(bytes, g), piece = round_up(vp_opt.chunk, g);
-    uint64_t limit = paged_limit(), cur = atomic_load(&ss[dev].streamed);
+    uint64_t limit = vp_paged_limit(), cur = atomic_load(&ss[dev].streamed);
     do {
         if (span > limit || cur > limit - span) {
             char a1[32], b1[32], c1[32];
@@ -1240,9 +1175,9 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         return rc;
     }
     *dptr = a->base;
-    raise_to(&ss[dev].streamed_peak, atomic_load(&ss[dev].streamed), 1);
-    raise_to(&lo_addr, a->base, 0);
-    raise_to(&hi_addr, a->base + bytes, 1);
+    vp_gauge_move(&ss[dev].streamed_peak, atomic_load(&ss[dev].streamed), 1);
+    vp_gauge_move(&lo_addr, a->base, 0);
+    vp_gauge_move(&hi_addr, a->base + bytes, 1);
     atomic_fetch_add(&nstream, 1);
     return CUDA_SUCCESS;
 }
@@ -1338,23 +1273,18 @@ int vp_stream_reclaim(int dev, uint64_t bytes)
 
 void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
 {
-    emit(ctx_, json ? "{\"mode\":\"stream\",\"chunk\":%llu,\"devices\":[" : "paging: stream, chunk %llu bytes\n",
-         (unsigned long long)vp_opt.chunk);
+    vp_report_begin(json, emit, ctx_, "stream");
     int first = 1;
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
         if (!atomic_load(&ss[d].streamed_peak)) continue;
-        struct vp_gauge_view r = vp_acct_get(d, VP_KIND_resident);
-        emit(ctx_, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
-                        : "%s  device %d: resident %llu, resident peak %llu",
-             json ? (first ? "" : ",") : "", d, (unsigned long long)r.cur, (unsigned long long)r.peak);
-#define VP_X(name, doc) \
-        emit(ctx_, json ? ",\"%s\":%llu" : ", %s %llu", #name, (unsigned long long)atomic_load(&ss[d].name));
+        vp_report_device(json, emit, ctx_, first, d);
+#define VP_X(name, doc) vp_report_field(json, emit, ctx_, #name, atomic_load(&ss[d].name));
         VP_STREAM_STATS(VP_X)
 #undef VP_X
-        emit(ctx_, json ? "}" : "\n");
+        vp_report_device_end(json, emit, ctx_);
         first = 0;
     }
-    emit(ctx_, json ? "]}" : "");
+    vp_report_end(json, emit, ctx_);
 }
 
 void vp_stream_shutdown(void)
@@ -1386,7 +1316,7 @@ void vp_stream_reset_child(void)
     pthread_mutex_init(&ring_mu, NULL);
     pthread_cond_init(&work_cv, NULL);
     pthread_cond_init(&done_cv, NULL);
-    ntab = 0;
+    vp_rangetab_forget(&tab);
     started = stopping = moving_any = global_pending = 0;
     all_serial = 0;
     memset(reclaim_want, 0, sizeof reclaim_want);

@@ -3,6 +3,8 @@
 #define VPAGE_TESTS_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,62 @@ static inline const char *capture_end(struct capture *k)
     close(k->fd);
     unlink(k->path);
     return buf;
+}
+
+/* ---- the pager suites (test_paging.c, test_stream.c) ---- */
+
+/* A counter the fake driver exports (fake_cuda_*). */
+static inline uint64_t fake_u64(const char *name)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    cr_assert_not_null(h);
+    uint64_t (*f)(void) = (uint64_t (*)(void))dlsym(h, name);
+    cr_assert_not_null(f, "%s", name);
+    return f();
+}
+
+/* vpage's stats as JSON (static buffer). */
+static inline const char *stats(void)
+{
+    static char buf[65536];
+    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
+    cr_assert_not_null(f);
+    cr_assert_lt(f(buf, sizeof buf), sizeof buf);
+    return buf;
+}
+
+/* A number from the paging section of the stats ("bytes_in" ...). */
+static inline uint64_t paging_stat(const char *name)
+{
+    const char *j = strstr(stats(), "\"paging\":");
+    cr_assert_not_null(j);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(j, key);
+    cr_assert_not_null(p, "no %s in %s", name, j);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+static inline void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A fake kernel from a text image ("name:nparams"). */
+static inline CUfunction kernel(struct cu *c, const char *image, const char *name)
+{
+    CUmodule mod;
+    CU_OK(c->cuModuleLoadData(&mod, image));
+    CUfunction f;
+    CU_OK(c->cuModuleGetFunction(&f, mod, name));
+    return f;
+}
+
+static inline void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
+{
+    void *args[2] = {&a, &b};
+    CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
 }
 
 #endif

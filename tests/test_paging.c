@@ -23,41 +23,9 @@ static void paging(int cap_mib, const char *chunk)
     setenv("FAKE_CUDA_MEM", v, 1);
 }
 
-static uint64_t fake_u64(const char *name)
-{
-    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    cr_assert_not_null(h);
-    uint64_t (*f)(void) = (uint64_t (*)(void))dlsym(h, name);
-    cr_assert_not_null(f, "%s", name);
-    return f();
-}
 
-static const char *stats(void)
-{
-    static char buf[65536];
-    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
-    cr_assert_not_null(f);
-    cr_assert_lt(f(buf, sizeof buf), sizeof buf);
-    return buf;
-}
 
-/* A number from the paging section of the stats ("bytes_in" ...). */
-static uint64_t paging_stat(const char *name)
-{
-    const char *j = strstr(stats(), "\"paging\":");
-    cr_assert_not_null(j);
-    char key[64];
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *p = strstr(j, key);
-    cr_assert_not_null(p, "no %s in %s", name, j);
-    return strtoull(p + strlen(key), NULL, 10);
-}
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Waits until the pager is quiet: the device holds what vpage counts, and
  * that stays so for a while. */
@@ -79,14 +47,6 @@ static void wait_used(int dev, uint64_t want)
                   (unsigned long long)want);
 }
 
-static CUfunction kernel(struct cu *c, const char *image, const char *name)
-{
-    CUmodule mod;
-    CU_OK(c->cuModuleLoadData(&mod, image));
-    CUfunction f;
-    CU_OK(c->cuModuleGetFunction(&f, mod, name));
-    return f;
-}
 
 /* Paging under a cap of cap_mib (card of the same size), the driver
  * loaded way w, and a kernel named name with two pointer parameters. */
@@ -99,11 +59,6 @@ static CUfunction start(struct cu *c, enum way w, int cap_mib, const char *chunk
     return kernel(c, image, name);
 }
 
-static void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
-{
-    void *args[2] = {&a, &b};
-    CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
-}
 
 TEST_EACH_WAY(paging, paged_memory_costs_the_device_nothing_until_a_kernel_touches_it)
 {

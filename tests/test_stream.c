@@ -25,46 +25,10 @@ static void streaming(int cap_mib, const char *chunk)
     setenv("FAKE_CUDA_MEM", v, 1);
 }
 
-static const char *stats(void)
-{
-    static char buf[65536];
-    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
-    cr_assert_not_null(f);
-    cr_assert_lt(f(buf, sizeof buf), sizeof buf);
-    return buf;
-}
 
-static uint64_t stat_of(const char *name)
-{
-    const char *j = strstr(stats(), "\"paging\":");
-    cr_assert_not_null(j);
-    char key[64];
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *p = strstr(j, key);
-    cr_assert_not_null(p, "no %s in %s", name, j);
-    return strtoull(p + strlen(key), NULL, 10);
-}
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
-static CUfunction kernel(struct cu *c, const char *image, const char *name)
-{
-    CUmodule mod;
-    CU_OK(c->cuModuleLoadData(&mod, image));
-    CUfunction f;
-    CU_OK(c->cuModuleGetFunction(&f, mod, name));
-    return f;
-}
 
-static void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdeviceptr b)
-{
-    void *args[2] = {&a, &b};
-    CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
-}
 
 /* Byte i of buffer b's pattern. */
 static unsigned char pat(int b, size_t i) { return (unsigned char)(b * 37 + i * 7 + (i >> 12)); }
@@ -113,7 +77,7 @@ TEST_EACH_WAY(stream, streamed_memory_costs_the_device_nothing_until_a_kernel_to
     CUfunction f = kernel(&c, "rw:2", "rw");
     launch2(&c, f, big + 100, 0);
     /* the launch waited for the pieces from the pointer on, up to cap/4 */
-    cr_assert_eq(stat_of("bytes_in"), 64 * MiB, "%s", stats());
+    cr_assert_eq(paging_stat("bytes_in"), 64 * MiB, "%s", stats());
     cr_assert_eq(fake_used(0), 64 * MiB);
     ASSERT_BOOKS_MATCH(0);
     CU_OK(c.cuMemFree(big));
@@ -144,10 +108,10 @@ Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
         }
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, incs[i]);
     cr_assert_leq(fake_peak(0), 64 * MiB, "device peak %llu over the 64 MiB cap", (unsigned long long)fake_peak(0));
-    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
-    cr_assert_gt(stat_of("bytes_writeback"), 0);
-    cr_assert_leq(stat_of("resident_peak"), 64 * MiB);
-    cr_assert_lt(stat_of("unmap_calls"), stat_of("moves_in") + stat_of("moves_out"),
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("bytes_writeback"), 0);
+    cr_assert_leq(paging_stat("resident_peak"), 64 * MiB);
+    cr_assert_lt(paging_stat("unmap_calls"), paging_stat("moves_in") + paging_stat("moves_out"),
                  "neighbouring pieces moving together share an unmap: %s", stats());
     ASSERT_BOOKS_MATCH(0);
     for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
@@ -175,7 +139,7 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
     }
     uint64_t in_before = 0;
     for (int round = 0; round < 8; round++) {
-        if (round == 5) in_before = stat_of("bytes_in");
+        if (round == 5) in_before = paging_stat("bytes_in");
         for (int i = 0; i < N; i++) {
             /* launches on the activation alone: it is in hot use, and a
              * round is longer than VP_HOT_GAP launches */
@@ -189,8 +153,8 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
             sleep_ms(1);
         }
     }
-    uint64_t per_round = (stat_of("bytes_in") - in_before) / 3;
-    cr_assert_gt(stat_of("pinned"), 0, "%s", stats());
+    uint64_t per_round = (paging_stat("bytes_in") - in_before) / 3;
+    cr_assert_gt(paging_stat("pinned"), 0, "%s", stats());
     cr_assert_lt(per_round, 128 * MiB, "a round moved %llu bytes in: nothing stayed (%s)",
                  (unsigned long long)per_round, stats());
     cr_assert_gt(per_round, 0, "twice the cap cannot stay resident");
@@ -202,14 +166,6 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
     ASSERT_BOOKS_MATCH(0);
 }
 
-static uint64_t fake_u64(const char *name)
-{
-    void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    cr_assert_not_null(h);
-    uint64_t (*f)(void) = (uint64_t (*)(void))dlsym(h, name);
-    cr_assert_not_null(f, "%s", name);
-    return f();
-}
 
 Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
 {
@@ -236,7 +192,7 @@ Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
             incs[j]++;
         }
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, incs[i]);
-    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
     cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "pieces were unmapped under work in flight: %s", stats());
     cr_assert_leq(fake_peak(0), 64 * MiB);
     for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
@@ -283,7 +239,7 @@ Test(stream, threads_launching_while_pieces_move_lose_nothing)
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 3; i++) check(&c, wk[k].d[i], k * 3 + i, 8 * MiB, wk[k].incs[i]);
     cr_assert_leq(fake_peak(0), 48 * MiB);
-    cr_assert_gt(stat_of("moves_out"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 3; i++) CU_OK(c.cuMemFree(wk[k].d[i]));
     ASSERT_BOOKS_MATCH(0);
@@ -304,7 +260,7 @@ Test(stream, unpageable_memory_takes_room_from_resident_pieces)
     CUdeviceptr p;
     CU_OK(c.cuMemAllocAsync(&p, 56 * MiB, NULL));
     cr_assert_leq(fake_used(0), 64 * MiB);
-    cr_assert_gt(stat_of("reclaims"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("reclaims"), 0, "%s", stats());
     check(&c, s, 5, 1 * MiB, 1);
     CU_OK(c.cuMemFreeAsync(p, NULL));
     CU_OK(c.cuMemFree(s));

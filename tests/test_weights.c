@@ -73,14 +73,6 @@ static void expect_prov(uint64_t dptr, const struct wfile *w, uint64_t off, cons
     cr_assert_str_eq(prov(dptr), want);
 }
 
-static const char *stats(void)
-{
-    static char buf[65536];
-    size_t (*f)(char *, size_t) = (size_t(*)(char *, size_t))dlsym(RTLD_DEFAULT, "vpage_stats_json");
-    f(buf, sizeof buf);
-    return buf;
-}
-
 TEST_EACH_WAY(weights, whole_file_copy_names_every_tensor)
 {
     struct cu c;

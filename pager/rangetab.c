@@ -1,0 +1,111 @@
+/* rangetab.c - see rangetab.h. */
+#include "rangetab.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <time.h>
+
+#include "../common/options.h"
+#include "account.h"
+
+/* Index of the first range starting after a. */
+static size_t upper(const struct vp_rangetab *t, uint64_t a)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->r[mid].base <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void *vp_rangetab_find(const struct vp_rangetab *t, uint64_t a)
+{
+    size_t i = upper(t, a);
+    if (!i) return NULL;
+    const struct vp_range *r = &t->r[i - 1];
+    return a - r->base < r->size ? r->owner : NULL;
+}
+
+int vp_rangetab_insert(struct vp_rangetab *t, uint64_t base, uint64_t size, void *owner)
+{
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        struct vp_range *nr = realloc(t->r, nc * sizeof *nr);
+        if (!nr) return -1;
+        t->r = nr;
+        t->cap = nc;
+    }
+    size_t i = upper(t, base);
+    memmove(&t->r[i + 1], &t->r[i], (t->n - i) * sizeof *t->r);
+    t->r[i] = (struct vp_range){base, size, owner};
+    t->n++;
+    return 0;
+}
+
+void vp_rangetab_remove(struct vp_rangetab *t, uint64_t base)
+{
+    size_t i = upper(t, base);
+    if (i && t->r[i - 1].base == base) {
+        memmove(&t->r[i - 1], &t->r[i], (t->n - i) * sizeof *t->r);
+        t->n--;
+    }
+}
+
+void vp_rangetab_forget(struct vp_rangetab *t)
+{
+    t->r = NULL;
+    t->n = t->cap = 0;
+}
+
+void vp_gauge_move(atomic_uint_fast64_t *g, uint64_t v, int up)
+{
+    uint64_t c = atomic_load(g);
+    while ((up ? v > c : v < c) && !atomic_compare_exchange_weak(g, &c, v)) {}
+}
+
+uint64_t vp_paged_limit(void)
+{
+    if (vp_opt.paged_limit) return vp_opt.paged_limit;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+void vp_report_begin(int json, vp_emit_fn emit, void *ctx, const char *mode)
+{
+    emit(ctx, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n", mode,
+         (unsigned long long)vp_opt.chunk);
+}
+
+void vp_report_device(int json, vp_emit_fn emit, void *ctx, int first, int dev)
+{
+    struct vp_gauge_view r = vp_acct_get(dev, VP_KIND_resident);
+    emit(ctx, json ? "%s{\"device\":%d,\"resident\":%llu,\"resident_peak\":%llu"
+                   : "%s  device %d: resident %llu, resident peak %llu",
+         json ? (first ? "" : ",") : "", dev, (unsigned long long)r.cur, (unsigned long long)r.peak);
+}
+
+void vp_report_field(int json, vp_emit_fn emit, void *ctx, const char *name, uint64_t v)
+{
+    emit(ctx, json ? ",\"%s\":%llu" : ", %s %llu", name, (unsigned long long)v);
+}
+
+void vp_report_device_end(int json, vp_emit_fn emit, void *ctx) { emit(ctx, json ? "}" : "\n"); }
+
+void vp_report_end(int json, vp_emit_fn emit, void *ctx) { emit(ctx, json ? "]}" : ""); }
+
+void vp_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, long ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec += ns % 1000000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
