@@ -75,6 +75,7 @@ def table():
         r = json.load(open(f))
         parts = ", weight files" if "weights" in r else ""
         parts += ", paging" if "paging" in r else ""
+        parts += ", streaming" if "stream" in r else ""
         rows.append(f"| GPU suite (3 PyTorch allocator modes{parts}) | | "
                     f"{r['passed']} passed, {r['failed']} failed | | "
                     f"{r['gpu']}, `{os.path.basename(f)}` |")
