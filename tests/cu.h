@@ -78,6 +78,11 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuMemcpy, cuMemcpy, CUresult, (CUdeviceptr, CUdeviceptr, size_t))                  \
     X(cuMemcpyDtoD, cuMemcpyDtoD_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t))       \
     X(cuMemcpyDtoH, cuMemcpyDtoH_v2, CUresult, (void *, CUdeviceptr, size_t))            \
+    X(cuTensorMapEncodeTiled, cuTensorMapEncodeTiled,                                    \
+      CUresult, (CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *, \
+                   const cuuint64_t *, const cuuint32_t *, const cuuint32_t *,           \
+                   CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion,    \
+                   CUtensorMapFloatOOBfill))                                            \
     X(cuMemsetD8, cuMemsetD8_v2, CUresult, (CUdeviceptr, unsigned char, size_t))         \
     X(cuMemsetD32Async, cuMemsetD32Async, CUresult, (CUdeviceptr, unsigned int, size_t, CUstream)) \
     X(cuMemcpy2D, cuMemcpy2D_v2, CUresult, (const CUDA_MEMCPY2D *))                      \

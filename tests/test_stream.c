@@ -199,6 +199,38 @@ Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
     ASSERT_BOOKS_MATCH(0);
 }
 
+Test(stream, a_tma_descriptor_names_the_memory_it_was_made_for)
+{
+    /* a GEMM on Hopper gets its operands as 128-byte tensor maps whose
+     * address encoding is not documented: vpage records it at encoding, so
+     * the launch fences and brings in what the map stands for */
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "tma:1", "tma");
+    CUdeviceptr b;
+    CU_OK(c.cuMemAlloc(&b, 32 * MiB));
+    fill(&c, b, 3, 32 * MiB);
+    CUtensorMap map;
+    cuuint64_t dim[2] = {4096, 4096}, strides[1] = {8192};
+    cuuint32_t box[2] = {64, 64}, es[2] = {1, 1};
+    CU_OK(c.cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)(uintptr_t)b, dim, strides, box,
+                                   es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                   CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    void *args[1] = {&map};
+    CU_OK(c.cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+    cr_assert_eq(paging_stat("tmaps_known"), 1, "%s", stats());
+    cr_assert_gt(paging_stat("bytes_in"), 0, "the map's memory was brought in: %s", stats());
+    /* a 128-byte parameter vpage did not see made: everything is fenced */
+    CUtensorMap stranger;
+    memset(&stranger, 0, sizeof stranger);
+    args[0] = &stranger;
+    CU_OK(c.cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+    cr_assert_eq(paging_stat("tmaps_unknown"), 1, "%s", stats());
+    check(&c, b, 3, 32 * MiB, 1);
+    CU_OK(c.cuMemFree(b));
+}
+
 /* Threads launching on their own buffers while the pager moves pieces. */
 struct worker {
     struct cu *c;

@@ -774,12 +774,43 @@ FAKE_EXPORT CUresult cuFuncGetName(const char **name, CUfunction fn)
     *name = k->name;
     return CUDA_SUCCESS;
 }
+/* Parameters are 8 bytes each; kernels named tma* take 128-byte tensor
+ * maps (CUtensorMap), at offsets that are multiples of 128. */
 static CUresult param_info(struct fkernel *k, size_t i, size_t *off, size_t *size)
 {
     if ((int)i >= k->nparams) return CUDA_ERROR_INVALID_VALUE;
-    *off = i * 8;
-    *size = 8;
+    size_t each = strncmp(k->name, "tma", 3) ? 8 : 128;
+    *off = i * each;
+    *size = each;
     return CUDA_SUCCESS;
+}
+
+/* Tensor maps: the address is kept scrambled, as nothing promises it is
+ * stored plainly in a real one (the pager must learn it at encoding). */
+#define TMAP_KEY 0x5a5a5a5a5a5a5a5aull
+FAKE_EXPORT CUresult cuTensorMapEncodeTiled(CUtensorMap *m, CUtensorMapDataType t, cuuint32_t rank, void *addr,
+                                            const cuuint64_t *dim, const cuuint64_t *strides, const cuuint32_t *box,
+                                            const cuuint32_t *es, CUtensorMapInterleave il, CUtensorMapSwizzle sw,
+                                            CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob)
+{
+    (void)t; (void)rank; (void)strides; (void)box; (void)es; (void)il; (void)sw; (void)l2; (void)oob;
+    if (!m) return CUDA_ERROR_INVALID_VALUE;
+    memset(m, 0, sizeof *m);
+    uint64_t enc = ((uint64_t)(uintptr_t)addr >> 4) ^ TMAP_KEY, d0 = dim ? dim[0] : 0;
+    memcpy((char *)m + 8, &enc, 8);
+    memcpy((char *)m + 16, &d0, 8);
+    return CUDA_SUCCESS;
+}
+/* A tma kernel increments the first 8 bytes each of its maps stands for. */
+static void run_tma(CUfunction f, void **p)
+{
+    struct fkernel *k = (struct fkernel *)f;
+    if (!k || !p || strncmp(k->name, "tma", 3)) return;
+    for (int i = 0; i < k->nparams; i++) {
+        uint64_t enc;
+        memcpy(&enc, (char *)p[i] + 8, 8);
+        if (enc) (*(volatile uint64_t *)(uintptr_t)((enc ^ TMAP_KEY) << 4))++; /* zeroed: no map */
+    }
 }
 FAKE_EXPORT CUresult cuKernelGetParamInfo(CUkernel kern, size_t i, size_t *off, size_t *size)
 {
@@ -816,7 +847,7 @@ static void run_rw(CUfunction f, void **p)
     }
 }
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
-{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); return launch(f); }
+{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); run_tma(f, p); return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
@@ -960,6 +991,7 @@ static const struct entry entries[] = {
     E("cuMemcpyAsync", 4000, 0, cuMemcpyAsync), E("cuMemcpyAsync", 7000, 1, cuMemcpyAsync_ptsz),
     E("cuMemcpyDtoD", 3020, 0, cuMemcpyDtoD_v2), E("cuMemcpyDtoDAsync", 3020, 0, cuMemcpyDtoDAsync_v2),
     E("cuMemsetD8", 3020, 0, cuMemsetD8_v2), E("cuMemcpyDtoH", 3020, 0, cuMemcpyDtoH_v2),
+    E("cuTensorMapEncodeTiled", 12000, 0, cuTensorMapEncodeTiled),
     E("cuMemcpyDtoHAsync", 3020, 0, cuMemcpyDtoHAsync_v2), E("cuMemSetAccess", 10020, 0, cuMemSetAccess),
     E("cuMemGetAllocationGranularity", 10020, 0, cuMemGetAllocationGranularity),
     E("cuEventCreate", 2000, 0, cuEventCreate), E("cuEventRecord", 2000, 0, cuEventRecord),
