@@ -1014,8 +1014,12 @@ static void *pager_main(void *arg)
         }
         struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
         int blocked = 0;
+        /* while a stream is captured nothing is planned or remapped (a
+         * remap from this thread could invalidate a global-mode capture);
+         * a round in flight is finished after the capture */
+        int capt = atomic_load(&capturing) > 0;
         r->n = 0;
-        if (!atomic_load(&capturing))
+        if (!capt)
             for (int d = 0; d < VP_MAX_DEVICES && !r->n && !stopping; d++) {
                 if (prev->live && prev->dev != d) continue; /* one device at a time in flight */
                 r->n = plan_locked(d, r->m, sizeof r->m / sizeof *r->m, &blocked);
@@ -1034,8 +1038,8 @@ static void *pager_main(void *arg)
             pthread_mutex_lock(&mu);
             r->live = 1;
         }
-        int had_prev = prev->live;
-        flush_locked(prev);
+        int had_prev = prev->live && !capt;
+        if (!capt) flush_locked(prev);
         if (r->live) {
             cur ^= 1;
             continue;
