@@ -1229,10 +1229,10 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
         free_slots[dev] = keep;
         keep = next;
     }
-    int last = atomic_fetch_sub(&nstream, 1) == 1;
+    atomic_fetch_sub(&nstream, 1);
     pthread_mutex_unlock(&mu);
-    if (last) release_free_slots(dev); /* nothing left to serve */
-    atomic_fetch_sub(&ss[dev].streamed, a->span);
+    /* the device's last streamed allocation: its free slots serve nothing */
+    if (atomic_fetch_sub(&ss[dev].streamed, a->span) == a->span) release_free_slots(dev);
     *size = a->size;
     free(a);
     *rc = CUDA_SUCCESS;

@@ -231,6 +231,51 @@ Test(stream, a_tma_descriptor_names_the_memory_it_was_made_for)
     CU_OK(c.cuMemFree(b));
 }
 
+Test(stream, each_device_streams_under_its_own_cap)
+{
+    /* per-device caps: the pager plans and moves per device, with a
+     * context, streams and an event ring for each */
+    setenv("VPAGE_PAGING", "stream", 1);
+    setenv("VPAGE_CAP", "0:64M,1:32M", 1);
+    setenv("VPAGE_CHUNK", "4M", 1);
+    setenv("FAKE_CUDA_MEM", "67108864", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr b[2][4];
+    uint64_t incs[2][4] = {{0}};
+    for (int d = 0; d < 2; d++) {
+        cu_use_device(&c, d);
+        for (int i = 0; i < 4; i++) {
+            CU_OK(c.cuMemAlloc(&b[d][i], 32 * MiB));
+            fill(&c, b[d][i], d * 4 + i, 32 * MiB);
+        }
+    }
+    for (int round = 0; round < 6; round++)
+        for (int d = 0; d < 2; d++) {
+            cu_use_device(&c, d);
+            for (int i = 0; i < 4; i++) {
+                launch2(&c, f, b[d][i], b[d][(i + 2) % 4]);
+                incs[d][i]++;
+                incs[d][(i + 2) % 4]++;
+            }
+        }
+    for (int d = 0; d < 2; d++) {
+        cu_use_device(&c, d);
+        for (int i = 0; i < 4; i++) check(&c, b[d][i], d * 4 + i, 32 * MiB, incs[d][i]);
+    }
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    cr_assert_leq(fake_peak(1), 32 * MiB, "device 1 peak %llu over its 32 MiB cap", (unsigned long long)fake_peak(1));
+    cr_assert_gt(fake_peak(1), 0, "device 1 streamed too");
+    ASSERT_BOOKS_MATCH(0);
+    ASSERT_BOOKS_MATCH(1);
+    for (int d = 0; d < 2; d++) {
+        cu_use_device(&c, d);
+        for (int i = 0; i < 4; i++) CU_OK(c.cuMemFree(b[d][i]));
+    }
+    cr_assert_eq(fake_used(0) + fake_used(1), 0);
+}
+
 /* Threads launching on their own buffers while the pager moves pieces. */
 struct worker {
     struct cu *c;
