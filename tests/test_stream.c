@@ -276,6 +276,59 @@ Test(stream, each_device_streams_under_its_own_cap)
     cr_assert_eq(fake_used(0) + fake_used(1), 0);
 }
 
+/* ---- property: random sequences keep the bytes, the cap and the books ---- */
+
+static uint64_t rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+Test(stream, random_allocations_launches_and_frees_keep_bytes_cap_and_books, .timeout = 120)
+{
+    streaming(48, "2M");
+    setenv("FAKE_CUDA_LAG_MS", "1", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    uint64_t seed = 20261127;
+    struct { CUdeviceptr d; uint64_t want; } live[24] = {{0}};
+    for (int step = 0; step < 1500; step++) {
+        int op = (int)(rng(&seed) % 10), i = (int)(rng(&seed) % 24), j = (int)(rng(&seed) % 24);
+        if (op < 3 && !live[i].d) {
+            uint64_t sz = (1 + rng(&seed) % 12) * 2 * MiB; /* 2..24 MiB: up to half the cap */
+            CU_OK(c.cuMemAlloc(&live[i].d, sz));
+            live[i].want = rng(&seed);
+            CU_OK(c.cuMemcpyHtoD(live[i].d, &live[i].want, 8));
+        } else if (op == 3 && live[i].d) {
+            CU_OK(c.cuMemFree(live[i].d));
+            live[i].d = 0;
+        } else if (live[i].d) {
+            CUdeviceptr other = live[j].d && j != i ? live[j].d : 0;
+            launch2(&c, f, live[i].d, other);
+            live[i].want++;
+            if (other) live[j].want++;
+        }
+        if (step % 100 == 0) cr_assert_leq(fake_peak(0), 48 * MiB, "step %d: device peak %llu", step,
+                                          (unsigned long long)fake_peak(0));
+    }
+    for (int i = 0; i < 24; i++) {
+        if (!live[i].d) continue;
+        uint64_t got;
+        CU_OK(c.cuMemcpyDtoH(&got, live[i].d, 8));
+        cr_assert_eq(got, live[i].want, "slot %d: %llu, want %llu", i, (unsigned long long)got,
+                     (unsigned long long)live[i].want);
+        CU_OK(c.cuMemFree(live[i].d));
+    }
+    cr_assert_leq(fake_peak(0), 48 * MiB);
+    cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
+    cr_assert_eq(fake_used(0), 0);
+    ASSERT_BOOKS_MATCH(0);
+}
+
 /* Threads launching on their own buffers while the pager moves pieces. */
 struct worker {
     struct cu *c;
