@@ -326,6 +326,24 @@ static int use_device(int dev)
     return 0;
 }
 
+/* Gives a slot's device memory back, and its bytes to the cap (mu not held). */
+static void slot_destroy(int dev, struct slot *s)
+{
+    vp_real.cuMemUnmap(s->va, s->bytes);
+    vp_real.cuMemAddressFree(s->va, s->bytes);
+    vp_real.cuMemRelease(s->h);
+    vp_acct_release(dev, VP_KIND_resident, s->bytes);
+    uncount(&ss[dev].slot_bytes, s->bytes);
+    free(s);
+}
+
+/* Puts a slot on dev's free list, for the next piece of its size (mu held). */
+static void slot_put_locked(int dev, struct slot *s)
+{
+    s->next = free_slots[dev];
+    free_slots[dev] = s;
+}
+
 /* A slot of bytes on dev: a free one of that size, or a new one (its bytes
  * reserved under the cap first; free slots of other sizes are released
  * for room). Pager thread, mu not held. NULL when there is no room. */
@@ -346,12 +364,7 @@ static struct slot *slot_get(int dev, uint64_t bytes)
         if (s) free_slots[dev] = s->next;
         pthread_mutex_unlock(&mu);
         if (!s) return NULL;
-        vp_real.cuMemUnmap(s->va, s->bytes);
-        vp_real.cuMemAddressFree(s->va, s->bytes);
-        vp_real.cuMemRelease(s->h);
-        vp_acct_release(dev, VP_KIND_resident, s->bytes);
-        uncount(&ss[dev].slot_bytes, s->bytes);
-        free(s);
+        slot_destroy(dev, s);
     }
     struct slot *s = calloc(1, sizeof *s);
     CUmemAllocationProp p = prop_for(dev, 0);
@@ -373,26 +386,18 @@ static struct slot *slot_get(int dev, uint64_t bytes)
     return s;
 }
 
-/* Releases every free slot of dev (mu not held). Returns bytes released. */
-static uint64_t release_free_slots(int dev)
+/* Releases every free slot of dev (mu not held). */
+static void release_free_slots(int dev)
 {
     pthread_mutex_lock(&mu);
     struct slot *s = free_slots[dev];
     free_slots[dev] = NULL;
     pthread_mutex_unlock(&mu);
-    uint64_t n = 0;
     while (s) {
         struct slot *next = s->next;
-        vp_real.cuMemUnmap(s->va, s->bytes);
-        vp_real.cuMemAddressFree(s->va, s->bytes);
-        vp_real.cuMemRelease(s->h);
-        vp_acct_release(dev, VP_KIND_resident, s->bytes);
-        uncount(&ss[dev].slot_bytes, s->bytes);
-        n += s->bytes;
-        free(s);
+        slot_destroy(dev, s);
         s = next;
     }
-    return n;
 }
 
 /* ---- the event ring ---- */
@@ -584,9 +589,10 @@ struct move {
     int failed; /* remap */
 };
 
-/* Orders moves by direction, allocation and piece. */
+/* The program's address of a move's piece. */
 static CUdeviceptr move_va(const struct move *m) { return m->a->base + piece_off(m->a, m->i); }
 
+/* Orders moves by direction, then address. */
 static int by_place(const void *x, const void *y)
 {
     const struct move *a = x, *b = y;
@@ -598,8 +604,7 @@ static int by_place(const void *x, const void *y)
 static void unslot(int dev, struct move *m)
 {
     pthread_mutex_lock(&mu);
-    m->slot->next = free_slots[dev];
-    free_slots[dev] = m->slot;
+    slot_put_locked(dev, m->slot);
     pthread_mutex_unlock(&mu);
     m->slot = NULL;
 }
@@ -846,7 +851,6 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     /* the wanted set is ranked on the whole budget, so that it does not
      * change as operations come and go; pieces that cannot move yet are
      * skipped below (they hold their room until they can) */
-    size_t nfree = n;
     vp_stream_desire(c, n, budget);
     /* room for new slots: the budget less what pieces hold */
     uint64_t room = budget > held ? budget - held : 0;
@@ -855,7 +859,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     /* out: resident and not wanted, latest next use first (the end of the
      * ranking); in: wanted and not resident, soonest first, while there is
      * room (what goes out now makes room for the next round) */
-    for (size_t j = nfree; j-- > 0 && nm < mmax && out_bytes < ROUND_BYTES;) {
+    for (size_t j = n; j-- > 0 && nm < mmax && out_bytes < ROUND_BYTES;) {
         struct move *r = c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (c[j].want || p->state != P_DEV) continue;
@@ -867,7 +871,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         p->state = P_MOVING;
         out_bytes += c[j].bytes;
     }
-    for (size_t j = 0; j < nfree && nm < mmax && in_bytes < ROUND_BYTES; j++) {
+    for (size_t j = 0; j < n && nm < mmax && in_bytes < ROUND_BYTES; j++) {
         struct move *r = c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (!c[j].want) {
@@ -906,8 +910,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
             count(p->dirty ? &ss[dev].bytes_writeback : &ss[dev].bytes_dropped, len);
             if (!p->dirty && p->ahead) count(&ss[dev].dropped_ahead, len);
             count(&ss[dev].moves_out, 1);
-            m[j].slot->next = free_slots[dev];
-            free_slots[dev] = m[j].slot;
+            slot_put_locked(dev, m[j].slot);
             p->slot = NULL;
             p->state = P_HOST;
         } else if (m[j].out == 2) {
@@ -1213,22 +1216,12 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     int dev = a->dev;
     wait_done(a->ev_dev, a->serial);
     wait_done(all_dev, all_serial);
-    struct slot *keep = NULL;
     for (uint32_t i = 0; i < a->npieces; i++)
         if (a->pc[i].pinned) uncount(&ss[dev].pinned, piece_len(a, i));
-    for (uint32_t i = 0; i < a->npieces; i++)
-        if (a->pc[i].slot) {
-            a->pc[i].slot->next = keep;
-            keep = a->pc[i].slot;
-        }
     undo_alloc(a, a->npieces);
     pthread_mutex_lock(&mu);
-    while (keep) { /* the slots serve other pieces */
-        struct slot *next = keep->next;
-        keep->next = free_slots[dev];
-        free_slots[dev] = keep;
-        keep = next;
-    }
+    for (uint32_t i = 0; i < a->npieces; i++) /* the slots serve other pieces */
+        if (a->pc[i].slot) slot_put_locked(dev, a->pc[i].slot);
     atomic_fetch_sub(&nstream, 1);
     pthread_mutex_unlock(&mu);
     /* the device's last streamed allocation: its free slots serve nothing */
