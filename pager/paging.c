@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../common/log.h"
 #include "../common/options.h"
@@ -16,7 +15,7 @@
 #include "../interpose/driver.h"
 #include "../policy/demand.h"
 #include "account.h"
-#include "rangetab.h"
+#include "shared.h"
 #include "stream.h"
 #include "weights.h"
 
@@ -71,21 +70,15 @@ struct page_stats {
 #define QCAP 8192
 #define MAX_SCAN 512 /* pointer-sized words inside paged memory taken per launch */
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
+static struct vp_pager_thread pt = VP_PAGER_THREAD_INIT;
 static struct vp_rangetab tab; /* the paged allocations, by base */
 #define TAB(i) ((struct paged *)tab.r[i].owner)
 static struct req queue[QCAP];
 static size_t qhead, qlen;
 static uint64_t tick;
-static int started, stopping;
-static pthread_t thread;
-static uint64_t reclaim_want[VP_MAX_DEVICES];
-static uint64_t reclaim_gen;
 
 static atomic_int npaged;
 static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
-static atomic_int capturing;
 static atomic_schar can_page[VP_MAX_DEVICES]; /* 0 unknown, 1 yes, -1 no */
 static struct page_stats ps[VP_MAX_DEVICES];
 static atomic_uint_fast64_t msgs_refused, msgs_driver;
@@ -141,15 +134,7 @@ static void driver_error(const char *what, CUresult rc, int dev)
 static int use_device(int dev)
 {
     if (dev == ctx_dev) return 0;
-    if (!ctx[dev]) {
-        CUdevice d;
-        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
-            vp_real.cuDevicePrimaryCtxRetain(&ctx[dev], d) != CUDA_SUCCESS) {
-            ctx[dev] = NULL;
-            return -1;
-        }
-    }
-    if (vp_real.cuCtxSetCurrent(ctx[dev]) != CUDA_SUCCESS) return -1;
+    if (vp_use_primary_ctx(&ctx[dev], dev)) return -1;
     if (!stream[dev] && vp_real.cuStreamCreate(&stream[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) {
         stream[dev] = NULL;
         return -1;
@@ -221,7 +206,7 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
         v->p->ch[v->ci].state = C_OUT;
         v->p->busy++;
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
 
     int ok = use_device(dev) == 0;
     for (size_t j = 0; ok && j < k; j++) {
@@ -238,7 +223,7 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
     if (ok && k) ok = vp_real.cuStreamSynchronize(stream[dev]) == CUDA_SUCCESS;
     if (!ok) driver_error("waiting for evictions", CUDA_ERROR_UNKNOWN, dev);
 
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     uint64_t freed = 0;
     for (size_t j = 0; j < k; j++) {
         struct cand_ref *v = c[j].ref;
@@ -255,7 +240,7 @@ static uint64_t evict_locked(int dev, struct vp_cand *c, size_t k)
         vp_acct_release(dev, VP_KIND_resident, c[j].bytes);
         freed += c[j].bytes;
     }
-    pthread_cond_broadcast(&done_cv);
+    pthread_cond_broadcast(&pt.done_cv);
     return freed;
 }
 
@@ -280,10 +265,10 @@ static uint64_t room_on(int dev)
 static uint64_t room_seen_by_device(int dev)
 {
     size_t f = 0, t = 0;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     int ok = use_device(dev) == 0 && vp_real.cuMemGetInfo_v2 && vp_real.cuMemGetInfo_v2(&f, &t) == CUDA_SUCCESS &&
              f <= t;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     uint64_t room = room_on(dev);
     if (!ok) return room;
     uint64_t used = t - f, counted = vp_acct_get(dev, VP_KIND_COUNT).cur;
@@ -322,7 +307,7 @@ static int as_duplicate(const struct paged *p, uint32_t ci)
  * entry and exit; drops the busy marks. */
 static void issue_in_locked(struct req *b, size_t n)
 {
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     for (size_t i = 0; i < n;) {
         struct paged *p = b[i].p;
         int dev = p->dev;
@@ -345,7 +330,7 @@ static void issue_in_locked(struct req *b, size_t n)
         }
         i = j;
     }
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     for (size_t i = 0; i < n; i++) {
         struct paged *p = b[i].p;
         if (b[i].ci & 0x80000000u) {
@@ -356,7 +341,7 @@ static void issue_in_locked(struct req *b, size_t n)
         }
         p->busy--;
     }
-    pthread_cond_broadcast(&done_cv);
+    pthread_cond_broadcast(&pt.done_cv);
 }
 
 /* Serves one batch of queued chunks (each holds a busy mark). mu held. */
@@ -436,15 +421,15 @@ static void serve_batch_locked(struct req *b, size_t n)
         else b[i].p->busy--;
     }
     if (nin) issue_in_locked(b, nin);
-    else pthread_cond_broadcast(&done_cv);
+    else pthread_cond_broadcast(&pt.done_cv);
 }
 
 static void serve_reclaims_locked(void)
 {
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
-        if (!reclaim_want[d]) continue;
-        uint64_t want = reclaim_want[d], room = room_on(d);
-        reclaim_want[d] = 0;
+        if (!pt.reclaim_want[d]) continue;
+        uint64_t want = pt.reclaim_want[d], room = room_on(d);
+        pt.reclaim_want[d] = 0;
         if (want > room && !keeps[d]) { /* where evicting gives nothing back, nothing to reclaim */
             count(&ps[d].reclaims, 1);
             struct vp_cand *v;
@@ -456,15 +441,7 @@ static void serve_reclaims_locked(void)
             free(refs);
         }
     }
-    reclaim_gen++;
-    pthread_cond_broadcast(&done_cv);
-}
-
-static int reclaim_pending_locked(void)
-{
-    for (int d = 0; d < VP_MAX_DEVICES; d++)
-        if (reclaim_want[d]) return 1;
-    return 0;
+    vp_pager_thread_reclaimed_locked(&pt);
 }
 
 static void *pager_main(void *arg)
@@ -474,13 +451,13 @@ static void *pager_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     static struct req batch[512];
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     for (;;) {
         /* reclaims are served even while capturing: an allocation waits on them */
-        while (!stopping && !reclaim_pending_locked() && (atomic_load(&capturing) || !qlen))
-            pthread_cond_wait(&work_cv, &mu);
-        if (stopping) break;
-        if (reclaim_pending_locked()) {
+        while (!pt.stopping && !vp_pager_thread_reclaim_asked_locked(&pt) && (atomic_load(&pt.capturing) || !qlen))
+            pthread_cond_wait(&pt.work_cv, &pt.mu);
+        if (pt.stopping) break;
+        if (vp_pager_thread_reclaim_asked_locked(&pt)) {
             serve_reclaims_locked();
             continue;
         }
@@ -495,21 +472,14 @@ static void *pager_main(void *arg)
         }
         serve_batch_locked(batch, n);
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     return NULL;
 }
 
 /* Starts the pager thread once. Returns 0, or -1. */
 static int start_locked(void)
 {
-    if (started) return 0;
-    if (pthread_create(&thread, NULL, pager_main, NULL)) {
-        vp_error("pager: cannot start its thread; paging is off");
-        return -1;
-    }
-    pthread_setname_np(thread, "vpage-pager");
-    started = 1;
-    return 0;
+    return vp_pager_thread_start_locked(&pt, pager_main, "vpage-pager", "pager: cannot start its thread; paging is off");
 }
 
 /* ---- the program's calls ---- */
@@ -594,9 +564,9 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
 
     uint32_t nchunks = (uint32_t)((bytes + vp_opt.chunk - 1) / vp_opt.chunk);
     struct paged *p = calloc(1, sizeof *p + (size_t)nchunks * sizeof(struct chunk));
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     int ok = p && start_locked() == 0;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     CUresult rc = ok ? vp_real.cuMemAllocManaged(dptr, bytes, CU_MEM_ATTACH_GLOBAL) : CUDA_ERROR_NOT_SUPPORTED;
     if (rc == CUDA_SUCCESS) {
         /* home on the host, mapped for the device: the device reads what
@@ -618,9 +588,9 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
         p->size = bytes;
         p->dev = dev;
         p->nchunks = nchunks;
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         if (insert_locked(p)) rc = CUDA_ERROR_OUT_OF_MEMORY;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         if (rc != CUDA_SUCCESS) vp_real.cuMemFree_v2(*dptr);
     }
     if (rc != CUDA_SUCCESS) {
@@ -646,28 +616,28 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
         return 1;
     }
     if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     struct paged *p = find_locked(dptr);
     if (!p || p->base != dptr || p->gone) {
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         return 0;
     }
     p->gone = 1;
     for (size_t i = 0, j = qhead; i < qlen; i++, j = (j + 1) % QCAP)
         if (queue[j].p == p) queue[j].p = NULL;
-    while (p->busy) pthread_cond_wait(&done_cv, &mu);
+    while (p->busy) pthread_cond_wait(&pt.done_cv, &pt.mu);
     /* out of the table before the driver frees: the address may be handed
      * to another thread's allocation as soon as it does */
     remove_locked(p);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
 
     *rc = vp_real.cuMemFree_v2(dptr);
 
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     if (*rc != CUDA_SUCCESS) {
         p->gone = 0;
         insert_locked(p);
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         vp_stat_add(VP_HOOK_cuMemFree_v2, VP_CTR_failed, 1);
         return 1;
     }
@@ -675,7 +645,7 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
     for (uint32_t ci = 0; ci < p->nchunks; ci++)
         if (p->ch[ci].state == C_IN) resident += chunk_bytes(p, ci);
     atomic_fetch_sub(&npaged, 1);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     if (resident) vp_acct_release(p->dev, VP_KIND_resident, resident);
     atomic_fetch_sub(&ps[p->dev].paged, p->size);
     vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, p->size);
@@ -688,9 +658,9 @@ int vp_pager_owns(CUdeviceptr a)
 {
     if (vp_stream_owns(a)) return 1;
     if (!atomic_load_explicit(&npaged, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     int r = find_locked(a) != NULL;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     return r;
 }
 
@@ -759,8 +729,8 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
         }
     }
     if (streaming) return vp_stream_op_begin(v, n, over, 1);
-    if (!n || atomic_load(&capturing)) return 0; /* while capturing: recorded into a graph, not run now */
-    pthread_mutex_lock(&mu);
+    if (!n || atomic_load(&pt.capturing)) return 0; /* while capturing: recorded into a graph, not run now */
+    pthread_mutex_lock(&pt.mu);
     uint64_t t = ++tick;
     int queued = 0;
     for (size_t j = 0; j < n; j++) {
@@ -784,8 +754,8 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
             queued = 1;
         }
     }
-    if (queued) pthread_cond_signal(&work_cv);
-    pthread_mutex_unlock(&mu);
+    if (queued) pthread_cond_signal(&pt.work_cv);
+    pthread_mutex_unlock(&pt.mu);
     return 0;
 }
 
@@ -804,36 +774,13 @@ void vp_pager_op_end(CUstream s, int per_thread) { vp_stream_op_end(s, per_threa
 void vp_pager_capture(int delta)
 {
     vp_stream_capture(delta);
-    if (delta > 0) {
-        atomic_fetch_add(&capturing, 1);
-        return;
-    }
-    int c = atomic_load(&capturing);
-    while (c > 0 && !atomic_compare_exchange_weak(&capturing, &c, c - 1)) {}
-    if (c == 1) {
-        pthread_mutex_lock(&mu);
-        pthread_cond_signal(&work_cv);
-        pthread_mutex_unlock(&mu);
-    }
+    vp_pager_thread_capture(&pt, delta);
 }
 
 int vp_pager_reclaim(int dev, uint64_t bytes)
 {
     if (vp_stream_on()) return vp_stream_reclaim(dev, bytes);
-    if (!atomic_load(&npaged) || dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&capturing)) return -1;
-    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
-    if (!before) return -1;
-    pthread_mutex_lock(&mu);
-    if (!started || stopping) {
-        pthread_mutex_unlock(&mu);
-        return -1;
-    }
-    if (bytes > reclaim_want[dev]) reclaim_want[dev] = bytes;
-    uint64_t gen = reclaim_gen;
-    pthread_cond_signal(&work_cv);
-    while (reclaim_gen == gen && !stopping) pthread_cond_wait(&done_cv, &mu);
-    pthread_mutex_unlock(&mu);
-    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+    return atomic_load(&npaged) ? vp_pager_thread_reclaim(&pt, dev, bytes) : -1;
 }
 
 void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
@@ -859,25 +806,19 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
 void vp_pager_shutdown(void)
 {
     vp_stream_shutdown();
-    pthread_mutex_lock(&mu);
-    int join = started && !stopping;
-    stopping = 1;
-    pthread_cond_broadcast(&work_cv);
-    pthread_cond_broadcast(&done_cv);
-    pthread_mutex_unlock(&mu);
-    if (join) pthread_join(thread, NULL);
+    vp_pager_thread_stop(&pt);
 }
 
 void vp_pager_lock(void)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     vp_stream_lock();
 }
 
 void vp_pager_unlock(void)
 {
     vp_stream_unlock();
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
 }
 
 void vp_pager_reset_child(void)
@@ -885,13 +826,9 @@ void vp_pager_reset_child(void)
     vp_stream_reset_child();
     /* the parent's allocations and thread are not ours: forget them (their
      * records leak, as the parent's device memory does for the child) */
-    pthread_mutex_init(&mu, NULL);
-    pthread_cond_init(&work_cv, NULL);
-    pthread_cond_init(&done_cv, NULL);
+    vp_pager_thread_reset_child(&pt);
     vp_rangetab_forget(&tab);
     qhead = qlen = 0;
-    started = stopping = 0;
-    memset(reclaim_want, 0, sizeof reclaim_want);
     memset(ctx, 0, sizeof ctx);
     memset(stream, 0, sizeof stream);
     memset(have_start, 0, sizeof have_start);
@@ -899,7 +836,6 @@ void vp_pager_reset_child(void)
     for (int d = 0; d < VP_MAX_DEVICES; d++) atomic_store(&alloc_stream[d], NULL);
     ctx_dev = -1;
     atomic_store(&npaged, 0);
-    atomic_store(&capturing, 0);
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&ps[d].name, 0);
         VP_PAGE_STATS(VP_X)

@@ -2,14 +2,12 @@
 #define _GNU_SOURCE
 #include "stream.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../common/log.h"
 #include "../common/options.h"
@@ -17,7 +15,7 @@
 #include "../policy/demand.h"
 #include "../policy/stream.h"
 #include "account.h"
-#include "rangetab.h"
+#include "shared.h"
 
 enum piece_state { P_HOST, P_DEV, P_MOVING };
 
@@ -92,23 +90,19 @@ struct stream_stats {
 #define OPMAX 256
 #define ROUND_BYTES (512ull << 20) /* most bytes moved each way per round */
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER, done_cv = PTHREAD_COND_INITIALIZER;
+static struct vp_pager_thread pt = VP_PAGER_THREAD_INIT;
 static struct vp_rangetab tab; /* the streamed allocations, by base */
 #define TAB(i) ((struct salloc *)tab.r[i].owner)
 static uint64_t tick;
-static int started, stopping, moving_any, global_pending;
+static int moving_any, global_pending;
 static uint64_t all_serial;
 static int all_dev;
-static pthread_t thread;
-static uint64_t reclaim_want[VP_MAX_DEVICES], reclaim_gen;
 static double pin_acc[VP_MAX_DEVICES];
 static uint32_t pin_next;
 static struct slot *free_slots[VP_MAX_DEVICES];
 
 static atomic_int nstream;
 static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
-static atomic_int capturing;
 static struct stream_stats ss[VP_MAX_DEVICES];
 static atomic_uint_fast64_t msgs_refused, msgs_driver;
 
@@ -223,7 +217,7 @@ static int hole_insert_locked(CUdeviceptr start, uint64_t len, int arena)
 static CUdeviceptr range_take(uint64_t span, uint64_t g, int *arena)
 {
     for (int tries = 0; tries < 2; tries++) {
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         for (size_t i = 0; i < nholes; i++)
             if (holes[i].len >= span) {
                 CUdeviceptr p = holes[i].start;
@@ -234,11 +228,11 @@ static CUdeviceptr range_take(uint64_t span, uint64_t g, int *arena)
                     memmove(&holes[i], &holes[i + 1], (nholes - i - 1) * sizeof *holes);
                     nholes--;
                 }
-                pthread_mutex_unlock(&mu);
+                pthread_mutex_unlock(&pt.mu);
                 return p;
             }
         int id = narenas;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         if (id >= MAX_ARENAS) break;
         uint64_t len = span > ARENA_BYTES ? round_up(span, g) : ARENA_BYTES;
         CUdeviceptr base = 0;
@@ -246,10 +240,10 @@ static CUdeviceptr range_take(uint64_t span, uint64_t g, int *arena)
             len = span; /* no room for an arena: one of its own */
             if (vp_real.cuMemAddressReserve(&base, len, g, 0, 0) != CUDA_SUCCESS) break;
         }
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         id = narenas++;
         int bad = hole_insert_locked(base, len, id);
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         if (bad) break;
     }
     return 0;
@@ -257,9 +251,9 @@ static CUdeviceptr range_take(uint64_t span, uint64_t g, int *arena)
 
 static void range_give(CUdeviceptr start, uint64_t span, int arena)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     hole_insert_locked(start, span, arena); /* out of memory: the range is lost, not reused */
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
 }
 
 /* ---- the driver ---- */
@@ -311,15 +305,7 @@ static CUresult map_at(CUdeviceptr va, uint64_t len, CUmemGenericAllocationHandl
 static int use_device(int dev)
 {
     if (dev == ctx_dev) return 0;
-    if (!ctx[dev]) {
-        CUdevice d;
-        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS ||
-            vp_real.cuDevicePrimaryCtxRetain(&ctx[dev], d) != CUDA_SUCCESS) {
-            ctx[dev] = NULL;
-            return -1;
-        }
-    }
-    if (vp_real.cuCtxSetCurrent(ctx[dev]) != CUDA_SUCCESS) return -1;
+    if (vp_use_primary_ctx(&ctx[dev], dev)) return -1;
     if (!s_in[dev] && vp_real.cuStreamCreate(&s_in[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return -1;
     if (!s_out[dev] && vp_real.cuStreamCreate(&s_out[dev], CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS) return -1;
     ctx_dev = dev;
@@ -349,20 +335,20 @@ static void slot_put_locked(int dev, struct slot *s)
  * for room). Pager thread, mu not held. NULL when there is no room. */
 static struct slot *slot_get(int dev, uint64_t bytes)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     for (struct slot **pp = &free_slots[dev]; *pp; pp = &(*pp)->next)
         if ((*pp)->bytes == bytes) {
             struct slot *s = *pp;
             *pp = s->next;
-            pthread_mutex_unlock(&mu);
+            pthread_mutex_unlock(&pt.mu);
             return s;
         }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     while (vp_acct_reserve(dev, VP_KIND_resident, bytes)) {
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         struct slot *s = free_slots[dev];
         if (s) free_slots[dev] = s->next;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         if (!s) return NULL;
         slot_destroy(dev, s);
     }
@@ -389,10 +375,10 @@ static struct slot *slot_get(int dev, uint64_t bytes)
 /* Releases every free slot of dev (mu not held). */
 static void release_free_slots(int dev)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     struct slot *s = free_slots[dev];
     free_slots[dev] = NULL;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     while (s) {
         struct slot *next = s->next;
         slot_destroy(dev, s);
@@ -436,7 +422,7 @@ static int done(int dev, uint64_t s)
 
 /* ---- the program's operations ---- */
 
-static void wait_locked(void) { vp_cond_wait_ns(&done_cv, &mu, 2000000); }
+static void wait_locked(void) { vp_cond_wait_ns(&pt.done_cv, &pt.mu, 2000000); }
 
 static int has_moving_locked(void)
 {
@@ -455,8 +441,8 @@ static double now_s(void)
 
 int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
 {
-    if (!atomic_load_explicit(&nstream, memory_order_relaxed) || atomic_load(&capturing)) return 0;
-    pthread_mutex_lock(&mu);
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed) || atomic_load(&pt.capturing)) return 0;
+    pthread_mutex_lock(&pt.mu);
     op.n = 0;
     op.all = all;
     uint64_t t = use ? ++tick : tick;
@@ -490,15 +476,15 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
         }
     }
     if (!op.n && !op.all) {
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         return 0;
     }
-    if (want) pthread_cond_signal(&work_cv);
+    if (want) pthread_cond_signal(&pt.work_cv);
     /* wait for the pieces wanted to come in (the pager clears requests it
      * will not serve), then for every move of what is touched to end */
     double until = now_s() + VP_STREAM_WAIT_MS / 1000.0;
     int waited = 0, timed_out = 0;
-    while (want && !stopping) {
+    while (want && !pt.stopping) {
         want = 0;
         for (int i = 0; i < op.n && !want; i++)
             for (uint32_t k = 0; k < op.a[i]->npieces && !want; k++)
@@ -511,7 +497,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
         waited = 1;
         wait_locked();
     }
-    while (has_moving_locked() && !stopping) {
+    while (has_moving_locked() && !pt.stopping) {
         waited = 1;
         wait_locked();
     }
@@ -534,7 +520,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
                 if (TAB(i)->pc[k].state == P_DEV) TAB(i)->pc[k].dirty = 1;
     }
     op.on = 1;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     return 1;
 }
 
@@ -545,7 +531,7 @@ void vp_stream_op_end(CUstream stream, int per_thread)
     int dev = vp_drv_current_device();
     if (dev < 0 || dev >= VP_MAX_DEVICES) dev = 0;
     uint64_t s = record(dev, stream);
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     for (int i = 0; i < op.n; i++) {
         struct salloc *a = op.a[i];
         a->pending--;
@@ -560,24 +546,11 @@ void vp_stream_op_end(CUstream stream, int per_thread)
     }
     op.on = 0;
     op.n = 0;
-    pthread_cond_signal(&work_cv);
-    pthread_mutex_unlock(&mu);
+    pthread_cond_signal(&pt.work_cv);
+    pthread_mutex_unlock(&pt.mu);
 }
 
-void vp_stream_capture(int delta)
-{
-    if (delta > 0) {
-        atomic_fetch_add(&capturing, 1);
-        return;
-    }
-    int c = atomic_load(&capturing);
-    while (c > 0 && !atomic_compare_exchange_weak(&capturing, &c, c - 1)) {}
-    if (c == 1) {
-        pthread_mutex_lock(&mu);
-        pthread_cond_signal(&work_cv);
-        pthread_mutex_unlock(&mu);
-    }
-}
+void vp_stream_capture(int delta) { vp_pager_thread_capture(&pt, delta); }
 
 /* ---- the pager's moves ---- */
 
@@ -603,9 +576,9 @@ static int by_place(const void *x, const void *y)
 /* Gives an in-move's slot back to the free list (its move failed). */
 static void unslot(int dev, struct move *m)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     slot_put_locked(dev, m->slot);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     m->slot = NULL;
 }
 
@@ -931,7 +904,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
     }
     if (n) moving_any--;
     count(&ss[dev].rounds, 1);
-    pthread_cond_broadcast(&done_cv);
+    pthread_cond_broadcast(&pt.done_cv);
 }
 
 /* Sends out resident pieces of dev until want bytes are free under the
@@ -940,9 +913,9 @@ static void reclaim_locked(int dev, uint64_t want)
 {
     count(&ss[dev].reclaims, 1);
     for (;;) {
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         release_free_slots(dev);
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         uint64_t cap = vp_cap_of(dev), total = vp_acct_get(dev, VP_KIND_COUNT).cur;
         if (cap == VP_NO_CAP || (cap > total && cap - total >= want)) return;
         struct move m[64];
@@ -950,9 +923,9 @@ static void reclaim_locked(int dev, uint64_t want)
         for (size_t i = 0; i < tab.n && nm < 64; i++) {
             struct salloc *a = TAB(i);
             if (a->dev != dev || a->gone || a->pending || global_pending) continue;
-            pthread_mutex_unlock(&mu);
+            pthread_mutex_unlock(&pt.mu);
             int ok = done(a->ev_dev, a->serial) && done(all_dev, all_serial);
-            pthread_mutex_lock(&mu);
+            pthread_mutex_lock(&pt.mu);
             if (!ok || a->gone || a->pending) continue;
             for (uint32_t k = 0; k < a->npieces && nm < 64; k++)
                 if (a->pc[k].state == P_DEV) {
@@ -963,9 +936,9 @@ static void reclaim_locked(int dev, uint64_t want)
         }
         if (!nm) return;
         moving_any++;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         make_moves(dev, m, nm);
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         finish_locked(dev, m, nm);
     }
 }
@@ -985,9 +958,9 @@ static CUevent round_ev[VP_MAX_DEVICES][2][2];
 static void flush_locked(struct round *r)
 {
     if (!r->live) return;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     remap(r->dev, r->m, r->n, r->ev, r->rc);
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     finish_locked(r->dev, r->m, r->n);
     r->live = 0;
 }
@@ -1000,30 +973,27 @@ static void *pager_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     static struct round rounds[2];
     int cur = 0;
-    pthread_mutex_lock(&mu);
-    while (!stopping) {
-        int reclaiming = 0;
-        for (int d = 0; d < VP_MAX_DEVICES; d++) reclaiming |= reclaim_want[d] != 0;
-        if (reclaiming) {
+    pthread_mutex_lock(&pt.mu);
+    while (!pt.stopping) {
+        if (vp_pager_thread_reclaim_asked_locked(&pt)) {
             flush_locked(&rounds[cur ^ 1]);
             for (int d = 0; d < VP_MAX_DEVICES; d++)
-                if (reclaim_want[d]) {
-                    uint64_t w = reclaim_want[d];
-                    reclaim_want[d] = 0;
+                if (pt.reclaim_want[d]) {
+                    uint64_t w = pt.reclaim_want[d];
+                    pt.reclaim_want[d] = 0;
                     reclaim_locked(d, w);
                 }
-            reclaim_gen++;
-            pthread_cond_broadcast(&done_cv);
+            vp_pager_thread_reclaimed_locked(&pt);
         }
         struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
         int blocked = 0;
         /* while a stream is captured nothing is planned or remapped (a
          * remap from this thread could invalidate a global-mode capture);
          * a round in flight is finished after the capture */
-        int capt = atomic_load(&capturing) > 0;
+        int capt = atomic_load(&pt.capturing) > 0;
         r->n = 0;
         if (!capt)
-            for (int d = 0; d < VP_MAX_DEVICES && !r->n && !stopping; d++) {
+            for (int d = 0; d < VP_MAX_DEVICES && !r->n && !pt.stopping; d++) {
                 if (prev->live && prev->dev != d) continue; /* one device at a time in flight */
                 r->n = plan_locked(d, r->m, sizeof r->m / sizeof *r->m, &blocked);
                 r->dev = d;
@@ -1031,14 +1001,14 @@ static void *pager_main(void *arg)
         if (r->n) {
             moving_any++;
             int d = r->dev, slot = cur;
-            pthread_mutex_unlock(&mu);
+            pthread_mutex_unlock(&pt.mu);
             for (int k = 0; k < 2; k++)
                 if (!round_ev[d][slot][k] && use_device(d) == 0)
                     vp_real.cuEventCreate(&round_ev[d][slot][k], CU_EVENT_DISABLE_TIMING);
             r->ev[0] = round_ev[d][slot][0];
             r->ev[1] = round_ev[d][slot][1];
             r->rc = issue_copies(d, r->m, r->n, r->ev);
-            pthread_mutex_lock(&mu);
+            pthread_mutex_lock(&pt.mu);
             r->live = 1;
         }
         int had_prev = prev->live && !capt;
@@ -1047,24 +1017,18 @@ static void *pager_main(void *arg)
             cur ^= 1;
             continue;
         }
-        if (had_prev || stopping) continue;
-        vp_cond_wait_ns(&work_cv, &mu, blocked ? 500000 : 50000000);
+        if (had_prev || pt.stopping) continue;
+        vp_cond_wait_ns(&pt.work_cv, &pt.mu, blocked ? 500000 : 50000000);
     }
     flush_locked(&rounds[cur ^ 1]);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     return NULL;
 }
 
 static int start_locked(void)
 {
-    if (started) return 0;
-    if (pthread_create(&thread, NULL, pager_main, NULL)) {
-        vp_error("stream: cannot start the pager thread; allocations are not streamed");
-        return -1;
-    }
-    pthread_setname_np(thread, "vpage-stream");
-    started = 1;
-    return 0;
+    return vp_pager_thread_start_locked(&pt, pager_main, "vpage-stream",
+                                        "stream: cannot start the pager thread; allocations are not streamed");
 }
 
 /* ---- allocation ---- */
@@ -1136,9 +1100,9 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
     } while (!atomic_compare_exchange_weak(&ss[dev].streamed, &cur, cur + span));
     uint32_t np = (uint32_t)((span + piece - 1) / piece);
     struct salloc *a = calloc(1, sizeof *a + (size_t)np * sizeof(struct piece));
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     int ok = a && start_locked() == 0;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     CUresult rc = ok ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
     uint32_t made = 0;
     if (ok) {
@@ -1171,9 +1135,9 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         }
     }
     if (rc == CUDA_SUCCESS) {
-        pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&pt.mu);
         if (insert_locked(a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, made);
     }
     if (rc != CUDA_SUCCESS) {
@@ -1202,16 +1166,16 @@ static void wait_done(int dev, uint64_t s)
 int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
 {
     if (!atomic_load_explicit(&nstream, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     struct salloc *a = find_locked(dptr);
     if (!a || a->base != dptr || a->gone) {
-        pthread_mutex_unlock(&mu);
+        pthread_mutex_unlock(&pt.mu);
         return 0;
     }
     a->gone = 1;
-    while (a->busy || a->pending) pthread_cond_wait(&done_cv, &mu);
+    while (a->busy || a->pending) pthread_cond_wait(&pt.done_cv, &pt.mu);
     remove_locked(a);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     /* the program's work on it ends before its memory goes, as with cuMemFree */
     int dev = a->dev;
     wait_done(a->ev_dev, a->serial);
@@ -1219,11 +1183,11 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     for (uint32_t i = 0; i < a->npieces; i++)
         if (a->pc[i].pinned) uncount(&ss[dev].pinned, piece_len(a, i));
     undo_alloc(a, a->npieces);
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     for (uint32_t i = 0; i < a->npieces; i++) /* the slots serve other pieces */
         if (a->pc[i].slot) slot_put_locked(dev, a->pc[i].slot);
     atomic_fetch_sub(&nstream, 1);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     /* the device's last streamed allocation: its free slots serve nothing */
     if (atomic_fetch_sub(&ss[dev].streamed, a->span) == a->span) release_free_slots(dev);
     *size = a->size;
@@ -1235,9 +1199,9 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
 int vp_stream_owns(CUdeviceptr p)
 {
     if (!atomic_load_explicit(&nstream, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     int r = find_locked(p) != NULL;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
     return r;
 }
 
@@ -1251,21 +1215,8 @@ int vp_stream_span(uint64_t *lo, uint64_t *hi)
 
 int vp_stream_reclaim(int dev, uint64_t bytes)
 {
-    if (!atomic_load(&nstream) || dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&capturing)) return -1;
-    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
-    if (!before) return -1;
-    if (op.on) return -1; /* this thread is issuing an operation: the pager would wait for it */
-    pthread_mutex_lock(&mu);
-    if (!started || stopping) {
-        pthread_mutex_unlock(&mu);
-        return -1;
-    }
-    if (bytes > reclaim_want[dev]) reclaim_want[dev] = bytes;
-    uint64_t gen = reclaim_gen;
-    pthread_cond_signal(&work_cv);
-    while (reclaim_gen == gen && !stopping) pthread_cond_wait(&done_cv, &mu);
-    pthread_mutex_unlock(&mu);
-    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+    if (!atomic_load(&nstream) || op.on) return -1; /* op.on: the pager would wait for this thread's operation */
+    return vp_pager_thread_reclaim(&pt, dev, bytes);
 }
 
 void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)
@@ -1284,39 +1235,27 @@ void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), v
     vp_report_end(json, emit, ctx_);
 }
 
-void vp_stream_shutdown(void)
-{
-    pthread_mutex_lock(&mu);
-    int join = started && !stopping;
-    stopping = 1;
-    pthread_cond_broadcast(&work_cv);
-    pthread_cond_broadcast(&done_cv);
-    pthread_mutex_unlock(&mu);
-    if (join) pthread_join(thread, NULL);
-}
+void vp_stream_shutdown(void) { vp_pager_thread_stop(&pt); }
 
 void vp_stream_lock(void)
 {
-    pthread_mutex_lock(&mu);
+    pthread_mutex_lock(&pt.mu);
     pthread_mutex_lock(&ring_mu);
 }
 
 void vp_stream_unlock(void)
 {
     pthread_mutex_unlock(&ring_mu);
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&pt.mu);
 }
 
 void vp_stream_reset_child(void)
 {
-    pthread_mutex_init(&mu, NULL);
+    vp_pager_thread_reset_child(&pt);
     pthread_mutex_init(&ring_mu, NULL);
-    pthread_cond_init(&work_cv, NULL);
-    pthread_cond_init(&done_cv, NULL);
     vp_rangetab_forget(&tab);
-    started = stopping = moving_any = global_pending = 0;
+    moving_any = global_pending = 0;
     all_serial = 0;
-    memset(reclaim_want, 0, sizeof reclaim_want);
     memset(free_slots, 0, sizeof free_slots);
     memset(ring_ev, 0, sizeof ring_ev);
     memset(ring_serial, 0, sizeof ring_serial);
@@ -1330,7 +1269,6 @@ void vp_stream_reset_child(void)
     ctx_dev = -1;
     op.n = op.on = op.all = 0;
     atomic_store(&nstream, 0);
-    atomic_store(&capturing, 0);
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&ss[d].name, 0);
         VP_STREAM_STATS(VP_X)

@@ -1,5 +1,6 @@
-/* rangetab.c - see rangetab.h. */
-#include "rangetab.h"
+/* shared.c - see shared.h. */
+#define _GNU_SOURCE
+#include "shared.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,9 @@
 
 #include <time.h>
 
+#include "../common/log.h"
 #include "../common/options.h"
+#include "../interpose/hooks.h"
 #include "account.h"
 
 /* Index of the first range starting after a. */
@@ -108,4 +111,95 @@ void vp_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, long ns)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(cv, mu, &ts);
+}
+
+int vp_pager_thread_start_locked(struct vp_pager_thread *t, void *(*fn)(void *), const char *name, const char *fail)
+{
+    if (t->started) return 0;
+    if (pthread_create(&t->thread, NULL, fn, NULL)) {
+        vp_error("%s", fail);
+        return -1;
+    }
+    pthread_setname_np(t->thread, name);
+    t->started = 1;
+    return 0;
+}
+
+void vp_pager_thread_stop(struct vp_pager_thread *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int join = t->started && !t->stopping;
+    t->stopping = 1;
+    pthread_cond_broadcast(&t->work_cv);
+    pthread_cond_broadcast(&t->done_cv);
+    pthread_mutex_unlock(&t->mu);
+    if (join) pthread_join(t->thread, NULL);
+}
+
+void vp_pager_thread_capture(struct vp_pager_thread *t, int delta)
+{
+    if (delta > 0) {
+        atomic_fetch_add(&t->capturing, 1);
+        return;
+    }
+    int c = atomic_load(&t->capturing);
+    while (c > 0 && !atomic_compare_exchange_weak(&t->capturing, &c, c - 1)) {}
+    if (c == 1) {
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_signal(&t->work_cv);
+        pthread_mutex_unlock(&t->mu);
+    }
+}
+
+int vp_pager_thread_reclaim(struct vp_pager_thread *t, int dev, uint64_t bytes)
+{
+    if (dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&t->capturing)) return -1;
+    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
+    if (!before) return -1;
+    pthread_mutex_lock(&t->mu);
+    if (!t->started || t->stopping) {
+        pthread_mutex_unlock(&t->mu);
+        return -1;
+    }
+    if (bytes > t->reclaim_want[dev]) t->reclaim_want[dev] = bytes;
+    uint64_t gen = t->reclaim_gen;
+    pthread_cond_signal(&t->work_cv);
+    while (t->reclaim_gen == gen && !t->stopping) pthread_cond_wait(&t->done_cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+}
+
+int vp_pager_thread_reclaim_asked_locked(const struct vp_pager_thread *t)
+{
+    for (int d = 0; d < VP_MAX_DEVICES; d++)
+        if (t->reclaim_want[d]) return 1;
+    return 0;
+}
+
+void vp_pager_thread_reclaimed_locked(struct vp_pager_thread *t)
+{
+    t->reclaim_gen++;
+    pthread_cond_broadcast(&t->done_cv);
+}
+
+void vp_pager_thread_reset_child(struct vp_pager_thread *t)
+{
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->work_cv, NULL);
+    pthread_cond_init(&t->done_cv, NULL);
+    t->started = t->stopping = 0;
+    memset(t->reclaim_want, 0, sizeof t->reclaim_want);
+    atomic_store(&t->capturing, 0);
+}
+
+int vp_use_primary_ctx(CUcontext *ctx, int dev)
+{
+    if (!*ctx) {
+        CUdevice d;
+        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS || vp_real.cuDevicePrimaryCtxRetain(ctx, d) != CUDA_SUCCESS) {
+            *ctx = NULL;
+            return -1;
+        }
+    }
+    return vp_real.cuCtxSetCurrent(*ctx) == CUDA_SUCCESS ? 0 : -1;
 }
