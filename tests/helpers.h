@@ -66,6 +66,19 @@ static inline const char *capture_end(struct capture *k)
 
 /* ---- the pager suites (test_paging.c, test_stream.c) ---- */
 
+/* VPAGE_PAGING=mode under a cap of cap_mib on a card of the same size,
+ * pieces/chunks of chunk bytes. */
+static inline void pager_env(const char *mode, int cap_mib, const char *chunk)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%dM", cap_mib);
+    setenv("VPAGE_PAGING", mode, 1);
+    setenv("VPAGE_CAP", v, 1);
+    setenv("VPAGE_CHUNK", chunk, 1);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)cap_mib << 20);
+    setenv("FAKE_CUDA_MEM", v, 1);
+}
+
 /* A counter the fake driver exports (fake_cuda_*). */
 static inline uint64_t fake_u64(const char *name)
 {

@@ -12,16 +12,7 @@
 /* Paging under a cap of cap_mib on a card of the same size, where the
  * pager evicts (on a larger card it places chunks once: see
  * chunks_are_placed_once_on_a_card_larger_than_the_cap). */
-static void paging(int cap_mib, const char *chunk)
-{
-    char v[32];
-    snprintf(v, sizeof v, "%dM", cap_mib);
-    setenv("VPAGE_PAGING", "demand", 1);
-    setenv("VPAGE_CAP", v, 1);
-    setenv("VPAGE_CHUNK", chunk, 1);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)cap_mib << 20);
-    setenv("FAKE_CUDA_MEM", v, 1);
-}
+static void paging(int cap_mib, const char *chunk) { pager_env("demand", cap_mib, chunk); }
 
 
 

@@ -14,16 +14,7 @@
 
 #include "helpers.h"
 
-static void streaming(int cap_mib, const char *chunk)
-{
-    char v[32];
-    snprintf(v, sizeof v, "%dM", cap_mib);
-    setenv("VPAGE_PAGING", "stream", 1);
-    setenv("VPAGE_CAP", v, 1);
-    setenv("VPAGE_CHUNK", chunk, 1);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)cap_mib << 20);
-    setenv("FAKE_CUDA_MEM", v, 1);
-}
+static void streaming(int cap_mib, const char *chunk) { pager_env("stream", cap_mib, chunk); }
 
 
 

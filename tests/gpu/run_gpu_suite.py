@@ -200,23 +200,31 @@ def main():
 PAGING_CAP = 96 * MiB  # the model's Linear(8192, 4096) alone is 128 MiB
 
 
-def paging_checks(outdir, lib, summary):
+def paged_model_run(outdir, lib, summary, label, mode):
+    """Runs the model without the preload and under VPAGE_PAGING=mode with a cap below its memory; checks both
+    ran and gave the same outputs bit for bit. Returns the pager's stats of device 0, or None if a run failed."""
     import torch
-    ref = os.path.join(outdir, "model-paging-ref.pt")
-    got = os.path.join(outdir, "model-paging-vpage.pt")
+    ref = os.path.join(outdir, f"model-{label}-ref.pt")
+    got = os.path.join(outdir, f"model-{label}-vpage.pt")
     p0, r0 = run_child("model", ref, None, {})
-    p1, r1 = run_child("model", got, lib, {"VPAGE_PAGING": "demand", "VPAGE_CAP": str(PAGING_CAP),
+    p1, r1 = run_child("model", got, lib, {"VPAGE_PAGING": mode, "VPAGE_CAP": str(PAGING_CAP),
                                            "VPAGE_CHUNK": "8M", "VPAGE_PAGED_LIMIT": "8G"})
     ok = p0.returncode == 0 and p1.returncode == 0 and r1 is not None
-    check("paging: both runs ran", ok, "" if ok else (p0.stderr + p1.stderr)[-3000:])
+    check(f"{label}: both runs ran", ok, "" if ok else (p0.stderr + p1.stderr)[-3000:])
     if not ok:
-        return
+        return None
     a, b = torch.load(ref), torch.load(got)
-    check("paging: outputs bit for bit", a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a),
+    check(f"{label}: outputs bit for bit", a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a),
           ", ".join(a.keys()))
     pg = r1["stats"]["paging"]
-    dev = pg["devices"][0] if pg["devices"] else {}
-    summary["paging"] = pg
+    summary[label] = pg
+    return pg["devices"][0] if pg["devices"] else {}
+
+
+def paging_checks(outdir, lib, summary):
+    dev = paged_model_run(outdir, lib, summary, "paging", "demand")
+    if dev is None:
+        return
     check("paging: allocations were paged", dev.get("paged_peak", 0) > PAGING_CAP, json.dumps(dev))
     check("paging: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, json.dumps(dev))
     # the card is larger than the cap: the pager places chunks once rather than
@@ -228,22 +236,9 @@ def paging_checks(outdir, lib, summary):
 
 
 def stream_checks(outdir, lib, summary):
-    import torch
-    ref = os.path.join(outdir, "model-stream-ref.pt")
-    got = os.path.join(outdir, "model-stream-vpage.pt")
-    p0, r0 = run_child("model", ref, None, {})
-    p1, r1 = run_child("model", got, lib, {"VPAGE_PAGING": "stream", "VPAGE_CAP": str(PAGING_CAP),
-                                           "VPAGE_CHUNK": "8M", "VPAGE_PAGED_LIMIT": "8G"})
-    ok = p0.returncode == 0 and p1.returncode == 0 and r1 is not None
-    check("stream: both runs ran", ok, "" if ok else (p0.stderr + p1.stderr)[-3000:])
-    if not ok:
+    dev = paged_model_run(outdir, lib, summary, "stream", "stream")
+    if dev is None:
         return
-    a, b = torch.load(ref), torch.load(got)
-    check("stream: outputs bit for bit", a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a),
-          ", ".join(a.keys()))
-    pg = r1["stats"]["paging"]
-    dev = pg["devices"][0] if pg["devices"] else {}
-    summary["stream"] = pg
     check("stream: allocations were streamed", dev.get("streamed_peak", 0) > PAGING_CAP, json.dumps(dev))
     check("stream: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, json.dumps(dev))
     check("stream: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0,
