@@ -24,11 +24,13 @@ static atomic_uint_fast64_t graph_counted[VP_MAX_DEVICES];
 #define POOL_GRANULE (2ull << 20)
 
 /* vp_acct_reserve, after asking the pager to give up resident chunks when
- * the cap is reached: paged memory yields to memory that cannot be paged. */
+ * the cap is reached: paged memory yields to memory that cannot be paged
+ * (the pager reserves the room it freed for the caller, so that it cannot
+ * fill it again first). */
 static int reserve_room(int dev, enum vp_kind kind, uint64_t bytes)
 {
     if (vp_acct_reserve(dev, kind, bytes) == 0) return 0;
-    return vp_pager_reclaim(dev, bytes) == 0 ? vp_acct_reserve(dev, kind, bytes) : -1;
+    return vp_pager_reclaim(dev, kind, bytes);
 }
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }

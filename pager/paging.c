@@ -777,10 +777,10 @@ void vp_pager_capture(int delta)
     vp_pager_thread_capture(&pt, delta);
 }
 
-int vp_pager_reclaim(int dev, uint64_t bytes)
+int vp_pager_reclaim(int dev, enum vp_kind kind, uint64_t bytes)
 {
-    if (vp_stream_on()) return vp_stream_reclaim(dev, bytes);
-    return atomic_load(&npaged) ? vp_pager_thread_reclaim(&pt, dev, bytes) : -1;
+    if (vp_stream_on()) return vp_stream_reclaim(dev, kind, bytes);
+    return atomic_load(&npaged) ? vp_pager_thread_reclaim(&pt, dev, kind, bytes) : -1;
 }
 
 void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)

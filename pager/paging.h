@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "../interpose/hooks.h"
+#include "account.h"
 #include "../interpose/registry.h"
 
 /* True when VPAGE_PAGING asks for paging (demand or stream; stream
@@ -80,10 +81,11 @@ void vp_pager_op_end(CUstream stream, int per_thread);
 /* Stream capture begun (+1) or ended (-1) somewhere in the process. */
 void vp_pager_capture(int delta);
 
-/* Makes room for bytes of unpageable memory on dev by evicting resident
- * chunks, waiting until they are gone. Returns 0 if anything was evicted
- * (the caller retries its reservation), -1 if there was nothing to give. */
-int vp_pager_reclaim(int dev, uint64_t bytes);
+/* Makes room for bytes of unpageable memory of kind on dev by evicting
+ * resident chunks, and reserves those bytes under the cap for the caller
+ * before the pager can fill the room again. Returns 0 when they are
+ * reserved, -1 when not (nothing to give, or not enough). */
+int vp_pager_reclaim(int dev, enum vp_kind kind, uint64_t bytes);
 
 /* Stats: a JSON object, or table lines. */
 void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);

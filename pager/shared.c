@@ -151,22 +151,35 @@ void vp_pager_thread_capture(struct vp_pager_thread *t, int delta)
     }
 }
 
-int vp_pager_thread_reclaim(struct vp_pager_thread *t, int dev, uint64_t bytes)
+struct vp_reclaim_req {
+    int dev, kind, done, ok;
+    uint64_t bytes;
+    struct vp_reclaim_req *next;
+};
+
+int vp_pager_thread_reclaim(struct vp_pager_thread *t, int dev, int kind, uint64_t bytes)
 {
     if (dev < 0 || dev >= VP_MAX_DEVICES || atomic_load(&t->capturing)) return -1;
-    uint64_t before = vp_acct_get(dev, VP_KIND_resident).cur;
-    if (!before) return -1;
+    if (!vp_acct_get(dev, VP_KIND_resident).cur) return -1;
+    struct vp_reclaim_req r = {dev, kind, 0, 0, bytes, NULL};
     pthread_mutex_lock(&t->mu);
     if (!t->started || t->stopping) {
         pthread_mutex_unlock(&t->mu);
         return -1;
     }
     if (bytes > t->reclaim_want[dev]) t->reclaim_want[dev] = bytes;
-    uint64_t gen = t->reclaim_gen;
+    r.next = t->reqs;
+    t->reqs = &r;
     pthread_cond_signal(&t->work_cv);
-    while (t->reclaim_gen == gen && !t->stopping) pthread_cond_wait(&t->done_cv, &t->mu);
+    while (!r.done && !t->stopping) pthread_cond_wait(&t->done_cv, &t->mu);
+    if (!r.done) /* stopped: take the request back */
+        for (struct vp_reclaim_req **pp = &t->reqs; *pp; pp = &(*pp)->next)
+            if (*pp == &r) {
+                *pp = r.next;
+                break;
+            }
     pthread_mutex_unlock(&t->mu);
-    return vp_acct_get(dev, VP_KIND_resident).cur < before ? 0 : -1;
+    return r.ok ? 0 : -1;
 }
 
 int vp_pager_thread_reclaim_asked_locked(const struct vp_pager_thread *t)
@@ -178,7 +191,18 @@ int vp_pager_thread_reclaim_asked_locked(const struct vp_pager_thread *t)
 
 void vp_pager_thread_reclaimed_locked(struct vp_pager_thread *t)
 {
-    t->reclaim_gen++;
+    /* a caller that asked during the pass (its device asks again) and did
+     * not get its room waits for the next pass */
+    for (struct vp_reclaim_req **pp = &t->reqs; *pp;) {
+        struct vp_reclaim_req *r = *pp;
+        r->ok = vp_acct_reserve(r->dev, (enum vp_kind)r->kind, r->bytes) == 0;
+        if (!r->ok && t->reclaim_want[r->dev]) {
+            pp = &r->next;
+            continue;
+        }
+        r->done = 1;
+        *pp = r->next;
+    }
     pthread_cond_broadcast(&t->done_cv);
 }
 
@@ -189,6 +213,7 @@ void vp_pager_thread_reset_child(struct vp_pager_thread *t)
     pthread_cond_init(&t->done_cv, NULL);
     t->started = t->stopping = 0;
     memset(t->reclaim_want, 0, sizeof t->reclaim_want);
+    t->reqs = NULL; /* the parent's waiting callers are not in this process */
     atomic_store(&t->capturing, 0);
 }
 

@@ -64,17 +64,19 @@ void vp_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, long ns);
 /* A pager thread: its mutex (the pager's only lock, last in the lock
  * order), the condition it waits for work on and the one others wait for
  * its work on, whether it runs, the room asked of it for unpageable memory
- * (reclaim_want, per device, served in passes counted by reclaim_gen), and
+ * (reclaim_want, per device, and the callers waiting for it), and
  * how many stream captures are in progress (nothing moves meanwhile). The
  * pager owns what its mutex protects; these calls only start, stop and
  * talk to the thread. */
 #include "../common/vp.h"
+struct vp_reclaim_req; /* a caller of vp_pager_thread_reclaim, waiting */
 struct vp_pager_thread {
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     pthread_t thread;
     int started, stopping;
-    uint64_t reclaim_want[VP_MAX_DEVICES], reclaim_gen;
+    uint64_t reclaim_want[VP_MAX_DEVICES];
+    struct vp_reclaim_req *reqs;
     atomic_int capturing;
 };
 #define VP_PAGER_THREAD_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .work_cv = PTHREAD_COND_INITIALIZER, \
@@ -92,16 +94,18 @@ void vp_pager_thread_stop(struct vp_pager_thread *t);
 void vp_pager_thread_capture(struct vp_pager_thread *t, int delta);
 
 /* Asks the thread for bytes of room on dev and waits for its next reclaim
- * pass (mu not held). Returns 0 if that pass took resident bytes off dev,
- * -1 if not or if nothing can be asked (no resident bytes, a capture in
- * progress, the thread not running). */
-int vp_pager_thread_reclaim(struct vp_pager_thread *t, int dev, uint64_t bytes);
+ * pass (mu not held). At the end of that pass, before the thread can fill
+ * the room again, the bytes are reserved under the cap as kind for the
+ * caller (vp_acct_reserve). Returns 0 when they were, -1 if not or if
+ * nothing can be asked (no resident bytes, a capture in progress, the
+ * thread not running). */
+int vp_pager_thread_reclaim(struct vp_pager_thread *t, int dev, int kind, uint64_t bytes);
 
 /* True when a reclaim is asked of the thread (mu held). */
 int vp_pager_thread_reclaim_asked_locked(const struct vp_pager_thread *t);
 
-/* Ends a reclaim pass: wakes the callers of vp_pager_thread_reclaim (mu
- * held). */
+/* Ends a reclaim pass: makes the reservations of the callers of
+ * vp_pager_thread_reclaim and wakes them (mu held). */
 void vp_pager_thread_reclaimed_locked(struct vp_pager_thread *t);
 
 /* Makes dev's primary context current on the calling (pager) thread,

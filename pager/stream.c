@@ -1213,10 +1213,10 @@ int vp_stream_span(uint64_t *lo, uint64_t *hi)
     return 1;
 }
 
-int vp_stream_reclaim(int dev, uint64_t bytes)
+int vp_stream_reclaim(int dev, int kind, uint64_t bytes)
 {
     if (!atomic_load(&nstream) || op.on) return -1; /* op.on: the pager would wait for this thread's operation */
-    return vp_pager_thread_reclaim(&pt, dev, bytes);
+    return vp_pager_thread_reclaim(&pt, dev, kind, bytes);
 }
 
 void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx_)

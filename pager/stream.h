@@ -94,9 +94,9 @@ void vp_stream_note_tmap(int known);
 /* Stream capture begun (+1) or ended (-1): nothing moves meanwhile. */
 void vp_stream_capture(int delta);
 
-/* Makes room for bytes of unpageable memory on dev by sending resident
- * pieces out. Returns 0 if anything left, -1 if nothing could. */
-int vp_stream_reclaim(int dev, uint64_t bytes);
+/* vp_pager_reclaim (pager/paging.h) for streamed memory: sends resident
+ * pieces out, then reserves bytes of kind (enum vp_kind) for the caller. */
+int vp_stream_reclaim(int dev, int kind, uint64_t bytes);
 
 void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);
 void vp_stream_shutdown(void);
