@@ -277,7 +277,7 @@ static uint64_t rng(uint64_t *s)
     return *s;
 }
 
-Test(stream, random_allocations_launches_and_frees_keep_bytes_cap_and_books, .timeout = 120)
+Test(stream, random_allocations_launches_and_frees_keep_bytes_cap_and_books, .timeout = 600)
 {
     streaming(48, "2M");
     setenv("FAKE_CUDA_LAG_MS", "1", 1);
