@@ -697,6 +697,7 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
     uint64_t v[MAX_SCAN];
     size_t n = 0;
     int over = 0;
+    uint32_t tk = 0, tu = 0; /* TMA descriptors known, unknown */
     /* Every 8-byte word of every parameter: pointers, and pointers inside
      * by-value structs (TensorIterator's arrays of data pointers). */
     for (int i = 0; i < k->nparams && !over; i++) {
@@ -725,9 +726,11 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
             /* one that was not seen made, with no pointer in it either:
              * streamed memory cannot be ruled out */
             if (streaming && !a && n == before) over = 1;
-            if (streaming) vp_stream_note_tmap(a != 0);
+            if (a) tk++;
+            else tu++;
         }
     }
+    if (streaming && (tk || tu)) vp_stream_note_tmap(tk, tu);
     if (streaming) return vp_stream_op_begin(v, n, over, 1);
     if (!n || atomic_load(&pt.capturing)) return 0; /* while capturing: recorded into a graph, not run now */
     pthread_mutex_lock(&pt.mu);

@@ -48,7 +48,7 @@ struct salloc {
     int gone;
     int ev_dev;
     uint64_t serial; /* event of the latest operation on it (0: none) */
-    int still;       /* planning: no operation on it is issued or in flight */
+    int still;       /* planning: no operation on it is issued or in flight (-1: not asked) */
     uint32_t npieces;
     struct piece pc[];
 };
@@ -73,6 +73,8 @@ struct salloc {
     X(map_out_ns, "nanoseconds the pager spent mapping pieces back to host memory")            \
     X(dropped_ahead, "bytes of pieces brought in ahead of use that left unused")               \
     X(rounds, "rounds of moves")                                                              \
+    X(plans, "planning passes of the pager")                                                  \
+    X(plan_ns, "nanoseconds the pager spent planning (the program's operations wait meanwhile)") \
     X(tmaps_known, "launches of a TMA descriptor whose address vpage saw it made for")        \
     X(tmaps_unknown, "launches of a 128-byte parameter taken for an unknown TMA descriptor")   \
     X(wait_timeouts, "operations that went ahead after waiting for pieces to come in")         \
@@ -116,7 +118,11 @@ static uint64_t next_serial[VP_MAX_DEVICES];
 static __thread struct {
     struct salloc *a[OPMAX];
     int n, all, on;
+    int progress; /* its uses may change the plan: the pager is woken after it */
 } op;
+/* the pager's last plan was held up by operations issued or in flight:
+ * their ends wake it */
+static int ops_block;
 
 /* pager thread only */
 static CUcontext ctx[VP_MAX_DEVICES];
@@ -125,11 +131,12 @@ static int ctx_dev = -1;
 
 int vp_stream_on(void) { return vp_opt.paging == VP_PAGING_STREAM; }
 
-void vp_stream_note_tmap(int known)
+void vp_stream_note_tmap(uint32_t known, uint32_t unknown)
 {
     int d = vp_drv_current_device();
     if (d < 0 || d >= VP_MAX_DEVICES) d = 0;
-    atomic_fetch_add_explicit(known ? &ss[d].tmaps_known : &ss[d].tmaps_unknown, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ss[d].tmaps_known, known, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ss[d].tmaps_unknown, unknown, memory_order_relaxed);
 }
 
 static void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
@@ -424,6 +431,8 @@ static int done(int dev, uint64_t s)
 
 static void wait_locked(void) { vp_cond_wait_ns(&pt.done_cv, &pt.mu, 2000000); }
 
+static int is_hot(const struct piece *p);
+
 static int has_moving_locked(void)
 {
     if (op.all) return moving_any > 0;
@@ -445,6 +454,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
     pthread_mutex_lock(&pt.mu);
     op.n = 0;
     op.all = all;
+    op.progress = 0;
     uint64_t t = use ? ++tick : tick;
     int want = 0;
     for (size_t j = 0; j < n; j++) {
@@ -466,6 +476,11 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
             p->prev_use = p->last_use;
             p->last_use = t;
             if (p->prev_use && t - p->prev_use > VP_HOT_GAP && !p->pinned) p->pin_asked = 1;
+            /* a use of a piece that is neither pinned nor hot moves its
+             * rank (what streams through): the pager plans again after
+             * the operation; uses of pinned and hot pieces change nothing
+             * it would do, and a loop that fits is not planned at all */
+            if (p->pin_asked || (!p->pinned && !is_hot(p))) op.progress = 1;
             /* needed now, until the operation is issued: ranked first, and
              * not sent out meanwhile (its last use already says "later") */
             p->requested = 1;
@@ -544,9 +559,9 @@ void vp_stream_op_end(CUstream stream, int per_thread)
         all_serial = s;
         all_dev = dev;
     }
+    if (op.progress || ops_block) pthread_cond_signal(&pt.work_cv);
     op.on = 0;
     op.n = 0;
-    pthread_cond_signal(&pt.work_cv);
     pthread_mutex_unlock(&pt.mu);
 }
 
@@ -729,6 +744,23 @@ static int is_hot(const struct piece *p)
     return p->prev_use && p->last_use - p->prev_use <= VP_HOT_GAP && tick - p->last_use <= 4 * VP_HOT_GAP;
 }
 
+/* Planning: whether the 'all' fence is clear (-1: not asked yet). */
+static int quiet;
+
+/* Whether a's pieces may move now: no operation on it (or on everything)
+ * is being issued or in flight. Asks the events once a plan; an
+ * allocation held up by operations makes their ends wake the pager. mu
+ * held. */
+static int may_move_locked(struct salloc *a)
+{
+    if (a->still < 0) {
+        if (quiet < 0) quiet = !global_pending && done(all_dev, all_serial);
+        a->still = quiet && !a->pending && !a->busy && done(a->ev_dev, a->serial);
+        if (!a->still && !a->busy) ops_block = 1;
+    }
+    return a->still;
+}
+
 /* One planning round for dev: decides pins, the wanted set, and picks the
  * moves that can be made now (into m, at most mmax). mu held. */
 static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
@@ -741,13 +773,13 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         piece = a->piece;
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
+            uint64_t len = piece_len(a, k);
+            if (p->state != P_HOST) held += len;
             if (!p->last_use) continue;
             np++;
-            uint64_t len = piece_len(a, k);
             if (is_hot(p)) hot += len;
             else cold += len;
             if (p->pinned) pinned += len;
-            if (p->state != P_HOST) held += len;
         }
     }
     if (!np) return 0;
@@ -788,8 +820,8 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         if (a->dev != dev || a->gone) continue;
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
-            if (!p->last_use) continue;
             uint64_t len = piece_len(a, k);
+            if (!p->last_use) continue;
             if (p->pin_asked && !p->pinned) {
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
@@ -816,11 +848,11 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             n++;
         }
     }
-    /* which allocations may move now (no operation issued or in flight) */
-    int quiet = !global_pending && done(all_dev, all_serial);
-    for (size_t i = 0; i < tab.n; i++)
-        if (TAB(i)->dev == dev && !TAB(i)->gone)
-            TAB(i)->still = quiet && !TAB(i)->pending && !TAB(i)->busy && done(TAB(i)->ev_dev, TAB(i)->serial);
+    /* which allocations may move now (no operation issued or in flight):
+     * asked of the events only for the allocations of candidate moves,
+     * each at most once a plan (the program's launches wait for mu) */
+    quiet = -1;
+    for (size_t i = 0; i < tab.n; i++) TAB(i)->still = -1;
     /* the wanted set is ranked on the whole budget, so that it does not
      * change as operations come and go; pieces that cannot move yet are
      * skipped below (they hold their room until they can) */
@@ -836,7 +868,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         struct move *r = c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (c[j].want || p->state != P_DEV) continue;
-        if (!r->a->still) {
+        if (!may_move_locked(r->a)) {
             *blocked = 1;
             continue;
         }
@@ -856,7 +888,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             break;
         }
-        if (!r->a->still) {
+        if (!may_move_locked(r->a)) {
             *blocked = 1;
             continue;
         }
@@ -992,11 +1024,17 @@ static void *pager_main(void *arg)
          * a round in flight is finished after the capture */
         int capt = atomic_load(&pt.capturing) > 0;
         r->n = 0;
+        ops_block = 0;
         if (!capt)
             for (int d = 0; d < VP_MAX_DEVICES && !r->n && !pt.stopping; d++) {
                 if (prev->live && prev->dev != d) continue; /* one device at a time in flight */
+                double p0 = now_s();
                 r->n = plan_locked(d, r->m, sizeof r->m / sizeof *r->m, &blocked);
                 r->dev = d;
+                if (atomic_load_explicit(&ss[d].streamed, memory_order_relaxed)) {
+                    count(&ss[d].plans, 1);
+                    count(&ss[d].plan_ns, (uint64_t)((now_s() - p0) * 1e9));
+                }
             }
         if (r->n) {
             moving_any++;

@@ -37,7 +37,11 @@
  *   their buffers as parameters, as PyTorch's and cuBLAS's do.
  *
  *   Threads: the pager thread (started at the first streamed allocation)
- *   plans and makes every move, on streams of its own; a launching thread
+ *   plans and makes every move, on streams of its own. It plans again
+ *   after an operation that needs a piece not resident, uses a piece that
+ *   is neither pinned nor hot, or ends while a move waits for it, and
+ *   while moves are under way; a loop whose pieces all stay resident is
+ *   not planned (a plan holds the lock every launch takes). A launching thread
  *   waits (at most VP_STREAM_WAIT_MS) for pieces its launch needs that the
  *   pager is bringing in, so the program does not run far ahead of the
  *   data.
@@ -87,9 +91,9 @@ int vp_stream_span(uint64_t *lo, uint64_t *hi);
 int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use);
 void vp_stream_op_end(CUstream stream, int per_thread);
 
-/* A launch carried a 128-byte TMA descriptor whose address was known (1)
- * or not (0): stats only. */
-void vp_stream_note_tmap(int known);
+/* A launch carried 128-byte TMA descriptors: known of them made for an
+ * address vpage saw, unknown not: stats only (one call a launch). */
+void vp_stream_note_tmap(uint32_t known, uint32_t unknown);
 
 /* Stream capture begun (+1) or ended (-1): nothing moves meanwhile. */
 void vp_stream_capture(int delta);

@@ -111,11 +111,13 @@ static inline uint64_t paging_stat(const char *name)
     return strtoull(p + strlen(key), NULL, 10);
 }
 
-static inline void sleep_ms(int ms)
+static inline void sleep_us(long us)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
     nanosleep(&ts, NULL);
 }
+
+static inline void sleep_ms(int ms) { sleep_us(ms * 1000L); }
 
 /* A fake kernel from a text image ("name:nparams"). */
 static inline CUfunction kernel(struct cu *c, const char *image, const char *name)

@@ -158,6 +158,55 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
 }
 
 
+Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
+{
+    /* 8 weights of 4 MiB used once a round and an activation used by every
+     * launch, 34 MiB under a 64 MiB cap: once all of it is in, a launch
+     * leaves the pager asleep (each plan holds the lock every launch
+     * takes; planning after every launch serialised a Llama decode loop) */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 8, ROUND = N * 41 }; /* a round is longer than VP_HOT_GAP launches */
+    CUdeviceptr wt[N], act;
+    CU_OK(c.cuMemAlloc(&act, 2 * MiB));
+    fill(&c, act, 99, 2 * MiB);
+    uint64_t incs[N] = {0}, act_incs = 0, plans = 0, in = 0;
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&wt[i], 4 * MiB));
+        fill(&c, wt[i], i, 4 * MiB);
+    }
+    for (int round = 0; round < 7; round++) {
+        if (round == 4) {
+            sleep_ms(20); /* the moves asked for by round 3 end */
+            plans = paging_stat("plans");
+            in = paging_stat("bytes_in");
+        }
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < 40; k++) {
+                launch2(&c, f, act, 0);
+                act_incs++;
+                sleep_us(100); /* a launch's own time on a GPU: the pager could wake between */
+            }
+            launch2(&c, f, wt[i], act);
+            incs[i]++;
+            act_incs++;
+        }
+    }
+    uint64_t launches = 3 * ROUND;
+    cr_assert_eq(paging_stat("bytes_in"), in, "a loop that fits moves nothing once in: %llu bytes in",
+                 (unsigned long long)(paging_stat("bytes_in") - in));
+    cr_assert_eq(paging_stat("pinned"), N * 4 * MiB, "pinned %llu", (unsigned long long)paging_stat("pinned"));
+    cr_assert_lt(paging_stat("plans") - plans, launches / 8, "%llu plans in %llu launches",
+                 (unsigned long long)(paging_stat("plans") - plans), (unsigned long long)launches);
+    check(&c, act, 99, 2 * MiB, act_incs);
+    for (int i = 0; i < N; i++) check(&c, wt[i], i, 4 * MiB, incs[i]);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
+    CU_OK(c.cuMemFree(act));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
 {
     /* the default stream's work completes 40 ms after it is issued: an unmap of an
