@@ -29,7 +29,7 @@ struct slot {
 struct piece {
     CUmemGenericAllocationHandle host; /* home: host-located physical memory */
     struct slot *slot;                 /* device memory while resident */
-    uint64_t last_use, prev_use;       /* ticks */
+    struct vp_uses u;                  /* when operations used it (policy/stream.h) */
     uint8_t state;                     /* enum piece_state */
     uint8_t dirty;                     /* an operation touched it while resident */
     uint8_t pinned, pin_asked, requested;
@@ -472,10 +472,8 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
                                &first, &cnt);
         for (uint64_t i = first; i < first + cnt; i++) {
             struct piece *p = &a->pc[i];
-            if (p->last_use == t) continue;
-            p->prev_use = p->last_use;
-            p->last_use = t;
-            if (p->prev_use && t - p->prev_use > VP_HOT_GAP && !p->pinned) p->pin_asked = 1;
+            if (p->u.last == t) continue;
+            if (vp_uses_note(&p->u, t) && !p->pinned) p->pin_asked = 1;
             /* a use of a piece that is neither pinned nor hot moves its
              * rank (what streams through): the pager plans again after
              * the operation; uses of pinned and hot pieces change nothing
@@ -739,10 +737,7 @@ static uint64_t budget_of(int dev)
     return cap > other ? cap - other : 0;
 }
 
-static int is_hot(const struct piece *p)
-{
-    return p->prev_use && p->last_use - p->prev_use <= VP_HOT_GAP && tick - p->last_use <= 4 * VP_HOT_GAP;
-}
+static int is_hot(const struct piece *p) { return vp_uses_hot(&p->u, tick); }
 
 /* Planning: whether the 'all' fence is clear (-1: not asked yet). */
 static int quiet;
@@ -775,7 +770,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             struct piece *p = &a->pc[k];
             uint64_t len = piece_len(a, k);
             if (p->state != P_HOST) held += len;
-            if (!p->last_use) continue;
+            if (!p->u.visit) continue;
             np++;
             if (is_hot(p)) hot += len;
             else cold += len;
@@ -821,7 +816,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
             uint64_t len = piece_len(a, k);
-            if (!p->last_use) continue;
+            if (!p->u.visit) continue;
             if (p->pin_asked && !p->pinned) {
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
@@ -837,13 +832,17 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             c[n].want = 0;
             if (is_hot(p)) {
                 c[n].cls = VP_SC_HOT;
-                c[n].key = p->last_use;
+                c[n].key = p->u.last;
             } else if (p->pinned) {
                 c[n].cls = VP_SC_PIN;
                 c[n].key = p->pin_seq;
             } else {
                 c[n].cls = VP_SC_NEXT;
-                c[n].key = p->requested ? tick : vp_policy_next_use(p->prev_use, p->last_use, tick);
+                /* needed now first, then within a visit (more of its
+                 * uses are coming), then by the next visit */
+                c[n].key = p->requested                   ? tick
+                           : vp_uses_visiting(&p->u, tick) ? tick + 1
+                                                           : vp_uses_next(&p->u, tick);
             }
             n++;
         }

@@ -3,6 +3,27 @@
 
 #include <stdlib.h>
 
+int vp_uses_note(struct vp_uses *u, uint64_t t)
+{
+    if (u->visit && t - u->last <= VP_VISIT_GAP) {
+        u->last = t;
+        return 0;
+    }
+    u->prev_visit = u->visit;
+    u->visit = u->last = t;
+    return u->prev_visit && t - u->prev_visit > VP_HOT_GAP;
+}
+
+int vp_uses_hot(const struct vp_uses *u, uint64_t now)
+{
+    if (!u->visit || now - u->last > 4 * VP_HOT_GAP) return 0;
+    return (u->prev_visit && u->visit - u->prev_visit <= VP_HOT_GAP) || u->last - u->visit >= VP_HOT_GAP;
+}
+
+int vp_uses_visiting(const struct vp_uses *u, uint64_t now) { return u->visit && now - u->last <= VP_VISIT_GAP; }
+
+uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now) { return vp_policy_next_use(u->prev_visit, u->visit, now); }
+
 uint64_t vp_stream_window(uint64_t budget, uint64_t piece)
 {
     uint64_t w = budget / 4, least = 4 * piece;

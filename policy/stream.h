@@ -10,9 +10,10 @@
  *   than the weights, moving the fewest bytes per step means keeping a fixed
  *   part of the weights resident ("pinned") and streaming the rest through
  *   a window of the cap, each piece brought in just before its use and sent
- *   out after it. Pieces in hot use (reuse gap at most VP_HOT_GAP launches,
- *   policy/demand.h) and pinned pieces come first; the rest are ranked by
- *   their expected next use (vp_policy_next_use), soonest first.
+ *   out after it. Pieces in hot use (visits at most VP_HOT_GAP launches
+ *   apart, vp_uses_hot) and pinned pieces come first; the rest are ranked
+ *   by the expected start of their next visit (vp_uses_next), soonest
+ *   first.
  *
  *   Pinning (vp_stream_pin) is decided once, when a piece's reuse gap is
  *   first seen to be long (its second use, in loop order); the pager unpins
@@ -26,6 +27,37 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "demand.h"
+
+/* A piece's uses, in launch ticks. Uses at most VP_VISIT_GAP launches
+ * apart are one visit: the kernels of one layer that share a piece (a
+ * GEMM and its split-K reduction, two projections allocated together).
+ * Reuse is measured between the starts of visits, so a weight used twice
+ * in a row and then not for a whole step is not taken for hot. */
+#define VP_VISIT_GAP 32
+struct vp_uses {
+    uint64_t visit;      /* start of the latest visit (0: never used) */
+    uint64_t prev_visit; /* start of the one before (0: none) */
+    uint64_t last;       /* the latest use */
+};
+
+/* Notes a use at tick t (t > 0, never less than the last). Returns 1 when
+ * it starts a visit whose previous one began more than VP_HOT_GAP launches
+ * before: a long reuse, which asks the pinning question. */
+int vp_uses_note(struct vp_uses *u, uint64_t t);
+
+/* In hot use at tick now: visits at most VP_HOT_GAP apart, or one visit
+ * lasting VP_HOT_GAP launches or more, and the latest use at most
+ * 4 * VP_HOT_GAP launches ago. */
+int vp_uses_hot(const struct vp_uses *u, uint64_t now);
+
+/* Within a visit at tick now (the latest use at most VP_VISIT_GAP ago):
+ * more uses are coming. */
+int vp_uses_visiting(const struct vp_uses *u, uint64_t now);
+
+/* Expected start of the next visit (vp_policy_next_use over visit starts). */
+uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now);
 
 /* Bytes of the device budget kept free of pinned pieces for the window:
  * a quarter of the budget, at least four pieces. */

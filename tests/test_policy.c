@@ -193,3 +193,29 @@ Test(policy, stream_wants_a_prefix_only)
     cr_assert_eq(vp_stream_desire(c, 3, 30), 10);
     cr_assert(c[0].want && !c[1].want && !c[2].want);
 }
+
+Test(policy, uses_a_layer_apart_are_one_visit_and_reuse_is_measured_between_visits)
+{
+    struct vp_uses u = {0};
+    cr_assert(!vp_uses_note(&u, 100), "a first use asks nothing");
+    cr_assert(!vp_uses_note(&u, 102), "two launches later: the same visit");
+    cr_assert_eq(u.visit, 100);
+    cr_assert(vp_uses_visiting(&u, 110));
+    cr_assert(!vp_uses_hot(&u, 110), "a weight read twice in a row is not hot");
+    cr_assert(!vp_uses_visiting(&u, 102 + VP_VISIT_GAP + 1));
+    cr_assert(vp_uses_note(&u, 2100), "a step later: a long reuse, the pinning question");
+    cr_assert_eq(u.prev_visit, 100);
+    cr_assert_eq(vp_uses_next(&u, 2200), 4100, "the next visit a step after this one");
+    cr_assert(!vp_uses_hot(&u, 2101));
+
+    struct vp_uses a = {0}; /* an activation, used every 40 launches */
+    for (uint64_t t = 40; t <= 400; t += 40) vp_uses_note(&a, t);
+    cr_assert(vp_uses_hot(&a, 400));
+    cr_assert(!vp_uses_hot(&a, 400 + 4 * VP_HOT_GAP + 1), "hot use ends");
+
+    struct vp_uses b = {0}; /* a workspace, used by every launch */
+    for (uint64_t t = 1; t < VP_HOT_GAP; t++) vp_uses_note(&b, t);
+    cr_assert(!vp_uses_hot(&b, VP_HOT_GAP - 1));
+    vp_uses_note(&b, VP_HOT_GAP + 1);
+    cr_assert(vp_uses_hot(&b, VP_HOT_GAP + 1), "one visit as long as VP_HOT_GAP");
+}

@@ -158,6 +158,56 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
 }
 
 
+Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
+{
+    /* as in a decode step: each weight is read by two launches in a row
+     * (a GEMM and its split-K reduction) and then not for a whole round;
+     * 16 weights of 8 MiB, twice the 64 MiB cap. Taken for hot (two uses
+     * two launches apart), weights would crowd the pins out and a round
+     * would bring in nearly all of them (Llama-8B at 8 GiB: 11.3 GB a
+     * token for 7.9 GB over the cap) */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 16 };
+    CUdeviceptr wt[N], act;
+    CU_OK(c.cuMemAlloc(&act, 4 * MiB));
+    fill(&c, act, 99, 4 * MiB);
+    uint64_t incs[N] = {0}, act_incs = 0, in_before = 0;
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&wt[i], 8 * MiB));
+        fill(&c, wt[i], i, 8 * MiB);
+    }
+    for (int round = 0; round < 8; round++) {
+        if (round == 5) in_before = paging_stat("bytes_in");
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < 20; k++) {
+                launch2(&c, f, act, 0);
+                act_incs++;
+            }
+            for (int k = 0; k < 2; k++) {
+                launch2(&c, f, wt[i], act);
+                incs[i]++;
+                act_incs++;
+            }
+            sleep_ms(1);
+        }
+    }
+    /* the pins may take the budget less the activation and the window
+     * (a quarter of the cap): 44 MiB, five weights */
+    uint64_t per_round = (paging_stat("bytes_in") - in_before) / 3;
+    cr_assert_geq(paging_stat("pinned"), 32 * MiB, "pinned %llu MiB", (unsigned long long)(paging_stat("pinned") >> 20));
+    cr_assert_leq(per_round, 96 * MiB, "a round brought in %llu MiB of the 128 MiB of weights",
+                  (unsigned long long)(per_round >> 20));
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    check(&c, act, 99, 4 * MiB, act_incs);
+    for (int i = 0; i < N; i++) check(&c, wt[i], i, 8 * MiB, incs[i]);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
+    CU_OK(c.cuMemFree(act));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
 {
     /* 8 weights of 4 MiB used once a round and an activation used by every
