@@ -222,6 +222,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);
     case OPT_POLICY: return parse_choice(s, policy_names, &vp_opt.policy, why);
     case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
+    case OPT_STREAM_WINDOW: return vp_parse_size(s, &vp_opt.stream_window, why);
     case OPT_CHUNK: {
         uint64_t v;
         if (vp_parse_size(s, &v, why)) return -1;

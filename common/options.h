@@ -61,6 +61,9 @@ struct vp_cap {
       "(by next use estimated from the last interval; see policy/demand.h)")      \
     X(CHUNK, chunk, SIZE, "64M", "bytes the pager moves at a time (a multiple "   \
       "of 2M)")                                                                   \
+    X(STREAM_WINDOW, stream_window, SIZE, "0", "stream mode: device bytes kept " \
+      "free of pinned pieces for what streams through; 0: a quarter of the "     \
+      "budget (policy/stream.h)")                                                 \
     X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
       "copies of weight-file bytes leave the device: collapse (read-mostly "       \
       "duplicate dropped, no bus traffic) or writeback (copied back to the host)") \
@@ -78,6 +81,7 @@ struct vp_options {
     int paging;       /* enum vp_paging */
     uint64_t paged_limit;
     uint64_t chunk;
+    uint64_t stream_window;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     bool help;

@@ -781,7 +781,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     uint64_t budget = budget_of(dev);
     /* the window holds what streams through; when little must stream
      * (the overflow past the budget is small) a small window does */
-    uint64_t window = vp_stream_window(budget, piece), over = hot + cold > budget ? hot + cold - budget : 0;
+    uint64_t window = vp_stream_window(budget, piece, vp_opt.stream_window), over = hot + cold > budget ? hot + cold - budget : 0;
     if (over + 4 * piece < window) window = over + 4 * piece;
     /* everything fits beside the hot pieces: all of it is pinned and no
      * window is kept; else the window is kept free of pins */

@@ -24,9 +24,9 @@ int vp_uses_visiting(const struct vp_uses *u, uint64_t now) { return u->visit &&
 
 uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now) { return vp_policy_next_use(u->prev_visit, u->visit, now); }
 
-uint64_t vp_stream_window(uint64_t budget, uint64_t piece)
+uint64_t vp_stream_window(uint64_t budget, uint64_t piece, uint64_t want)
 {
-    uint64_t w = budget / 4, least = 4 * piece;
+    uint64_t w = want ? want : budget / 4, least = 4 * piece;
     if (w < least) w = least;
     return w < budget ? w : budget;
 }

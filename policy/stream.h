@@ -60,8 +60,9 @@ int vp_uses_visiting(const struct vp_uses *u, uint64_t now);
 uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now);
 
 /* Bytes of the device budget kept free of pinned pieces for the window:
- * a quarter of the budget, at least four pieces. */
-uint64_t vp_stream_window(uint64_t budget, uint64_t piece);
+ * want (VPAGE_STREAM_WINDOW) when not 0, else a quarter of the budget; at
+ * least four pieces, at most the budget. */
+uint64_t vp_stream_window(uint64_t budget, uint64_t piece, uint64_t want);
 
 /* Whether a piece of bytes whose long reuse gap was just seen is pinned.
  * *acc carries the spreading error between calls (start at 0); pinned: the

@@ -131,9 +131,11 @@ Test(policy, static_placement_keeps_half_the_cap_for_hot_chunks)
 
 Test(policy, stream_window_is_a_quarter_of_the_budget_at_least_four_pieces)
 {
-    cr_assert_eq(vp_stream_window(400, 10), 100);
-    cr_assert_eq(vp_stream_window(100, 10), 40, "four pieces");
-    cr_assert_eq(vp_stream_window(30, 10), 30, "never more than the budget");
+    cr_assert_eq(vp_stream_window(400, 10, 0), 100);
+    cr_assert_eq(vp_stream_window(100, 10, 0), 40, "four pieces");
+    cr_assert_eq(vp_stream_window(30, 10, 0), 30, "never more than the budget");
+    cr_assert_eq(vp_stream_window(400, 10, 60), 60, "VPAGE_STREAM_WINDOW");
+    cr_assert_eq(vp_stream_window(400, 10, 20), 40, "at least four pieces");
 }
 
 Test(policy, stream_pins_an_even_share_spread_over_the_loop)
