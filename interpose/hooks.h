@@ -298,7 +298,9 @@
     X(CUresult, cuEventCreate, (CUevent *ev, unsigned int flags))              \
     X(CUresult, cuEventRecord, (CUevent ev, CUstream stream))                  \
     X(CUresult, cuEventQuery, (CUevent ev))                                    \
-    X(CUresult, cuEventSynchronize, (CUevent ev))
+    X(CUresult, cuEventSynchronize, (CUevent ev))                              \
+    /* the pager threads (pager/shared.c) */                                   \
+    X(CUresult, cuThreadExchangeStreamCaptureMode, (CUstreamCaptureMode *mode))
 
 /* Hook ids, in list order: index into counters and the name table. */
 enum vp_hook_id {

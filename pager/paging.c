@@ -3,7 +3,6 @@
 #include "paging.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,9 +446,7 @@ static void serve_reclaims_locked(void)
 static void *pager_main(void *arg)
 {
     (void)arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    vp_pager_thread_enter();
     static struct req batch[512];
     pthread_mutex_lock(&pt.mu);
     for (;;) {

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "shared.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,6 +124,15 @@ int vp_pager_thread_start_locked(struct vp_pager_thread *t, void *(*fn)(void *),
     pthread_setname_np(t->thread, name);
     t->started = 1;
     return 0;
+}
+
+void vp_pager_thread_enter(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    if (vp_real.cuThreadExchangeStreamCaptureMode) vp_real.cuThreadExchangeStreamCaptureMode(&mode);
 }
 
 void vp_pager_thread_stop(struct vp_pager_thread *t)

@@ -86,6 +86,13 @@ struct vp_pager_thread {
  * after logging fail. */
 int vp_pager_thread_start_locked(struct vp_pager_thread *t, void *(*fn)(void *), const char *name, const char *fail);
 
+/* First call of a pager thread: blocks every signal (they are the
+ * program's), and puts the thread in relaxed stream-capture mode, so its
+ * synchronisations neither fail nor invalidate a capture the program makes
+ * in global mode meanwhile (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED broke a
+ * PyTorch graph capture on the H100). */
+void vp_pager_thread_enter(void);
+
 /* Stops the thread and waits for it (mu not held). */
 void vp_pager_thread_stop(struct vp_pager_thread *t);
 

@@ -3,7 +3,6 @@
 #include "stream.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -999,9 +998,7 @@ static void flush_locked(struct round *r)
 static void *pager_main(void *arg)
 {
     (void)arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    vp_pager_thread_enter();
     static struct round rounds[2];
     int cur = 0;
     pthread_mutex_lock(&pt.mu);

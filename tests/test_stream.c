@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -462,6 +463,54 @@ Test(stream, threads_launching_while_pieces_move_lose_nothing)
     cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 3; i++) CU_OK(c.cuMemFree(wk[k].d[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
+struct streamer {
+    struct cu *c;
+    CUfunction f;
+    CUdeviceptr d[6];
+    atomic_int stop;
+};
+
+static void *keep_streaming(void *arg)
+{
+    struct streamer *s = arg;
+    for (int r = 0; !atomic_load(&s->stop); r++) launch2(s->c, s->f, s->d[r % 6], 0);
+    return NULL;
+}
+
+Test(stream, a_global_capture_while_pieces_move_stays_valid)
+{
+    /* PyTorch captures CUDA graphs in global mode: a synchronisation from
+     * any other thread not in relaxed mode then fails and invalidates the
+     * capture (a cuBLAS call inside torch.cuda.graph failed on the H100).
+     * One thread keeps pieces moving (six 12 MiB buffers under a 48 MiB
+     * cap) while the main thread captures, again and again. */
+    streaming(48, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct streamer st = {.c = &c, .f = kernel(&c, "rw:2", "rw")};
+    for (int i = 0; i < 6; i++) CU_OK(c.cuMemAlloc(&st.d[i], 12 * MiB));
+    launch2(&c, st.f, st.d[0], 0); /* the pager thread runs */
+    pthread_t t;
+    pthread_create(&t, NULL, keep_streaming, &st);
+    int (*relaxed)(void) = (int (*)(void))dlsym(c.handle, "fake_cuda_relaxed_threads");
+    cr_assert(relaxed);
+    int broken = 0;
+    for (int k = 0; k < 100; k++) {
+        CUgraph g;
+        CU_OK(c.cuStreamBeginCapture((CUstream)0x51, CU_STREAM_CAPTURE_MODE_GLOBAL));
+        sleep_us(500);
+        broken += c.cuStreamEndCapture((CUstream)0x51, &g) != CUDA_SUCCESS;
+        sleep_us(500);
+    }
+    atomic_store(&st.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert_eq(broken, 0, "%d of 100 captures invalidated", broken);
+    cr_assert_geq(relaxed(), 1, "the pager thread is in relaxed capture mode");
+    cr_assert_gt(paging_stat("moves_out"), 0, "pieces moved meanwhile");
+    for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
     ASSERT_BOOKS_MATCH(0);
 }
 

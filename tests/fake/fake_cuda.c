@@ -88,7 +88,32 @@ static struct pool default_pool[MAXDEV];
  * allocations made while capturing become graph memory; querying a pool
  * while capturing invalidates the capture, as the real driver does in
  * global capture mode. */
-static int capturing, capture_broken;
+static int capturing, capture_broken, capture_global;
+/* each thread's capture interaction mode (cuThreadExchangeStreamCaptureMode):
+ * during a global-mode capture, a thread not in relaxed mode that makes an
+ * unsafe call (a synchronisation) gets CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+ * and the capture is invalidated, as with the real driver */
+static __thread int thread_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+static atomic_int relaxed_threads;
+FAKE_EXPORT int fake_cuda_relaxed_threads(void) { return atomic_load(&relaxed_threads); }
+static CUresult unsafe_call(void)
+{
+    if (!__atomic_load_n(&capturing, __ATOMIC_ACQUIRE) || !capture_global ||
+        thread_mode == CU_STREAM_CAPTURE_MODE_RELAXED)
+        return CUDA_SUCCESS;
+    __atomic_store_n(&capture_broken, 1, __ATOMIC_RELEASE);
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+}
+FAKE_EXPORT CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    if (!mode) return CUDA_ERROR_INVALID_VALUE;
+    int old = thread_mode;
+    thread_mode = (int)*mode;
+    if (thread_mode == CU_STREAM_CAPTURE_MODE_RELAXED && old != CU_STREAM_CAPTURE_MODE_RELAXED)
+        atomic_fetch_add(&relaxed_threads, 1);
+    *mode = (CUstreamCaptureMode)old;
+    return CUDA_SUCCESS;
+}
 static uint64_t captured_bytes, graph_reserved[MAXDEV];
 
 struct fkernel {
@@ -478,6 +503,8 @@ FAKE_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribut
 FAKE_EXPORT CUresult cuStreamSynchronize(CUstream s)
 {
     (void)s;
+    CUresult u = unsafe_call();
+    if (u != CUDA_SUCCESS) return u;
     pthread_mutex_lock(&mu);
     for (int d = 0; d < MAXDEV; d++) pool_trim(&default_pool[d], default_pool[d].threshold);
     pthread_mutex_unlock(&mu);
@@ -635,6 +662,8 @@ FAKE_EXPORT CUresult cuEventQuery(CUevent e)
 FAKE_EXPORT CUresult cuEventSynchronize(CUevent e)
 {
     if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    CUresult u = unsafe_call();
+    if (u != CUDA_SUCCESS) return u;
     double left = *(volatile double *)e - fake_now();
     if (left > 0) {
         struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
@@ -871,9 +900,10 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)g; (void)s
 FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)g; (void)s; return graph_launch(); }
 FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
 {
-    (void)s; (void)mode;
+    (void)s;
     pthread_mutex_lock(&mu);
     capturing = 1;
+    capture_global = mode == CU_STREAM_CAPTURE_MODE_GLOBAL;
     capture_broken = 0;
     captured_bytes = 0;
     pthread_mutex_unlock(&mu);
@@ -995,7 +1025,8 @@ static const struct entry entries[] = {
     E("cuMemcpyDtoHAsync", 3020, 0, cuMemcpyDtoHAsync_v2), E("cuMemSetAccess", 10020, 0, cuMemSetAccess),
     E("cuMemGetAllocationGranularity", 10020, 0, cuMemGetAllocationGranularity),
     E("cuEventCreate", 2000, 0, cuEventCreate), E("cuEventRecord", 2000, 0, cuEventRecord),
-    E("cuEventQuery", 2000, 0, cuEventQuery), E("cuEventSynchronize", 2000, 0, cuEventSynchronize), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
+    E("cuEventQuery", 2000, 0, cuEventQuery), E("cuEventSynchronize", 2000, 0, cuEventSynchronize),
+    E("cuThreadExchangeStreamCaptureMode", 10010, 0, cuThreadExchangeStreamCaptureMode), E("cuMemsetD32Async", 3020, 0, cuMemsetD32Async),
     E("cuMemcpy2D", 3020, 0, cuMemcpy2D_v2), E("cuMemcpyPeer", 4000, 0, cuMemcpyPeer),
     E("cuDeviceGetGraphMemAttribute", 11040, 0, cuDeviceGetGraphMemAttribute),
     E("cuGetProcAddress", 11030, 0, cuGetProcAddress), E("cuGetProcAddress", 12000, 0, cuGetProcAddress_v2),
