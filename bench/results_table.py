@@ -4,7 +4,7 @@
     python3 bench/results_table.py [--check]
 
 The table sits between <!-- results:begin --> and <!-- results:end --> in
-README.md; the tables of the newest bench/compare.py file (and its chart)
+README.md; the tables of the newest bench/compare.py files, one per machine (and their charts)
 between <!-- compare:begin --> and <!-- compare:end -->. --check exits 1 if
 the README is not what the files give.
 """
@@ -82,21 +82,28 @@ def table():
     return "\n".join(rows)
 
 
-def newest_compare():
-    """The newest result file of bench/compare.py (named <date>-<GPU>.json, "kind": "compare")."""
+def newest_compares():
+    """The result files of bench/compare.py (named <date>-<GPU>.json, "kind": "compare") of the newest date, one
+    per machine."""
     files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", "????-??-??-*.json")))
     docs = [(f, json.load(open(f))) for f in files]
     docs = [(f, d) for f, d in docs if isinstance(d, dict) and d.get("kind") == "compare"]
-    return docs[-1] if docs else (None, None)
+    if not docs:
+        return []
+    date = max(os.path.basename(f)[:10] for f, _ in docs)
+    return [(f, d) for f, d in docs if os.path.basename(f).startswith(date)]
 
 
 def compare_tables():
-    f, doc = newest_compare()
-    if not doc:
+    docs = newest_compares()
+    if not docs:
         return "No comparison has been measured yet (bench/compare.py)."
-    svg = os.path.relpath(f[:-len(".json")] + ".svg", ROOT)
-    return (f"From `{os.path.relpath(f, ROOT)}`; chart: [`{svg}`]({svg}).\n\n"
-            f"![time per step relative to resident]({svg})\n\n" + compare_lib.table(doc).rstrip())
+    parts = []
+    for f, doc in docs:
+        svg = os.path.relpath(f[:-len(".json")] + ".svg", ROOT)
+        parts.append(f"From `{os.path.relpath(f, ROOT)}`; chart: [`{svg}`]({svg}).\n\n"
+                     f"![time per step relative to resident]({svg})\n\n" + compare_lib.table(doc).rstrip())
+    return "\n\n".join(parts)
 
 
 REGIONS = {"results": table, "compare": compare_tables}  # README marker name -> what fills it
