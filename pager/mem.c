@@ -58,12 +58,18 @@ static void refuse_msg(enum vp_hook_id hook, int dev, uint64_t bytes)
         if (w < 0 || (size_t)w >= sizeof kinds - n) break;
         n += (size_t)w;
     }
+    /* under paging only cuMemAlloc memory moves: say so where the program
+     * allocates otherwise (a PyTorch allocator setting it can change) */
+    const char *hint = vp_opt.paging == VP_PAGING_OFF || hook == VP_HOOK_cuMemAlloc_v2
+                           ? ""
+                           : "; only cuMemAlloc memory is paged, this allocation counts whole (PyTorch: leave "
+                             "PYTORCH_CUDA_ALLOC_CONF without backend:cudaMallocAsync and expandable_segments)";
     vp_log_limited(VP_WARN, &refusals_printed,
-                   "%s of %s on device %d refused: %s of the %s cap (VPAGE_CAP) already counted (%s); "
+                   "%s of %s on device %d refused: %s of the %s cap (VPAGE_CAP) already counted (%s)%s; "
                    "returning CUDA_ERROR_OUT_OF_MEMORY",
                    vp_hook_name(hook), vp_fmt_bytes(bytes, b, sizeof b), dev,
                    vp_fmt_bytes(vp_acct_get(dev, VP_KIND_COUNT).cur, a, sizeof a),
-                   vp_fmt_bytes(vp_cap_of(dev), c, sizeof c), n ? kinds : "nothing");
+                   vp_fmt_bytes(vp_cap_of(dev), c, sizeof c), n ? kinds : "nothing", hint);
 }
 
 static CUresult finish(enum vp_hook_id hook, CUresult rc, uint64_t bytes)

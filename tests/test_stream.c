@@ -531,6 +531,15 @@ Test(stream, unpageable_memory_takes_room_from_resident_pieces)
     cr_assert_leq(fake_used(0), 64 * MiB);
     cr_assert_gt(paging_stat("reclaims"), 0, "%s", stats());
     check(&c, s, 5, 1 * MiB, 1);
+    /* one that cannot fit even so is refused, and the message says which
+     * allocations paging moves */
+    struct capture k;
+    CUdeviceptr q;
+    capture_begin(&k);
+    CUresult rc = c.cuMemAllocAsync(&q, 16 * MiB, NULL);
+    const char *err = capture_end(&k);
+    cr_assert_eq(rc, CUDA_ERROR_OUT_OF_MEMORY);
+    cr_assert(strstr(err, "only cuMemAlloc memory is paged") != NULL, "stderr: %s", err);
     CU_OK(c.cuMemFreeAsync(p, NULL));
     CU_OK(c.cuMemFree(s));
     ASSERT_BOOKS_MATCH(0);
