@@ -447,9 +447,16 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* captures this thread began and has not ended: its operations are
+ * recorded into a graph, not run (a replay fences everything) */
+static __thread int capturing_here;
+
 int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
 {
-    if (!atomic_load_explicit(&nstream, memory_order_relaxed) || atomic_load(&pt.capturing)) return 0;
+    if (!atomic_load_explicit(&nstream, memory_order_relaxed) || capturing_here) return 0;
+    /* another thread captures: nothing is planned meanwhile, so this
+     * operation does not wait for pieces to come; it is still fenced */
+    int others_capture = atomic_load(&pt.capturing) > 0;
     pthread_mutex_lock(&pt.mu);
     op.n = 0;
     op.all = all;
@@ -491,6 +498,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
         pthread_mutex_unlock(&pt.mu);
         return 0;
     }
+    if (others_capture) want = 0;
     if (want) pthread_cond_signal(&pt.work_cv);
     /* wait for the pieces wanted to come in (the pager clears requests it
      * will not serve), then for every move of what is touched to end */
@@ -562,7 +570,12 @@ void vp_stream_op_end(CUstream stream, int per_thread)
     pthread_mutex_unlock(&pt.mu);
 }
 
-void vp_stream_capture(int delta) { vp_pager_thread_capture(&pt, delta); }
+void vp_stream_capture(int delta)
+{
+    if (delta > 0) capturing_here++;
+    else if (capturing_here > 0) capturing_here--;
+    vp_pager_thread_capture(&pt, delta);
+}
 
 /* ---- the pager's moves ---- */
 
@@ -1015,9 +1028,11 @@ static void *pager_main(void *arg)
         }
         struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
         int blocked = 0;
-        /* while a stream is captured nothing is planned or remapped (a
-         * remap from this thread could invalidate a global-mode capture);
-         * a round in flight is finished after the capture */
+        /* while a stream is captured nothing new is planned (the capturing
+         * thread's operations are not seen); a round in flight is finished,
+         * so that other threads' operations waiting for its moves go on
+         * (this thread is in relaxed capture mode: its synchronisations
+         * and remaps neither fail nor invalidate the capture) */
         int capt = atomic_load(&pt.capturing) > 0;
         r->n = 0;
         ops_block = 0;
@@ -1045,8 +1060,8 @@ static void *pager_main(void *arg)
             pthread_mutex_lock(&pt.mu);
             r->live = 1;
         }
-        int had_prev = prev->live && !capt;
-        if (!capt) flush_locked(prev);
+        int had_prev = prev->live;
+        flush_locked(prev);
         if (r->live) {
             cur ^= 1;
             continue;

@@ -95,7 +95,10 @@ void vp_stream_op_end(CUstream stream, int per_thread);
  * address vpage saw, unknown not: stats only (one call a launch). */
 void vp_stream_note_tmap(uint32_t known, uint32_t unknown);
 
-/* Stream capture begun (+1) or ended (-1): nothing moves meanwhile. */
+/* Stream capture begun (+1) or ended (-1) by the calling thread: nothing
+ * is planned meanwhile; that thread's operations are not fenced (they are
+ * recorded into a graph, and a replay fences everything), other threads'
+ * still are, without waiting for pieces to come in. */
 void vp_stream_capture(int delta);
 
 /* vp_pager_reclaim (pager/paging.h) for streamed memory: sends resident

@@ -514,6 +514,36 @@ Test(stream, a_global_capture_while_pieces_move_stays_valid)
     ASSERT_BOOKS_MATCH(0);
 }
 
+Test(stream, another_threads_operations_stay_fenced_during_a_capture)
+{
+    /* while the main thread captures, the streaming thread's launches run
+     * for real: each is still fenced (an event recorded after it), and
+     * none waits for pieces the pager will not bring during the capture */
+    streaming(48, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct streamer st = {.c = &c, .f = kernel(&c, "rw:2", "rw")};
+    for (int i = 0; i < 6; i++) CU_OK(c.cuMemAlloc(&st.d[i], 12 * MiB));
+    uint64_t (*events)(void) = (uint64_t(*)(void))dlsym(c.handle, "fake_cuda_events_recorded");
+    cr_assert(events);
+    pthread_t t;
+    pthread_create(&t, NULL, keep_streaming, &st);
+    sleep_ms(20);
+    CUgraph g;
+    CU_OK(c.cuStreamBeginCapture((CUstream)0x51, CU_STREAM_CAPTURE_MODE_RELAXED));
+    uint64_t e0 = events(), timeouts0 = paging_stat("wait_timeouts");
+    sleep_ms(300);
+    uint64_t e1 = events();
+    CU_OK(c.cuStreamEndCapture((CUstream)0x51, &g));
+    atomic_store(&st.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert_gt(e1 - e0, 10, "%llu events recorded in 300 ms of capture: the other thread's launches were not fenced",
+                 (unsigned long long)(e1 - e0));
+    cr_assert_eq(paging_stat("wait_timeouts"), timeouts0, "a launch waited for pieces during the capture");
+    for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, unpageable_memory_takes_room_from_resident_pieces)
 {
     streaming(64, "4M");
