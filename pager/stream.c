@@ -504,7 +504,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
      * will not serve), then for every move of what is touched to end */
     double until = now_s() + VP_STREAM_WAIT_MS / 1000.0;
     int waited = 0, timed_out = 0;
-    while (want && !pt.stopping) {
+    while (want && !pt.stopping && !atomic_load(&pt.capturing)) { /* a capture began: nothing comes */
         want = 0;
         for (int i = 0; i < op.n && !want; i++)
             for (uint32_t k = 0; k < op.a[i]->npieces && !want; k++)
