@@ -111,6 +111,58 @@ Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
     ASSERT_BOOKS_MATCH(0);
 }
 
+/* A loop as a model runs it: n weights used once a round (each by reads
+ * launches in a row, with the activation), an activation used by acts
+ * launches before each weight. Counts every increment for check. */
+struct loop {
+    struct cu *c;
+    CUfunction f;
+    int n;
+    size_t wbytes, abytes;
+    CUdeviceptr wt[16], act;
+    uint64_t incs[16], act_incs;
+};
+
+static void loop_setup(struct loop *l, struct cu *c, int n, size_t wbytes, size_t abytes)
+{
+    *l = (struct loop){.c = c, .f = kernel(c, "rw:2", "rw"), .n = n, .wbytes = wbytes, .abytes = abytes};
+    CU_OK(c->cuMemAlloc(&l->act, abytes));
+    fill(c, l->act, 99, abytes);
+    for (int i = 0; i < n; i++) {
+        CU_OK(c->cuMemAlloc(&l->wt[i], wbytes));
+        fill(c, l->wt[i], i, wbytes);
+    }
+}
+
+/* One round; act_us: host time after each activation launch (a launch's
+ * own time on a GPU), weight_ms: after each weight. */
+static void loop_round(struct loop *l, int acts, int reads, long act_us, int weight_ms)
+{
+    for (int i = 0; i < l->n; i++) {
+        for (int k = 0; k < acts; k++) {
+            launch2(l->c, l->f, l->act, 0);
+            l->act_incs++;
+            if (act_us) sleep_us(act_us);
+        }
+        for (int k = 0; k < reads; k++) {
+            launch2(l->c, l->f, l->wt[i], l->act);
+            l->incs[i]++;
+            l->act_incs++;
+        }
+        if (weight_ms) sleep_ms(weight_ms);
+    }
+}
+
+/* Every byte as the launches left it, then everything freed. */
+static void loop_check_and_free(struct loop *l)
+{
+    check(l->c, l->act, 99, l->abytes, l->act_incs);
+    for (int i = 0; i < l->n; i++) check(l->c, l->wt[i], i, l->wbytes, l->incs[i]);
+    for (int i = 0; i < l->n; i++) CU_OK(l->c->cuMemFree(l->wt[i]));
+    CU_OK(l->c->cuMemFree(l->act));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest)
 {
     /* 16 weights of 8 MiB (128 MiB, twice the cap) used once a round, an
@@ -119,31 +171,14 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
     streaming(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
-    enum { N = 16 };
-    CUdeviceptr wt[N], act;
-    CU_OK(c.cuMemAlloc(&act, 4 * MiB));
-    fill(&c, act, 99, 4 * MiB);
-    uint64_t incs[N] = {0}, act_incs = 0;
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&wt[i], 8 * MiB));
-        fill(&c, wt[i], i, 8 * MiB);
-    }
+    struct loop l;
+    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
     uint64_t in_before = 0;
     for (int round = 0; round < 8; round++) {
         if (round == 5) in_before = paging_stat("bytes_in");
-        for (int i = 0; i < N; i++) {
-            /* launches on the activation alone: it is in hot use, and a
-             * round is longer than VP_HOT_GAP launches */
-            for (int k = 0; k < 20; k++) {
-                launch2(&c, f, act, 0);
-                act_incs++;
-            }
-            launch2(&c, f, wt[i], act);
-            incs[i]++;
-            act_incs++;
-            sleep_ms(1);
-        }
+        /* 20 launches on the activation alone before each weight: it is in
+         * hot use, and a round is longer than VP_HOT_GAP launches */
+        loop_round(&l, 20, 1, 0, 1);
     }
     uint64_t per_round = (paging_stat("bytes_in") - in_before) / 3;
     cr_assert_gt(paging_stat("pinned"), 0, "%s", stats());
@@ -151,13 +186,8 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
                  (unsigned long long)per_round, stats());
     cr_assert_gt(per_round, 0, "twice the cap cannot stay resident");
     cr_assert_leq(fake_peak(0), 64 * MiB);
-    check(&c, act, 99, 4 * MiB, act_incs);
-    for (int i = 0; i < N; i++) check(&c, wt[i], i, 8 * MiB, incs[i]);
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
-    CU_OK(c.cuMemFree(act));
-    ASSERT_BOOKS_MATCH(0);
+    loop_check_and_free(&l);
 }
-
 
 Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
 {
@@ -170,30 +200,12 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
     streaming(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
-    enum { N = 16 };
-    CUdeviceptr wt[N], act;
-    CU_OK(c.cuMemAlloc(&act, 4 * MiB));
-    fill(&c, act, 99, 4 * MiB);
-    uint64_t incs[N] = {0}, act_incs = 0, in_before = 0;
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&wt[i], 8 * MiB));
-        fill(&c, wt[i], i, 8 * MiB);
-    }
+    struct loop l;
+    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    uint64_t in_before = 0;
     for (int round = 0; round < 8; round++) {
         if (round == 5) in_before = paging_stat("bytes_in");
-        for (int i = 0; i < N; i++) {
-            for (int k = 0; k < 20; k++) {
-                launch2(&c, f, act, 0);
-                act_incs++;
-            }
-            for (int k = 0; k < 2; k++) {
-                launch2(&c, f, wt[i], act);
-                incs[i]++;
-                act_incs++;
-            }
-            sleep_ms(1);
-        }
+        loop_round(&l, 20, 2, 0, 1);
     }
     /* the pins may take the budget less the activation and the window
      * (a quarter of the cap): 44 MiB, five weights */
@@ -202,11 +214,7 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
     cr_assert_leq(per_round, 96 * MiB, "a round brought in %llu MiB of the 128 MiB of weights",
                   (unsigned long long)(per_round >> 20));
     cr_assert_leq(fake_peak(0), 64 * MiB);
-    check(&c, act, 99, 4 * MiB, act_incs);
-    for (int i = 0; i < N; i++) check(&c, wt[i], i, 8 * MiB, incs[i]);
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
-    CU_OK(c.cuMemFree(act));
-    ASSERT_BOOKS_MATCH(0);
+    loop_check_and_free(&l);
 }
 
 Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
@@ -218,44 +226,26 @@ Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
     streaming(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
-    enum { N = 8, ROUND = N * 41 }; /* a round is longer than VP_HOT_GAP launches */
-    CUdeviceptr wt[N], act;
-    CU_OK(c.cuMemAlloc(&act, 2 * MiB));
-    fill(&c, act, 99, 2 * MiB);
-    uint64_t incs[N] = {0}, act_incs = 0, plans = 0, in = 0;
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&wt[i], 4 * MiB));
-        fill(&c, wt[i], i, 4 * MiB);
-    }
+    struct loop l;
+    loop_setup(&l, &c, 8, 4 * MiB, 2 * MiB);
+    enum { ROUND = 8 * 41 }; /* a round is longer than VP_HOT_GAP launches */
+    uint64_t plans = 0, in = 0;
     for (int round = 0; round < 7; round++) {
         if (round == 4) {
             sleep_ms(20); /* the moves asked for by round 3 end */
             plans = paging_stat("plans");
             in = paging_stat("bytes_in");
         }
-        for (int i = 0; i < N; i++) {
-            for (int k = 0; k < 40; k++) {
-                launch2(&c, f, act, 0);
-                act_incs++;
-                sleep_us(100); /* a launch's own time on a GPU: the pager could wake between */
-            }
-            launch2(&c, f, wt[i], act);
-            incs[i]++;
-            act_incs++;
-        }
+        /* 100 us after each launch: the pager could wake between */
+        loop_round(&l, 40, 1, 100, 0);
     }
     uint64_t launches = 3 * ROUND;
     cr_assert_eq(paging_stat("bytes_in"), in, "a loop that fits moves nothing once in: %llu bytes in",
                  (unsigned long long)(paging_stat("bytes_in") - in));
-    cr_assert_eq(paging_stat("pinned"), N * 4 * MiB, "pinned %llu", (unsigned long long)paging_stat("pinned"));
+    cr_assert_eq(paging_stat("pinned"), 8 * 4 * MiB, "pinned %llu", (unsigned long long)paging_stat("pinned"));
     cr_assert_lt(paging_stat("plans") - plans, launches / 8, "%llu plans in %llu launches",
                  (unsigned long long)(paging_stat("plans") - plans), (unsigned long long)launches);
-    check(&c, act, 99, 2 * MiB, act_incs);
-    for (int i = 0; i < N; i++) check(&c, wt[i], i, 4 * MiB, incs[i]);
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(wt[i]));
-    CU_OK(c.cuMemFree(act));
-    ASSERT_BOOKS_MATCH(0);
+    loop_check_and_free(&l);
 }
 
 Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
@@ -497,6 +487,8 @@ Test(stream, a_global_capture_while_pieces_move_stays_valid)
     pthread_create(&t, NULL, keep_streaming, &st);
     int (*relaxed)(void) = (int (*)(void))dlsym(c.handle, "fake_cuda_relaxed_threads");
     cr_assert(relaxed);
+    for (int k = 0; k < 500 && !paging_stat("moves_out"); k++) sleep_ms(10);
+    cr_assert_gt(paging_stat("moves_out"), 0, "pieces move before the captures begin");
     int broken = 0;
     for (int k = 0; k < 100; k++) {
         CUgraph g;
@@ -509,7 +501,6 @@ Test(stream, a_global_capture_while_pieces_move_stays_valid)
     pthread_join(t, NULL);
     cr_assert_eq(broken, 0, "%d of 100 captures invalidated", broken);
     cr_assert_geq(relaxed(), 1, "the pager thread is in relaxed capture mode");
-    cr_assert_gt(paging_stat("moves_out"), 0, "pieces moved meanwhile");
     for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
     ASSERT_BOOKS_MATCH(0);
 }
@@ -539,7 +530,8 @@ Test(stream, another_threads_operations_stay_fenced_during_a_capture)
     pthread_join(t, NULL);
     cr_assert_gt(e1 - e0, 10, "%llu events recorded in 300 ms of capture: the other thread's launches were not fenced",
                  (unsigned long long)(e1 - e0));
-    cr_assert_eq(paging_stat("wait_timeouts"), timeouts0, "a launch waited for pieces during the capture");
+    /* the one launch waiting when the capture began may still time out */
+    cr_assert_leq(paging_stat("wait_timeouts"), timeouts0 + 1, "launches waited for pieces during the capture");
     for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
     ASSERT_BOOKS_MATCH(0);
 }
