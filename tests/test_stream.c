@@ -163,24 +163,31 @@ static void loop_check_and_free(struct loop *l)
     ASSERT_BOOKS_MATCH(0);
 }
 
+/* 16 weights of 8 MiB (twice a 64 MiB cap), each read by reads launches in
+ * a row, after 20 launches on a 4 MiB activation alone (it is in hot use,
+ * and a round is longer than VP_HOT_GAP launches): 8 rounds. Returns the
+ * bytes brought in a round over the last three. */
+static uint64_t twice_the_cap(struct cu *c, struct loop *l, int reads)
+{
+    streaming(64, "2M");
+    load_or_die(c, WAY_PROCADDR);
+    loop_setup(l, c, 16, 8 * MiB, 4 * MiB);
+    uint64_t in_before = 0;
+    for (int round = 0; round < 8; round++) {
+        if (round == 5) in_before = paging_stat("bytes_in");
+        loop_round(l, 20, reads, 0, 1);
+    }
+    return (paging_stat("bytes_in") - in_before) / 3;
+}
+
 Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest)
 {
     /* 16 weights of 8 MiB (128 MiB, twice the cap) used once a round, an
      * activation used by every launch: the activation stays, part of the
      * weights is pinned, and a round moves less than all the weights */
-    streaming(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
     struct loop l;
-    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
-    uint64_t in_before = 0;
-    for (int round = 0; round < 8; round++) {
-        if (round == 5) in_before = paging_stat("bytes_in");
-        /* 20 launches on the activation alone before each weight: it is in
-         * hot use, and a round is longer than VP_HOT_GAP launches */
-        loop_round(&l, 20, 1, 0, 1);
-    }
-    uint64_t per_round = (paging_stat("bytes_in") - in_before) / 3;
+    uint64_t per_round = twice_the_cap(&c, &l, 1);
     cr_assert_gt(paging_stat("pinned"), 0, "%s", stats());
     cr_assert_lt(per_round, 128 * MiB, "a round moved %llu bytes in: nothing stayed (%s)",
                  (unsigned long long)per_round, stats());
@@ -197,19 +204,11 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
      * two launches apart), weights would crowd the pins out and a round
      * would bring in nearly all of them (Llama-8B at 8 GiB: 11.3 GB a
      * token for 7.9 GB over the cap) */
-    streaming(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
     struct loop l;
-    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
-    uint64_t in_before = 0;
-    for (int round = 0; round < 8; round++) {
-        if (round == 5) in_before = paging_stat("bytes_in");
-        loop_round(&l, 20, 2, 0, 1);
-    }
+    uint64_t per_round = twice_the_cap(&c, &l, 2);
     /* the pins may take the budget less the activation and the window
      * (a quarter of the cap): 44 MiB, five weights */
-    uint64_t per_round = (paging_stat("bytes_in") - in_before) / 3;
     cr_assert_geq(paging_stat("pinned"), 32 * MiB, "pinned %llu MiB", (unsigned long long)(paging_stat("pinned") >> 20));
     cr_assert_leq(per_round, 96 * MiB, "a round brought in %llu MiB of the 128 MiB of weights",
                   (unsigned long long)(per_round >> 20));
@@ -470,6 +469,25 @@ static void *keep_streaming(void *arg)
     return NULL;
 }
 
+/* Six 12 MiB buffers under a 48 MiB cap, and a thread launching on them in
+ * turn until stopped (stop_streaming): pieces keep moving. */
+static void start_streaming(struct cu *c, struct streamer *st, pthread_t *t)
+{
+    streaming(48, "2M");
+    load_or_die(c, WAY_PROCADDR);
+    *st = (struct streamer){.c = c, .f = kernel(c, "rw:2", "rw")};
+    for (int i = 0; i < 6; i++) CU_OK(c->cuMemAlloc(&st->d[i], 12 * MiB));
+    pthread_create(t, NULL, keep_streaming, st);
+}
+
+static void stop_streaming(struct cu *c, struct streamer *st, pthread_t t)
+{
+    atomic_store(&st->stop, 1);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 6; i++) CU_OK(c->cuMemFree(st->d[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, a_global_capture_while_pieces_move_stays_valid)
 {
     /* PyTorch captures CUDA graphs in global mode: a synchronisation from
@@ -477,14 +495,10 @@ Test(stream, a_global_capture_while_pieces_move_stays_valid)
      * capture (a cuBLAS call inside torch.cuda.graph failed on the H100).
      * One thread keeps pieces moving (six 12 MiB buffers under a 48 MiB
      * cap) while the main thread captures, again and again. */
-    streaming(48, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    struct streamer st = {.c = &c, .f = kernel(&c, "rw:2", "rw")};
-    for (int i = 0; i < 6; i++) CU_OK(c.cuMemAlloc(&st.d[i], 12 * MiB));
-    launch2(&c, st.f, st.d[0], 0); /* the pager thread runs */
+    struct streamer st;
     pthread_t t;
-    pthread_create(&t, NULL, keep_streaming, &st);
+    start_streaming(&c, &st, &t);
     int (*relaxed)(void) = (int (*)(void))dlsym(c.handle, "fake_cuda_relaxed_threads");
     cr_assert(relaxed);
     for (int k = 0; k < 500 && !paging_stat("moves_out"); k++) sleep_ms(10);
@@ -497,12 +511,9 @@ Test(stream, a_global_capture_while_pieces_move_stays_valid)
         broken += c.cuStreamEndCapture((CUstream)0x51, &g) != CUDA_SUCCESS;
         sleep_us(500);
     }
-    atomic_store(&st.stop, 1);
-    pthread_join(t, NULL);
+    stop_streaming(&c, &st, t);
     cr_assert_eq(broken, 0, "%d of 100 captures invalidated", broken);
     cr_assert_geq(relaxed(), 1, "the pager thread is in relaxed capture mode");
-    for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
-    ASSERT_BOOKS_MATCH(0);
 }
 
 Test(stream, another_threads_operations_stay_fenced_during_a_capture)
@@ -510,15 +521,12 @@ Test(stream, another_threads_operations_stay_fenced_during_a_capture)
     /* while the main thread captures, the streaming thread's launches run
      * for real: each is still fenced (an event recorded after it), and
      * none waits for pieces the pager will not bring during the capture */
-    streaming(48, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    struct streamer st = {.c = &c, .f = kernel(&c, "rw:2", "rw")};
-    for (int i = 0; i < 6; i++) CU_OK(c.cuMemAlloc(&st.d[i], 12 * MiB));
+    struct streamer st;
+    pthread_t t;
+    start_streaming(&c, &st, &t);
     uint64_t (*events)(void) = (uint64_t(*)(void))dlsym(c.handle, "fake_cuda_events_recorded");
     cr_assert(events);
-    pthread_t t;
-    pthread_create(&t, NULL, keep_streaming, &st);
     sleep_ms(20);
     CUgraph g;
     CU_OK(c.cuStreamBeginCapture((CUstream)0x51, CU_STREAM_CAPTURE_MODE_RELAXED));
@@ -526,14 +534,12 @@ Test(stream, another_threads_operations_stay_fenced_during_a_capture)
     sleep_ms(300);
     uint64_t e1 = events();
     CU_OK(c.cuStreamEndCapture((CUstream)0x51, &g));
-    atomic_store(&st.stop, 1);
-    pthread_join(t, NULL);
+    uint64_t timeouts = paging_stat("wait_timeouts");
+    stop_streaming(&c, &st, t);
     cr_assert_gt(e1 - e0, 10, "%llu events recorded in 300 ms of capture: the other thread's launches were not fenced",
                  (unsigned long long)(e1 - e0));
     /* the one launch waiting when the capture began may still time out */
-    cr_assert_leq(paging_stat("wait_timeouts"), timeouts0 + 1, "launches waited for pieces during the capture");
-    for (int i = 0; i < 6; i++) CU_OK(c.cuMemFree(st.d[i]));
-    ASSERT_BOOKS_MATCH(0);
+    cr_assert_leq(timeouts, timeouts0 + 1, "launches waited for pieces during the capture");
 }
 
 Test(stream, unpageable_memory_takes_room_from_resident_pieces)
