@@ -25,6 +25,7 @@
 #include "log.h"
 #include "options.h"
 #include "stats.h"
+#include "trace.h"
 #include "vp.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -59,6 +60,7 @@ static void after_fork_child(void)
     vp_mem_reset_child();
     vp_weights_reset_child();
     vp_stats_reset();
+    vp_trace_reset_child();
 }
 
 static void start(void)
@@ -88,5 +90,6 @@ __attribute__((destructor)) static void vp_fini(void)
     if (atomic_load(&state) > 0) {
         vp_pager_shutdown();
         vp_stats_at_exit();
+        vp_trace_close();
     }
 }

@@ -43,6 +43,9 @@ struct vp_cap {
       "stderr at exit")                                                            \
     X(STATS_FILE, stats_file, STRING, "", "write the stats as JSON to this path "  \
       "at exit; %p becomes the process id")                                        \
+    X(TRACE, trace, STRING, "", "write a trace of stream mode's moves and of "   \
+      "the operations on streamed memory to this path (appended; %p becomes "    \
+      "the process id); read it with scripts/vpage-trace")                       \
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
     X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
       "weight files to track (shell patterns on the file name, comma-separated; "  \
@@ -75,6 +78,7 @@ struct vp_options {
     enum vp_level log;
     bool stats;
     char stats_file[512];
+    char trace[512];
     char libcuda[512];
     char weight_files[512];
     uint64_t warn_max;
@@ -86,7 +90,7 @@ struct vp_options {
     int clean_evict;  /* enum vp_clean_evict */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
-    unsigned char origin[16];
+    unsigned char origin[32];
 };
 
 /* The options in force (defaults until vp_options_load runs). */

@@ -245,7 +245,7 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-static void expand_path(const char *tmpl, char *out, size_t len)
+void vp_expand_path(const char *tmpl, char *out, size_t len)
 {
     size_t o = 0;
     for (const char *p = tmpl; *p && o + 1 < len; p++) {
@@ -274,7 +274,7 @@ void vp_stats_at_exit(void)
     }
     if (vp_opt.stats_file[0]) {
         char path[600];
-        expand_path(vp_opt.stats_file, path, sizeof path);
+        vp_expand_path(vp_opt.stats_file, path, sizeof path);
         char *j = render(build_json, &n);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) vp_warn("cannot write stats to %s (VPAGE_STATS_FILE)", path);

@@ -52,4 +52,7 @@ size_t vp_stats_json(char *buf, size_t len);
 /* The exit-time dump (see contract). */
 void vp_stats_at_exit(void);
 
+/* A file name from an option's template: %p becomes the process id. */
+void vp_expand_path(const char *tmpl, char *out, size_t len);
+
 #endif

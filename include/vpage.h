@@ -24,4 +24,8 @@ int vpage_counted(int dev, uint64_t *current, uint64_t *peak);
  * the file has no safetensors header) into buf and returns 1; else 0. */
 int vpage_provenance(uint64_t dptr, char *buf, size_t len);
 
+/* Writes out what the trace (VPAGE_TRACE) holds in its buffer, so that the
+ * file can be read while the program runs. Nothing without a trace. */
+void vpage_trace_flush(void);
+
 #endif

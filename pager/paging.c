@@ -684,7 +684,7 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
     if (known && !params && (!extra || !(buf = packed_params(extra, &buflen)))) known = 0;
     /* streamed memory must not move under a kernel whose pointers cannot
      * be read: it is taken to touch everything */
-    if (!known) return streaming ? vp_stream_op_begin(NULL, 0, 1, 0) : 0;
+    if (!known) return streaming ? vp_stream_op_begin(NULL, 0, 1, 0, k ? k->name : "kernel") : 0;
     uint64_t lo = atomic_load_explicit(&lo_addr, memory_order_relaxed);
     uint64_t hi = atomic_load_explicit(&hi_addr, memory_order_relaxed);
     if (streaming) {
@@ -728,7 +728,7 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
         }
     }
     if (streaming && (tk || tu)) vp_stream_note_tmap(tk, tu);
-    if (streaming) return vp_stream_op_begin(v, n, over, 1);
+    if (streaming) return vp_stream_op_begin(v, n, over, 1, k->name);
     if (!n || atomic_load(&pt.capturing)) return 0; /* while capturing: recorded into a graph, not run now */
     pthread_mutex_lock(&pt.mu);
     uint64_t t = ++tick;
@@ -766,7 +766,7 @@ int vp_pager_op_begin(const uint64_t *ptrs, size_t n, int all)
     size_t j = 0;
     for (size_t i = 0; i < n; i++)
         if (ptrs[i] >= lo && ptrs[i] < hi) j++;
-    return j || all ? vp_stream_op_begin(ptrs, n, all, 0) : 0;
+    return j || all ? vp_stream_op_begin(ptrs, n, all, 0, all ? "graph" : "copy") : 0;
 }
 
 void vp_pager_op_end(CUstream s, int per_thread) { vp_stream_op_end(s, per_thread); }

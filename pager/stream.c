@@ -4,12 +4,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../common/log.h"
 #include "../common/options.h"
+#include "../common/trace.h"
 #include "../interpose/driver.h"
 #include "../policy/demand.h"
 #include "../policy/stream.h"
@@ -447,11 +449,27 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The trace's line of the operation being issued (mu held). */
+static void trace_op(int dev, uint64_t t, const char *what, double waited_s)
+{
+    char list[640];
+    size_t o = 0;
+    list[0] = '\0';
+    if (op.all) snprintf(list, sizeof list, "\tall");
+    for (int i = 0; i < op.n && !op.all && o + 24 < sizeof list; i++) {
+        int w = snprintf(list + o, sizeof list - o, "\t%#llx", (unsigned long long)op.a[i]->base);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+    vp_trace("op", "\t%d\t%llu\t%s\t%llu%s", dev, (unsigned long long)t, what ? what : "?",
+             (unsigned long long)(waited_s * 1e6), list);
+}
+
 /* captures this thread began and has not ended: its operations are
  * recorded into a graph, not run (a replay fences everything) */
 static __thread int capturing_here;
 
-int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
+int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const char *what)
 {
     if (!atomic_load_explicit(&nstream, memory_order_relaxed) || capturing_here) return 0;
     /* another thread captures: nothing is planned meanwhile, so this
@@ -527,6 +545,7 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use)
         count(&ss[dev].wait_ns, (uint64_t)((now_s() - (until - VP_STREAM_WAIT_MS / 1000.0)) * 1e9));
     }
     if (timed_out) count(&ss[dev].wait_timeouts, 1);
+    if (vp_trace_on()) trace_op(dev, use ? t : 0, what, waited ? now_s() - (until - VP_STREAM_WAIT_MS / 1000.0) : 0);
     for (int i = 0; i < op.n; i++) {
         struct salloc *a = op.a[i];
         a->pending++;
@@ -729,6 +748,9 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
         }
         j = e;
     }
+    if (vp_trace_on())
+        vp_trace("round", "\t%d\t%zu\t%llu\t%llu", dev, n, (unsigned long long)((t1 - t0) * 1e6),
+                 (unsigned long long)((now_s() - t1) * 1e6));
 }
 
 /* Copies, then remaps, with no overlap (reclaims). */
@@ -802,15 +824,21 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     /* hot pieces came to need the room: the latest pinned are unpinned */
     while (pinned > pin_room) {
         struct piece *latest = NULL;
+        struct salloc *of = NULL;
+        uint32_t at = 0;
         uint64_t len = 0;
         for (size_t i = 0; i < tab.n; i++)
             for (uint32_t k = 0; TAB(i)->dev == dev && !TAB(i)->gone && k < TAB(i)->npieces; k++)
                 if (TAB(i)->pc[k].pinned && (!latest || TAB(i)->pc[k].pin_seq > latest->pin_seq)) {
                     latest = &TAB(i)->pc[k];
+                    of = TAB(i);
+                    at = k;
                     len = piece_len(TAB(i), k);
                 }
         if (!latest) break;
         latest->pinned = 0;
+        if (vp_trace_on())
+            vp_trace("unpin", "\t%d\t%#llx\t%u\t%llu", dev, (unsigned long long)of->base, at, (unsigned long long)len);
         pinned -= len;
         uncount(&ss[dev].pinned, len);
     }
@@ -836,6 +864,9 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                     p->pin_seq = ++pin_next;
                     pinned += len;
                     count(&ss[dev].pinned, len);
+                    if (vp_trace_on())
+                        vp_trace("pin", "\t%d\t%#llx\t%u\t%llu", dev, (unsigned long long)a->base, k,
+                                 (unsigned long long)len);
                 }
             }
             refs[n] = (struct move){a, k, 0, NULL, 0};
@@ -912,6 +943,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     for (size_t j = 0; j < nm; j++) m[j].a->busy++;
     free(c);
     free(refs);
+    if (nm && vp_trace_on())
+        vp_trace("plan", "\t%d\t%llu\t%llu\t%llu\t%llu\t%llu", dev, (unsigned long long)budget,
+                 (unsigned long long)hot, (unsigned long long)cold, (unsigned long long)pinned,
+                 (unsigned long long)keep_free);
     return nm;
 }
 
@@ -923,6 +958,9 @@ static void finish_locked(int dev, struct move *m, size_t n)
         struct piece *p = &a->pc[m[j].i];
         uint64_t len = piece_len(a, m[j].i);
         if (m[j].out == 1) {
+            if (vp_trace_on())
+                vp_trace("out", "\t%d\t%#llx\t%u\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
+                         (unsigned long long)len, p->dirty);
             count(p->dirty ? &ss[dev].bytes_writeback : &ss[dev].bytes_dropped, len);
             if (!p->dirty && p->ahead) count(&ss[dev].dropped_ahead, len);
             count(&ss[dev].moves_out, 1);
@@ -934,6 +972,9 @@ static void finish_locked(int dev, struct move *m, size_t n)
             a->busy--;
             continue;
         } else if (m[j].slot) {
+            if (vp_trace_on())
+                vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
+                         (unsigned long long)len, p->ahead);
             count(&ss[dev].bytes_in, len);
             count(&ss[dev].moves_in, 1);
             p->slot = m[j].slot;
@@ -1195,6 +1236,9 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         return rc;
     }
     *dptr = a->base;
+    if (vp_trace_on())
+        vp_trace("alloc", "\t%d\t%#llx\t%llu\t%u\t%llu", dev, (unsigned long long)a->base,
+                 (unsigned long long)bytes, np, (unsigned long long)piece);
     vp_gauge_move(&ss[dev].streamed_peak, atomic_load(&ss[dev].streamed), 1);
     vp_gauge_move(&lo_addr, a->base, 0);
     vp_gauge_move(&hi_addr, a->base + bytes, 1);
@@ -1240,6 +1284,7 @@ int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     /* the device's last streamed allocation: its free slots serve nothing */
     if (atomic_fetch_sub(&ss[dev].streamed, a->span) == a->span) release_free_slots(dev);
     *size = a->size;
+    if (vp_trace_on()) vp_trace("free", "\t%d\t%#llx", dev, (unsigned long long)a->base);
     free(a);
     *rc = CUDA_SUCCESS;
     return 1;

@@ -85,10 +85,11 @@ int vp_stream_span(uint64_t *lo, uint64_t *hi);
 /* Around one program operation that may touch streamed memory: ptrs[0..n)
  * are the addresses it carries, all: it may touch any (a graph replay);
  * use: a kernel, whose touches are uses the policy learns from and which
- * waits for the pieces it needs (a copy only holds them in place).
+ * waits for the pieces it needs (a copy only holds them in place); what:
+ * the operation's name in the trace (common/trace.h).
  * Returns 1 when the operation must be followed by vp_stream_op_end (on the
  * same thread, after the operation was issued, whatever its result). */
-int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use);
+int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const char *what);
 void vp_stream_op_end(CUstream stream, int per_thread);
 
 /* A launch carried 128-byte TMA descriptors: known of them made for an

@@ -216,6 +216,48 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
     loop_check_and_free(&l);
 }
 
+/* Lines of the trace at path whose event (field 2) is ev. */
+static int trace_lines(const char *path, const char *ev)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no trace at %s", path);
+    char line[2048], want[32];
+    snprintf(want, sizeof want, "\t%s\t", ev);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, want) == strchr(line, '\t') && strchr(line, '\t');
+    fclose(f);
+    return n;
+}
+
+Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
+{
+    char path[64];
+    strcpy(path, "/tmp/vpage-trace-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("VPAGE_TRACE", path, 1);
+    struct cu c;
+    struct loop l;
+    twice_the_cap(&c, &l, 1); /* 17 allocations, 8 rounds of 16 x 21 launches */
+    loop_check_and_free(&l); /* nothing moves any more */
+    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    cr_assert(flush, "vpage_trace_flush is exported");
+    uint64_t in = paging_stat("moves_in"), out = paging_stat("moves_out");
+    flush();
+    cr_assert_eq(trace_lines(path, "alloc"), 17);
+    cr_assert_eq(trace_lines(path, "in"), (int)in, "%d in lines, %llu moves in", trace_lines(path, "in"),
+                 (unsigned long long)in);
+    cr_assert_eq(trace_lines(path, "out"), (int)out);
+    cr_assert_geq(trace_lines(path, "op"), 8 * 16 * 21, "an op line for every launch, and the copies");
+    cr_assert_gt(trace_lines(path, "pin"), 0);
+    cr_assert_gt(trace_lines(path, "round"), 0);
+    cr_assert_gt(trace_lines(path, "plan"), 0);
+    cr_assert_eq(trace_lines(path, "free"), 17);
+    unlink(path);
+}
+
 Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
 {
     /* 8 weights of 4 MiB used once a round and an activation used by every

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""scripts/vpage-trace on a hand-made trace whose answers are worked out
+here (the format: common/trace.h). The library's side, that a trace has a
+line for every move, operation and allocation, is tests/test_stream.c.
+Standard library only; prints TAP.
+
+    python3 tests/test_trace_tool.py
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(ROOT, "scripts", "vpage-trace")
+MiB = 1 << 20
+TESTS = []
+
+# two allocations; a kernel that waited 3 ms, a copy, a graph replay; pieces
+# in (one ahead of use) and out (one copied back); a pin; a round; and a
+# last line cut short, as a killed process leaves it
+TRACE = "\n".join([
+    "0\talloc\t0\t0x7f0000000000\t8388608\t4\t2097152",
+    "5\talloc\t0\t0x7f0000800000\t2097152\t1\t2097152",
+    "10\top\t0\t0\tcopy\t0\t0x7f0000000000",
+    "200\top\t0\t1\tgemm_kernel\t3000\t0x7f0000000000\t0x7f0000800000",
+    "300\tin\t0\t0x7f0000000000\t0\t2097152\t0",
+    "400\tin\t0\t0x7f0000000000\t1\t2097152\t1",
+    "500\tpin\t0\t0x7f0000000000\t0\t2097152",
+    "600\tround\t0\t2\t150\t250",
+    "1500000\top\t0\t2\tgemm_kernel\t1000\t0x7f0000000000",
+    "1600000\tout\t0\t0x7f0000000000\t1\t2097152\t1",
+    "1700000\tout\t0\t0x7f0000800000\t0\t2097152\t0",
+    "1800000\top\t0\t0\tgraph\t0\tall",
+    "1900000\tfree\t0\t0x7f0000800000",
+    "19000",
+]) + "\n"
+
+
+def test(f):
+    TESTS.append(f)
+    return f
+
+
+def run(*args):
+    with tempfile.NamedTemporaryFile("w", suffix=".trace", delete=False) as fh:
+        fh.write(TRACE)
+    try:
+        p = subprocess.run([sys.executable, TOOL, fh.name, *args], capture_output=True, text=True)
+    finally:
+        os.unlink(fh.name)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@test
+def the_summary_counts_every_kind_of_event():
+    s = json.loads(run("--json"))
+    assert s["events"] == 13 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
+    assert s["allocations"] == 2
+    assert s["operations"] == {"copy": 1, "kernel": 2, "all": 1}, s["operations"]
+    m = s["moves"]
+    assert (m["in"], m["in_bytes"], m["in_ahead_bytes"]) == (2, 4 * MiB, 2 * MiB), m
+    assert (m["out"], m["out_bytes"], m["out_written_bytes"]) == (2, 4 * MiB, 2 * MiB), m
+    assert m["pins"] == 1 and s["rounds"] == {"rounds": 1, "moves": 2, "copy_us": 150, "remap_us": 250}
+    assert abs(s["span_s"] - 1.9) < 1e-9
+
+
+@test
+def waits_are_summed_by_what_waited():
+    s = json.loads(run("--json"))
+    assert s["waited_most"] == [{"what": "gemm_kernel", "operations": 2, "waited_s": 0.004}], s["waited_most"]
+
+
+@test
+def allocations_are_ranked_by_bytes_moved():
+    s = json.loads(run("--json"))
+    first, second = s["moved_most"]
+    assert first["base"] == "0x7f0000000000" and (first["in"], first["out"]) == (4 * MiB, 2 * MiB), first
+    assert first["pinned"] == 2 * MiB and first["ops"] == 3 and first["bytes"] == 8 * MiB
+    assert second["base"] == "0x7f0000800000" and second["out"] == 2 * MiB
+
+
+@test
+def the_timeline_bins_moves_and_waits_by_time():
+    s = json.loads(run("--json", "--bins", "1"))
+    bins = {b["t_s"]: b for b in s["timeline"]["bins"]}
+    assert bins[0.0]["in"] == 4 * MiB and bins[0.0]["wait_s"] == 0.003, bins[0.0]
+    assert bins[1.0]["out"] == 4 * MiB and bins[1.0]["wait_s"] == 0.001, bins[1.0]
+
+
+@test
+def the_text_report_names_what_it_counted():
+    out = run()
+    for want in ("13 events (1 lines that did not parse)", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
+                 "out: 4.0 MiB in 2 pieces (2.0 MiB copied back)", "gemm_kernel", "0x7f0000000000"):
+        assert want in out, f"{want!r} not in:\n{out}"
+
+
+@test
+def a_missing_file_is_one_line_of_error():
+    p = subprocess.run([sys.executable, TOOL, "/nonexistent/trace"], capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.startswith("vpage-trace:"), p.stderr
+
+
+def main():
+    print(f"1..{len(TESTS)}")
+    failed = 0
+    for i, f in enumerate(TESTS, 1):
+        try:
+            f()
+            print(f"ok {i} - {f.__name__}")
+        except Exception as e:  # report and go on
+            failed += 1
+            print(f"not ok {i} - {f.__name__}: {type(e).__name__}: {e}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
