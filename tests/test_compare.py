@@ -16,17 +16,13 @@ import sys
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from tap import main, test  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import compare_lib  # noqa: E402
 
 GiB = 1 << 30
 RECORDED = os.path.join(ROOT, "tests", "data", "compare-recorded.json")
-TESTS = []
-
-
-def test(f):
-    TESTS.append(f)
-    return f
 
 
 def recorded():
@@ -193,18 +189,5 @@ def the_readme_tables_are_made_from_the_newest_results():
     assert p.returncode == 0, "README.md differs from bench/results_table.py's output: run it"
 
 
-def main():
-    print(f"1..{len(TESTS)}")
-    failed = 0
-    for i, f in enumerate(TESTS, 1):
-        try:
-            f()
-            print(f"ok {i} - {f.__name__}")
-        except Exception as e:  # report and go on
-            failed += 1
-            print(f"not ok {i} - {f.__name__}: {type(e).__name__}: {e}")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

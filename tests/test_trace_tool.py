@@ -13,9 +13,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from tap import main, test  # noqa: E402
 TOOL = os.path.join(ROOT, "scripts", "vpage-trace")
 MiB = 1 << 20
-TESTS = []
 
 # two allocations; a kernel that waited 3 ms, a copy, a graph replay; pieces
 # in (one ahead of use) and out (one copied back); a pin; a round; and a
@@ -36,11 +37,6 @@ TRACE = "\n".join([
     "1900000\tfree\t0\t0x7f0000800000",
     "19000",
 ]) + "\n"
-
-
-def test(f):
-    TESTS.append(f)
-    return f
 
 
 def run(*args):
@@ -104,18 +100,5 @@ def a_missing_file_is_one_line_of_error():
     assert p.returncode != 0 and p.stderr.startswith("vpage-trace:"), p.stderr
 
 
-def main():
-    print(f"1..{len(TESTS)}")
-    failed = 0
-    for i, f in enumerate(TESTS, 1):
-        try:
-            f()
-            print(f"ok {i} - {f.__name__}")
-        except Exception as e:  # report and go on
-            failed += 1
-            print(f"not ok {i} - {f.__name__}: {type(e).__name__}: {e}")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
