@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -255,6 +256,31 @@ Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
     cr_assert_gt(trace_lines(path, "round"), 0);
     cr_assert_gt(trace_lines(path, "plan"), 0);
     cr_assert_eq(trace_lines(path, "free"), 17);
+    unlink(path);
+}
+
+Test(stream, a_child_after_fork_does_not_write_the_parents_trace_lines_again)
+{
+    char path[64];
+    strcpy(path, "/tmp/vpage-trace-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("VPAGE_TRACE", path, 1);
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr d[3];
+    for (int i = 0; i < 3; i++) CU_OK(c.cuMemAlloc(&d[i], 4 * MiB)); /* three lines, still in the buffer */
+    pid_t pid = fork();
+    if (pid == 0) exit(0); /* the exit flushes the child's trace: none of the parent's lines */
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    flush();
+    cr_assert_eq(trace_lines(path, "alloc"), 3, "the parent's lines written twice");
+    for (int i = 0; i < 3; i++) CU_OK(c.cuMemFree(d[i]));
     unlink(path);
 }
 
