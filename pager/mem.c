@@ -399,6 +399,11 @@ static CUresult free_async_cb(uint64_t key, void *ctx)
  * freed this way too, in stream order, and counts as freed now. */
 CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream)
 {
+    /* paged memory (cuMemAlloc under VPAGE_PAGING) is not the driver's to
+     * free in stream order: it is freed as cuMemFree would, after the work
+     * fenced on it (stream mode) or a device synchronisation (managed) */
+    CUresult rc;
+    if (vp_pager_free(dptr, &rc)) return finish(hook, rc, 0);
     struct free_async_args a = {hook, stream};
     return uncount_and_free(&ptrs, dptr, hook, free_async_cb, &a);
 }

@@ -284,6 +284,26 @@ Test(stream, a_child_after_fork_does_not_write_the_parents_trace_lines_again)
     unlink(path);
 }
 
+Test(stream, cuMemFreeAsync_of_streamed_memory_frees_it_after_its_work)
+{
+    /* a library may free cuMemAlloc memory in stream order; the driver does
+     * not know a streamed allocation as one of its own */
+    setenv("FAKE_CUDA_LAG_MS", "30", 1);
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, 8 * MiB));
+    launch2(&c, f, d, 0); /* in flight for 30 ms */
+    CU_OK(c.cuMemFreeAsync(d, NULL));
+    cr_assert_eq(paging_stat("streamed"), 0, "freed");
+    cr_assert_eq(fake_used(0), 0, "its device memory given back");
+    uint64_t (*violations)(void) = (uint64_t(*)(void))dlsym(c.handle, "fake_cuda_violations");
+    cr_assert_eq(violations(), 0, "unmapped under the work in flight");
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
 {
     /* 8 weights of 4 MiB used once a round and an activation used by every
