@@ -48,6 +48,7 @@ struct vp_options vp_opt = {
 static const char *const paging_names[] = {"off", "demand", "stream", NULL};
 static const char *const evict_names[] = {"collapse", "writeback", NULL};
 static const char *const policy_names[] = {"lru", "loop", NULL};
+static const char *const place_names[] = {"host", "device", NULL};
 
 static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
@@ -220,6 +221,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);
+    case OPT_STREAM_PLACE: return parse_choice(s, place_names, &vp_opt.stream_place, why);
     case OPT_POLICY: return parse_choice(s, policy_names, &vp_opt.policy, why);
     case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
     case OPT_STREAM_WINDOW: return vp_parse_size(s, &vp_opt.stream_window, why);

@@ -26,6 +26,7 @@
 enum vp_level { VP_ERROR, VP_WARN, VP_INFO, VP_DEBUG };
 enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND, VP_PAGING_STREAM };
 enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
+enum vp_stream_place { VP_PLACE_HOST, VP_PLACE_DEVICE };
 enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
 
 struct vp_cap {
@@ -67,6 +68,9 @@ struct vp_cap {
     X(STREAM_WINDOW, stream_window, SIZE, "0", "stream mode: device bytes kept " \
       "free of pinned pieces for what streams through; 0: a quarter of the "     \
       "budget (policy/stream.h)")                                                 \
+    X(STREAM_PLACE, stream_place, CHOICE, "host", "stream mode: where a new "  \
+      "allocation's pieces start: host (they come in when an operation uses "   \
+      "them) or device (while the cap has room, as on a GPU of that size)")     \
     X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
       "copies of weight-file bytes leave the device: collapse (read-mostly "       \
       "duplicate dropped, no bus traffic) or writeback (copied back to the host)") \
@@ -88,6 +92,7 @@ struct vp_options {
     uint64_t stream_window;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
+    int stream_place; /* enum vp_stream_place */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
     unsigned char origin[32];

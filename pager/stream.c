@@ -61,6 +61,7 @@ struct salloc {
     X(bytes_writeback, "bytes copied back to the host when leaving")                          \
     X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
     X(moves_in, "pieces brought in")                                                          \
+    X(placed, "bytes of new allocations placed in device memory (VPAGE_STREAM_PLACE=device)") \
     X(moves_out, "pieces sent out")                                                           \
     X(pinned, "bytes of pieces pinned now (kept resident across the loop)")                    \
     X(slot_bytes, "device bytes of slots now (resident pieces and free slots)")               \
@@ -336,6 +337,14 @@ static void slot_put_locked(int dev, struct slot *s)
 {
     s->next = free_slots[dev];
     free_slots[dev] = s;
+}
+
+/* slot_put_locked, taking mu. */
+static void give_slot(int dev, struct slot *s)
+{
+    pthread_mutex_lock(&pt.mu);
+    slot_put_locked(dev, s);
+    pthread_mutex_unlock(&pt.mu);
 }
 
 /* A slot of bytes on dev: a free one of that size, or a new one (its bytes
@@ -620,9 +629,7 @@ static int by_place(const void *x, const void *y)
 /* Gives an in-move's slot back to the free list (its move failed). */
 static void unslot(int dev, struct move *m)
 {
-    pthread_mutex_lock(&pt.mu);
-    slot_put_locked(dev, m->slot);
-    pthread_mutex_unlock(&pt.mu);
+    give_slot(dev, m->slot);
     m->slot = NULL;
 }
 
@@ -794,7 +801,7 @@ static int may_move_locked(struct salloc *a)
  * moves that can be made now (into m, at most mmax). mu held. */
 static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
 {
-    size_t np = 0;
+    size_t np = 0, placed = 0; /* pieces used; placed (resident, never used) */
     uint64_t hot = 0, cold = 0, pinned = 0, held = 0, piece = 0;
     for (size_t i = 0; i < tab.n; i++) {
         struct salloc *a = TAB(i);
@@ -804,7 +811,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             struct piece *p = &a->pc[k];
             uint64_t len = piece_len(a, k);
             if (p->state != P_HOST) held += len;
-            if (!p->u.visit) continue;
+            if (!p->u.visit) {
+                placed += p->state == P_DEV;
+                continue;
+            }
             np++;
             if (is_hot(p)) hot += len;
             else cold += len;
@@ -842,8 +852,8 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         pinned -= len;
         uncount(&ss[dev].pinned, len);
     }
-    struct vp_spc *c = malloc(np * sizeof *c);
-    struct move *refs = malloc(np * sizeof *refs);
+    struct vp_spc *c = malloc((np + placed) * sizeof *c);
+    struct move *refs = malloc((np + placed) * sizeof *refs);
     if (!c || !refs) {
         free(c);
         free(refs);
@@ -856,7 +866,15 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
             uint64_t len = piece_len(a, k);
-            if (!p->u.visit) continue;
+            if (!p->u.visit && p->state != P_DEV) continue;
+            if (!p->u.visit) {
+                /* placed at its allocation and not used yet: it keeps the
+                 * room only what is wanted does not need (ranked last) */
+                refs[n] = (struct move){a, k, 0, NULL, 0};
+                c[n] = (struct vp_spc){.key = VP_NEXT_STALE, .bytes = len, .ref = &refs[n], .cls = VP_SC_NEXT};
+                n++;
+                continue;
+            }
             if (p->pin_asked && !p->pinned) {
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
@@ -1206,19 +1224,33 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         rc = a->base ? vp_real.cuMemAddressReserve(&a->home, span, g, 0, 0) : CUDA_ERROR_OUT_OF_MEMORY;
         if (rc != CUDA_SUCCESS) a->home = 0;
         CUmemAllocationProp ph = prop_for(dev, 1);
+        int place = vp_opt.stream_place == VP_PLACE_DEVICE;
         for (; rc == CUDA_SUCCESS && made < np; made++) {
             uint64_t off = piece_off(a, made), len = piece_len(a, made);
             rc = vp_real.cuMemCreate(&a->pc[made].host, len, &ph, 0);
             if (rc != CUDA_SUCCESS) break;
-            if ((rc = map_at(a->base + off, len, a->pc[made].host, dev)) == CUDA_SUCCESS &&
+            /* VPAGE_STREAM_PLACE=device: the piece starts in a slot while
+             * the cap has room (its bytes are undefined, as cuMemAlloc's
+             * are: nothing to copy) */
+            struct slot *sl = place ? slot_get(dev, len) : NULL;
+            place = sl != NULL;
+            if ((rc = map_at(a->base + off, len, sl ? sl->h : a->pc[made].host, dev)) == CUDA_SUCCESS &&
                 (rc = map_at(a->home + off, len, a->pc[made].host, dev)) != CUDA_SUCCESS)
                 vp_real.cuMemUnmap(a->base + off, len);
             if (rc != CUDA_SUCCESS) {
+                if (sl) give_slot(dev, sl);
                 vp_real.cuMemRelease(a->pc[made].host);
                 break;
             }
+            if (sl) {
+                a->pc[made].slot = sl;
+                a->pc[made].state = P_DEV;
+                count(&ss[dev].placed, len);
+            }
         }
         if (rc != CUDA_SUCCESS) {
+            for (uint32_t i = 0; i < made; i++)
+                if (a->pc[i].slot) give_slot(dev, a->pc[i].slot);
             undo_alloc(a, made);
             driver_error("building a streamed allocation", rc, dev);
             rc = rc == CUDA_ERROR_OUT_OF_MEMORY ? rc : CUDA_ERROR_NOT_SUPPORTED;

@@ -18,6 +18,11 @@
  *   memory, the device's own use is exactly the slots: nothing the driver
  *   keeps behind the pager's books (bench/probes/uvm_keep.c).
  *
+ *   With VPAGE_STREAM_PLACE=device a new allocation's pieces start in
+ *   slots while the cap has room (their bytes are undefined, as
+ *   cuMemAlloc's are: nothing is copied); pieces placed and not yet used
+ *   rank last and leave first.
+ *
  *   Between the unmap and the map of a move the address is not mapped: a
  *   kernel or copy touching it then would fault the context. So a piece
  *   moves only while no operation that may touch its allocation is being

@@ -78,6 +78,42 @@ TEST_EACH_WAY(stream, streamed_memory_costs_the_device_nothing_until_a_kernel_to
     cr_assert_eq(vpage_now(0), 0);
 }
 
+Test(stream, placed_on_the_device_new_allocations_fill_the_cap_then_make_room)
+{
+    /* VPAGE_STREAM_PLACE=device: new allocations start in device memory
+     * while the cap has room, as on a GPU of that size; pieces no
+     * operation has used leave first when used ones need the room, their
+     * bytes intact */
+    streaming(64, "2M");
+    setenv("VPAGE_STREAM_PLACE", "device", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr d[5];
+    for (int i = 0; i < 5; i++) {
+        CU_OK(c.cuMemAlloc(&d[i], 16 * MiB));
+        fill(&c, d[i], i, 16 * MiB);
+        cr_assert_eq(fake_used(0), (i < 4 ? i + 1 : 4) * 16 * MiB, "placed while there is room");
+    }
+    cr_assert_eq(paging_stat("placed"), 64 * MiB);
+    cr_assert_eq(paging_stat("moves_in"), 0, "placing copies nothing");
+    /* a loop over the last one (on the host): it needs the room the placed
+     * ones hold */
+    uint64_t incs = 0;
+    for (int r = 0; r < 40; r++, incs++) {
+        launch2(&c, f, d[4], 0);
+        sleep_ms(2);
+    }
+    cr_assert_eq(paging_stat("bytes_in"), 16 * MiB, "%s", stats());
+    cr_assert_geq(paging_stat("moves_out"), 8, "placed pieces no operation used left for used ones");
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    for (int i = 0; i < 4; i++) check(&c, d[i], i, 16 * MiB, 0);
+    check(&c, d[4], 4, 16 * MiB, incs);
+    for (int i = 0; i < 5; i++) CU_OK(c.cuMemFree(d[i]));
+    cr_assert_eq(fake_used(0), 0);
+    ASSERT_BOOKS_MATCH(0);
+}
+
 Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
 {
     streaming(64, "4M");
