@@ -79,9 +79,12 @@ def spec(row, cap, lib, paged_limit):
         return {"VPAGE_CAP": "none"}, lib, "none"
     if row == "off":
         return {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "off"}, lib, "none"
-    if row in ("demand", "stream"):
-        return ({"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": row,
-                 "VPAGE_PAGED_LIMIT": str(paged_limit)}, lib, "none")
+    if row in ("demand", "stream", "stream-placed"):
+        env = {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": row.split("-")[0],
+               "VPAGE_PAGED_LIMIT": str(paged_limit)}
+        if row == "stream-placed":
+            env["VPAGE_STREAM_PLACE"] = "device"
+        return env, lib, "none"
     return {}, None, row  # group, sequential: the peers, without the preload
 
 
@@ -185,7 +188,7 @@ def main():
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
-            for cap in (w["caps_gib"] if row in ("off", "demand", "stream") else [None]):
+            for cap in (w["caps_gib"] if row in compare_lib.CAPPED else [None]):
                 doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
                 save()
     final = save()

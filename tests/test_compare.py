@@ -184,6 +184,19 @@ def the_chart_is_svg_with_a_bar_per_finished_row():
 
 
 @test
+def each_vpage_row_runs_with_its_own_environment():
+    import compare
+    env, lib, offload = compare.spec("stream-placed", 8, "/lib.so", 123)
+    assert env == {"VPAGE_CAP": "8192M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123",
+                   "VPAGE_STREAM_PLACE": "device"}, env
+    assert (lib, offload) == ("/lib.so", "none")
+    env, _, _ = compare.spec("stream", 16, "/lib.so", 123)
+    assert env == {"VPAGE_CAP": "16384M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123"}, env
+    assert compare.spec("group", None, "/lib.so", 123) == ({}, None, "group")
+    assert set(compare_lib.CAPPED) <= set(compare_lib.ROWS)
+
+
+@test
 def the_readme_tables_are_made_from_the_newest_results():
     p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "results_table.py"), "--check"])
     assert p.returncode == 0, "README.md differs from bench/results_table.py's output: run it"
