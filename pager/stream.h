@@ -51,8 +51,8 @@
  *   pager is bringing in, so the program does not run far ahead of the
  *   data.
  *
- *   Locks: one mutex, last in the lock order, and the event ring's leaf
- *   lock. The exceptions to vpage's rule that no lock is held across a
+ *   Locks: one mutex, last in the lock order but for two leaf locks: the
+ *   event ring's and the trace's (common/trace.h). The exceptions to vpage's rule that no lock is held across a
  *   driver call are here: planning asks cuEventQuery (which does not block)
  *   with both held; the ring's lock is held across cuEventCreate, Query and
  *   Record, and across cuEventSynchronize when a slot comes round again
