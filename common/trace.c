@@ -70,12 +70,14 @@ void vp_trace(const char *event, const char *fmt, ...)
     if (open_locked() == 0) {
         clock_gettime(CLOCK_MONOTONIC, &now); /* under mu: lines in time order */
         long long us = (long long)(now.tv_sec - t0.tv_sec) * 1000000 + (now.tv_nsec - t0.tv_nsec) / 1000;
+        const int most = (int)sizeof line - 2; /* room for the newline */
         int n = snprintf(line, sizeof line, "%lld\t%s", us, event);
+        if (n > most) n = most;
         va_list ap;
         va_start(ap, fmt);
-        if (n > 0 && (size_t)n < sizeof line) {
+        if (n > 0 && n < most) {
             int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-            n = m < 0 ? n : (size_t)(n + m) < sizeof line - 1 ? n + m : (int)sizeof line - 2;
+            n = m < 0 ? n : n + m > most ? most : n + m; /* a long line is cut, not lost */
         }
         va_end(ap);
         if (n > 0) {
