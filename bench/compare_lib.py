@@ -112,23 +112,27 @@ def table(doc):
                      f"host-to-device {w['h2d_bytes_per_s'] / 1e9:.1f} GB/s measured in the run)\n")
         if w.get("note"):
             parts.append(f"{w['note']}\n")
+        moved = any(r.get("moved_per_unit") for r in doc["rows"] if r["workload"] == name)
         parts.append(f"| mode | time per {w['unit']} | x resident | x bound | device peak | host RSS peak | "
-                     f"same output |")
-        parts.append("| --- | --- | --- | --- | --- | --- | --- |")
+                     f"same output |" + (f" moved a {w['unit']} (in / back) |" if moved else ""))
+        parts.append("| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if moved else ""))
+        end = " |" if moved else ""
         for r in doc["rows"]:
             if r["workload"] != name:
                 continue
             if r["status"] != "ok":
-                parts.append(f"| {label(r)} | {r['status']}: {short_why(r)} | | | | | |")
+                parts.append(f"| {label(r)} | {r['status']}: {short_why(r)} | | | | | |" + end)
                 continue
             if r["row"] == "bound":
                 parts.append(f"| {label(r)} ({r['must_move_bytes'] / 1e9:.1f} GB to move) | {_time(r, w['unit'])} | "
-                             f"{r['ratio_resident']:.2f} | 1.00 | | | |")
+                             f"{r['ratio_resident']:.2f} | 1.00 | | | |" + end)
                 continue
             same = {True: "yes", False: "NO"}.get(r.get("identical"), "")
+            m = r.get("moved_per_unit")
             parts.append(f"| {label(r)} | {_time(r, w['unit'])} | {r['ratio_resident']:.2f} | "
                          f"{r['ratio_bound']:.2f} | {_mib(r.get('device_peak_mib'))} | "
-                         f"{_mib(r.get('host_rss_peak_mib'))} | {same} |")
+                         f"{_mib(r.get('host_rss_peak_mib'))} | {same} |"
+                         + ((f" {m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB |" if m else " |") if moved else ""))
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

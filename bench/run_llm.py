@@ -24,6 +24,7 @@ import time
 
 import torch
 
+import vpage_query
 import workload
 
 LLAMA3_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -80,6 +81,7 @@ def main():
         prefill_s = time.perf_counter() - s0
         prefill_sum = hashlib.sha256(bytes(out.logits[:, -1].float().cpu().contiguous().untyped_storage())).hexdigest()[:16]
         past = out.past_key_values
+        m1 = vpage_query.moved()
         s1 = time.perf_counter()
         for _ in range(a.new_tokens - 1):
             out = model(input_ids=nxt, past_key_values=past, use_cache=True)
@@ -87,11 +89,13 @@ def main():
             nxt = out.logits[:, -1:].argmax(-1)
             tokens.append(int(nxt.item()))
         decode_s = time.perf_counter() - s1
+        decode_moved = vpage_query.moved_between(m1, vpage_query.moved())
     checksum = hashlib.sha256(json.dumps(tokens).encode()).hexdigest()[:16]
     per_token = decode_s / max(1, a.new_tokens - 1)
     res.finish().update(model=f"Llama-3-8B-shaped, {a.layers} layers", prompt=a.prompt, new_tokens=a.new_tokens,
                         prefill_s=prefill_s, decode_s=decode_s, s_per_token=per_token, tok_s=1.0 / per_token,
-                        tokens=tokens, prefill_checksum=prefill_sum, checksum=checksum)
+                        tokens=tokens, prefill_checksum=prefill_sum, checksum=checksum,
+                        moved_per_unit=[b / max(1, a.new_tokens - 1) for b in decode_moved] if decode_moved else None)
     print(f"{res['model']} (offload {a.offload}): {res['weight_bytes'] / 1e9:.2f} GB of weights, prefill "
           f"{a.prompt} tokens {prefill_s:.3f} s, decode {res['tok_s']:.2f} tok/s, peak allocated "
           f"{res['peak_allocated'] / 2**30:.2f} GiB, tokens {tokens[:6]}, checksum {checksum}")

@@ -203,21 +203,25 @@ def main():
     g = torch.Generator(device=workload.DEVICE).manual_seed(a.seed + 1)
     latents = torch.randn(1, IN_CH, f, h, w, device=workload.DEVICE, dtype=dtype, generator=g)
     text = torch.randn(1, TEXT_LEN, TEXT_DIM, device=workload.DEVICE, dtype=dtype, generator=g)
-    step_s = []
+    step_s, step_moved = [], []
     with torch.no_grad(), res.timed():
         for i in range(a.steps):
             workload.sync()
+            m0 = vpage_query.moved()
             s0 = time.perf_counter()
             t = torch.full((1,), 1000.0 * (1 - i / a.steps), device=workload.DEVICE)
             noise = forward(model, impl, latents, t, text)
             latents = latents - noise.to(dtype) / a.steps   # an Euler step of the flow
             workload.sync()
             step_s.append(time.perf_counter() - s0)
+            step_moved.append(vpage_query.moved_between(m0, vpage_query.moved()))
             used[f"after_step_{i}"] = device_used_mib()
             print(f"step {i}: {step_s[-1]:.3f} s", flush=True)
     checksum = hashlib.sha256(bytes(latents.float().cpu().contiguous().untyped_storage())).hexdigest()[:16]
+    med_i = sorted(range(len(step_s)), key=step_s.__getitem__)[len(step_s) // 2] if step_s else None
     res.finish().update(tokens=f * (h // 2) * (w // 2), step_s=step_s,
-                        median_step_s=sorted(step_s)[len(step_s) // 2] if step_s else None,
+                        median_step_s=step_s[med_i] if step_s else None, step_moved=step_moved,
+                        moved_per_unit=step_moved[med_i] if step_s else None,
                         device_used_mib=used, checksum=checksum)
     med = f"{res['median_step_s']:.3f} s" if step_s else "-"
     print(f"{a.model} ({impl}, offload {a.offload}): {params / 1e9:.2f} B parameters, {res['tokens']} tokens, "

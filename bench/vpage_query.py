@@ -75,3 +75,20 @@ def stats():
     buf = ctypes.create_string_buffer(need + 4096)  # counters may grow between the calls
     f(buf, len(buf))
     return json.loads(buf.value.decode())
+
+
+def moved():
+    """Bytes vpage's pager has moved so far, summed over devices: (in, out); None without vpage or paging.
+    "out" is what was copied back (bytes_writeback): what left without a copy crossed no bus."""
+    st = stats()
+    devs = (st or {}).get("paging", {}).get("devices") or []
+    if not devs:
+        return None
+    return (sum(d.get("bytes_in", 0) for d in devs), sum(d.get("bytes_writeback", 0) for d in devs))
+
+
+def moved_between(before, after):
+    """(in, out) moved between two moved() readings, or None."""
+    if before is None or after is None:
+        return None
+    return [after[0] - before[0], after[1] - before[1]]

@@ -184,6 +184,35 @@ def the_chart_is_svg_with_a_bar_per_finished_row():
 
 
 @test
+def the_table_has_bytes_moved_a_step_when_a_row_measured_them():
+    doc = measured(recorded())
+    name = doc["rows"][0]["workload"]
+    plain = compare_lib.table(compare_lib.finish(copy.deepcopy(doc)))
+    assert "moved a" not in plain, "no row measured them: no column"
+    paged = next(r for r in doc["rows"] if r["workload"] == name and r.get("cap_gib") is not None
+                 and r["status"] == "ok")
+    paged["moved_per_unit"] = [3.0e9, 1.5e9]
+    lines = compare_lib.table(compare_lib.finish(doc)).splitlines()
+    h = next(i for i, l in enumerate(lines) if l.startswith("| mode") and l.endswith("(in / back) |"))
+    block = []
+    for l in lines[h:]:
+        if not l.startswith("|"):
+            break
+        block.append(l)
+    assert any("3.0 / 1.5 GB" in l for l in block), block
+    assert {l.count("|") for l in block} == {lines[h].count("|")}, "every row of that table has the column"
+
+
+@test
+def moved_between_two_readings_is_their_difference():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import vpage_query
+    assert vpage_query.moved_between((10, 4), (25, 9)) == [15, 5]
+    assert vpage_query.moved_between(None, (1, 1)) is None
+    assert vpage_query.moved() is None, "no vpage in this process"
+
+
+@test
 def each_vpage_row_runs_with_its_own_environment():
     import compare
     env, lib, offload = compare.spec("stream-placed", 8, "/lib.so", 123)
