@@ -18,7 +18,8 @@ from tap import main, test  # noqa: E402
 TOOL = os.path.join(ROOT, "scripts", "vpage-trace")
 MiB = 1 << 20
 
-# two allocations; a kernel that waited 3 ms, a copy, a graph replay; pieces
+# two allocations; a kernel that waited 3 ms, a copy, a graph replay, a
+# kernel whose parameters could not be read (it fences everything); pieces
 # in (one ahead of use) and out (one copied back); a pin; a round; and a
 # last line cut short, as a killed process leaves it
 TRACE = "\n".join([
@@ -34,6 +35,7 @@ TRACE = "\n".join([
     "1600000\tout\t0\t0x7f0000000000\t1\t2097152\t1",
     "1700000\tout\t0\t0x7f0000800000\t0\t2097152\t0",
     "1800000\top\t0\t0\tgraph\t0\tall",
+    "1850000\top\t0\t0\tmystery_kernel\t0\tall",
     "1900000\tfree\t0\t0x7f0000800000",
     "19000",
 ]) + "\n"
@@ -53,9 +55,9 @@ def run(*args):
 @test
 def the_summary_counts_every_kind_of_event():
     s = json.loads(run("--json"))
-    assert s["events"] == 13 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
+    assert s["events"] == 14 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
     assert s["allocations"] == 2
-    assert s["operations"] == {"copy": 1, "kernel": 2, "all": 1}, s["operations"]
+    assert s["operations"] == {"copy": 1, "kernel": 2, "all": 2}, s["operations"]
     m = s["moves"]
     assert (m["in"], m["in_bytes"], m["in_ahead_bytes"]) == (2, 4 * MiB, 2 * MiB), m
     assert (m["out"], m["out_bytes"], m["out_written_bytes"]) == (2, 4 * MiB, 2 * MiB), m
@@ -79,6 +81,16 @@ def allocations_are_ranked_by_bytes_moved():
 
 
 @test
+def each_kernel_is_listed_with_the_allocations_it_touched():
+    s = json.loads(run("--json"))
+    assert s["kernels"] == [{"name": "gemm_kernel", "launches": 2, "allocations": 2, "bytes": 10 * MiB,
+                             "touched_all": 0},
+                            {"name": "mystery_kernel", "launches": 1, "allocations": 0, "bytes": 0,
+                             "touched_all": 1}], s["kernels"]
+    assert "gemm_kernel" in run() and "2 allocs" in run()
+
+
+@test
 def the_timeline_bins_moves_and_waits_by_time():
     s = json.loads(run("--json", "--bins", "1"))
     bins = {b["t_s"]: b for b in s["timeline"]["bins"]}
@@ -89,7 +101,7 @@ def the_timeline_bins_moves_and_waits_by_time():
 @test
 def the_text_report_names_what_it_counted():
     out = run()
-    for want in ("13 events (1 lines that did not parse)", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
+    for want in ("14 events (1 lines that did not parse)", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
                  "out: 4.0 MiB in 2 pieces (2.0 MiB copied back)", "gemm_kernel", "0x7f0000000000"):
         assert want in out, f"{want!r} not in:\n{out}"
 
