@@ -481,9 +481,6 @@ static __thread int capturing_here;
 int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const char *what)
 {
     if (!atomic_load_explicit(&nstream, memory_order_relaxed) || capturing_here) return 0;
-    /* another thread captures: nothing is planned meanwhile, so this
-     * operation does not wait for pieces to come; it is still fenced */
-    int others_capture = atomic_load(&pt.capturing) > 0;
     pthread_mutex_lock(&pt.mu);
     op.n = 0;
     op.all = all;
@@ -525,13 +522,14 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
         pthread_mutex_unlock(&pt.mu);
         return 0;
     }
-    if (others_capture) want = 0;
-    if (want) pthread_cond_signal(&pt.work_cv);
     /* wait for the pieces wanted to come in (the pager clears requests it
-     * will not serve), then for every move of what is touched to end */
-    double until = now_s() + VP_STREAM_WAIT_MS / 1000.0;
+     * will not serve), then for every move of what is touched to end.
+     * While another thread captures nothing is planned: no piece comes, so
+     * the operation does not wait for them (it is still fenced) */
+    if (want && !atomic_load(&pt.capturing)) pthread_cond_signal(&pt.work_cv);
+    double start = now_s(), until = start + VP_STREAM_WAIT_MS / 1000.0;
     int waited = 0, timed_out = 0;
-    while (want && !pt.stopping && !atomic_load(&pt.capturing)) { /* a capture began: nothing comes */
+    while (want && !pt.stopping && !atomic_load(&pt.capturing)) {
         want = 0;
         for (int i = 0; i < op.n && !want; i++)
             for (uint32_t k = 0; k < op.a[i]->npieces && !want; k++)
@@ -549,12 +547,13 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
         wait_locked();
     }
     int dev = op.n ? op.a[0]->dev : 0;
+    double waited_s = waited ? now_s() - start : 0;
     if (waited) {
         count(&ss[dev].waits, 1);
-        count(&ss[dev].wait_ns, (uint64_t)((now_s() - (until - VP_STREAM_WAIT_MS / 1000.0)) * 1e9));
+        count(&ss[dev].wait_ns, (uint64_t)(waited_s * 1e9));
     }
     if (timed_out) count(&ss[dev].wait_timeouts, 1);
-    if (vp_trace_on()) trace_op(dev, use ? t : 0, what, waited ? now_s() - (until - VP_STREAM_WAIT_MS / 1000.0) : 0);
+    if (vp_trace_on()) trace_op(dev, use ? t : 0, what, waited_s);
     for (int i = 0; i < op.n; i++) {
         struct salloc *a = op.a[i];
         a->pending++;
