@@ -218,6 +218,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_LOG: return vp_parse_level(s, &vp_opt.log, why);
     case OPT_STATS: return vp_parse_bool(s, &vp_opt.stats, why);
     case OPT_HELP: return vp_parse_bool(s, &vp_opt.help, why);
+    case OPT_STREAM_HASH: return vp_parse_bool(s, &vp_opt.stream_hash, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);
@@ -225,6 +226,13 @@ static int apply(int i, const char *s, const char **why)
     case OPT_POLICY: return parse_choice(s, policy_names, &vp_opt.policy, why);
     case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
     case OPT_STREAM_WINDOW: return vp_parse_size(s, &vp_opt.stream_window, why);
+    case OPT_STREAM_THREADS: {
+        uint64_t v;
+        if (vp_parse_size(s, &v, why)) return -1;
+        if (v < 1 || v > 16) { *why = "must be 1 to 16"; return -1; }
+        vp_opt.stream_threads = v;
+        return 0;
+    }
     case OPT_CHUNK: {
         uint64_t v;
         if (vp_parse_size(s, &v, why)) return -1;

@@ -71,6 +71,13 @@ struct vp_cap {
     X(STREAM_PLACE, stream_place, CHOICE, "host", "stream mode: where a new "  \
       "allocation's pieces start: host (they come in when an operation uses "   \
       "them) or device (while the cap has room, as on a GPU of that size)")     \
+    X(STREAM_HASH, stream_hash, BOOL, "on", "stream mode: a piece operations "  \
+      "touched leaves without a copy back when its hash, taken on the device, " \
+      "is the one of its host memory (a one-word change always shows; "        \
+      "pager/hash.h); off: every touched piece is copied back")                 \
+    X(STREAM_THREADS, stream_threads, SIZE, "4", "stream mode: threads that "   \
+      "remap pieces at once, the pager's own included (1 to 16; the driver "    \
+      "remaps different ranges in parallel)")                                   \
     X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
       "copies of weight-file bytes leave the device: collapse (read-mostly "       \
       "duplicate dropped, no bus traffic) or writeback (copied back to the host)") \
@@ -90,6 +97,8 @@ struct vp_options {
     uint64_t paged_limit;
     uint64_t chunk;
     uint64_t stream_window;
+    uint64_t stream_threads;
+    bool stream_hash;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     int stream_place; /* enum vp_stream_place */

@@ -299,6 +299,11 @@
     X(CUresult, cuEventRecord, (CUevent ev, CUstream stream))                  \
     X(CUresult, cuEventQuery, (CUevent ev))                                    \
     X(CUresult, cuEventSynchronize, (CUevent ev))                              \
+    X(CUresult, cuModuleLoadData, (CUmodule *mod, const void *image))          \
+    X(CUresult, cuMemHostAlloc, (void **p, size_t n, unsigned int flags))      \
+    X(CUresult, cuStreamCreateWithPriority,                                    \
+      (CUstream *stream, unsigned int flags, int priority))                    \
+    X(CUresult, cuCtxGetStreamPriorityRange, (int *least, int *greatest))      \
     /* the pager threads (pager/shared.c) */                                   \
     X(CUresult, cuThreadExchangeStreamCaptureMode, (CUstreamCaptureMode *mode))
 

@@ -227,6 +227,84 @@ void vp_pager_thread_reset_child(struct vp_pager_thread *t)
     atomic_store(&t->capturing, 0);
 }
 
+/* ---- the helpers ---- */
+
+/* Takes items of the current run until none is left (p->mu not held). */
+static void pool_work(struct vp_pool *p)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n) return;
+        p->fn(p->ctx, i);
+    }
+}
+
+static void *pool_main(void *arg)
+{
+    struct vp_pool *p = arg;
+    vp_pager_thread_enter();
+    pthread_mutex_lock(&p->mu);
+    uint64_t seen = p->born; /* the run it was made in is to come */
+    for (;;) {
+        while (!p->stopping && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+        if (p->stopping) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        pool_work(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0) pthread_cond_signal(&p->idle);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+void vp_pool_run(struct vp_pool *p, size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+    pthread_mutex_lock(&p->mu);
+    if (n > 1 && !p->tried && !p->stopping) {
+        p->tried = 1;
+        int want = p->want < 1 ? 1 : p->want > VP_POOL_MAX ? VP_POOL_MAX : p->want;
+        p->born = p->gen;
+        while (p->nthreads < want - 1 && pthread_create(&p->th[p->nthreads], NULL, pool_main, p) == 0)
+            p->nthreads++;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    atomic_store(&p->next, 0);
+    int helpers = n > 1 ? p->nthreads : 0;
+    if (helpers) {
+        p->busy = helpers;
+        p->gen++;
+        pthread_cond_broadcast(&p->go);
+    }
+    pthread_mutex_unlock(&p->mu);
+    pool_work(p);
+    if (!helpers) return;
+    pthread_mutex_lock(&p->mu);
+    while (p->busy) pthread_cond_wait(&p->idle, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void vp_pool_stop(struct vp_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->go);
+    int n = p->nthreads;
+    p->nthreads = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < n; i++) pthread_join(p->th[i], NULL);
+}
+
+void vp_pool_reset_child(struct vp_pool *p)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    p->nthreads = p->tried = p->stopping = p->busy = 0;
+}
+
 int vp_use_primary_ctx(CUcontext *ctx, int dev)
 {
     if (!*ctx) {

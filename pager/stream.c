@@ -16,6 +16,7 @@
 #include "../policy/demand.h"
 #include "../policy/stream.h"
 #include "account.h"
+#include "hash.h"
 #include "shared.h"
 
 enum piece_state { P_HOST, P_DEV, P_MOVING };
@@ -33,9 +34,11 @@ struct piece {
     struct vp_uses u;                  /* when operations used it (policy/stream.h) */
     uint8_t state;                     /* enum piece_state */
     uint8_t dirty;                     /* an operation touched it while resident */
+    uint8_t hashed;                    /* hash is that of its host memory (pager/hash.h) */
     uint8_t pinned, pin_asked, requested;
     uint8_t ahead; /* came in before any launch asked for it */
     uint32_t pin_seq; /* order of pinning */
+    uint64_t hash[2];
 };
 
 struct salloc {
@@ -60,6 +63,8 @@ struct salloc {
     X(bytes_in, "bytes copied to the device")                                                 \
     X(bytes_writeback, "bytes copied back to the host when leaving")                          \
     X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
+    X(bytes_unchanged, "bytes operations touched that left without a copy: their hash had not changed") \
+    X(hashes, "pieces hashed on the device (coming in, and leaving after operations touched them)") \
     X(moves_in, "pieces brought in")                                                          \
     X(placed, "bytes of new allocations placed in device memory (VPAGE_STREAM_PLACE=device)") \
     X(moves_out, "pieces sent out")                                                           \
@@ -69,10 +74,10 @@ struct salloc {
     X(waits, "operations that waited for a move")                                             \
     X(wait_ns, "nanoseconds operations spent waiting for pieces and moves")                    \
     X(copy_ns, "nanoseconds the pager waited for its copies")                                  \
-    X(unmap_ns, "nanoseconds the pager spent unmapping pieces")                                \
+    X(unmap_ns, "nanoseconds the pager's threads spent unmapping and mapping pieces (summed)")                                \
     X(unmap_calls, "unmap calls (neighbouring pieces moving together share one)")              \
-    X(map_in_ns, "nanoseconds the pager spent mapping pieces to device memory")                \
-    X(map_out_ns, "nanoseconds the pager spent mapping pieces back to host memory")            \
+    X(map_in_ns, "nanoseconds the pager's threads spent giving access to pieces in device memory (summed)")                \
+    X(map_out_ns, "nanoseconds the pager's threads spent giving access to pieces back in host memory (summed)")            \
     X(dropped_ahead, "bytes of pieces brought in ahead of use that left unused")               \
     X(rounds, "rounds of moves")                                                              \
     X(plans, "planning passes of the pager")                                                  \
@@ -93,8 +98,10 @@ struct stream_stats {
 #define RING 4096
 #define OPMAX 256
 #define ROUND_BYTES (512ull << 20) /* most bytes moved each way per round */
+#define ROUND_MOVES 512             /* most moves a round */
 
 static struct vp_pager_thread pt = VP_PAGER_THREAD_INIT;
+static struct vp_pool pool = VP_POOL_INIT; /* the pager's helpers for remaps */
 static struct vp_rangetab tab; /* the streamed allocations, by base */
 #define TAB(i) ((struct salloc *)tab.r[i].owner)
 static uint64_t tick;
@@ -129,6 +136,12 @@ static int ops_block;
 /* pager thread only */
 static CUcontext ctx[VP_MAX_DEVICES];
 static CUstream s_in[VP_MAX_DEVICES], s_out[VP_MAX_DEVICES];
+/* the hash kernel (pager/hash.h), its stream (high priority: it stands
+ * between a touched piece and its leaving), loaded at first use */
+static CUfunction hash_fn[VP_MAX_DEVICES];
+static CUstream s_hash[VP_MAX_DEVICES];
+static int hash_tried[VP_MAX_DEVICES];
+#define HSTRIDE (2 * VP_HASH_MAX_BLOCKS) /* partials of one move's hash, in u64 */
 static int ctx_dev = -1;
 
 int vp_stream_on(void) { return vp_opt.paging == VP_PAGING_STREAM; }
@@ -474,6 +487,13 @@ static void trace_op(int dev, uint64_t t, const char *what, double waited_s)
              (unsigned long long)(waited_s * 1e6), list);
 }
 
+/* A piece an operation may touch (no move of it is under way). */
+static void touch(struct piece *p)
+{
+    if (p->state == P_DEV) p->dirty = 1;
+    else p->hashed = 0;
+}
+
 /* captures this thread began and has not ended: its operations are
  * recorded into a graph, not run (a replay fences everything) */
 static __thread int capturing_here;
@@ -554,17 +574,17 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
     }
     if (timed_out) count(&ss[dev].wait_timeouts, 1);
     if (vp_trace_on()) trace_op(dev, use ? t : 0, what, waited_s);
+    /* what it touches: resident pieces are dirty, and the host memory of
+     * the others may change under their hashes */
     for (int i = 0; i < op.n; i++) {
         struct salloc *a = op.a[i];
         a->pending++;
-        for (uint32_t k = 0; k < a->npieces; k++)
-            if (a->pc[k].state == P_DEV) a->pc[k].dirty = 1;
+        for (uint32_t k = 0; k < a->npieces; k++) touch(&a->pc[k]);
     }
     if (op.all) {
         global_pending++;
         for (size_t i = 0; i < tab.n; i++)
-            for (uint32_t k = 0; k < TAB(i)->npieces; k++)
-                if (TAB(i)->pc[k].state == P_DEV) TAB(i)->pc[k].dirty = 1;
+            for (uint32_t k = 0; k < TAB(i)->npieces; k++) touch(&TAB(i)->pc[k]);
     }
     op.on = 1;
     pthread_mutex_unlock(&pt.mu);
@@ -612,6 +632,9 @@ struct move {
     int out; /* 0 in, 1 out, 2 out that failed (stays resident) */
     struct slot *slot;
     int failed; /* remap */
+    uint8_t hashing; /* its hash is being taken (partials at its index in the round's buffer) */
+    uint8_t have_hash, copied;
+    uint64_t h[2];
 };
 
 /* The program's address of a move's piece. */
@@ -632,12 +655,64 @@ static void unslot(int dev, struct move *m)
     m->slot = NULL;
 }
 
+/* Whether dev's hash kernel is loaded (loads it the first time; the
+ * device is current). Pager thread. */
+static int hash_ready(int dev)
+{
+    if (!vp_opt.stream_hash) return 0;
+    if (!hash_tried[dev]) {
+        hash_tried[dev] = 1;
+        CUmodule mod;
+        CUresult rc = CUDA_ERROR_NOT_SUPPORTED;
+        if (vp_real.cuModuleLoadData && vp_real.cuModuleGetFunction && vp_real.cuLaunchKernel &&
+            (rc = vp_real.cuModuleLoadData(&mod, vp_hash_ptx)) == CUDA_SUCCESS &&
+            (rc = vp_real.cuModuleGetFunction(&hash_fn[dev], mod, "vp_hash")) == CUDA_SUCCESS) {
+            int least = 0, greatest = 0;
+            if (!vp_real.cuStreamCreateWithPriority || !vp_real.cuCtxGetStreamPriorityRange ||
+                vp_real.cuCtxGetStreamPriorityRange(&least, &greatest) != CUDA_SUCCESS ||
+                vp_real.cuStreamCreateWithPriority(&s_hash[dev], CU_STREAM_NON_BLOCKING, greatest) != CUDA_SUCCESS)
+                rc = vp_real.cuStreamCreate(&s_hash[dev], CU_STREAM_NON_BLOCKING);
+        }
+        if (rc != CUDA_SUCCESS) {
+            hash_fn[dev] = NULL;
+            s_hash[dev] = NULL;
+            vp_log(VP_WARN, "stream: the hash kernel could not be loaded on device %d (CUresult %d); every piece "
+                            "operations touched is copied back when it leaves", dev, (int)rc);
+        }
+    }
+    return hash_fn[dev] != NULL;
+}
+
+/* Starts the hash of len bytes at src (device memory) into out (pinned
+ * host memory, HSTRIDE words) on stream s. */
+static CUresult launch_hash(int dev, CUdeviceptr src, uint64_t len, uint64_t *out, CUstream s)
+{
+    uint64_t n = len / 8;
+    CUdeviceptr o = (CUdeviceptr)(uintptr_t)out;
+    void *args[3] = {&src, &n, &o};
+    count(&ss[dev].hashes, 1);
+    return vp_real.cuLaunchKernel(hash_fn[dev], vp_hash_blocks(n), 1, 1, VP_HASH_THREADS, 1, 1, 0, s, args, NULL);
+}
+
+/* Copies out-move m's slot back to its host memory on dev's out stream. */
+static CUresult copy_back(int dev, struct move *m)
+{
+    struct salloc *a = m->a;
+    CUresult rc = vp_real.cuMemcpyDtoDAsync_v2(a->home + piece_off(a, m->i), m->slot->va, piece_len(a, m->i),
+                                               s_out[dev]);
+    m->copied = rc == CUDA_SUCCESS;
+    return rc;
+}
+
 /* Issues the copies of the moves m[0..n) (pieces marked P_MOVING, their
  * allocations busy) on dev's two streams, both directions at once, and
- * records ev[0..1] after them. mu not held. Returns 0, or -1 when nothing
- * was issued (every move then fails softly: out ones stay, in ones do not
- * come). */
-static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[2])
+ * records ev[0..2] after them (in, out, hashes). With hbuf (pinned host
+ * memory, HSTRIDE words a move) and the hash kernel loaded: a piece coming
+ * in whose hash is not known is hashed after its copy, and a touched piece
+ * leaving is hashed instead of copied (remap copies it if it changed).
+ * mu not held. Returns 0, or -1 when nothing was issued (every move then
+ * fails softly: out ones stay, in ones do not come). */
+static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64_t *hbuf)
 {
     if (use_device(dev)) {
         driver_error("making the device current", CUDA_ERROR_INVALID_CONTEXT, dev);
@@ -647,16 +722,24 @@ static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[2])
         }
         return -1;
     }
+    int hashes = hbuf && hash_ready(dev);
     for (size_t j = 0; j < n; j++) {
         struct salloc *a = m[j].a;
         struct piece *p = &a->pc[m[j].i];
         uint64_t off = piece_off(a, m[j].i), len = piece_len(a, m[j].i);
         CUresult rc = CUDA_SUCCESS;
+        m[j].hashing = m[j].have_hash = m[j].copied = 0;
         if (m[j].out) {
-            if (p->dirty) rc = vp_real.cuMemcpyDtoDAsync_v2(a->home + off, m[j].slot->va, len, s_out[dev]);
+            if (!p->dirty) {
+            } else if (hashes && launch_hash(dev, m[j].slot->va, len, hbuf + j * HSTRIDE, s_hash[dev]) == CUDA_SUCCESS)
+                m[j].hashing = 1;
+            else
+                rc = copy_back(dev, &m[j]);
         } else {
             m[j].slot = slot_get(dev, len);
             if (m[j].slot) rc = vp_real.cuMemcpyDtoDAsync_v2(m[j].slot->va, a->home + off, len, s_in[dev]);
+            if (m[j].slot && rc == CUDA_SUCCESS && hashes && !p->hashed)
+                m[j].hashing = launch_hash(dev, m[j].slot->va, len, hbuf + j * HSTRIDE, s_in[dev]) == CUDA_SUCCESS;
         }
         if (rc != CUDA_SUCCESS) {
             driver_error("copying a piece", rc, dev);
@@ -664,40 +747,146 @@ static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[2])
             else unslot(dev, &m[j]);
         }
     }
-    for (int k = 0; k < 2; k++)
-        if (!ev[k] || vp_real.cuEventRecord(ev[k], k ? s_out[dev] : s_in[dev]) != CUDA_SUCCESS) {
+    CUstream st[3] = {s_in[dev], s_out[dev], s_hash[dev]};
+    for (int k = 0; k < 3; k++) {
+        if (!st[k]) { /* no hash stream: nothing on it */
+            ev[k] = NULL;
+            continue;
+        }
+        if (!ev[k] || vp_real.cuEventRecord(ev[k], st[k]) != CUDA_SUCCESS) {
             /* no event: wait here */
-            if (vp_real.cuStreamSynchronize(k ? s_out[dev] : s_in[dev]) != CUDA_SUCCESS) return -2;
+            if (vp_real.cuStreamSynchronize(st[k]) != CUDA_SUCCESS) return -2;
             ev[k] = NULL;
         }
+    }
     return 0;
+}
+
+/* After the hashes of m[0..n) (hbuf, as issue_copies took them): a leaving
+ * piece whose hash is the one of its host memory leaves without a copy;
+ * one that changed, or whose host memory's hash is not known, is copied
+ * back now and waited for. Returns 0, or -1 when those copies failed (they
+ * then stay resident). mu not held. */
+static int settle_hashes(int dev, struct move *m, size_t n, const uint64_t *hbuf)
+{
+    int copies = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (!m[j].hashing) continue;
+        struct piece *p = &m[j].a->pc[m[j].i];
+        vp_hash_combine(hbuf + j * HSTRIDE, vp_hash_blocks(piece_len(m[j].a, m[j].i) / 8), m[j].h);
+        m[j].have_hash = 1;
+        if (m[j].out != 1 || (p->hashed && p->hash[0] == m[j].h[0] && p->hash[1] == m[j].h[1])) continue;
+        if (copy_back(dev, &m[j]) != CUDA_SUCCESS) {
+            driver_error("copying a piece", CUDA_ERROR_UNKNOWN, dev);
+            m[j].out = 2;
+        } else
+            copies = 1;
+    }
+    if (!copies || vp_real.cuStreamSynchronize(s_out[dev]) == CUDA_SUCCESS) return 0;
+    driver_error("waiting for the copies of pieces", CUDA_ERROR_UNKNOWN, dev);
+    for (size_t j = 0; j < n; j++)
+        if (m[j].out == 1 && m[j].copied) m[j].out = 2;
+    return -1;
+}
+
+/* The runs of a round's moves to remap: run k is m[runs[2k]..runs[2k+1]). */
+struct remap_job {
+    int dev;
+    struct move *m;
+    size_t *runs;
+    size_t nruns;
+};
+
+/* Remaps run k of job: neighbouring pieces moving the same way. Each run
+ * touches only its own moves; stats are atomic. A helper or the pager
+ * thread, mu not held. */
+static void remap_run(void *arg, size_t k)
+{
+    struct remap_job *job = arg;
+    struct move *m = job->m;
+    int dev = job->dev;
+    size_t j = job->runs[2 * k], e = job->runs[2 * k + 1];
+    if (vp_real.cuCtxSetCurrent(ctx[dev]) != CUDA_SUCCESS) {
+        for (size_t q = j; q < e; q++) m[q].failed = 2; /* nothing was touched */
+        driver_error("making the device current for a remap", CUDA_ERROR_INVALID_CONTEXT, dev);
+        return;
+    }
+    CUdeviceptr first = move_va(&m[j]);
+    uint64_t span = move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i) - first;
+    double u0 = now_s();
+    int whole = e - j > 1 && vp_real.cuMemUnmap(first, span) == CUDA_SUCCESS;
+    count(&ss[dev].unmap_calls, 1);
+    int mapped = 1;
+    for (size_t q = j; q < e; q++) {
+        struct salloc *a = m[q].a;
+        uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
+        CUresult r = CUDA_SUCCESS;
+        if (!whole) {
+            if (e - j > 1) count(&ss[dev].unmap_calls, 1);
+            r = vp_real.cuMemUnmap(a->base + off, len);
+        }
+        if (r == CUDA_SUCCESS)
+            r = vp_real.cuMemMap(a->base + off, len, 0, m[q].out ? a->pc[m[q].i].host : m[q].slot->h, 0);
+        if (r != CUDA_SUCCESS) {
+            mapped = 0;
+            m[q].failed = 1;
+        }
+    }
+    double u1 = now_s();
+    count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
+    /* access: for the run at once, else a piece at a time */
+    if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
+        for (size_t q = j; q < e; q++)
+            if (!m[q].failed && allow(move_va(&m[q]), piece_len(m[q].a, m[q].i), dev) != CUDA_SUCCESS) {
+                vp_real.cuMemUnmap(move_va(&m[q]), piece_len(m[q].a, m[q].i));
+                m[q].failed = 1;
+            }
+    count(m[j].out ? &ss[dev].map_out_ns : &ss[dev].map_in_ns, (uint64_t)((now_s() - u1) * 1e9));
+    for (size_t q = j; q < e; q++) {
+        if (!m[q].failed) continue;
+        struct salloc *a = m[q].a;
+        uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
+        if (m[q].failed == 1) {
+            driver_error("remapping a piece", CUDA_ERROR_UNKNOWN, dev);
+            /* put back what was there: the data it holds is current */
+            CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
+            vp_real.cuMemUnmap(a->base + off, len);
+            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
+                vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
+                         "will fault", (unsigned long long)(a->base + off), dev);
+        }
+        if (m[q].out) m[q].out = 2;
+        else unslot(dev, &m[q]);
+    }
 }
 
 /* Waits for the copies of m[0..n) (issue_copies returned rc), then moves
  * the program's addresses to the other memory. mu not held. */
-static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
+static void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf)
 {
     double t0 = now_s();
-    CUresult ri = CUDA_SUCCESS, ro = CUDA_SUCCESS;
-    if (rc == 0) {
-        if (ev[0]) ri = vp_real.cuEventSynchronize(ev[0]);
-        if (ev[1]) ro = vp_real.cuEventSynchronize(ev[1]);
-    }
-    if (rc == -2 || ri != CUDA_SUCCESS || ro != CUDA_SUCCESS) {
-        driver_error("waiting for the copies of pieces", ri != CUDA_SUCCESS ? ri : ro, dev);
+    CUresult r = CUDA_SUCCESS;
+    for (int k = 0; k < 3 && rc == 0 && r == CUDA_SUCCESS; k++)
+        if (ev[k]) r = vp_real.cuEventSynchronize(ev[k]);
+    if (rc == -2 || r != CUDA_SUCCESS) {
+        driver_error("waiting for the copies of pieces", r, dev);
         for (size_t j = 0; j < n; j++) {
+            m[j].hashing = 0;
             if (m[j].out == 1) m[j].out = 2;
             if (!m[j].out && m[j].slot) unslot(dev, &m[j]);
         }
     }
+    if (hbuf) settle_hashes(dev, m, n, hbuf);
     double t1 = now_s();
     count(&ss[dev].copy_ns, (uint64_t)((t1 - t0) * 1e9));
     /* neighbouring pieces moving the same way (of one allocation, or of
      * neighbouring allocations of one arena) are unmapped with one call
-     * and given access with one call: each unmap waits for the device
-     * (measured 1.3-3.4 ms a call on a busy H200). The driver may
-     * refuse a range over several mappings: then one call a piece. */
+     * and given access with one call. The driver may refuse a range over
+     * several mappings: then one call a piece. The runs are remapped on
+     * the pager's helpers at once (remap_run) */
     qsort(m, n, sizeof *m, by_place);
+    size_t runs[2 * ROUND_MOVES];
+    struct remap_job job = {dev, m, runs, 0};
     for (size_t j = 0; j < n;) {
         size_t e = j + 1;
         if (m[j].out == 2 || (!m[j].out && !m[j].slot)) {
@@ -707,53 +896,12 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
         while (e < n && m[e].out == m[j].out && (m[e].out || m[e].slot) && m[e].a->arena == m[j].a->arena &&
                move_va(&m[e]) == move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i))
             e++;
-        CUdeviceptr first = move_va(&m[j]);
-        uint64_t span = move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i) - first;
-        double u0 = now_s();
-        int whole = e - j > 1 && vp_real.cuMemUnmap(first, span) == CUDA_SUCCESS;
-        count(&ss[dev].unmap_calls, 1);
-        int mapped = 1;
-        for (size_t q = j; q < e; q++) {
-            struct salloc *a = m[q].a;
-            uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
-            CUresult r = CUDA_SUCCESS;
-            if (!whole) {
-                if (e - j > 1) count(&ss[dev].unmap_calls, 1);
-                r = vp_real.cuMemUnmap(a->base + off, len);
-            }
-            if (r == CUDA_SUCCESS) r = vp_real.cuMemMap(a->base + off, len, 0, m[q].out ? a->pc[m[q].i].host
-                                                                                        : m[q].slot->h, 0);
-            if (r != CUDA_SUCCESS) {
-                mapped = 0;
-                m[q].failed = 1;
-            }
-        }
-        double u1 = now_s();
-        count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
-        /* access: for the run at once, else a piece at a time */
-        if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
-            for (size_t q = j; q < e; q++)
-                if (!m[q].failed && allow(move_va(&m[q]), piece_len(m[q].a, m[q].i), dev) != CUDA_SUCCESS) {
-                    vp_real.cuMemUnmap(move_va(&m[q]), piece_len(m[q].a, m[q].i));
-                    m[q].failed = 1;
-                }
-        count(m[j].out ? &ss[dev].map_out_ns : &ss[dev].map_in_ns, (uint64_t)((now_s() - u1) * 1e9));
-        for (size_t q = j; q < e; q++) {
-            if (!m[q].failed) continue;
-            struct salloc *a = m[q].a;
-            uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
-            driver_error("remapping a piece", CUDA_ERROR_UNKNOWN, dev);
-            /* put back what was there: the data it holds is current */
-            CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
-            vp_real.cuMemUnmap(a->base + off, len);
-            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
-                vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
-                         "will fault", (unsigned long long)(a->base + off), dev);
-            if (m[q].out) m[q].out = 2;
-            else unslot(dev, &m[q]);
-        }
+        runs[2 * job.nruns] = j;
+        runs[2 * job.nruns + 1] = e;
+        job.nruns++;
         j = e;
     }
+    vp_pool_run(&pool, job.nruns, remap_run, &job);
     if (vp_trace_on())
         vp_trace("round", "\t%d\t%zu\t%llu\t%llu", dev, n, (unsigned long long)((t1 - t0) * 1e6),
                  (unsigned long long)((now_s() - t1) * 1e6));
@@ -762,9 +910,9 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[2], int rc)
 /* Copies, then remaps, with no overlap (reclaims). */
 static void make_moves(int dev, struct move *m, size_t n)
 {
-    CUevent none[2] = {NULL, NULL};
-    int rc = issue_copies(dev, m, n, none);
-    remap(dev, m, n, none, rc);
+    CUevent none[3] = {NULL, NULL, NULL};
+    int rc = issue_copies(dev, m, n, none, NULL);
+    remap(dev, m, n, none, rc, NULL);
 }
 
 /* The budget of pieces on dev: the cap less everything counted that is not
@@ -869,7 +1017,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             if (!p->u.visit) {
                 /* placed at its allocation and not used yet: it keeps the
                  * room only what is wanted does not need (ranked last) */
-                refs[n] = (struct move){a, k, 0, NULL, 0};
+                refs[n] = (struct move){.a = a, .i = k};
                 c[n] = (struct vp_spc){.key = VP_NEXT_STALE, .bytes = len, .ref = &refs[n], .cls = VP_SC_NEXT};
                 n++;
                 continue;
@@ -886,7 +1034,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                                  (unsigned long long)len);
                 }
             }
-            refs[n] = (struct move){a, k, 0, NULL, 0};
+            refs[n] = (struct move){.a = a, .i = k};
             c[n].bytes = len;
             c[n].ref = &refs[n];
             c[n].want = 0;
@@ -931,7 +1079,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){r->a, r->i, 1, p->slot, 0};
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot};
         p->state = P_MOVING;
         out_bytes += c[j].bytes;
     }
@@ -951,7 +1099,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){r->a, r->i, 0, NULL, 0};
+        m[nm++] = (struct move){.a = r->a, .i = r->i};
         p->ahead = !p->requested;
         p->state = P_MOVING;
         room -= c[j].bytes;
@@ -974,11 +1122,20 @@ static void finish_locked(int dev, struct move *m, size_t n)
         struct salloc *a = m[j].a;
         struct piece *p = &a->pc[m[j].i];
         uint64_t len = piece_len(a, m[j].i);
+        if (m[j].have_hash) {
+            memcpy(p->hash, m[j].h, sizeof p->hash);
+            p->hashed = 1;
+        }
         if (m[j].out == 1) {
             if (vp_trace_on())
                 vp_trace("out", "\t%d\t%#llx\t%u\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
-                         (unsigned long long)len, p->dirty);
-            count(p->dirty ? &ss[dev].bytes_writeback : &ss[dev].bytes_dropped, len);
+                         (unsigned long long)len, m[j].copied);
+            /* host memory written without a hash taken of it: not known */
+            if (m[j].copied && !m[j].have_hash) p->hashed = 0;
+            count(m[j].copied ? &ss[dev].bytes_writeback
+                  : p->dirty  ? &ss[dev].bytes_unchanged
+                              : &ss[dev].bytes_dropped,
+                  len);
             if (!p->dirty && p->ahead) count(&ss[dev].dropped_ahead, len);
             count(&ss[dev].moves_out, 1);
             slot_put_locked(dev, m[j].slot);
@@ -1032,7 +1189,7 @@ static void reclaim_locked(int dev, uint64_t want)
                 if (a->pc[k].state == P_DEV) {
                     a->pc[k].state = P_MOVING;
                     a->busy++;
-                    m[nm++] = (struct move){a, k, 1, a->pc[k].slot, 0};
+                    m[nm++] = (struct move){.a = a, .i = k, .out = 1, .slot = a->pc[k].slot};
                 }
         }
         if (!nm) return;
@@ -1047,20 +1204,34 @@ static void reclaim_locked(int dev, uint64_t want)
 /* A round of moves: its copies are issued, then (next time round) waited
  * for and its remaps made, while the copies of the next round run. */
 struct round {
-    struct move m[512];
+    struct move m[ROUND_MOVES];
     size_t n;
     int dev, rc, live;
-    CUevent ev[2];
+    CUevent ev[3];
+    uint64_t *hbuf; /* the hashes' partials, HSTRIDE words a move (NULL: no hashing) */
 };
 
-static CUevent round_ev[VP_MAX_DEVICES][2][2];
+static CUevent round_ev[VP_MAX_DEVICES][2][3];
+static uint64_t *round_hbuf[2]; /* pinned host memory, for every device */
+
+/* Round slot k's hash buffer, made the first time (a device is current). */
+static uint64_t *hash_buffer(int k)
+{
+    if (!round_hbuf[k] && vp_opt.stream_hash && vp_real.cuMemHostAlloc) {
+        void *p = NULL;
+        if (vp_real.cuMemHostAlloc(&p, ROUND_MOVES * HSTRIDE * sizeof(uint64_t),
+                                   CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP) == CUDA_SUCCESS)
+            round_hbuf[k] = p;
+    }
+    return round_hbuf[k];
+}
 
 /* Waits for round r's copies, remaps and ends it. mu held. */
 static void flush_locked(struct round *r)
 {
     if (!r->live) return;
     pthread_mutex_unlock(&pt.mu);
-    remap(r->dev, r->m, r->n, r->ev, r->rc);
+    remap(r->dev, r->m, r->n, r->ev, r->rc, r->hbuf);
     pthread_mutex_lock(&pt.mu);
     finish_locked(r->dev, r->m, r->n);
     r->live = 0;
@@ -1109,12 +1280,13 @@ static void *pager_main(void *arg)
             moving_any++;
             int d = r->dev, slot = cur;
             pthread_mutex_unlock(&pt.mu);
-            for (int k = 0; k < 2; k++)
+            for (int k = 0; k < 3; k++) {
                 if (!round_ev[d][slot][k] && use_device(d) == 0)
                     vp_real.cuEventCreate(&round_ev[d][slot][k], CU_EVENT_DISABLE_TIMING);
-            r->ev[0] = round_ev[d][slot][0];
-            r->ev[1] = round_ev[d][slot][1];
-            r->rc = issue_copies(d, r->m, r->n, r->ev);
+                r->ev[k] = round_ev[d][slot][k];
+            }
+            r->hbuf = use_device(d) == 0 ? hash_buffer(slot) : NULL;
+            r->rc = issue_copies(d, r->m, r->n, r->ev, r->hbuf);
             pthread_mutex_lock(&pt.mu);
             r->live = 1;
         }
@@ -1134,6 +1306,7 @@ static void *pager_main(void *arg)
 
 static int start_locked(void)
 {
+    pool.want = (int)vp_opt.stream_threads;
     return vp_pager_thread_start_locked(&pt, pager_main, "vpage-stream",
                                         "stream: cannot start the pager thread; allocations are not streamed");
 }
@@ -1360,7 +1533,11 @@ void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), v
     vp_report_end(json, emit, ctx_);
 }
 
-void vp_stream_shutdown(void) { vp_pager_thread_stop(&pt); }
+void vp_stream_shutdown(void)
+{
+    vp_pager_thread_stop(&pt);
+    vp_pool_stop(&pool);
+}
 
 void vp_stream_lock(void)
 {
@@ -1377,6 +1554,7 @@ void vp_stream_unlock(void)
 void vp_stream_reset_child(void)
 {
     vp_pager_thread_reset_child(&pt);
+    vp_pool_reset_child(&pool);
     pthread_mutex_init(&ring_mu, NULL);
     vp_rangetab_forget(&tab);
     moving_any = global_pending = 0;
@@ -1388,6 +1566,10 @@ void vp_stream_reset_child(void)
     memset(s_in, 0, sizeof s_in);
     memset(s_out, 0, sizeof s_out);
     memset(round_ev, 0, sizeof round_ev);
+    memset(round_hbuf, 0, sizeof round_hbuf); /* the parent's pinned memory */
+    memset(hash_fn, 0, sizeof hash_fn);
+    memset(hash_tried, 0, sizeof hash_tried);
+    memset(s_hash, 0, sizeof s_hash);
     holes = NULL; /* the parent's address ranges: not ours to hand out */
     nholes = capholes = 0;
     narenas = 0;

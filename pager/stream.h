@@ -14,7 +14,9 @@
  *   counted against the cap as kind "resident" from before its creation
  *   until after its release) and remapping the program's address to the
  *   slot; it leaves by copying back (if an operation touched it since it
- *   came in) and remapping the address to its host memory. Unlike managed
+ *   came in and, with VPAGE_STREAM_HASH, its hash taken on the device is
+ *   no longer that of its host memory: pager/hash.h) and remapping the
+ *   address to its host memory. Unlike managed
  *   memory, the device's own use is exactly the slots: nothing the driver
  *   keeps behind the pager's books (bench/probes/uvm_keep.c).
  *
@@ -42,7 +44,9 @@
  *   their buffers as parameters, as PyTorch's and cuBLAS's do.
  *
  *   Threads: the pager thread (started at the first streamed allocation)
- *   plans and makes every move, on streams of its own. It plans again
+ *   plans and makes every move, on streams of its own; helpers
+ *   (VPAGE_STREAM_THREADS in all, pager/shared.h's pool) remap the runs of a
+ *   round at once. It plans again
  *   after an operation that needs a piece not resident, uses a piece that
  *   is neither pinned nor hot, or ends while a move waits for it, and
  *   while moves are under way; a loop whose pieces all stay resident is

@@ -148,6 +148,45 @@ Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
     ASSERT_BOOKS_MATCH(0);
 }
 
+Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
+{
+    /* weights: kernels read them, none writes; a piece that leaves is
+     * hashed on the device, and with the hash it came in with it is not
+     * copied back. The one a kernel then changes is copied back, and
+     * every byte is right at the end */
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
+    enum { N = 8 };
+    CUdeviceptr buf[N];
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB)); /* four times the cap */
+        fill(&c, buf[i], i, 32 * MiB);
+    }
+    for (int round = 0; round < 6; round++)
+        for (int i = 0; i < N; i++) {
+            launch2(&c, ro, buf[i], 0);
+            sleep_ms(2);
+        }
+    cr_assert_gt(paging_stat("moves_out"), 8, "%s", stats());
+    cr_assert_gt(paging_stat("bytes_unchanged"), 0, "%s", stats());
+    cr_assert_eq(paging_stat("bytes_writeback"), 0, "read-only pieces were copied back: %s", stats());
+    cr_assert_gt(paging_stat("hashes"), 0);
+    /* one kernel changes buffer 3's first word; the loop sends it out */
+    launch2(&c, rw, buf[3], 0);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++) {
+            launch2(&c, ro, buf[i], 0);
+            sleep_ms(2);
+        }
+    cr_assert_geq(paging_stat("bytes_writeback"), 4 * MiB, "the changed piece was copied back: %s", stats());
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i == 3);
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
 /* A loop as a model runs it: n weights used once a round (each by reads
  * launches in a row, with the activation), an activation used by acts
  * launches before each weight. Counts every increment for check. */

@@ -13,7 +13,9 @@
  * (pool growth step, default 2 MiB).
  *
  * Kernels: cuModuleLoadData/cuLibraryLoadData take a text image
- * "name:nparams,name:nparams"; every parameter is 8 bytes.
+ * "name:nparams,name:nparams"; every parameter is 8 bytes. A PTX image
+ * (starting ".version") stands for vpage's hash kernel "vp_hash"
+ * (pager/hash.h), which runs at launch with the host reference.
  *
  * Managed memory (cuMemAllocManaged) starts on the host and costs the
  * device nothing; per 64 KiB page the fake keeps where it is: prefetch to
@@ -36,6 +38,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../pager/hash.h"
 
 #undef cuGetProcAddress
 
@@ -363,7 +367,32 @@ FAKE_EXPORT CUresult cuStreamCreate(CUstream *s, unsigned int flags)
     return CUDA_SUCCESS;
 }
 
+FAKE_EXPORT CUresult cuStreamCreateWithPriority(CUstream *s, unsigned int flags, int priority)
+{
+    (void)priority;
+    return cuStreamCreate(s, flags);
+}
+FAKE_EXPORT CUresult cuCtxGetStreamPriorityRange(int *least, int *greatest)
+{
+    if (least) *least = 0;
+    if (greatest) *greatest = -5;
+    return CUDA_SUCCESS;
+}
+
 FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream s) { (void)s; return CUDA_SUCCESS; }
+
+/* Pinned host memory: plain host memory here. */
+FAKE_EXPORT CUresult cuMemHostAlloc(void **p, size_t n, unsigned int flags)
+{
+    (void)flags;
+    *p = calloc(1, n ? n : 1);
+    return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+FAKE_EXPORT CUresult cuMemFreeHost(void *p)
+{
+    free(p);
+    return CUDA_SUCCESS;
+}
 
 FAKE_EXPORT CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice d)
 {
@@ -753,6 +782,8 @@ static struct fkernel *find_kernel(struct fimage *m, const char *name)
 FAKE_EXPORT CUresult cuModuleLoadData(CUmodule *mod, const void *image)
 {
     NEED_INIT();
+    if (!strncmp(image, ".version", 8)) /* PTX: vpage's own kernel */
+        image = strstr(image, ".entry vp_hash(") ? "vp_hash:3" : "";
     *mod = (CUmodule)parse_image(image, 0);
     return CUDA_SUCCESS;
 }
@@ -875,8 +906,22 @@ static void run_rw(CUfunction f, void **p)
         }
     }
 }
+/* vp_hash(src, nwords, out): the sums in block 0's partials, zeros in the
+ * other blocks'. Counted by fake_cuda_hashes. */
+static atomic_uint_fast64_t hashes;
+FAKE_EXPORT uint64_t fake_cuda_hashes(void) { return atomic_load(&hashes); }
+static void run_hash(CUfunction f, unsigned blocks, void **p)
+{
+    struct fkernel *k = (struct fkernel *)f;
+    if (!k || !p || strcmp(k->name, "vp_hash")) return;
+    const uint64_t *src = (const uint64_t *)(uintptr_t)*(uint64_t *)p[0];
+    uint64_t n = *(uint64_t *)p[1], *out = (uint64_t *)(uintptr_t)*(uint64_t *)p[2];
+    vp_hash_ref(src, n, out);
+    memset(out + 2, 0, (blocks - 1) * 2 * sizeof *out);
+    atomic_fetch_add(&hashes, 1);
+}
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
-{ (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); run_tma(f, p); return launch(f); }
+{ (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); run_tma(f, p); run_hash(f, gx, p); return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
@@ -988,7 +1033,9 @@ static const struct entry entries[] = {
     E("cuMemAllocPitch", 3020, 0, cuMemAllocPitch_v2), E("cuMemFree", 3020, 0, cuMemFree_v2),
     E("cuMemAllocManaged", 6000, 0, cuMemAllocManaged),
     E("cuMemAdvise", 12020, 0, cuMemAdvise_v2), E("cuMemPrefetchAsync", 12020, 0, cuMemPrefetchAsync_v2),
-    E("cuStreamCreate", 2000, 0, cuStreamCreate), E("cuStreamDestroy", 4000, 0, cuStreamDestroy_v2), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
+    E("cuStreamCreate", 2000, 0, cuStreamCreate), E("cuStreamCreateWithPriority", 5050, 0, cuStreamCreateWithPriority),
+    E("cuCtxGetStreamPriorityRange", 5050, 0, cuCtxGetStreamPriorityRange), E("cuMemHostAlloc", 3020, 0, cuMemHostAlloc),
+    E("cuMemFreeHost", 2000, 0, cuMemFreeHost), E("cuStreamDestroy", 4000, 0, cuStreamDestroy_v2), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
     E("cuIpcGetMemHandle", 4010, 0, cuIpcGetMemHandle),
     E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     E("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy), E("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
