@@ -75,6 +75,11 @@ struct vp_cap {
       "touched leaves without a copy back when its hash, taken on the device, " \
       "is the one of its host memory (a one-word change always shows; "        \
       "pager/hash.h); off: every touched piece is copied back")                 \
+    X(STREAM_LAZY_MAP, stream_lazy_map, BOOL, "on", "stream mode: a piece "    \
+      "that leaves the device is left unmapped (cheap for the driver) until "   \
+      "an operation vpage sees touches its allocation, which then maps its "    \
+      "host memory; off: mapped back at once, so what the hooks cannot see "    \
+      "reads it remotely")                                                      \
     X(STREAM_THREADS, stream_threads, SIZE, "4", "stream mode: threads that "   \
       "remap pieces at once, the pager's own included (1 to 16; the driver "    \
       "remaps different ranges in parallel)")                                   \
@@ -99,6 +104,7 @@ struct vp_options {
     uint64_t stream_window;
     uint64_t stream_threads;
     bool stream_hash;
+    bool stream_lazy_map;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     int stream_place; /* enum vp_stream_place */

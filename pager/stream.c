@@ -35,6 +35,7 @@ struct piece {
     uint8_t state;                     /* enum piece_state */
     uint8_t dirty;                     /* an operation touched it while resident */
     uint8_t hashed;                    /* hash is that of its host memory (pager/hash.h) */
+    uint8_t bare;                      /* not resident and its address maps nothing (VPAGE_STREAM_LAZY_MAP) */
     uint8_t pinned, pin_asked, requested;
     uint8_t ahead; /* came in before any launch asked for it */
     uint32_t pin_seq; /* order of pinning */
@@ -65,6 +66,8 @@ struct salloc {
     X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
     X(bytes_unchanged, "bytes operations touched that left without a copy: their hash had not changed") \
     X(hashes, "pieces hashed on the device (coming in, and leaving after operations touched them)") \
+    X(bare_maps, "pieces left unmapped that an operation touched: their host memory was mapped for it") \
+    X(bare_map_ns, "nanoseconds operations spent mapping host memory of pieces left unmapped")     \
     X(moves_in, "pieces brought in")                                                          \
     X(placed, "bytes of new allocations placed in device memory (VPAGE_STREAM_PLACE=device)") \
     X(moves_out, "pieces sent out")                                                           \
@@ -494,6 +497,63 @@ static void touch(struct piece *p)
     else p->hashed = 0;
 }
 
+/* Maps the host memory of up to 64 bare pieces of the operation's
+ * allocations (all of them for op.all), on the calling thread: they are
+ * marked moving meanwhile, so neither the pager nor another operation
+ * touches them. Returns how many there were. mu held (dropped meanwhile). */
+static int map_bare_locked(void)
+{
+    struct {
+        struct salloc *a;
+        uint32_t k;
+    } b[64];
+    int nb = 0;
+    size_t na = op.all ? tab.n : (size_t)op.n;
+    for (size_t i = 0; i < na && nb < 64; i++) {
+        struct salloc *a = op.all ? TAB(i) : op.a[i];
+        for (uint32_t k = 0; k < a->npieces && nb < 64; k++)
+            if (a->pc[k].state == P_HOST && a->pc[k].bare) {
+                a->pc[k].state = P_MOVING;
+                a->busy++;
+                b[nb].a = a;
+                b[nb++].k = k;
+            }
+    }
+    if (!nb) return 0;
+    moving_any++;
+    pthread_mutex_unlock(&pt.mu);
+    double t0 = now_s();
+    /* relaxed: another thread may be capturing in global mode */
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    int swapped = vp_real.cuThreadExchangeStreamCaptureMode &&
+                  vp_real.cuThreadExchangeStreamCaptureMode(&mode) == CUDA_SUCCESS;
+    int ok[64];
+    for (int j = 0; j < nb; j++) {
+        struct salloc *a = b[j].a;
+        uint64_t off = piece_off(a, b[j].k), len = piece_len(a, b[j].k);
+        ok[j] = map_at(a->base + off, len, a->pc[b[j].k].host, a->dev) == CUDA_SUCCESS;
+        if (!ok[j]) {
+            driver_error("mapping a piece's host memory", CUDA_ERROR_UNKNOWN, a->dev);
+            vp_error("stream: piece at %#llx of device %d could not be mapped; kernels touching it will fault",
+                     (unsigned long long)(a->base + off), a->dev);
+        }
+    }
+    if (swapped) vp_real.cuThreadExchangeStreamCaptureMode(&mode);
+    uint64_t ns = (uint64_t)((now_s() - t0) * 1e9);
+    pthread_mutex_lock(&pt.mu);
+    for (int j = 0; j < nb; j++) {
+        struct piece *p = &b[j].a->pc[b[j].k];
+        p->state = P_HOST;
+        p->bare = !ok[j];
+        b[j].a->busy--;
+        count(&ss[b[j].a->dev].bare_maps, 1);
+    }
+    count(&ss[b[0].a->dev].bare_map_ns, ns);
+    moving_any--;
+    pthread_cond_broadcast(&pt.done_cv);
+    return nb;
+}
+
 /* captures this thread began and has not ended: its operations are
  * recorded into a graph, not run (a replay fences everything) */
 static __thread int capturing_here;
@@ -562,10 +622,14 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
         waited = 1;
         wait_locked();
     }
-    while (has_moving_locked() && !pt.stopping) {
-        waited = 1;
-        wait_locked();
-    }
+    /* then the pieces left unmapped get their host memory mapped, and
+     * moves that began meanwhile are waited for again */
+    do {
+        while (has_moving_locked() && !pt.stopping) {
+            waited = 1;
+            wait_locked();
+        }
+    } while (!pt.stopping && map_bare_locked());
     int dev = op.n ? op.a[0]->dev : 0;
     double waited_s = waited ? now_s() - start : 0;
     if (waited) {
@@ -633,6 +697,7 @@ struct move {
     struct slot *slot;
     int failed; /* remap */
     uint8_t hashing; /* its hash is being taken (partials at its index in the round's buffer) */
+    uint8_t bare;    /* in: its address maps nothing now; out: it is left so */
     uint8_t have_hash, copied;
     uint64_t h[2];
 };
@@ -645,6 +710,7 @@ static int by_place(const void *x, const void *y)
 {
     const struct move *a = x, *b = y;
     if (a->out != b->out) return a->out < b->out ? -1 : 1;
+    if (a->bare != b->bare) return a->bare < b->bare ? -1 : 1;
     return move_va(a) < move_va(b) ? -1 : move_va(a) > move_va(b);
 }
 
@@ -813,19 +879,21 @@ static void remap_run(void *arg, size_t k)
     }
     CUdeviceptr first = move_va(&m[j]);
     uint64_t span = move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i) - first;
+    /* a bare in-move has nothing to unmap; a bare out-move maps nothing */
+    int unmap = !(m[j].bare && !m[j].out), map = !(m[j].bare && m[j].out);
     double u0 = now_s();
-    int whole = e - j > 1 && vp_real.cuMemUnmap(first, span) == CUDA_SUCCESS;
-    count(&ss[dev].unmap_calls, 1);
+    int whole = unmap && e - j > 1 && vp_real.cuMemUnmap(first, span) == CUDA_SUCCESS;
+    if (unmap) count(&ss[dev].unmap_calls, 1);
     int mapped = 1;
     for (size_t q = j; q < e; q++) {
         struct salloc *a = m[q].a;
         uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
         CUresult r = CUDA_SUCCESS;
-        if (!whole) {
+        if (unmap && !whole) {
             if (e - j > 1) count(&ss[dev].unmap_calls, 1);
             r = vp_real.cuMemUnmap(a->base + off, len);
         }
-        if (r == CUDA_SUCCESS)
+        if (r == CUDA_SUCCESS && map)
             r = vp_real.cuMemMap(a->base + off, len, 0, m[q].out ? a->pc[m[q].i].host : m[q].slot->h, 0);
         if (r != CUDA_SUCCESS) {
             mapped = 0;
@@ -835,7 +903,8 @@ static void remap_run(void *arg, size_t k)
     double u1 = now_s();
     count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
     /* access: for the run at once, else a piece at a time */
-    if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
+    if (!map) {
+    } else if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
         for (size_t q = j; q < e; q++)
             if (!m[q].failed && allow(move_va(&m[q]), piece_len(m[q].a, m[q].i), dev) != CUDA_SUCCESS) {
                 vp_real.cuMemUnmap(move_va(&m[q]), piece_len(m[q].a, m[q].i));
@@ -848,10 +917,11 @@ static void remap_run(void *arg, size_t k)
         uint64_t off = piece_off(a, m[q].i), len = piece_len(a, m[q].i);
         if (m[q].failed == 1) {
             driver_error("remapping a piece", CUDA_ERROR_UNKNOWN, dev);
-            /* put back what was there: the data it holds is current */
+            /* put back what was there: the data it holds is current (a
+             * bare piece coming in stays bare) */
             CUmemGenericAllocationHandle back = m[q].out ? m[q].slot->h : a->pc[m[q].i].host;
             vp_real.cuMemUnmap(a->base + off, len);
-            if (map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
+            if ((!m[q].bare || m[q].out) && map_at(a->base + off, len, back, dev) != CUDA_SUCCESS)
                 vp_error("stream: piece at %#llx of device %d could not be mapped again; kernels touching it "
                          "will fault", (unsigned long long)(a->base + off), dev);
         }
@@ -893,7 +963,8 @@ static void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, cons
             j = e;
             continue;
         }
-        while (e < n && m[e].out == m[j].out && (m[e].out || m[e].slot) && m[e].a->arena == m[j].a->arena &&
+        while (e < n && m[e].out == m[j].out && m[e].bare == m[j].bare && (m[e].out || m[e].slot) &&
+               m[e].a->arena == m[j].a->arena &&
                move_va(&m[e]) == move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i))
             e++;
         runs[2 * job.nruns] = j;
@@ -1079,7 +1150,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot};
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot, .bare = vp_opt.stream_lazy_map};
         p->state = P_MOVING;
         out_bytes += c[j].bytes;
     }
@@ -1099,7 +1170,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){.a = r->a, .i = r->i};
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .bare = p->bare};
         p->ahead = !p->requested;
         p->state = P_MOVING;
         room -= c[j].bytes;
@@ -1138,6 +1209,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
                   len);
             if (!p->dirty && p->ahead) count(&ss[dev].dropped_ahead, len);
             count(&ss[dev].moves_out, 1);
+            p->bare = m[j].bare;
             slot_put_locked(dev, m[j].slot);
             p->slot = NULL;
             p->state = P_HOST;
@@ -1151,6 +1223,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
                          (unsigned long long)len, p->ahead);
             count(&ss[dev].bytes_in, len);
             count(&ss[dev].moves_in, 1);
+            p->bare = 0;
             p->slot = m[j].slot;
             p->state = P_DEV;
         } else {
@@ -1189,7 +1262,8 @@ static void reclaim_locked(int dev, uint64_t want)
                 if (a->pc[k].state == P_DEV) {
                     a->pc[k].state = P_MOVING;
                     a->busy++;
-                    m[nm++] = (struct move){.a = a, .i = k, .out = 1, .slot = a->pc[k].slot};
+                    m[nm++] = (struct move){.a = a, .i = k, .out = 1, .slot = a->pc[k].slot,
+                                            .bare = vp_opt.stream_lazy_map};
                 }
         }
         if (!nm) return;

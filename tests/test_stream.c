@@ -182,7 +182,36 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
         }
     cr_assert_geq(paging_stat("bytes_writeback"), 4 * MiB, "the changed piece was copied back: %s", stats());
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i == 3);
+    /* pieces that left were left unmapped; the checks' copies mapped them */
+    cr_assert_gt(paging_stat("bare_maps"), 0, "%s", stats());
     cr_assert_leq(fake_peak(0), 64 * MiB);
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
+Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
+{
+    /* VPAGE_STREAM_LAZY_MAP=off: a piece leaving gets its host memory
+     * mapped back in the move, so nothing is mapped for operations later */
+    streaming(64, "4M");
+    setenv("VPAGE_STREAM_LAZY_MAP", "off", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 6 };
+    CUdeviceptr buf[N];
+    for (int i = 0; i < N; i++) {
+        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
+        fill(&c, buf[i], i, 32 * MiB);
+    }
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < N; i++) {
+            launch2(&c, f, buf[i], 0);
+            sleep_ms(2);
+        }
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 4);
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
+    cr_assert_eq(paging_stat("bare_maps"), 0, "%s", stats());
     for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
     ASSERT_BOOKS_MATCH(0);
 }
