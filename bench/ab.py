@@ -6,7 +6,7 @@
 Runs bench/SCRIPT (run_wan.py or run_llm.py) once per --name, one process
 each, with LD_PRELOAD=LIB and the given VPAGE_ variables (nothing else of
 vpage's from this environment), in the order given, and writes FILE.json:
-{"kind": "ab", "date", "gpu", "vpage" (git describe of this tree),
+{"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
 "script", "rows": [{"name", "env", "status", "time_s" (median step or
 s_per_token), "ratio" (to the first row), "checksum", "paging" (the pager's
 stats of device 0), "step_s", "moved_per_unit"}]}. A row that fails keeps
@@ -31,6 +31,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", action="append", required=True, help="NAME=VAR=V,VAR=V")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per row")
+    ap.add_argument("--rev", help="the vpage commit that runs (default: git describe here; a copied tree's git "
+                                  "may describe another)")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     a = ap.parse_args(argv[:cut])
@@ -43,8 +45,8 @@ def main():
         gpu = torch.cuda.get_device_name(0)
     except Exception:  # the scripts' CPU check (BENCH_DEVICE=cpu)
         gpu = "cpu"
-    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
-                         text=True).stdout.strip()
+    rev = a.rev or subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
+                                  text=True).stdout.strip()
     doc = {"kind": "ab", "date": datetime.date.today().isoformat(), "gpu": gpu, "vpage": rev,
            "script": " ".join(script), "rows": []}
     base = {k: v for k, v in os.environ.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
