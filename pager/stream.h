@@ -15,10 +15,14 @@
  *   until after its release) and remapping the program's address to the
  *   slot; it leaves by copying back (if an operation touched it since it
  *   came in and, with VPAGE_STREAM_HASH, its hash taken on the device is
- *   no longer that of its host memory: pager/hash.h) and remapping the
- *   address to its host memory. Unlike managed
- *   memory, the device's own use is exactly the slots: nothing the driver
- *   keeps behind the pager's books (bench/probes/uvm_keep.c).
+ *   no longer that of its host memory: pager/hash.h) and unmapping the
+ *   address. With VPAGE_STREAM_LAZY_MAP (default) the address then maps
+ *   nothing (the piece is "bare") until an operation vp_stream_op_begin
+ *   fences touches its allocation: that operation's thread maps the host
+ *   memory first. Without it the host memory is mapped back in the move.
+ *   Unlike managed memory, the device's own use is exactly the slots:
+ *   nothing the driver keeps behind the pager's books
+ *   (bench/probes/uvm_keep.c).
  *
  *   With VPAGE_STREAM_PLACE=device a new allocation's pieces start in
  *   slots while the cap has room (their bytes are undefined, as
@@ -40,7 +44,7 @@
  *     is being issued and the event of the latest one has completed.
  *   What the hooks cannot see (pointers stored in device memory and
  *   dereferenced by a kernel, copies through entry points vpage does not
- *   wrap) is not protected: this mode is for programs whose kernels get
+ *   wrap) is not protected (with lazy mapping it faults on a bare piece): this mode is for programs whose kernels get
  *   their buffers as parameters, as PyTorch's and cuBLAS's do.
  *
  *   Threads: the pager thread (started at the first streamed allocation)
