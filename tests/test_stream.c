@@ -52,6 +52,32 @@ static void check(struct cu *c, CUdeviceptr d, int b, size_t n, uint64_t incs)
     free(h);
 }
 
+/* n buffers of bytes each, buffer i filled with pattern i. */
+static void alloc_filled(struct cu *c, CUdeviceptr *buf, int n, size_t bytes)
+{
+    for (int i = 0; i < n; i++) {
+        CU_OK(c->cuMemAlloc(&buf[i], bytes));
+        fill(c, buf[i], i, bytes);
+    }
+}
+
+/* Frees n buffers; vpage's books then match the fake's. */
+static void free_all(struct cu *c, const CUdeviceptr *buf, int n)
+{
+    for (int i = 0; i < n; i++) CU_OK(c->cuMemFree(buf[i]));
+    ASSERT_BOOKS_MATCH(0);
+}
+
+/* rounds of one launch of f per buffer, 2 ms apart. */
+static void launch_each(struct cu *c, CUfunction f, const CUdeviceptr *buf, int n, int rounds)
+{
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < n; i++) {
+            launch2(c, f, buf[i], 0);
+            sleep_ms(2);
+        }
+}
+
 TEST_EACH_WAY(stream, streamed_memory_costs_the_device_nothing_until_a_kernel_touches_it)
 {
     streaming(256, "2M");
@@ -123,10 +149,7 @@ Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
     enum { N = 8 };
     CUdeviceptr buf[N];
     uint64_t incs[N] = {0};
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB)); /* 256 MiB in all, four times the cap */
-        fill(&c, buf[i], i, 32 * MiB);
-    }
+    alloc_filled(&c, buf, N, 32 * MiB); /* 256 MiB in all, four times the cap */
     for (int round = 0; round < 12; round++)
         for (int i = 0; i < N; i++) {
             int j = (i + 3) % N;
@@ -160,33 +183,21 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
     CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
     enum { N = 8 };
     CUdeviceptr buf[N];
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB)); /* four times the cap */
-        fill(&c, buf[i], i, 32 * MiB);
-    }
-    for (int round = 0; round < 6; round++)
-        for (int i = 0; i < N; i++) {
-            launch2(&c, ro, buf[i], 0);
-            sleep_ms(2);
-        }
+    alloc_filled(&c, buf, N, 32 * MiB); /* four times the cap */
+    launch_each(&c, ro, buf, N, 6);
     cr_assert_gt(paging_stat("moves_out"), 8, "%s", stats());
     cr_assert_gt(paging_stat("bytes_unchanged"), 0, "%s", stats());
     cr_assert_eq(paging_stat("bytes_writeback"), 0, "read-only pieces were copied back: %s", stats());
     cr_assert_gt(paging_stat("hashes"), 0);
     /* one kernel changes buffer 3's first word; the loop sends it out */
     launch2(&c, rw, buf[3], 0);
-    for (int round = 0; round < 3; round++)
-        for (int i = 0; i < N; i++) {
-            launch2(&c, ro, buf[i], 0);
-            sleep_ms(2);
-        }
+    launch_each(&c, ro, buf, N, 3);
     cr_assert_geq(paging_stat("bytes_writeback"), 4 * MiB, "the changed piece was copied back: %s", stats());
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i == 3);
     /* pieces that left were left unmapped; the checks' copies mapped them */
     cr_assert_gt(paging_stat("bare_maps"), 0, "%s", stats());
     cr_assert_leq(fake_peak(0), 64 * MiB);
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
-    ASSERT_BOOKS_MATCH(0);
+    free_all(&c, buf, N);
 }
 
 Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
@@ -200,20 +211,12 @@ Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
     CUfunction f = kernel(&c, "rw:2", "rw");
     enum { N = 6 };
     CUdeviceptr buf[N];
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
-        fill(&c, buf[i], i, 32 * MiB);
-    }
-    for (int round = 0; round < 4; round++)
-        for (int i = 0; i < N; i++) {
-            launch2(&c, f, buf[i], 0);
-            sleep_ms(2);
-        }
+    alloc_filled(&c, buf, N, 32 * MiB);
+    launch_each(&c, f, buf, N, 4);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 4);
     cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
     cr_assert_eq(paging_stat("bare_maps"), 0, "%s", stats());
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
-    ASSERT_BOOKS_MATCH(0);
+    free_all(&c, buf, N);
 }
 
 /* A loop as a model runs it: n weights used once a round (each by reads
@@ -455,10 +458,7 @@ Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
     enum { N = 8 };
     CUdeviceptr buf[N];
     uint64_t incs[N] = {0};
-    for (int i = 0; i < N; i++) {
-        CU_OK(c.cuMemAlloc(&buf[i], 32 * MiB));
-        fill(&c, buf[i], i, 32 * MiB);
-    }
+    alloc_filled(&c, buf, N, 32 * MiB);
     for (int round = 0; round < 6; round++)
         for (int i = 0; i < N; i++) {
             int j = (i + 5) % N;
@@ -470,8 +470,7 @@ Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
     cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
     cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "pieces were unmapped under work in flight: %s", stats());
     cr_assert_leq(fake_peak(0), 64 * MiB);
-    for (int i = 0; i < N; i++) CU_OK(c.cuMemFree(buf[i]));
-    ASSERT_BOOKS_MATCH(0);
+    free_all(&c, buf, N);
 }
 
 Test(stream, a_tma_descriptor_names_the_memory_it_was_made_for)
