@@ -1193,7 +1193,10 @@ static void finish_locked(int dev, struct move *m, size_t n)
         struct salloc *a = m[j].a;
         struct piece *p = &a->pc[m[j].i];
         uint64_t len = piece_len(a, m[j].i);
-        if (m[j].have_hash) {
+        /* the hash taken is that of its host memory once it left (copied
+         * or unchanged) or came in; not if it stayed (its host memory may
+         * be older than the slot) */
+        if (m[j].have_hash && (m[j].out == 1 || (!m[j].out && m[j].slot))) {
             memcpy(p->hash, m[j].h, sizeof p->hash);
             p->hashed = 1;
         }

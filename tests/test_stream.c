@@ -200,6 +200,28 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
     free_all(&c, buf, N);
 }
 
+Test(stream, pieces_whose_copy_back_failed_stay_and_keep_their_bytes)
+{
+    /* every third copy of the pager fails while kernels change the
+     * buffers: a piece whose copy back failed stays resident, and its hash
+     * still stands for its older host memory, so when it leaves later,
+     * unchanged since, it is copied back then; the bytes are right */
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
+    enum { N = 8 };
+    CUdeviceptr buf[N];
+    alloc_filled(&c, buf, N, 32 * MiB);
+    setenv("FAKE_CUDA_FAIL_COPY_EVERY", "3", 1);
+    launch_each(&c, rw, buf, N, 4);
+    unsetenv("FAKE_CUDA_FAIL_COPY_EVERY");
+    cr_assert_gt(paging_stat("driver_errors"), 0, "copies failed: %s", stats());
+    launch_each(&c, ro, buf, N, 4);
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 4);
+    free_all(&c, buf, N);
+}
+
 Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
 {
     /* VPAGE_STREAM_LAZY_MAP=off: a piece leaving gets its host memory

@@ -991,7 +991,23 @@ CPY(cuMemcpy_ptds, (CUdeviceptr d, CUdeviceptr s, size_t n), memcpy((void *)(uin
 CPY(cuMemcpyAsync, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
 CPY(cuMemcpyAsync_ptsz, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
 CPY(cuMemcpyDtoD_v2, (CUdeviceptr d, CUdeviceptr s, size_t n), memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
-CPY(cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st), (void)st; memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n))
+/* FAKE_CUDA_FAIL_COPY_EVERY=n: every n-th copy on a created stream (the
+ * pager's own) fails, doing nothing; read at each copy */
+static atomic_uint_fast64_t stream_copies;
+static int copy_fails(CUstream st)
+{
+    const char *v = getenv("FAKE_CUDA_FAIL_COPY_EVERY");
+    if (!v || !st || st == CU_STREAM_LEGACY || st == CU_STREAM_PER_THREAD) return 0;
+    uint64_t every = strtoull(v, NULL, 10);
+    return every && (atomic_fetch_add(&stream_copies, 1) + 1) % every == 0;
+}
+FAKE_EXPORT CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st)
+{
+    NEED_INIT();
+    if (copy_fails(st)) return CUDA_ERROR_UNKNOWN;
+    memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n);
+    return CUDA_SUCCESS;
+}
 CPY(cuMemsetD8_v2, (CUdeviceptr d, unsigned char v, size_t n), memset((void *)(uintptr_t)d, v, n))
 CPY(cuMemcpyDtoH_v2, (void *d, CUdeviceptr s, size_t n), memcpy(d, (void *)(uintptr_t)s, n))
 CPY(cuMemcpyDtoHAsync_v2, (void *d, CUdeviceptr s, size_t n, CUstream st), (void)st; memcpy(d, (void *)(uintptr_t)s, n))
