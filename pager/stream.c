@@ -132,6 +132,14 @@ static __thread struct {
     int n, all, on;
     int progress; /* its uses may change the plan: the pager is woken after it */
 } op;
+/* an operation touched every streamed allocation (a graph replay): pieces
+ * leaving are mapped back at once from then on, since each such operation
+ * would map every bare piece again (mu) */
+static int eager_map;
+
+/* Whether a piece leaving now is left bare (mu held). */
+static int leave_bare_locked(void) { return vp_opt.stream_lazy_map && !eager_map; }
+
 /* the pager's last plan was held up by operations issued or in flight:
  * their ends wake it */
 static int ops_block;
@@ -630,6 +638,11 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
             wait_locked();
         }
     } while (!pt.stopping && map_bare_locked());
+    if (op.all && leave_bare_locked()) {
+        eager_map = 1;
+        vp_log(VP_INFO, "stream: an operation touches every streamed allocation (a graph replay): pieces leaving "
+                        "the device get their host memory mapped back from now on");
+    }
     int dev = op.n ? op.a[0]->dev : 0;
     double waited_s = waited ? now_s() - start : 0;
     if (waited) {
@@ -1150,7 +1163,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             *blocked = 1;
             continue;
         }
-        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot, .bare = vp_opt.stream_lazy_map};
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot, .bare = leave_bare_locked()};
         p->state = P_MOVING;
         out_bytes += c[j].bytes;
     }
@@ -1266,7 +1279,7 @@ static void reclaim_locked(int dev, uint64_t want)
                     a->pc[k].state = P_MOVING;
                     a->busy++;
                     m[nm++] = (struct move){.a = a, .i = k, .out = 1, .slot = a->pc[k].slot,
-                                            .bare = vp_opt.stream_lazy_map};
+                                            .bare = leave_bare_locked()};
                 }
         }
         if (!nm) return;
@@ -1634,7 +1647,7 @@ void vp_stream_reset_child(void)
     vp_pool_reset_child(&pool);
     pthread_mutex_init(&ring_mu, NULL);
     vp_rangetab_forget(&tab);
-    moving_any = global_pending = 0;
+    moving_any = global_pending = eager_map = 0;
     all_serial = 0;
     memset(free_slots, 0, sizeof free_slots);
     memset(ring_ev, 0, sizeof ring_ev);

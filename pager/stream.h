@@ -19,7 +19,9 @@
  *   address. With VPAGE_STREAM_LAZY_MAP (default) the address then maps
  *   nothing (the piece is "bare") until an operation vp_stream_op_begin
  *   fences touches its allocation: that operation's thread maps the host
- *   memory first. Without it the host memory is mapped back in the move.
+ *   memory first. Without it the host memory is mapped back in the move,
+ *   and so it is after the first operation that touches every streamed
+ *   allocation (a graph replay: each would map every bare piece again).
  *   Unlike managed memory, the device's own use is exactly the slots:
  *   nothing the driver keeps behind the pager's books
  *   (bench/probes/uvm_keep.c).

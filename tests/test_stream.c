@@ -222,6 +222,30 @@ Test(stream, pieces_whose_copy_back_failed_stay_and_keep_their_bytes)
     free_all(&c, buf, N);
 }
 
+Test(stream, after_a_graph_replay_pieces_leaving_are_mapped_back_at_once)
+{
+    /* a graph replay may touch anything: it maps every bare piece first,
+     * and since the next replay would do so again, pieces leaving from
+     * then on get their host memory mapped back in the move */
+    streaming(64, "4M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 6 };
+    CUdeviceptr buf[N];
+    alloc_filled(&c, buf, N, 32 * MiB);
+    launch_each(&c, f, buf, N, 3);
+    uint64_t before = paging_stat("bare_maps");
+    CU_OK(c.cuGraphLaunch((CUgraphExec)0x9, NULL));
+    uint64_t at_replay = paging_stat("bare_maps"), out = paging_stat("moves_out");
+    cr_assert_gt(at_replay, before, "the replay mapped the bare pieces: %s", stats());
+    launch_each(&c, f, buf, N, 3);
+    cr_assert_gt(paging_stat("moves_out"), out, "%s", stats());
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 6);
+    cr_assert_eq(paging_stat("bare_maps"), at_replay, "pieces left bare after the replay: %s", stats());
+    free_all(&c, buf, N);
+}
+
 Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
 {
     /* VPAGE_STREAM_LAZY_MAP=off: a piece leaving gets its host memory
