@@ -21,7 +21,11 @@
  *            that are not uses), the allocations it touches ("all": every one)
  *     in     dev base piece bytes ahead          a piece came in (ahead: before
  *                                                any operation asked for it)
- *     out    dev base piece bytes written        a piece left (written: copied back)
+ *     out    dev base piece bytes written        a piece left (written: copied back;
+ *                                                not when untouched, or its hash
+ *                                                showed it unchanged)
+ *     map    dev base piece bytes us             a bare piece's host memory mapped
+ *                                                for an operation (VPAGE_STREAM_LAZY_MAP)
  *     pin    dev base piece bytes                / unpin: kept resident across the loop, or no more
  *     round  dev moves copy_us remap_us          a round of moves ended
  *     plan   dev budget hot cold pinned window   a plan that made moves

@@ -550,11 +550,15 @@ static int map_bare_locked(void)
     uint64_t ns = (uint64_t)((now_s() - t0) * 1e9);
     pthread_mutex_lock(&pt.mu);
     for (int j = 0; j < nb; j++) {
-        struct piece *p = &b[j].a->pc[b[j].k];
+        struct salloc *a = b[j].a;
+        struct piece *p = &a->pc[b[j].k];
         p->state = P_HOST;
         p->bare = !ok[j];
-        b[j].a->busy--;
-        count(&ss[b[j].a->dev].bare_maps, 1);
+        a->busy--;
+        count(&ss[a->dev].bare_maps, 1);
+        if (vp_trace_on())
+            vp_trace("map", "\t%d\t%#llx\t%u\t%llu\t%llu", a->dev, (unsigned long long)a->base, b[j].k,
+                     (unsigned long long)piece_len(a, b[j].k), (unsigned long long)(ns / 1000 / (uint64_t)nb));
     }
     count(&ss[b[0].a->dev].bare_map_ns, ns);
     moving_any--;

@@ -398,8 +398,10 @@ Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
     loop_check_and_free(&l); /* nothing moves any more */
     void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
     cr_assert(flush, "vpage_trace_flush is exported");
-    uint64_t in = paging_stat("moves_in"), out = paging_stat("moves_out");
+    uint64_t in = paging_stat("moves_in"), out = paging_stat("moves_out"), maps = paging_stat("bare_maps");
     flush();
+    cr_assert_gt(maps, 0, "the checks mapped bare pieces: %s", stats());
+    cr_assert_eq(trace_lines(path, "map"), (int)maps, "a map line for every bare piece mapped for an operation");
     cr_assert_eq(trace_lines(path, "alloc"), 17);
     cr_assert_eq(trace_lines(path, "in"), (int)in, "%d in lines, %llu moves in", trace_lines(path, "in"),
                  (unsigned long long)in);

@@ -6,6 +6,7 @@ Standard library only; prints TAP.
 
     python3 tests/test_trace_tool.py
 """
+import gzip
 import json
 import os
 import subprocess
@@ -20,8 +21,9 @@ MiB = 1 << 20
 
 # two allocations; a kernel that waited 3 ms, a copy, a graph replay, a
 # kernel whose parameters could not be read (it fences everything); pieces
-# in (one ahead of use) and out (one copied back); a pin; a round; and a
-# last line cut short, as a killed process leaves it
+# in (one ahead of use) and out (one copied back); a pin; a round; a bare
+# piece mapped for an operation; and a last line cut short, as a killed
+# process leaves it
 TRACE = "\n".join([
     "0\talloc\t0\t0x7f0000000000\t8388608\t4\t2097152",
     "5\talloc\t0\t0x7f0000800000\t2097152\t1\t2097152",
@@ -34,6 +36,7 @@ TRACE = "\n".join([
     "1500000\top\t0\t2\tgemm_kernel\t1000\t0x7f0000000000",
     "1600000\tout\t0\t0x7f0000000000\t1\t2097152\t1",
     "1700000\tout\t0\t0x7f0000800000\t0\t2097152\t0",
+    "1750000\tmap\t0\t0x7f0000000000\t2\t2097152\t800",
     "1800000\top\t0\t0\tgraph\t0\tall",
     "1850000\top\t0\t0\tmystery_kernel\t0\tall",
     "1900000\tfree\t0\t0x7f0000800000",
@@ -41,9 +44,9 @@ TRACE = "\n".join([
 ]) + "\n"
 
 
-def run(*args):
-    with tempfile.NamedTemporaryFile("w", suffix=".trace", delete=False) as fh:
-        fh.write(TRACE)
+def run(*args, gz=False):
+    with tempfile.NamedTemporaryFile("wb", suffix=".trace.gz" if gz else ".trace", delete=False) as fh:
+        fh.write(gzip.compress(TRACE.encode()) if gz else TRACE.encode())
     try:
         p = subprocess.run([sys.executable, TOOL, fh.name, *args], capture_output=True, text=True)
     finally:
@@ -55,13 +58,14 @@ def run(*args):
 @test
 def the_summary_counts_every_kind_of_event():
     s = json.loads(run("--json"))
-    assert s["events"] == 14 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
+    assert s["events"] == 15 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
     assert s["allocations"] == 2
     assert s["operations"] == {"copy": 1, "kernel": 2, "all": 2}, s["operations"]
     m = s["moves"]
     assert (m["in"], m["in_bytes"], m["in_ahead_bytes"]) == (2, 4 * MiB, 2 * MiB), m
     assert (m["out"], m["out_bytes"], m["out_written_bytes"]) == (2, 4 * MiB, 2 * MiB), m
     assert m["pins"] == 1 and s["rounds"] == {"rounds": 1, "moves": 2, "copy_us": 150, "remap_us": 250}
+    assert (m["maps"], m["map_bytes"], m["map_us"]) == (1, 2 * MiB, 800), m
     assert abs(s["span_s"] - 1.9) < 1e-9
 
 
@@ -95,15 +99,22 @@ def the_timeline_bins_moves_and_waits_by_time():
     s = json.loads(run("--json", "--bins", "1"))
     bins = {b["t_s"]: b for b in s["timeline"]["bins"]}
     assert bins[0.0]["in"] == 4 * MiB and bins[0.0]["wait_s"] == 0.003, bins[0.0]
+    assert bins[0.0]["remap_s"] == 0.00025, bins[0.0]
     assert bins[1.0]["out"] == 4 * MiB and bins[1.0]["wait_s"] == 0.001, bins[1.0]
 
 
 @test
 def the_text_report_names_what_it_counted():
     out = run()
-    for want in ("14 events (1 lines that did not parse)", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
+    for want in ("15 events (1 lines that did not parse)", "mapped for operations (pieces left unmapped): 2.0 MiB",
+                 "remap  0.000 s", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
                  "out: 4.0 MiB in 2 pieces (2.0 MiB copied back)", "gemm_kernel", "0x7f0000000000"):
         assert want in out, f"{want!r} not in:\n{out}"
+
+
+@test
+def a_gzipped_trace_reads_as_the_plain_one():
+    assert json.loads(run("--json", gz=True)) == json.loads(run("--json"))
 
 
 @test
