@@ -769,16 +769,22 @@ Test(stream, another_threads_operations_stay_fenced_during_a_capture)
     start_streaming(&c, &st, &t);
     uint64_t (*events)(void) = (uint64_t(*)(void))dlsym(c.handle, "fake_cuda_events_recorded");
     cr_assert(events);
-    sleep_ms(20);
+    /* the capture begins once pieces move (the loop is under way: on a
+     * loaded machine the first launches wait long for their pieces) */
+    for (int k = 0; k < 500 && !paging_stat("moves_out"); k++) sleep_ms(10);
     CUgraph g;
     CU_OK(c.cuStreamBeginCapture((CUstream)0x51, CU_STREAM_CAPTURE_MODE_RELAXED));
-    uint64_t e0 = events(), timeouts0 = paging_stat("wait_timeouts");
-    sleep_ms(300);
-    uint64_t e1 = events();
+    uint64_t e0 = events(), timeouts0 = paging_stat("wait_timeouts"), e1 = e0;
+    /* 300 ms, or up to 3 s on a loaded machine (launches were seen to wait
+     * over a second each for their moves when 40 tests ran on 16 cores) */
+    for (int k = 0; k < 300 && (k < 30 || e1 - e0 <= 10); k++) {
+        sleep_ms(10);
+        e1 = events();
+    }
     CU_OK(c.cuStreamEndCapture((CUstream)0x51, &g));
     uint64_t timeouts = paging_stat("wait_timeouts");
     stop_streaming(&c, &st, t);
-    cr_assert_gt(e1 - e0, 10, "%llu events recorded in 300 ms of capture: the other thread's launches were not fenced",
+    cr_assert_gt(e1 - e0, 10, "%llu events recorded in the capture: the other thread's launches were not fenced",
                  (unsigned long long)(e1 - e0));
     /* the one launch waiting when the capture began may still time out */
     cr_assert_leq(timeouts, timeouts0 + 1, "launches waited for pieces during the capture");
