@@ -124,35 +124,6 @@ int vp_use_primary_ctx(CUcontext *ctx, int dev);
  * held by the fork handler, is made anew. */
 void vp_pager_thread_reset_child(struct vp_pager_thread *t);
 
-/* Helpers of a pager thread for independent driver calls: the driver runs
- * remaps of different address ranges at once (two threads made 16 remaps
- * in half the time on the H100, bench/probes/remap_cost.c).
- * vp_pool_run(p, n, fn, ctx) calls fn(ctx, i) for every i in [0, n) on the
- * calling thread and on up to p->want - 1 helpers, and returns when every
- * call has returned. The helpers start at the first run of more than one
- * item and call vp_pager_thread_enter; when they cannot start, the caller
- * makes every call. One caller at a time (its pager thread). */
-#define VP_POOL_MAX 16
-struct vp_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t go, idle;
-    pthread_t th[VP_POOL_MAX];
-    int want;      /* threads wanted in all, the caller's included (1..VP_POOL_MAX) */
-    int nthreads;  /* helpers running */
-    int tried, stopping, busy;
-    uint64_t gen;  /* the current run */
-    uint64_t born; /* the run before the helpers were made */
-    void (*fn)(void *ctx, size_t i);
-    void *ctx;
-    size_t n;
-    atomic_size_t next;
-};
-#define VP_POOL_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, \
-                      .idle = PTHREAD_COND_INITIALIZER, .want = 1}
-void vp_pool_run(struct vp_pool *p, size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
-/* Stops the helpers and waits for them. */
-void vp_pool_stop(struct vp_pool *p);
-/* The child after fork: no helper is there. */
-void vp_pool_reset_child(struct vp_pool *p);
+#include "pool.h"
 
 #endif

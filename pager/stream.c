@@ -1401,6 +1401,7 @@ static void *pager_main(void *arg)
 static int start_locked(void)
 {
     pool.want = (int)vp_opt.stream_threads;
+    pool.enter = vp_pager_thread_enter;
     return vp_pager_thread_start_locked(&pt, pager_main, "vpage-stream",
                                         "stream: cannot start the pager thread; allocations are not streamed");
 }
