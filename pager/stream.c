@@ -773,8 +773,9 @@ static CUresult launch_hash(int dev, CUdeviceptr src, uint64_t len, uint64_t *ou
     uint64_t n = len / 8;
     CUdeviceptr o = (CUdeviceptr)(uintptr_t)out;
     void *args[3] = {&src, &n, &o};
-    count(&ss[dev].hashes, 1);
-    return vp_real.cuLaunchKernel(hash_fn[dev], vp_hash_blocks(n), 1, 1, VP_HASH_THREADS, 1, 1, 0, s, args, NULL);
+    CUresult rc = vp_real.cuLaunchKernel(hash_fn[dev], vp_hash_blocks(n), 1, 1, VP_HASH_THREADS, 1, 1, 0, s, args, NULL);
+    if (rc == CUDA_SUCCESS) count(&ss[dev].hashes, 1);
+    return rc;
 }
 
 /* Copies out-move m's slot back to its host memory on dev's out stream. */
@@ -813,11 +814,10 @@ static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64
         CUresult rc = CUDA_SUCCESS;
         m[j].hashing = m[j].have_hash = m[j].copied = 0;
         if (m[j].out) {
-            if (!p->dirty) {
-            } else if (hashes && launch_hash(dev, m[j].slot->va, len, hbuf + j * HSTRIDE, s_hash[dev]) == CUDA_SUCCESS)
-                m[j].hashing = 1;
-            else
-                rc = copy_back(dev, &m[j]);
+            /* a touched piece: hashed now, copied in remap if it changed */
+            if (p->dirty && hashes)
+                m[j].hashing = launch_hash(dev, m[j].slot->va, len, hbuf + j * HSTRIDE, s_hash[dev]) == CUDA_SUCCESS;
+            if (p->dirty && !m[j].hashing) rc = copy_back(dev, &m[j]);
         } else {
             m[j].slot = slot_get(dev, len);
             if (m[j].slot) rc = vp_real.cuMemcpyDtoDAsync_v2(m[j].slot->va, a->home + off, len, s_in[dev]);
@@ -848,9 +848,8 @@ static int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64
 /* After the hashes of m[0..n) (hbuf, as issue_copies took them): a leaving
  * piece whose hash is the one of its host memory leaves without a copy;
  * one that changed, or whose host memory's hash is not known, is copied
- * back now and waited for. Returns 0, or -1 when those copies failed (they
- * then stay resident). mu not held. */
-static int settle_hashes(int dev, struct move *m, size_t n, const uint64_t *hbuf)
+ * back now and waited for (if that fails, it stays resident). mu not held. */
+static void settle_hashes(int dev, struct move *m, size_t n, const uint64_t *hbuf)
 {
     int copies = 0;
     for (size_t j = 0; j < n; j++) {
@@ -865,11 +864,10 @@ static int settle_hashes(int dev, struct move *m, size_t n, const uint64_t *hbuf
         } else
             copies = 1;
     }
-    if (!copies || vp_real.cuStreamSynchronize(s_out[dev]) == CUDA_SUCCESS) return 0;
+    if (!copies || vp_real.cuStreamSynchronize(s_out[dev]) == CUDA_SUCCESS) return;
     driver_error("waiting for the copies of pieces", CUDA_ERROR_UNKNOWN, dev);
     for (size_t j = 0; j < n; j++)
         if (m[j].out == 1 && m[j].copied) m[j].out = 2;
-    return -1;
 }
 
 /* The runs of a round's moves to remap: run k is m[runs[2k]..runs[2k+1]). */
@@ -920,8 +918,7 @@ static void remap_run(void *arg, size_t k)
     double u1 = now_s();
     count(&ss[dev].unmap_ns, (uint64_t)((u1 - u0) * 1e9));
     /* access: for the run at once, else a piece at a time */
-    if (!map) {
-    } else if (!mapped || allow(first, span, dev) != CUDA_SUCCESS)
+    if (map && (!mapped || allow(first, span, dev) != CUDA_SUCCESS))
         for (size_t q = j; q < e; q++)
             if (!m[q].failed && allow(move_va(&m[q]), piece_len(m[q].a, m[q].i), dev) != CUDA_SUCCESS) {
                 vp_real.cuMemUnmap(move_va(&m[q]), piece_len(m[q].a, m[q].i));

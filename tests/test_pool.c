@@ -37,6 +37,12 @@ static void count_item(void *ctx, size_t i)
     atomic_fetch_add(&c->done, 1);
 }
 
+/* Items [0, n) of the last run all ran on the calling thread. */
+static void all_on_caller(const struct count *c, int n)
+{
+    for (int i = 0; i < n; i++) cr_assert(pthread_equal(c->who[i], pthread_self()), "item %d", i);
+}
+
 Test(pool, every_item_runs_once_and_the_run_is_over_when_it_returns)
 {
     static struct vp_pool p = VP_POOL_INIT;
@@ -99,7 +105,7 @@ Test(pool, one_item_or_one_thread_runs_on_the_caller)
     cr_assert_eq(p.nthreads, 0, "no helper is made for a run of one item");
     static struct vp_pool single = VP_POOL_INIT; /* want 1: the caller alone */
     vp_pool_run(&single, 100, count_item, &c);
-    for (int i = 0; i < 100; i++) cr_assert(pthread_equal(c.who[i], pthread_self()));
+    all_on_caller(&c, 100);
     cr_assert_eq(single.nthreads, 0);
     vp_pool_stop(&p);
     vp_pool_stop(&single);
@@ -117,5 +123,5 @@ Test(pool, after_stop_the_caller_makes_every_call)
     atomic_store(&c.done, 0);
     vp_pool_run(&p, 50, count_item, &c);
     cr_assert_eq(atomic_load(&c.done), 50);
-    for (int i = 0; i < 50; i++) cr_assert(pthread_equal(c.who[i], pthread_self()));
+    all_on_caller(&c, 50);
 }

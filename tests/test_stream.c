@@ -189,6 +189,7 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
     cr_assert_gt(paging_stat("bytes_unchanged"), 0, "%s", stats());
     cr_assert_eq(paging_stat("bytes_writeback"), 0, "read-only pieces were copied back: %s", stats());
     cr_assert_gt(paging_stat("hashes"), 0);
+    cr_assert_eq(paging_stat("hashes"), fake_u64("fake_cuda_hashes"), "the stat counts the hashes the device ran");
     /* one kernel changes buffer 3's first word; the loop sends it out */
     launch2(&c, rw, buf[3], 0);
     launch_each(&c, ro, buf, N, 3);
