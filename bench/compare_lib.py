@@ -27,13 +27,14 @@ import json
 import math
 import sys
 
-ROWS = ("resident", "vpage", "off", "demand", "stream", "stream-placed", "group", "sequential")
-CAPPED = ("off", "demand", "stream", "stream-placed")  # rows measured at each cap
+ROWS = ("resident", "vpage", "off", "demand", "stream-demand", "stream", "stream-placed", "group", "sequential")
+CAPPED = ("off", "demand", "stream-demand", "stream", "stream-placed")  # rows measured at each cap
 LABEL = {
     "resident": "resident, no preload (upper bound)",
     "vpage": "vpage, no cap (its overhead)",
     "off": "vpage at the cap, VPAGE_PAGING=off",
     "demand": "vpage at the cap, VPAGE_PAGING=demand",
+    "stream-demand": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_AHEAD=off (demand paging)",
     "stream": "vpage at the cap, VPAGE_PAGING=stream",
     "stream-placed": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_PLACE=device",
     "group": "diffusers group offloading (block_level, use_stream, record_stream)",
@@ -161,7 +162,7 @@ def svg(doc, width=1000):
             else:
                 v = r["ratio_resident"]
                 color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "stream": "#c60",
-                         "stream-placed": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
+                         "stream-placed": "#c60", "stream-demand": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
                 lines.append(f'<rect x="{left}" y="{y}" width="{max(1.0, x_of(v) - left):.1f}" height="{bar_h}" '
                              f'fill="{color}"/>')
                 lines.append(f'<text x="{x_of(v) + 4:.1f}" y="{y + 12}">{v:.2f}x</text>')

@@ -80,6 +80,11 @@ struct vp_cap {
       "an operation vpage sees touches its allocation, which then maps its "    \
       "host memory; off: mapped back at once, so what the hooks cannot see "    \
       "reads it remotely")                                                      \
+    X(STREAM_AHEAD, stream_ahead, BOOL, "on", "stream mode: pieces come in "    \
+      "ahead of use, in the order the loop seen so far predicts, and part of "  \
+      "a loop larger than the budget stays pinned; off: demand paging, a "      \
+      "piece comes in only when an operation asks for it and the least "        \
+      "recently used leave first")                                              \
     X(STREAM_THREADS, stream_threads, SIZE, "4", "stream mode: threads that "   \
       "remap pieces at once, the pager's own included (1 to 16; the driver "    \
       "remaps different ranges in parallel)")                                   \
@@ -105,6 +110,7 @@ struct vp_options {
     uint64_t stream_threads;
     bool stream_hash;
     bool stream_lazy_map;
+    bool stream_ahead;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     int stream_place; /* enum vp_stream_place */

@@ -62,6 +62,7 @@ struct salloc {
     X(streamed, "bytes of streamed allocations now")                                          \
     X(streamed_peak, "most bytes of streamed allocations at once")                            \
     X(bytes_in, "bytes copied to the device")                                                 \
+    X(bytes_ahead, "bytes brought in before an operation asked for them (VPAGE_STREAM_AHEAD)")  \
     X(bytes_writeback, "bytes copied back to the host when leaving")                          \
     X(bytes_dropped, "bytes that left without a copy (untouched since they came in)")         \
     X(bytes_unchanged, "bytes operations touched that left without a copy: their hash had not changed") \
@@ -1107,6 +1108,19 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                 n++;
                 continue;
             }
+            if (!vp_opt.stream_ahead) {
+                /* demand paging: what is asked for first, then what is
+                 * resident, most recently used first; the rest (not
+                 * resident, not asked for) does not come in */
+                p->pin_asked = 0;
+                refs[n] = (struct move){.a = a, .i = k};
+                c[n] = (struct vp_spc){.key = p->requested ? tick
+                                              : p->state == P_HOST ? VP_NEXT_STALE
+                                                                   : 2 * tick - p->u.last,
+                                       .bytes = len, .ref = &refs[n], .cls = VP_SC_NEXT};
+                n++;
+                continue;
+            }
             if (p->pin_asked && !p->pinned) {
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
@@ -1175,7 +1189,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             p->requested = 0; /* not served: the launch need not wait */
             continue;
         }
-        if (p->state != P_HOST) continue;
+        if (p->state != P_HOST || (!vp_opt.stream_ahead && !p->requested)) continue;
         if (c[j].bytes > room) {
             *blocked = 1;
             break;
@@ -1239,6 +1253,7 @@ static void finish_locked(int dev, struct move *m, size_t n)
                 vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
                          (unsigned long long)len, p->ahead);
             count(&ss[dev].bytes_in, len);
+            if (p->ahead) count(&ss[dev].bytes_ahead, len);
             count(&ss[dev].moves_in, 1);
             p->bare = 0;
             p->slot = m[j].slot;

@@ -26,6 +26,13 @@
  *   nothing the driver keeps behind the pager's books
  *   (bench/probes/uvm_keep.c).
  *
+ *   Which pieces are resident is the policy's (policy/stream.h): pieces
+ *   come in ahead of use, by the next use the loop seen so far predicts,
+ *   and part of a loop larger than the budget stays pinned. With
+ *   VPAGE_STREAM_AHEAD=off it is demand paging instead: a piece comes in
+ *   only when an operation asks for it, nothing is pinned, and the least
+ *   recently used resident pieces leave first.
+ *
  *   With VPAGE_STREAM_PLACE=device a new allocation's pieces start in
  *   slots while the cap has room (their bytes are undefined, as
  *   cuMemAlloc's are: nothing is copied); pieces placed and not yet used

@@ -221,6 +221,9 @@ def each_vpage_row_runs_with_its_own_environment():
     assert (lib, offload) == ("/lib.so", "none")
     env, _, _ = compare.spec("stream", 16, "/lib.so", 123)
     assert env == {"VPAGE_CAP": "16384M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123"}, env
+    env, _, _ = compare.spec("stream-demand", 8, "/lib.so", 123)
+    assert env == {"VPAGE_CAP": "8192M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123",
+                   "VPAGE_STREAM_AHEAD": "off"}, env
     assert compare.spec("group", None, "/lib.so", 123) == ({}, None, "group")
     assert set(compare_lib.CAPPED) <= set(compare_lib.ROWS)
 

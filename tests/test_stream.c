@@ -344,6 +344,7 @@ Test(stream, a_loop_larger_than_the_cap_keeps_a_pinned_part_and_streams_the_rest
     struct loop l;
     uint64_t per_round = twice_the_cap(&c, &l, 1);
     cr_assert_gt(paging_stat("pinned"), 0, "%s", stats());
+    cr_assert_gt(paging_stat("bytes_ahead"), 0, "pieces come in ahead of their use: %s", stats());
     cr_assert_lt(per_round, 128 * MiB, "a round moved %llu bytes in: nothing stayed (%s)",
                  (unsigned long long)per_round, stats());
     cr_assert_gt(per_round, 0, "twice the cap cannot stay resident");
@@ -366,6 +367,26 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
      * (a quarter of the cap): 44 MiB, five weights */
     cr_assert_geq(paging_stat("pinned"), 32 * MiB, "pinned %llu MiB", (unsigned long long)(paging_stat("pinned") >> 20));
     cr_assert_leq(per_round, 96 * MiB, "a round brought in %llu MiB of the 128 MiB of weights",
+                  (unsigned long long)(per_round >> 20));
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    loop_check_and_free(&l);
+}
+
+Test(stream, with_ahead_off_pieces_come_in_only_when_asked_for_and_nothing_is_pinned)
+{
+    /* VPAGE_STREAM_AHEAD=off (demand paging): the same loop, twice the
+     * cap. Nothing comes in before a launch asks for it, nothing is
+     * pinned, and the least recently used leave: in a loop larger than
+     * the budget every weight is gone before its next use, so a round
+     * brings all 128 MiB in */
+    setenv("VPAGE_STREAM_AHEAD", "off", 1);
+    struct cu c;
+    struct loop l;
+    uint64_t per_round = twice_the_cap(&c, &l, 1);
+    cr_assert_eq(paging_stat("bytes_ahead"), 0, "%s", stats());
+    cr_assert_eq(paging_stat("pinned"), 0, "%s", stats());
+    cr_assert_eq(paging_stat("dropped_ahead"), 0, "%s", stats());
+    cr_assert_geq(per_round, 128 * MiB, "a round brought in %llu MiB of the 128 MiB of weights",
                   (unsigned long long)(per_round >> 20));
     cr_assert_leq(fake_peak(0), 64 * MiB);
     loop_check_and_free(&l);
@@ -412,6 +433,54 @@ Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
     cr_assert_gt(trace_lines(path, "round"), 0);
     cr_assert_gt(trace_lines(path, "plan"), 0);
     cr_assert_eq(trace_lines(path, "free"), 17);
+    unlink(path);
+}
+
+/* The allocations (field 4) of the trace's out lines, at most max. */
+static int trace_out_bases(const char *path, uint64_t *base, int max)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no trace at %s", path);
+    char line[2048];
+    int n = 0;
+    unsigned long long b;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%*s\tout\t%*d\t%llx", &b) == 1 && n < max) base[n++] = b;
+    fclose(f);
+    return n;
+}
+
+Test(stream, with_ahead_off_the_least_recently_used_leave_first)
+{
+    /* a 64 MiB cap, buffers of 8 MiB: 0..6 used, then 0 again, then 7
+     * fills the cap; 8 needs room and buffer 1 is the least recently used:
+     * its pieces, and only they, leave */
+    char path[64];
+    strcpy(path, "/tmp/vpage-trace-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("VPAGE_TRACE", path, 1);
+    setenv("VPAGE_STREAM_AHEAD", "off", 1);
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr buf[9];
+    alloc_filled(&c, buf, 9, 8 * MiB);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    static const int order[] = {0, 1, 2, 3, 4, 5, 6, 0, 7, 8};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) launch2(&c, f, buf[order[i]], 0);
+    cr_assert_eq(fake_used(0), 64 * MiB, "%s", stats());
+    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    flush();
+    uint64_t out[16];
+    int n = trace_out_bases(path, out, 16);
+    cr_assert_eq(n, 4, "%d pieces left, want buffer 1's 4", n);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(out[i], buf[1], "piece %d left from %#llx, not buffer 1 (%#llx)", i, (unsigned long long)out[i],
+                     (unsigned long long)buf[1]);
+    for (int i = 0; i < 9; i++) check(&c, buf[i], i, 8 * MiB, i == 0 ? 2 : 1);
+    free_all(&c, buf, 9);
     unlink(path);
 }
 
