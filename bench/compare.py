@@ -147,10 +147,15 @@ def main():
     ap.add_argument("lib")
     ap.add_argument("--out", required=True)
     ap.add_argument("--workloads", default="wan-14B,llm-8B")
-    ap.add_argument("--rows", default=",".join(compare_lib.ROWS))
+    ap.add_argument("--rows", default=",".join(compare_lib.ROWS),
+                    help="rows to run, in this order (a call cut short keeps the first ones)")
     ap.add_argument("--merge", action="store_true", help="keep other workloads' rows of today's file")
     ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
     a = ap.parse_args()
+    rows = a.rows.split(",")  # run in the order given (finish() sorts them for the tables)
+    unknown = [r for r in rows if r not in compare_lib.ROWS]
+    if unknown:
+        ap.error(f"unknown rows {','.join(unknown)}; the rows are {','.join(compare_lib.ROWS)}")
     lib = os.path.abspath(a.lib)
     os.makedirs(a.out, exist_ok=True)
     if os.environ.get("BENCH_DEVICE", "cuda") == "cuda":
@@ -181,14 +186,11 @@ def main():
             json.dump(done, fh, indent=1)
         return done
 
-    rows = a.rows.split(",")
     for name in names:
         w = WORKLOADS[name]
         doc["workloads"][name] = dict({k: w[k] for k in ("title", "unit", "caps_gib")}, h2d_bytes_per_s=bw)
         print(f"== {name}", flush=True)
-        for row in compare_lib.ROWS:
-            if row not in rows:
-                continue
+        for row in rows:
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
