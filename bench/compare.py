@@ -150,6 +150,7 @@ def main():
     ap.add_argument("--rows", default=",".join(compare_lib.ROWS),
                     help="rows to run, in this order (a call cut short keeps the first ones)")
     ap.add_argument("--merge", action="store_true", help="keep other workloads' rows of today's file")
+    ap.add_argument("--caps", help="caps in GiB for the capped rows (default: the workload's), e.g. 8,16")
     ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
     a = ap.parse_args()
     rows = a.rows.split(",")  # run in the order given (finish() sorts them for the tables)
@@ -194,7 +195,8 @@ def main():
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
-            for cap in (w["caps_gib"] if row in compare_lib.CAPPED else [None]):
+            caps = [float(x) for x in a.caps.split(",")] if a.caps else w["caps_gib"]
+            for cap in (caps if row in compare_lib.CAPPED else [None]):
                 doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
                 save()
     final = save()

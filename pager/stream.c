@@ -1114,10 +1114,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                  * resident, not asked for) does not come in */
                 p->pin_asked = 0;
                 refs[n] = (struct move){.a = a, .i = k};
-                c[n] = (struct vp_spc){.key = p->requested ? tick
+                c[n] = (struct vp_spc){.key = p->requested         ? p->u.last
                                               : p->state == P_HOST ? VP_NEXT_STALE
-                                                                   : 2 * tick - p->u.last,
-                                       .bytes = len, .ref = &refs[n], .cls = VP_SC_NEXT};
+                                                                   : vp_stream_guess_key(tick, p->u.last),
+                                       .bytes = len, .ref = &refs[n], .cls = p->requested ? VP_SC_NOW : VP_SC_NEXT};
                 n++;
                 continue;
             }
@@ -1137,7 +1137,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             c[n].bytes = len;
             c[n].ref = &refs[n];
             c[n].want = 0;
-            if (is_hot(p)) {
+            if (p->requested) {
+                c[n].cls = VP_SC_NOW;
+                c[n].key = p->u.last;
+            } else if (is_hot(p)) {
                 c[n].cls = VP_SC_HOT;
                 c[n].key = p->u.last;
             } else if (p->pinned) {
@@ -1145,11 +1148,12 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                 c[n].key = p->pin_seq;
             } else {
                 c[n].cls = VP_SC_NEXT;
-                /* needed now first, then within a visit (more of its
-                 * uses are coming), then by the next visit */
-                c[n].key = p->requested                   ? tick
-                           : vp_uses_visiting(&p->u, tick) ? tick + 1
-                                                           : vp_uses_next(&p->u, tick);
+                /* within a visit (more of its uses are coming), then by
+                 * the next visit, then what the loop does not predict */
+                uint64_t next = vp_uses_next(&p->u, tick);
+                c[n].key = vp_uses_visiting(&p->u, tick) ? tick + 1
+                           : next >= VP_NEXT_UNKNOWN      ? vp_stream_guess_key(tick, p->u.last)
+                                                          : next;
             }
             n++;
         }
@@ -1189,7 +1193,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             p->requested = 0; /* not served: the launch need not wait */
             continue;
         }
-        if (p->state != P_HOST || (!vp_opt.stream_ahead && !p->requested)) continue;
+        /* ahead of use only what the loop predicts (and never with
+         * VPAGE_STREAM_AHEAD=off) */
+        int predicted = vp_opt.stream_ahead && (c[j].cls != VP_SC_NEXT || c[j].key < VP_KEY_GUESS);
+        if (p->state != P_HOST || (!p->requested && !predicted)) continue;
         if (c[j].bytes > room) {
             *blocked = 1;
             break;

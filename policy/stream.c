@@ -47,7 +47,7 @@ static int rank(const void *a, const void *b)
 {
     const struct vp_spc *x = a, *y = b;
     if (x->cls != y->cls) return x->cls < y->cls ? -1 : 1;
-    if (x->cls == VP_SC_HOT) return x->key > y->key ? -1 : x->key < y->key;
+    if (x->cls == VP_SC_HOT || x->cls == VP_SC_NOW) return x->key > y->key ? -1 : x->key < y->key;
     return x->key < y->key ? -1 : x->key > y->key;
 }
 

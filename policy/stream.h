@@ -71,6 +71,7 @@ uint64_t vp_stream_window(uint64_t budget, uint64_t piece, uint64_t want);
 int vp_stream_pin(double *acc, uint64_t bytes, uint64_t pinned, uint64_t room, uint64_t cold);
 
 enum vp_stream_class {
+    VP_SC_NOW,  /* asked for by an operation being issued: key = last use, latest first */
     VP_SC_HOT,  /* in hot use: key = last use, latest first */
     VP_SC_PIN,  /* pinned: key = order of pinning, first pinned first */
     VP_SC_NEXT, /* the rest: key = expected next use (tick), soonest first */
@@ -83,6 +84,17 @@ struct vp_spc {
     uint8_t cls;    /* enum vp_stream_class */
     uint8_t want;   /* set by vp_stream_desire */
 };
+
+/* Key of a piece whose next use is not known (used once) or stale, used
+ * last at tick last: after every known next use, the most recently used
+ * first (as least-recently-used eviction would keep them). Such pieces are
+ * kept while they rank in the budget but not brought in ahead of use. */
+#define VP_KEY_GUESS (1ull << 62)
+static inline uint64_t vp_stream_guess_key(uint64_t now, uint64_t last)
+{
+    uint64_t age = now > last ? now - last : 0;
+    return VP_KEY_GUESS + (age < VP_KEY_GUESS ? age : VP_KEY_GUESS - 1);
+}
 
 /* Ranks c[0..n) by class, then key (enum vp_stream_class); marks want on
  * the longest prefix whose bytes fit budget. Reorders c; returns the bytes

@@ -166,21 +166,25 @@ Test(policy, stream_pins_everything_that_fits_and_nothing_past_the_room)
     cr_assert(!vp_stream_pin(&acc, 0, 0, 100, 400));
 }
 
-Test(policy, stream_ranks_hot_then_pinned_then_by_next_use)
+Test(policy, stream_ranks_asked_for_then_hot_then_pinned_then_by_next_use_then_guesses)
 {
-    struct vp_spc c[6] = {
+    struct vp_spc c[9] = {
         {.key = 50, .bytes = 10, .cls = VP_SC_NEXT},
         {.key = 2, .bytes = 10, .cls = VP_SC_PIN},   /* pinned second */
         {.key = 7, .bytes = 10, .cls = VP_SC_HOT},   /* used at tick 7 */
+        {.key = vp_stream_guess_key(100, 60), .bytes = 10, .cls = VP_SC_NEXT}, /* used once, at 60 */
         {.key = 20, .bytes = 10, .cls = VP_SC_NEXT},
+        {.key = 3, .bytes = 10, .cls = VP_SC_NOW},   /* asked for, used at 3 */
         {.key = 1, .bytes = 10, .cls = VP_SC_PIN},   /* pinned first */
+        {.key = vp_stream_guess_key(100, 90), .bytes = 10, .cls = VP_SC_NEXT}, /* used once, at 90 */
         {.key = 9, .bytes = 10, .cls = VP_SC_HOT},
     };
-    uint64_t got = vp_stream_desire(c, 6, 45);
-    cr_assert_eq(got, 40, "whole pieces that fit");
-    uint64_t order[6] = {9, 7, 1, 2, 20, 50};
-    for (int i = 0; i < 6; i++) cr_assert_eq(c[i].key, order[i], "rank %d has key %llu", i, (unsigned long long)c[i].key);
-    for (int i = 0; i < 6; i++) cr_assert_eq(c[i].want, i < 4, "rank %d", i);
+    uint64_t got = vp_stream_desire(c, 9, 55);
+    cr_assert_eq(got, 50, "whole pieces that fit");
+    uint64_t order[9] = {3, 9, 7, 1, 2, 20, 50, vp_stream_guess_key(100, 90), vp_stream_guess_key(100, 60)};
+    for (int i = 0; i < 9; i++) cr_assert_eq(c[i].key, order[i], "rank %d has key %llu", i, (unsigned long long)c[i].key);
+    for (int i = 0; i < 9; i++) cr_assert_eq(c[i].want, i < 5, "rank %d", i);
+    cr_assert_eq(c[0].cls, VP_SC_NOW);
 }
 
 Test(policy, stream_wants_a_prefix_only)

@@ -372,6 +372,49 @@ Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
     loop_check_and_free(&l);
 }
 
+Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
+{
+    /* the first two rounds of a loop twice the cap: a piece's next use is
+     * predicted from its last two visits, so none is yet and what comes
+     * in is what launches ask for (a guess brought in ahead takes room
+     * from them); by the fourth round pieces come in ahead */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct loop l;
+    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    for (int round = 0; round < 2; round++) loop_round(&l, 20, 1, 0, 1);
+    cr_assert_eq(paging_stat("bytes_ahead"), 0, "two rounds: %s", stats());
+    cr_assert_geq(paging_stat("bytes_in"), 2 * 128 * MiB, "every weight came in when asked for: %s", stats());
+    for (int round = 2; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
+    cr_assert_gt(paging_stat("bytes_ahead"), 0, "learnt: %s", stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    loop_check_and_free(&l);
+}
+
+Test(stream, a_piece_a_launch_asks_for_comes_in_even_when_hot_pieces_fill_the_cap)
+{
+    /* 8 buffers of 8 MiB used in turn for 320 launches fill the 64 MiB
+     * cap and are in hot use; a launch on a ninth waits for it to come in
+     * (the least recently used hot one leaves), rather than reading it
+     * over the bus */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr buf[9];
+    alloc_filled(&c, buf, 9, 8 * MiB);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    for (int r = 0; r < 40; r++)
+        for (int i = 0; i < 8; i++) launch2(&c, f, buf[i], 0);
+    uint64_t in = paging_stat("bytes_in");
+    cr_assert_eq(fake_used(0), 64 * MiB, "%s", stats());
+    launch2(&c, f, buf[8], 0);
+    cr_assert_eq(paging_stat("bytes_in") - in, 8 * MiB, "the ninth came in for its launch: %s", stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    for (int i = 0; i < 9; i++) check(&c, buf[i], i, 8 * MiB, i < 8 ? 40 : 1);
+    free_all(&c, buf, 9);
+}
+
 Test(stream, with_ahead_off_pieces_come_in_only_when_asked_for_and_nothing_is_pinned)
 {
     /* VPAGE_STREAM_AHEAD=off (demand paging): the same loop, twice the
