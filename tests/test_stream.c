@@ -201,6 +201,57 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
     free_all(&c, buf, N);
 }
 
+/* Piece contents for the stale-hash test: pattern b, first word + inc. */
+static void content(unsigned char *h, int b, uint64_t inc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
+    uint64_t w;
+    memcpy(&w, h, 8);
+    w += inc;
+    memcpy(h, &w, 8);
+}
+
+Test(stream, a_copy_into_a_piece_that_is_out_forgets_its_hash)
+{
+    /* demand paging (deterministic: the least recently used leave) over a
+     * 64 MiB cap of 2 MiB pieces; p is one piece. p leaves changed, so its
+     * hash is that of its host memory (A). A copy writes B there while it
+     * is out. p comes in, and a copy writes A back while it is resident.
+     * When p leaves, its hash on the device is A's: had the copy into the
+     * host memory not made the hash unknown, p would leave without a copy
+     * back and its host memory would keep B */
+    setenv("VPAGE_STREAM_AHEAD", "off", 1);
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
+    const size_t n = 2 * MiB;
+    enum { F = 32 }; /* fillers: the whole cap */
+    CUdeviceptr p, fill_buf[F];
+    unsigned char *a = malloc(n), *b = malloc(n), *got = malloc(n);
+    content(a, 1, 1, n); /* p's pattern after one increment */
+    content(b, 2, 0, n);
+    CU_OK(c.cuMemAlloc(&p, n));
+    fill(&c, p, 1, n);
+    alloc_filled(&c, fill_buf, F, n);
+    launch2(&c, rw, p, 0); /* in, hashed, changed: A */
+    for (int i = 0; i < F; i++) launch2(&c, ro, fill_buf[i], 0); /* p leaves, copied back */
+    uint64_t back = paging_stat("bytes_writeback");
+    cr_assert_geq(back, n, "p was copied back: %s", stats());
+    CU_OK(c.cuMemcpyHtoD(p, b, n)); /* out: into its host memory */
+    launch2(&c, ro, p, 0);          /* in */
+    CU_OK(c.cuMemcpyHtoD(p, a, n)); /* resident: A again */
+    for (int i = 0; i < F; i++) launch2(&c, ro, fill_buf[i], 0); /* p leaves */
+    cr_assert_geq(paging_stat("bytes_writeback") - back, n, "p left with a copy back: %s", stats());
+    CU_OK(c.cuMemcpyDtoH(got, p, n));
+    cr_assert(memcmp(got, a, n) == 0, "p's bytes are not the last ones written");
+    free(a);
+    free(b);
+    free(got);
+    CU_OK(c.cuMemFree(p));
+    free_all(&c, fill_buf, F);
+}
+
 Test(stream, pieces_whose_copy_back_failed_stay_and_keep_their_bytes)
 {
     /* every third copy of the pager fails while kernels change the
