@@ -486,6 +486,24 @@ Test(stream, with_ahead_off_pieces_come_in_only_when_asked_for_and_nothing_is_pi
     loop_check_and_free(&l);
 }
 
+/* Points VPAGE_TRACE at a new empty file, its name in path. */
+static void trace_to_temp(char path[64])
+{
+    strcpy(path, "/tmp/vpage-trace-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    setenv("VPAGE_TRACE", path, 1);
+}
+
+/* vpage's trace flush (exported for tests and tools). */
+static void (*trace_flush(void))(void)
+{
+    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    cr_assert(flush, "vpage_trace_flush is exported");
+    return flush;
+}
+
 /* Lines of the trace at path whose event (field 2) is ev. */
 static int trace_lines(const char *path, const char *ev)
 {
@@ -503,17 +521,12 @@ static int trace_lines(const char *path, const char *ev)
 Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
 {
     char path[64];
-    strcpy(path, "/tmp/vpage-trace-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    setenv("VPAGE_TRACE", path, 1);
+    trace_to_temp(path);
     struct cu c;
     struct loop l;
     twice_the_cap(&c, &l, 1); /* 17 allocations, 8 rounds of 16 x 21 launches */
     loop_check_and_free(&l); /* nothing moves any more */
-    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
-    cr_assert(flush, "vpage_trace_flush is exported");
+    void (*flush)(void) = trace_flush();
     uint64_t in = paging_stat("moves_in"), out = paging_stat("moves_out"), maps = paging_stat("bare_maps");
     flush();
     cr_assert_gt(maps, 0, "the checks mapped bare pieces: %s", stats());
@@ -550,11 +563,7 @@ Test(stream, with_ahead_off_the_least_recently_used_leave_first)
      * fills the cap; 8 needs room and buffer 1 is the least recently used:
      * its pieces, and only they, leave */
     char path[64];
-    strcpy(path, "/tmp/vpage-trace-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    setenv("VPAGE_TRACE", path, 1);
+    trace_to_temp(path);
     setenv("VPAGE_STREAM_AHEAD", "off", 1);
     streaming(64, "2M");
     struct cu c;
@@ -565,7 +574,7 @@ Test(stream, with_ahead_off_the_least_recently_used_leave_first)
     static const int order[] = {0, 1, 2, 3, 4, 5, 6, 0, 7, 8};
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) launch2(&c, f, buf[order[i]], 0);
     cr_assert_eq(fake_used(0), 64 * MiB, "%s", stats());
-    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    void (*flush)(void) = trace_flush();
     flush();
     uint64_t out[16];
     int n = trace_out_bases(path, out, 16);
@@ -581,17 +590,13 @@ Test(stream, with_ahead_off_the_least_recently_used_leave_first)
 Test(stream, a_child_after_fork_does_not_write_the_parents_trace_lines_again)
 {
     char path[64];
-    strcpy(path, "/tmp/vpage-trace-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    setenv("VPAGE_TRACE", path, 1);
+    trace_to_temp(path);
     streaming(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUdeviceptr d[3];
     for (int i = 0; i < 3; i++) CU_OK(c.cuMemAlloc(&d[i], 4 * MiB)); /* three lines, still in the buffer */
-    void (*flush)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vpage_trace_flush");
+    void (*flush)(void) = trace_flush();
     pid_t pid = fork();
     if (pid == 0) { /* the child's flush writes its own lines: none of the parent's */
         flush();
