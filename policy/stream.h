@@ -10,10 +10,10 @@
  *   than the weights, moving the fewest bytes per step means keeping a fixed
  *   part of the weights resident ("pinned") and streaming the rest through
  *   a window of the cap, each piece brought in just before its use and sent
- *   out after it. Pieces in hot use (visits at most VP_HOT_GAP launches
- *   apart, vp_uses_hot) and pinned pieces come first; the rest are ranked
- *   by the expected start of their next visit (vp_uses_next), soonest
- *   first.
+ *   out after it. After what an operation being issued asks for (below),
+ *   pieces in hot use (visits at most VP_HOT_GAP launches apart,
+ *   vp_uses_hot) and pinned pieces come first; the rest are ranked by the
+ *   expected start of their next visit (vp_uses_next), soonest first.
  *
  *   Pinning (vp_stream_pin) is decided once, when a piece's reuse gap is
  *   first seen to be long (its second use, in loop order); the pager unpins
