@@ -13,6 +13,8 @@ For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
   group         diffusers group offloading, block level, on a side stream
   sequential    accelerate's cpu_offload
 and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
+--rows picks rows and the order they run in, --caps the caps; --trace DIR
+keeps each vpage row's trace there (WORKLOAD-ROW-CAP.trace.gz).
 While a row runs, the device's own memory use is sampled with nvidia-smi;
 its peak over the timed window, above what the device used before the
 process started, is the row's device peak.
@@ -101,12 +103,28 @@ def why_failed(p):
     return (lines[-1].strip()[:300] if lines else f"exit status {p.returncode}")
 
 
-def run_row(w, name, row, cap, lib, paged_limit, timeout):
-    env_extra, preload, offload = spec(row, cap, lib, paged_limit)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
+def trace_file(trace_dir, name, row, cap):
+    """Where a vpage row's trace goes (--trace), or None."""
+    if not trace_dir:
+        return None
+    return os.path.join(trace_dir, f"{name}-{row}" + (f"-{cap:g}G" if cap is not None else "") + ".trace")
+
+
+def row_env(base, env_extra, preload, trace):
+    """A row's environment: base without vpage's variables, then the row's, the preload and its trace."""
+    env = {k: v for k, v in base.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
     env.update(env_extra)
     if preload:
         env["LD_PRELOAD"] = preload
+        if trace:
+            env["VPAGE_TRACE"] = trace
+    return env
+
+
+def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
+    env_extra, preload, offload = spec(row, cap, lib, paged_limit)
+    trace = trace_file(trace_dir, name, row, cap)
+    env = row_env(os.environ, env_extra, preload, trace)
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [sys.executable, os.path.join(HERE, w["script"]), *w["args"], "--offload", offload, "--json", out]
@@ -128,6 +146,9 @@ def run_row(w, name, row, cap, lib, paged_limit, timeout):
         else:
             r.update(status="failed", why=why_failed(p), stderr_tail=p.stderr[-2000:])
     os.unlink(out)
+    if preload and trace and os.path.exists(trace):
+        subprocess.run(["gzip", "-f", trace], check=False)
+        r["trace"] = os.path.basename(trace) + ".gz"
     r["wall_s"] = time.time() - t0
     print(f"  {name} {row} cap {cap}: {r['status']} {r.get('why', '')} time {r.get('time_s')} "
           f"device peak {r.get('device_peak_mib')} MiB, wall {r['wall_s']:.0f} s", flush=True)
@@ -152,6 +173,8 @@ def main():
     ap.add_argument("--merge", action="store_true", help="keep other workloads' rows of today's file")
     ap.add_argument("--caps", help="caps in GiB for the capped rows (default: the workload's), e.g. 8,16")
     ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
+    ap.add_argument("--trace", metavar="DIR", help="each vpage row writes its trace (VPAGE_TRACE) here, gzipped: "
+                                                  "WORKLOAD-ROW-CAP.trace.gz, for scripts/vpage-trace")
     a = ap.parse_args()
     rows = a.rows.split(",")  # run in the order given (finish() sorts them for the tables)
     unknown = [r for r in rows if r not in compare_lib.ROWS]
@@ -159,6 +182,8 @@ def main():
         ap.error(f"unknown rows {','.join(unknown)}; the rows are {','.join(compare_lib.ROWS)}")
     lib = os.path.abspath(a.lib)
     os.makedirs(a.out, exist_ok=True)
+    if a.trace:
+        os.makedirs(a.trace, exist_ok=True)
     if os.environ.get("BENCH_DEVICE", "cuda") == "cuda":
         import torch  # only for the GPU's name and free memory
         gpu = torch.cuda.get_device_name(0)
@@ -197,7 +222,7 @@ def main():
                 continue
             caps = [float(x) for x in a.caps.split(",")] if a.caps else w["caps_gib"]
             for cap in (caps if row in compare_lib.CAPPED else [None]):
-                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout))
+                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace))
                 save()
     final = save()
     with open(stem + ".svg", "w") as fh:

@@ -229,6 +229,23 @@ def each_vpage_row_runs_with_its_own_environment():
 
 
 @test
+def with_trace_only_vpage_rows_write_a_trace_and_nothing_of_vpage_leaks_from_outside():
+    import compare
+    base = {"PATH": "/bin", "VPAGE_CAP": "1G", "VPAGE_TRACE": "/elsewhere", "LD_PRELOAD": "/other.so"}
+    t = compare.trace_file("/tr", "wan-14B", "stream", 8)
+    assert t == "/tr/wan-14B-stream-8G.trace", t
+    env, lib, _ = compare.spec("stream", 8, "/lib.so", 123)
+    got = compare.row_env(base, env, lib, t)
+    assert got["VPAGE_TRACE"] == t and got["LD_PRELOAD"] == "/lib.so" and got["VPAGE_CAP"] == "8192M", got
+    env, lib, _ = compare.spec("group", None, "/lib.so", 123)
+    got = compare.row_env(base, env, lib, compare.trace_file("/tr", "wan-14B", "group", None))
+    assert not any(k.startswith("VPAGE_") for k in got) and "LD_PRELOAD" not in got, got
+    assert compare.trace_file(None, "wan-14B", "stream", 8) is None
+    got = compare.row_env(base, *compare.spec("stream", 16, "/lib.so", 1)[:2], None)
+    assert "VPAGE_TRACE" not in got, "no --trace: no trace, not even the caller's"
+
+
+@test
 def the_readme_tables_are_made_from_the_newest_results():
     p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "results_table.py"), "--check"])
     assert p.returncode == 0, "README.md differs from bench/results_table.py's output: run it"
