@@ -468,6 +468,18 @@ static void wait_locked(void) { vp_cond_wait_ns(&pt.done_cv, &pt.mu, 2000000); }
 
 static int is_hot(const struct piece *p);
 
+/* Whether operations on dev's streamed memory are being issued or still
+ * run on the device: their ends let pieces move. mu held. */
+static int ops_in_flight_locked(int dev)
+{
+    if (global_pending || (all_dev == dev && !done(all_dev, all_serial))) return 1;
+    for (size_t i = 0; i < tab.n; i++) {
+        struct salloc *a = TAB(i);
+        if (!a->gone && a->dev == dev && (a->pending || (a->ev_dev == dev && !done(dev, a->serial)))) return 1;
+    }
+    return 0;
+}
+
 static int has_moving_locked(void)
 {
     if (op.all) return moving_any > 0;
@@ -621,16 +633,28 @@ int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const c
      * the operation does not wait for them (it is still fenced) */
     if (want && !atomic_load(&pt.capturing)) pthread_cond_signal(&pt.work_cv);
     double start = now_s(), until = start + VP_STREAM_WAIT_MS / 1000.0;
-    int waited = 0, timed_out = 0;
+    int waited = 0, timed_out = 0, was_busy = 0;
     while (want && !pt.stopping && !atomic_load(&pt.capturing)) {
         want = 0;
         for (int i = 0; i < op.n && !want; i++)
             for (uint32_t k = 0; k < op.a[i]->npieces && !want; k++)
                 want = op.a[i]->pc[k].requested && op.a[i]->pc[k].state != P_DEV;
         if (!want) break;
-        if (now_s() > until) {
-            timed_out = 1;
-            break;
+        double now = now_s();
+        if (now > until) {
+            /* the room they need may be held by pieces of operations still
+             * running: waiting on costs the device nothing, while a kernel
+             * reading its memory over the bus may read it hundreds of
+             * times. Without such operations the pager is not serving this
+             * one: it goes ahead */
+            int busy = ops_in_flight_locked(op.a[0]->dev);
+            /* (once they ended, the pager gets one more period) */
+            if (now - start > VP_STREAM_WAIT_MAX_MS / 1000.0 || (!busy && !was_busy)) {
+                timed_out = 1;
+                break;
+            }
+            was_busy = busy;
+            until = now + VP_STREAM_WAIT_MS / 1000.0;
         }
         waited = 1;
         wait_locked();

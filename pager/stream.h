@@ -64,9 +64,11 @@
  *   is neither pinned nor hot, or ends while a move waits for it, and
  *   while moves are under way; a loop whose pieces all stay resident is
  *   not planned (a plan holds the lock every launch takes). A launching thread
- *   waits (at most VP_STREAM_WAIT_MS) for pieces its launch needs that the
- *   pager is bringing in, so the program does not run far ahead of the
- *   data.
+ *   waits for pieces its launch needs that the pager is bringing in, so the
+ *   program does not run far ahead of the data: VP_STREAM_WAIT_MS, and on
+ *   while operations on streamed memory are still being issued or running
+ *   (the room may be theirs), up to VP_STREAM_WAIT_MAX_MS in all. Then it
+ *   goes ahead (stat wait_timeouts) and its kernel reads over the bus.
  *
  *   Locks: one mutex, last in the lock order but for two leaf locks: the
  *   event ring's and the trace's (common/trace.h). The exceptions to vpage's rule that no lock is held across a
@@ -87,6 +89,7 @@
 #include "../interpose/hooks.h"
 
 #define VP_STREAM_WAIT_MS 200
+#define VP_STREAM_WAIT_MAX_MS 5000
 
 int vp_stream_on(void);
 
