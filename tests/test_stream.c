@@ -26,10 +26,21 @@ static void streaming(int cap_mib, const char *chunk) { pager_env("stream", cap_
 /* Byte i of buffer b's pattern. */
 static unsigned char pat(int b, size_t i) { return (unsigned char)(b * 37 + i * 7 + (i >> 12)); }
 
+/* n bytes of buffer b's pattern into h, its first word plus inc (what
+ * inc increments by rw kernels leave). */
+static void content(unsigned char *h, int b, uint64_t inc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
+    uint64_t w;
+    memcpy(&w, h, 8);
+    w += inc;
+    memcpy(h, &w, 8);
+}
+
 static void fill(struct cu *c, CUdeviceptr d, int b, size_t n)
 {
     unsigned char *h = malloc(n);
-    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
+    content(h, b, 0, n);
     CU_OK(c->cuMemcpyHtoD(d, h, n));
     free(h);
 }
@@ -59,6 +70,17 @@ static void alloc_filled(struct cu *c, CUdeviceptr *buf, int n, size_t bytes)
         CU_OK(c->cuMemAlloc(&buf[i], bytes));
         fill(c, buf[i], i, bytes);
     }
+}
+
+/* A 64 MiB cap of 4 MiB pieces and n buffers of 32 MiB, buffer i filled
+ * with pattern i (eight are four times the cap). Returns the rw kernel. */
+static CUfunction over_the_cap(struct cu *c, CUdeviceptr *buf, int n)
+{
+    streaming(64, "4M");
+    load_or_die(c, WAY_PROCADDR);
+    CUfunction f = kernel(c, "rw:2", "rw");
+    alloc_filled(c, buf, n, 32 * MiB);
+    return f;
 }
 
 /* Frees n buffers; vpage's books then match the fake's. */
@@ -142,14 +164,11 @@ Test(stream, placed_on_the_device_new_allocations_fill_the_cap_then_make_room)
 
 Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
 {
-    streaming(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
     enum { N = 8 };
     CUdeviceptr buf[N];
     uint64_t incs[N] = {0};
-    alloc_filled(&c, buf, N, 32 * MiB); /* 256 MiB in all, four times the cap */
+    CUfunction f = over_the_cap(&c, buf, N); /* 256 MiB in all, four times the cap */
     for (int round = 0; round < 12; round++)
         for (int i = 0; i < N; i++) {
             int j = (i + 3) % N;
@@ -177,13 +196,10 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
      * hashed on the device, and with the hash it came in with it is not
      * copied back. The one a kernel then changes is copied back, and
      * every byte is right at the end */
-    streaming(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
     enum { N = 8 };
     CUdeviceptr buf[N];
-    alloc_filled(&c, buf, N, 32 * MiB); /* four times the cap */
+    CUfunction rw = over_the_cap(&c, buf, N), ro = kernel(&c, "ro:2", "ro");
     launch_each(&c, ro, buf, N, 6);
     cr_assert_gt(paging_stat("moves_out"), 8, "%s", stats());
     cr_assert_gt(paging_stat("bytes_unchanged"), 0, "%s", stats());
@@ -199,16 +215,6 @@ Test(stream, pieces_read_but_not_changed_leave_without_a_copy_back)
     cr_assert_gt(paging_stat("bare_maps"), 0, "%s", stats());
     cr_assert_leq(fake_peak(0), 64 * MiB);
     free_all(&c, buf, N);
-}
-
-/* Piece contents for the stale-hash test: pattern b, first word + inc. */
-static void content(unsigned char *h, int b, uint64_t inc, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
-    uint64_t w;
-    memcpy(&w, h, 8);
-    w += inc;
-    memcpy(h, &w, 8);
 }
 
 Test(stream, a_copy_into_a_piece_that_is_out_forgets_its_hash)
@@ -258,13 +264,10 @@ Test(stream, pieces_whose_copy_back_failed_stay_and_keep_their_bytes)
      * buffers: a piece whose copy back failed stays resident, and its hash
      * still stands for its older host memory, so when it leaves later,
      * unchanged since, it is copied back then; the bytes are right */
-    streaming(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction ro = kernel(&c, "ro:2", "ro"), rw = kernel(&c, "rw:2", "rw");
     enum { N = 8 };
     CUdeviceptr buf[N];
-    alloc_filled(&c, buf, N, 32 * MiB);
+    CUfunction rw = over_the_cap(&c, buf, N), ro = kernel(&c, "ro:2", "ro");
     setenv("FAKE_CUDA_FAIL_COPY_EVERY", "3", 1);
     launch_each(&c, rw, buf, N, 4);
     unsetenv("FAKE_CUDA_FAIL_COPY_EVERY");
@@ -279,13 +282,10 @@ Test(stream, after_a_graph_replay_pieces_leaving_are_mapped_back_at_once)
     /* a graph replay may touch anything: it maps every bare piece first,
      * and since the next replay would do so again, pieces leaving from
      * then on get their host memory mapped back in the move */
-    streaming(64, "4M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
     enum { N = 6 };
     CUdeviceptr buf[N];
-    alloc_filled(&c, buf, N, 32 * MiB);
+    CUfunction f = over_the_cap(&c, buf, N);
     launch_each(&c, f, buf, N, 3);
     uint64_t before = paging_stat("bare_maps");
     CU_OK(c.cuGraphLaunch((CUgraphExec)0x9, NULL));
@@ -302,14 +302,11 @@ Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
 {
     /* VPAGE_STREAM_LAZY_MAP=off: a piece leaving gets its host memory
      * mapped back in the move, so nothing is mapped for operations later */
-    streaming(64, "4M");
     setenv("VPAGE_STREAM_LAZY_MAP", "off", 1);
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
     enum { N = 6 };
     CUdeviceptr buf[N];
-    alloc_filled(&c, buf, N, 32 * MiB);
+    CUfunction f = over_the_cap(&c, buf, N);
     launch_each(&c, f, buf, N, 4);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 4);
     cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
@@ -751,15 +748,12 @@ Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)
     /* the default stream's work completes 40 ms after it is issued: an unmap of an
      * address a kernel may still be using is a violation (a fault on a
      * device); the pager must wait for the events */
-    streaming(64, "4M");
     setenv("FAKE_CUDA_LAG_MS", "40", 1);
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    CUfunction f = kernel(&c, "rw:2", "rw");
     enum { N = 8 };
     CUdeviceptr buf[N];
     uint64_t incs[N] = {0};
-    alloc_filled(&c, buf, N, 32 * MiB);
+    CUfunction f = over_the_cap(&c, buf, N);
     for (int round = 0; round < 6; round++)
         for (int i = 0; i < N; i++) {
             int j = (i + 5) % N;
