@@ -177,6 +177,7 @@ def main():
                                                   "WORKLOAD-ROW-CAP.trace.gz, for scripts/vpage-trace")
     a = ap.parse_args()
     rows = a.rows.split(",")  # run in the order given (finish() sorts them for the tables)
+    chosen_caps = [float(x) for x in a.caps.split(",")] if a.caps else None
     unknown = [r for r in rows if r not in compare_lib.ROWS]
     if unknown:
         ap.error(f"unknown rows {','.join(unknown)}; the rows are {','.join(compare_lib.ROWS)}")
@@ -220,7 +221,7 @@ def main():
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
-            caps = [float(x) for x in a.caps.split(",")] if a.caps else w["caps_gib"]
+            caps = chosen_caps or w["caps_gib"]
             for cap in (caps if row in compare_lib.CAPPED else [None]):
                 doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace))
                 save()

@@ -468,15 +468,19 @@ static void wait_locked(void) { vp_cond_wait_ns(&pt.done_cv, &pt.mu, 2000000); }
 
 static int is_hot(const struct piece *p);
 
+/* No operation on a is being issued or runs on the device. mu held. */
+static int settled_locked(const struct salloc *a) { return !a->pending && done(a->ev_dev, a->serial); }
+
+/* Nor one on everything (a graph replay). mu held. */
+static int all_settled_locked(void) { return !global_pending && done(all_dev, all_serial); }
+
 /* Whether operations on dev's streamed memory are being issued or still
  * run on the device: their ends let pieces move. mu held. */
 static int ops_in_flight_locked(int dev)
 {
-    if (global_pending || (all_dev == dev && !done(all_dev, all_serial))) return 1;
-    for (size_t i = 0; i < tab.n; i++) {
-        struct salloc *a = TAB(i);
-        if (!a->gone && a->dev == dev && (a->pending || (a->ev_dev == dev && !done(dev, a->serial)))) return 1;
-    }
+    if (!all_settled_locked()) return 1;
+    for (size_t i = 0; i < tab.n; i++)
+        if (!TAB(i)->gone && TAB(i)->dev == dev && !settled_locked(TAB(i))) return 1;
     return 0;
 }
 
@@ -1047,8 +1051,8 @@ static int quiet;
 static int may_move_locked(struct salloc *a)
 {
     if (a->still < 0) {
-        if (quiet < 0) quiet = !global_pending && done(all_dev, all_serial);
-        a->still = quiet && !a->pending && !a->busy && done(a->ev_dev, a->serial);
+        if (quiet < 0) quiet = all_settled_locked();
+        a->still = quiet && !a->busy && settled_locked(a);
         if (!a->still && !a->busy) ops_block = 1;
     }
     return a->still;
@@ -1132,19 +1136,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
                 n++;
                 continue;
             }
-            if (!vp_opt.stream_ahead) {
-                /* demand paging: what is asked for first, then what is
-                 * resident, most recently used first; the rest (not
-                 * resident, not asked for) does not come in */
-                p->pin_asked = 0;
-                refs[n] = (struct move){.a = a, .i = k};
-                c[n] = (struct vp_spc){.key = p->requested         ? p->u.last
-                                              : p->state == P_HOST ? VP_NEXT_STALE
-                                                                   : vp_stream_guess_key(tick, p->u.last),
-                                       .bytes = len, .ref = &refs[n], .cls = p->requested ? VP_SC_NOW : VP_SC_NEXT};
-                n++;
-                continue;
-            }
+            if (!vp_opt.stream_ahead) p->pin_asked = 0; /* demand paging pins nothing */
             if (p->pin_asked && !p->pinned) {
                 p->pin_asked = 0;
                 if (!is_hot(p) && vp_stream_pin(&pin_acc[dev], len, pinned, pin_room, cold)) {
@@ -1164,6 +1156,11 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             if (p->requested) {
                 c[n].cls = VP_SC_NOW;
                 c[n].key = p->u.last;
+            } else if (!vp_opt.stream_ahead) {
+                /* demand paging: then what is resident, most recently used
+                 * first; the rest does not come in */
+                c[n].cls = VP_SC_NEXT;
+                c[n].key = p->state == P_HOST ? VP_NEXT_STALE : vp_stream_guess_key(tick, p->u.last);
             } else if (is_hot(p)) {
                 c[n].cls = VP_SC_HOT;
                 c[n].key = p->u.last;
