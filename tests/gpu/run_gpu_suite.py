@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The GPU suite: real PyTorch under LD_PRELOAD=libvpage.so on an NVIDIA GPU.
 
-    python3 tests/gpu/run_gpu_suite.py build/libvpage.so [--out DIR] [--only MODE|weights]
+    python3 tests/gpu/run_gpu_suite.py build/libvpage.so [--out DIR] [--only MODE|paging|stream|models|weights]
     (DIR gets gpu-suite.json)
 
 For each PyTorch allocator mode (default, expandable_segments:True,
@@ -24,6 +24,14 @@ and once:
   weights   a safetensors file loaded with safetensors.torch.load_file to the
             GPU: vpage names every tensor's device bytes and counts them as
             clean copies of the file; peak host RSS reported next to the size
+  models    the models of issue 4, random weights with a fixed seed: a Wan 2.1
+            14B-shaped DiT (28 GB bf16, 4096 tokens, 2 steps) and a
+            Llama-3-8B-shaped LLM (16 GB bf16, prefill 512, decode 8) under
+            VPAGE_PAGING=stream at caps of 8 and 16 GiB: the output's checksum
+            (SHA-256 of all its bytes) equals the run's without the preload,
+            and the device's own peak use, sampled from outside the process
+            with nvidia-smi, stays within the cap plus the context overhead
+            (about 7 minutes in all on an H100; --only models runs just these)
 Exits 77 (skipped) where there is no GPU or no PyTorch. Ends with one line
 'N passed, N failed'.
 """
@@ -35,6 +43,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.join(HERE, "..", "..", "bench")
 MiB = 1 << 20
 GiB = 1 << 30
 CAP = 4 * GiB
@@ -165,6 +174,9 @@ def main():
     if not only or only == "stream":
         stream_checks(outdir, lib, summary)
 
+    if not only or only == "models":
+        model_checks(lib, summary)
+
     # --- weight files ---
     if only and only != "weights":
         return finish(summary, summary_dir)
@@ -244,6 +256,75 @@ def stream_checks(outdir, lib, summary):
     check("stream: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0,
           json.dumps(dev))
     check("stream: the driver refused nothing", dev.get("driver_errors", 1) == 0, json.dumps(dev))
+
+
+# issue 4's models (bench/run_wan.py, bench/run_llm.py: random weights, seed 0) and its caps
+MODELS = {
+    "wan-14B": ["run_wan.py", "--model", "14B", "--tokens", "4096", "--steps", "2"],
+    "llm-8B": ["run_llm.py", "--prompt", "512", "--new-tokens", "8", "--deterministic"],
+}
+MODEL_CAPS_GIB = (8, 16)
+
+
+def run_model(args, preload, env_extra, timeout=400):
+    """Runs bench/ARGS[0] with --json; returns (process, its result or None, the device's peak use over the whole
+    run above what it used before, in bytes, sampled from outside the process)."""
+    sys.path.insert(0, BENCH)
+    from vpage_query import DeviceSampler
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
+    env.update(env_extra, PYTHONUNBUFFERED="1")
+    if preload:
+        env["LD_PRELOAD"] = preload
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        with DeviceSampler() as dev:
+            p = subprocess.run([sys.executable, os.path.join(BENCH, args[0]), *args[1:], "--json", out],
+                               capture_output=True, text=True, env=env, timeout=timeout)
+        res = None
+        if p.returncode == 0:
+            with open(out) as fh:
+                res = json.load(fh)
+    finally:
+        os.unlink(out)
+    return p, res, (dev.peak() - dev.base) * MiB
+
+
+def model_checks(lib, summary):
+    free = device_free_bytes()
+    for name, args in MODELS.items():
+        p0, r0, peak0 = run_model(args, None, {})
+        check(f"models/{name}: runs without the preload", r0 is not None, "" if r0 else p0.stderr[-3000:])
+        if r0 is None:
+            continue
+        rec = summary.setdefault("models", {})[name] = {"uncapped": {"checksum": r0["checksum"],
+                                                                     "device_peak_bytes": peak0}}
+        for cap_gib in MODEL_CAPS_GIB:
+            cap = cap_gib * GiB
+            label = f"models/{name} at {cap_gib} GiB"
+            # the paged bytes live in host memory that the card maps: kept below what it has free (it is shared)
+            p, r, peak = run_model(args, lib, {"VPAGE_CAP": f"{cap_gib}G", "VPAGE_PAGING": "stream",
+                                               "VPAGE_PAGED_LIMIT": str(int(free * 0.8))})
+            check(f"{label}: runs under VPAGE_PAGING=stream", r is not None, "" if r else p.stderr[-3000:])
+            if r is None:
+                continue
+            dev0 = r["vpage"]["paging"]["devices"][0] if r.get("vpage") else {}
+            rec[f"{cap_gib}G"] = {"checksum": r["checksum"], "device_peak_bytes": peak, "paging": dev0}
+            check(f"{label}: output bit for bit", r["checksum"] == r0["checksum"]
+                  and r.get("prefill_checksum") == r0.get("prefill_checksum"),
+                  f"{r['checksum']} vs {r0['checksum']} without the preload")
+            check(f"{label}: device's own peak use <= cap + context overhead", peak <= cap + CONTEXT_OVERHEAD,
+                  f"device grew {peak / MiB:.0f} MiB at most; cap {cap / MiB:.0f} MiB")
+            check(f"{label}: vpage's resident peak <= cap", 0 < dev0.get("resident_peak", 0) <= cap, json.dumps(dev0))
+            if peak0 > cap + CONTEXT_OVERHEAD:  # larger than the cap: it was streamed through it
+                check(f"{label}: larger than the cap ({peak0 / GiB:.1f} GiB without it), pieces came in and went out",
+                      dev0.get("moves_in", 0) > 0 and dev0.get("moves_out", 0) > 0, json.dumps(dev0))
+
+
+def device_free_bytes():
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True, timeout=30).stdout
+    return int(out.strip().splitlines()[0]) * MiB
 
 
 def finish(summary, summary_dir):
