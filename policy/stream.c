@@ -22,14 +22,7 @@ int vp_uses_hot(const struct vp_uses *u, uint64_t now)
 
 int vp_uses_visiting(const struct vp_uses *u, uint64_t now) { return u->visit && now - u->last <= VP_VISIT_GAP; }
 
-uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now)
-{
-    uint64_t next = vp_policy_next_use(u->prev_visit, u->visit, now);
-    /* a visit that did not come when its last gap said (a weight's gap
-     * from its initialisation to its first use is not the loop's) */
-    if (next < VP_NEXT_UNKNOWN && now > next + VP_VISIT_GAP) return VP_NEXT_STALE;
-    return next;
-}
+uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now) { return vp_policy_next_use(u->prev_visit, u->visit, now); }
 
 uint64_t vp_stream_window(uint64_t budget, uint64_t piece, uint64_t want)
 {

@@ -56,11 +56,7 @@ int vp_uses_hot(const struct vp_uses *u, uint64_t now);
  * more uses are coming. */
 int vp_uses_visiting(const struct vp_uses *u, uint64_t now);
 
-/* Expected start of the next visit (vp_policy_next_use over visit starts);
- * VP_NEXT_STALE once it is more than VP_VISIT_GAP launches overdue: the
- * gap it came from was not the loop's (a weight initialised by a kernel,
- * then used a step later), and a piece brought in ahead for it would be
- * pushed out and brought in again until its real use. */
+/* Expected start of the next visit (vp_policy_next_use over visit starts). */
 uint64_t vp_uses_next(const struct vp_uses *u, uint64_t now);
 
 /* Bytes of the device budget kept free of pinned pieces for the window:
