@@ -37,8 +37,9 @@ struct piece {
     uint8_t hashed;                    /* hash is that of its host memory (pager/hash.h) */
     uint8_t bare;                      /* not resident and its address maps nothing (VPAGE_STREAM_LAZY_MAP) */
     uint8_t pinned, pin_asked, requested;
-    uint8_t ahead; /* came in before any launch asked for it */
-    uint32_t pin_seq; /* order of pinning */
+    uint8_t ahead;     /* came in before any launch asked for it */
+    uint32_t pin_seq;  /* order of pinning */
+    uint64_t ahead_at; /* tick when it last came in ahead of use (0: never) */
     uint64_t hash[2];
 };
 
@@ -1170,11 +1171,17 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
             } else {
                 c[n].cls = VP_SC_NEXT;
                 /* within a visit (more of its uses are coming), then by
-                 * the next visit, then what the loop does not predict */
+                 * the next visit, then what the loop does not predict;
+                 * last, a piece that came in ahead and left before any
+                 * use: its prediction was wrong (a weight's gap from its
+                 * initialising kernel to its first use, say), and brought
+                 * in ahead again it could be pushed out again, over and
+                 * over, before its use; it comes when asked for */
                 uint64_t next = vp_uses_next(&p->u, tick);
-                c[n].key = vp_uses_visiting(&p->u, tick) ? tick + 1
-                           : next >= VP_NEXT_UNKNOWN      ? vp_stream_guess_key(tick, p->u.last)
-                                                          : next;
+                c[n].key = vp_uses_visiting(&p->u, tick)              ? tick + 1
+                           : p->state == P_HOST && p->ahead_at > p->u.last ? VP_NEXT_STALE
+                           : next >= VP_NEXT_UNKNOWN                    ? vp_stream_guess_key(tick, p->u.last)
+                                                                        : next;
             }
             n++;
         }
@@ -1228,6 +1235,7 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         }
         m[nm++] = (struct move){.a = r->a, .i = r->i, .bare = p->bare};
         p->ahead = !p->requested;
+        if (p->ahead) p->ahead_at = tick;
         p->state = P_MOVING;
         room -= c[j].bytes;
         in_bytes += c[j].bytes;
