@@ -76,9 +76,11 @@ def table():
         parts = ", weight files" if "weights" in r else ""
         parts += ", paging" if "paging" in r else ""
         parts += ", streaming" if "stream" in r else ""
+        parts += ", issue 4's models at 8 and 16 GiB" if "models" in r else ""
+        at = f", vpage at {r['commit']}" if r.get("commit") else ""
         rows.append(f"| GPU suite (3 PyTorch allocator modes{parts}) | | "
                     f"{r['passed']} passed, {r['failed']} failed | | "
-                    f"{r['gpu']}, `{os.path.basename(f)}` |")
+                    f"{r['gpu']}{at}, `{os.path.basename(f)}` |")
     return "\n".join(rows)
 
 
