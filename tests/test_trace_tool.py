@@ -44,9 +44,9 @@ TRACE = "\n".join([
 ]) + "\n"
 
 
-def run(*args, gz=False):
+def run(*args, gz=False, trace=TRACE):
     with tempfile.NamedTemporaryFile("wb", suffix=".trace.gz" if gz else ".trace", delete=False) as fh:
-        fh.write(gzip.compress(TRACE.encode()) if gz else TRACE.encode())
+        fh.write(gzip.compress(trace.encode()) if gz else trace.encode())
     try:
         p = subprocess.run([sys.executable, TOOL, fh.name, *args], capture_output=True, text=True)
     finally:
@@ -110,6 +110,52 @@ def the_text_report_names_what_it_counted():
                  "remap  0.000 s", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
                  "out: 4.0 MiB in 2 pieces (2.0 MiB copied back)", "gemm_kernel", "0x7f0000000000"):
         assert want in out, f"{want!r} not in:\n{out}"
+
+
+# a loop of two steps, each starting with a launch of step_kernel (on another
+# allocation); a piece in before the loop; in step 0 a piece comes in ahead,
+# is used and leaves copied back, then comes in ahead again; in step 1 a
+# copy touches it (not a use) and it leaves before any use, then a kernel uses it
+LOOP = "\n".join([
+    "0\talloc\t0\t0xa00000\t4194304\t2\t2097152",
+    "10\talloc\t0\t0xe00000\t2097152\t1\t2097152",
+    "50\tin\t0\t0xa00000\t0\t2097152\t0",
+    "100\top\t0\t1\tstep_kernel\t0\t0xe00000",
+    "200\tin\t0\t0xa00000\t1\t2097152\t1",
+    "300\top\t0\t2\tgemm\t500\t0xa00000",
+    "400\tout\t0\t0xa00000\t1\t2097152\t1",
+    "500\tin\t0\t0xa00000\t1\t2097152\t1",
+    "1100\top\t0\t3\tstep_kernel\t0\t0xe00000",
+    "1150\top\t0\t0\tcopy\t0\t0xa00000",
+    "1200\tout\t0\t0xa00000\t1\t2097152\t0",
+    "1600\top\t0\t4\tgemm\t0\t0xa00000",
+]) + "\n"
+
+
+@test
+def steps_split_the_trace_at_each_launch_of_the_marker_kernel():
+    s = json.loads(run("--json", "--steps", "step_k", trace=LOOP))
+    before, s0, s1 = s["steps"]
+    assert before["step"] == "before" and before["in"] == 2 * MiB and before["ops"] == 0, before
+    assert abs(before["length_s"] - 100e-6) < 1e-12, before
+    assert (s0["step"], s0["ops"], s0["in"], s0["in_ahead"], s0["out"], s0["out_written"]) == \
+        (0, 2, 4 * MiB, 4 * MiB, 2 * MiB, 2 * MiB), s0
+    assert abs(s0["start_s"] - 100e-6) < 1e-12 and abs(s0["length_s"] - 1000e-6) < 1e-12, s0
+    assert abs(s0["wait_s"] - 500e-6) < 1e-12, s0
+    assert s0["ahead_unused"] == 0, "the piece that came in ahead was used before it left"
+    assert (s1["step"], s1["ops"], s1["in"], s1["out"], s1["out_written"]) == (1, 3, 0, 2 * MiB, 0), s1
+    assert abs(s1["length_s"] - 500e-6) < 1e-12, s1
+    assert s1["ahead_unused"] == 2 * MiB, "it came in ahead again and left before any use (the copy is not one)"
+    text = run("--steps", "step_k", trace=LOOP)
+    assert "ahead unused 2.0 MiB" in text and "before" in text, text
+
+
+@test
+def steps_are_empty_when_no_kernel_has_the_name():
+    s = json.loads(run("--json", "--steps", "no_such_kernel", trace=LOOP))
+    assert s["steps"] == []
+    assert "no launch of a kernel with that name" in run("--steps", "no_such_kernel", trace=LOOP)
+    assert "steps" not in json.loads(run("--json", trace=LOOP))
 
 
 @test
