@@ -446,40 +446,84 @@ static void (*trace_flush(void))(void)
     return flush;
 }
 
-/* From the trace at path: pieces that came in ahead of use (in lines
- * with ahead 1) while their allocation had been used fewer than twice
- * (op lines with a tick), i.e. with no predicted next use; *ahead: the in
- * lines with ahead 1 in all. */
-static int guesses_brought_ahead(const char *path, int *ahead_lines)
+/* Tracing to a new file (its name in path), a 64 MiB cap with 2 MiB
+ * pieces and a loop of 16 weights of 8 MiB and a 4 MiB activation set up
+ * (twice the cap). */
+static void traced_loop(char path[64], struct cu *c, struct loop *l)
+{
+    trace_to_temp(path);
+    streaming(64, "2M");
+    load_or_die(c, WAY_PROCADDR);
+    loop_setup(l, c, 16, 8 * MiB, 4 * MiB);
+}
+
+/* Walks the trace at path: used(ctx, base) for each allocation an
+ * operation that is a use (an op line with a tick) names, ahead(ctx, base,
+ * piece) for each piece that came in ahead of use (an in line with ahead
+ * 1); returns the in lines with ahead 1. */
+static int walk_trace(const char *path, void (*used)(void *, unsigned long long),
+                      void (*ahead)(void *, unsigned long long, unsigned), void *ctx)
 {
     FILE *f = fopen(path, "r");
     cr_assert(f, "no trace at %s", path);
-    struct use { unsigned long long base; int uses; } seen[64];
-    int nseen = 0, guesses = 0;
-    *ahead_lines = 0;
+    int ahead_lines = 0;
     char line[4096];
     while (fgets(line, sizeof line, f)) {
         char ev[16];
         unsigned long long tick, base;
-        int ahead, off = 0;
+        unsigned piece;
+        int is_ahead, off = 0;
         if (sscanf(line, "%*s\t%15s", ev) != 1) continue;
         if (!strcmp(ev, "op") && sscanf(line, "%*s\top\t%*d\t%llu\t%*s\t%*s\t%n", &tick, &off) == 1 && off && tick) {
-            for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n")) {
-                base = strtoull(t, NULL, 16);
-                int i = 0;
-                while (i < nseen && seen[i].base != base) i++;
-                if (i == nseen && nseen < 64) seen[nseen++] = (struct use){base, 0};
-                if (i < nseen) seen[i].uses++;
-            }
-        } else if (!strcmp(ev, "in") && sscanf(line, "%*s\tin\t%*d\t%llx\t%*u\t%*u\t%d", &base, &ahead) == 2 && ahead) {
-            int i = 0;
-            while (i < nseen && seen[i].base != base) i++;
-            guesses += i == nseen || seen[i].uses < 2;
-            ++*ahead_lines;
+            for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n")) used(ctx, strtoull(t, NULL, 16));
+        } else if (!strcmp(ev, "in") &&
+                   sscanf(line, "%*s\tin\t%*d\t%llx\t%u\t%*u\t%d", &base, &piece, &is_ahead) == 3 && is_ahead) {
+            ahead_lines++;
+            ahead(ctx, base, piece);
         }
     }
     fclose(f);
-    return guesses;
+    return ahead_lines;
+}
+
+/* Allocations' uses so far, and the pieces that came in ahead of use while
+ * their allocation had been used fewer than twice (no predicted next use). */
+struct guesses {
+    struct { unsigned long long base; int uses; } seen[64];
+    int nseen, guesses;
+};
+
+static int seen_at(struct guesses *g, unsigned long long base)
+{
+    int i = 0;
+    while (i < g->nseen && g->seen[i].base != base) i++;
+    return i;
+}
+
+static void guess_used(void *ctx, unsigned long long base)
+{
+    struct guesses *g = ctx;
+    int i = seen_at(g, base);
+    if (i == g->nseen && g->nseen < 64) g->seen[g->nseen++].base = base;
+    if (i < g->nseen) g->seen[i].uses++;
+}
+
+static void guess_ahead(void *ctx, unsigned long long base, unsigned piece)
+{
+    struct guesses *g = ctx;
+    (void)piece;
+    int i = seen_at(g, base);
+    g->guesses += i == g->nseen || g->seen[i].uses < 2;
+}
+
+/* From the trace at path: pieces that came in ahead of use while their
+ * allocation had been used fewer than twice, i.e. with no predicted next
+ * use; *ahead_lines: the in lines with ahead 1 in all. */
+static int guesses_brought_ahead(const char *path, int *ahead_lines)
+{
+    struct guesses g = {0};
+    *ahead_lines = walk_trace(path, guess_used, guess_ahead, &g);
+    return g.guesses;
 }
 
 Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
@@ -489,12 +533,9 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
      * only when a launch asks for it (a guess brought in ahead takes room
      * from those); once the loop is known pieces come in ahead */
     char path[64];
-    trace_to_temp(path);
-    streaming(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
     struct loop l;
-    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    traced_loop(path, &c, &l);
     for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
     trace_flush()();
     cr_assert_gt(paging_stat("bytes_ahead"), 0, "learnt: %s", stats());
@@ -506,42 +547,41 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     unlink(path);
 }
 
-/* From the trace at path: how often a piece came in ahead of use (an in
- * line with ahead 1) again, with no operation on its allocation since it
- * last came in ahead: it had left unused in between; *ahead_lines: the in
- * lines with ahead 1 in all. */
+/* Pieces that came in ahead of use and have not been used since, and how
+ * often one came in ahead again while still so. */
+struct pending {
+    struct { unsigned long long base; unsigned piece; } p[512];
+    int np, again;
+};
+
+static void pending_used(void *ctx, unsigned long long base)
+{
+    struct pending *q = ctx;
+    for (int i = 0; i < q->np;) /* used: its pieces are no longer pending */
+        if (q->p[i].base == base) q->p[i] = q->p[--q->np];
+        else i++;
+}
+
+static void pending_ahead(void *ctx, unsigned long long base, unsigned piece)
+{
+    struct pending *q = ctx;
+    int i = 0;
+    while (i < q->np && (q->p[i].base != base || q->p[i].piece != piece)) i++;
+    if (i < q->np) q->again++;
+    else if (q->np < 512) {
+        q->p[q->np].base = base;
+        q->p[q->np++].piece = piece;
+    }
+}
+
+/* From the trace at path: how often a piece came in ahead of use again
+ * with no operation on its allocation since it last came in ahead (it had
+ * left unused in between); *ahead_lines: the in lines with ahead 1. */
 static int ahead_again(const char *path, int *ahead_lines)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "no trace at %s", path);
-    struct pending { unsigned long long base; unsigned piece; } p[512];
-    int np = 0, again = 0;
-    *ahead_lines = 0;
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
-        char ev[16];
-        unsigned long long tick, base;
-        unsigned piece;
-        int ahead, off = 0;
-        if (sscanf(line, "%*s\t%15s", ev) != 1) continue;
-        if (!strcmp(ev, "op") && sscanf(line, "%*s\top\t%*d\t%llu\t%*s\t%*s\t%n", &tick, &off) == 1 && off && tick) {
-            for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n")) {
-                base = strtoull(t, NULL, 16);
-                for (int i = 0; i < np;) /* used: its pieces are no longer pending */
-                    if (p[i].base == base) p[i] = p[--np];
-                    else i++;
-            }
-        } else if (!strcmp(ev, "in") &&
-                   sscanf(line, "%*s\tin\t%*d\t%llx\t%u\t%*u\t%d", &base, &piece, &ahead) == 3 && ahead) {
-            ++*ahead_lines;
-            int i = 0;
-            while (i < np && (p[i].base != base || p[i].piece != piece)) i++;
-            if (i < np) again++;
-            else if (np < 512) p[np++] = (struct pending){base, piece};
-        }
-    }
-    fclose(f);
-    return again;
+    struct pending q = {0};
+    *ahead_lines = walk_trace(path, pending_used, pending_ahead, &q);
+    return q.again;
 }
 
 Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_again_before_its_use)
@@ -554,12 +594,9 @@ Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_
      * again, over and over (Wan 14B, 32760 tokens, 8 GiB: 51 GB brought
      * in ahead in the second step, a 136 MiB weight 23 times over) */
     char path[64];
-    trace_to_temp(path);
-    streaming(64, "2M");
     struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
     struct loop l;
-    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    traced_loop(path, &c, &l);
     for (int i = 0; i < l.n; i++) {
         launch2(&c, l.f, l.wt[i], 0);
         l.incs[i]++;
