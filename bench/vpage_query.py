@@ -8,11 +8,21 @@ import threading
 import time
 
 
-def device_used_mib():
-    """Memory in use on GPU 0 as nvidia-smi reports it (MiB)."""
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
+def _smi_mib(field):
+    """A memory field of GPU 0 as nvidia-smi reports it (MiB)."""
+    out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits", "-i", "0"],
                          capture_output=True, text=True, timeout=30).stdout
     return int(out.strip().splitlines()[0])
+
+
+def device_used_mib():
+    """Memory in use on GPU 0 as nvidia-smi reports it (MiB)."""
+    return _smi_mib("memory.used")
+
+
+def device_free_mib():
+    """Memory free on GPU 0 as nvidia-smi reports it (MiB)."""
+    return _smi_mib("memory.free")
 
 
 class DeviceSampler:

@@ -46,6 +46,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "..", "bench")
+sys.path.insert(0, BENCH)
+from compare import row_env  # noqa: E402  (bench/: no torch at import)
+from vpage_query import DeviceSampler, device_free_mib, device_used_mib  # noqa: E402
 MiB = 1 << 20
 GiB = 1 << 30
 CAP = 4 * GiB
@@ -81,12 +84,6 @@ def run_child(scenario, out, preload, env_extra, timeout=600):
         if line.startswith("RESULT "):
             res = json.loads(line[7:])
     return p, res
-
-
-def device_used_mib():
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"],
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.strip().splitlines()[0])
 
 
 def main():
@@ -272,12 +269,7 @@ MODEL_CAPS_GIB = (8, 16)
 def run_model(args, preload, env_extra, timeout=400):
     """Runs bench/ARGS[0] with --json; returns (process, its result or None, the device's peak use over the whole
     run above what it used before, in bytes, sampled from outside the process)."""
-    sys.path.insert(0, BENCH)
-    from vpage_query import DeviceSampler
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VPAGE_") and k != "LD_PRELOAD"}
-    env.update(env_extra, PYTHONUNBUFFERED="1")
-    if preload:
-        env["LD_PRELOAD"] = preload
+    env = row_env(os.environ, dict(env_extra, PYTHONUNBUFFERED="1"), preload, None)
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     try:
@@ -294,7 +286,7 @@ def run_model(args, preload, env_extra, timeout=400):
 
 
 def model_checks(lib, summary):
-    free = device_free_bytes()
+    free = device_free_mib() * MiB
     for name, (args, needs) in MODELS.items():
         if free < needs:  # the uncapped run, the reference, cannot run here
             print(f"SKIP models/{name}: needs {needs / GiB:.0f} GiB free on the device, "
@@ -326,12 +318,6 @@ def model_checks(lib, summary):
             if peak0 > cap + CONTEXT_OVERHEAD:  # larger than the cap: it was streamed through it
                 check(f"{label}: larger than the cap ({peak0 / GiB:.1f} GiB without it), pieces came in and went out",
                       dev0.get("moves_in", 0) > 0 and dev0.get("moves_out", 0) > 0, json.dumps(dev0))
-
-
-def device_free_bytes():
-    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "0"],
-                         capture_output=True, text=True, timeout=30).stdout
-    return int(out.strip().splitlines()[0]) * MiB
 
 
 def finish(summary, summary_dir):
