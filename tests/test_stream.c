@@ -458,6 +458,15 @@ static void traced_loop(char path[64], struct cu *c, struct loop *l)
     loop_setup(l, c, 16, 8 * MiB, 4 * MiB);
 }
 
+/* The end of a traced_loop test: the device stayed under the cap, every
+ * byte is as the launches left it, and the trace file is gone. */
+static void traced_loop_done(const char *path, struct loop *l)
+{
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    loop_check_and_free(l);
+    unlink(path);
+}
+
 /* Walks the trace at path: used(ctx, base, tick) for each allocation an
  * operation that is a use (an op line with a tick) names, ahead(ctx, base,
  * piece, tick) for each piece that came in ahead of use (an in line with
@@ -495,27 +504,54 @@ static int walk_trace(const char *path, void (*used)(void *, unsigned long long,
     return ahead_lines;
 }
 
+/* A small table the trace checks keep: entries keyed by an allocation's
+ * base and a piece (0 where only the allocation counts), with a value. */
+struct keyed {
+    struct { unsigned long long base, v; unsigned piece; } e[512];
+    int n;
+};
+
+/* The entry of (base, piece), or NULL. */
+static unsigned long long *keyed_find(struct keyed *t, unsigned long long base, unsigned piece)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->e[i].base == base && t->e[i].piece == piece) return &t->e[i].v;
+    return NULL;
+}
+
+/* The entry of (base, piece), added with value 0 if it was not there
+ * (NULL when the table is full). */
+static unsigned long long *keyed_get(struct keyed *t, unsigned long long base, unsigned piece)
+{
+    unsigned long long *v = keyed_find(t, base, piece);
+    if (v || t->n == 512) return v;
+    t->e[t->n].base = base;
+    t->e[t->n].piece = piece;
+    t->e[t->n].v = 0;
+    return &t->e[t->n++].v;
+}
+
+/* Removes the entries of base whose piece matches (all of them when all). */
+static void keyed_drop(struct keyed *t, unsigned long long base, unsigned piece, int all)
+{
+    for (int i = 0; i < t->n;)
+        if (t->e[i].base == base && (all || t->e[i].piece == piece)) t->e[i] = t->e[--t->n];
+        else i++;
+}
+
 /* Allocations' uses so far, and the pieces that came in ahead of use while
  * their allocation had been used fewer than twice (no predicted next use). */
 struct guesses {
-    struct { unsigned long long base; int uses; } seen[64];
-    int nseen, guesses;
+    struct keyed uses;
+    int guesses;
 };
-
-static int seen_at(struct guesses *g, unsigned long long base)
-{
-    int i = 0;
-    while (i < g->nseen && g->seen[i].base != base) i++;
-    return i;
-}
 
 static void guess_used(void *ctx, unsigned long long base, unsigned long long tick)
 {
     (void)tick;
     struct guesses *g = ctx;
-    int i = seen_at(g, base);
-    if (i == g->nseen && g->nseen < 64) g->seen[g->nseen++].base = base;
-    if (i < g->nseen) g->seen[i].uses++;
+    unsigned long long *uses = keyed_get(&g->uses, base, 0);
+    if (uses) ++*uses;
 }
 
 static void guess_ahead(void *ctx, unsigned long long base, unsigned piece, unsigned long long tick)
@@ -523,18 +559,8 @@ static void guess_ahead(void *ctx, unsigned long long base, unsigned piece, unsi
     struct guesses *g = ctx;
     (void)piece;
     (void)tick;
-    int i = seen_at(g, base);
-    g->guesses += i == g->nseen || g->seen[i].uses < 2;
-}
-
-/* From the trace at path: pieces that came in ahead of use while their
- * allocation had been used fewer than twice, i.e. with no predicted next
- * use; *ahead_lines: the in lines with ahead 1 in all. */
-static int guesses_brought_ahead(const char *path, int *ahead_lines)
-{
-    struct guesses g = {0};
-    *ahead_lines = walk_trace(path, guess_used, guess_ahead, NULL, &g);
-    return g.guesses;
+    unsigned long long *uses = keyed_find(&g->uses, base, 0);
+    g->guesses += !uses || *uses < 2;
 }
 
 Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
@@ -550,12 +576,11 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
     trace_flush()();
     cr_assert_gt(paging_stat("bytes_ahead"), 0, "learnt: %s", stats());
-    int ahead = 0, guesses = guesses_brought_ahead(path, &ahead);
+    struct guesses g = {0};
+    int ahead = walk_trace(path, guess_used, guess_ahead, NULL, &g);
     cr_assert_gt(ahead, 0, "the trace has the pieces that came in ahead");
-    cr_assert_eq(guesses, 0, "%d of %d pieces came in ahead before their allocation's second use", guesses, ahead);
-    cr_assert_leq(fake_peak(0), 64 * MiB);
-    loop_check_and_free(&l);
-    unlink(path);
+    cr_assert_eq(g.guesses, 0, "%d of %d pieces came in ahead before their allocation's second use", g.guesses, ahead);
+    traced_loop_done(path, &l);
 }
 
 /* Pieces that came in ahead of use and have not been used since, the
@@ -565,59 +590,32 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
  * by design, and so may one whose allocation was used at most
  * VP_VISIT_GAP launches before: more uses of the visit are expected). */
 struct pending {
-    struct { unsigned long long base; unsigned piece; } p[512], pinned[512];
-    struct { unsigned long long base, tick; } last[64];
-    int np, npinned, nlast, again;
+    struct keyed ahead, pinned, last; /* pieces; pieces; allocations: latest use's tick */
+    int again;
 };
 
 static void pending_pin(void *ctx, unsigned long long base, unsigned piece, int on)
 {
     struct pending *q = ctx;
-    int i = 0;
-    while (i < q->npinned && (q->pinned[i].base != base || q->pinned[i].piece != piece)) i++;
-    if (!on && i < q->npinned) q->pinned[i] = q->pinned[--q->npinned];
-    else if (on && i == q->npinned && q->npinned < 512) {
-        q->pinned[q->npinned].base = base;
-        q->pinned[q->npinned++].piece = piece;
-    }
+    if (on) keyed_get(&q->pinned, base, piece);
+    else keyed_drop(&q->pinned, base, piece, 0);
 }
 
 static void pending_used(void *ctx, unsigned long long base, unsigned long long tick)
 {
     struct pending *q = ctx;
-    int j = 0;
-    while (j < q->nlast && q->last[j].base != base) j++;
-    if (j == q->nlast && q->nlast < 64) q->last[q->nlast++].base = base;
-    if (j < q->nlast) q->last[j].tick = tick;
-    for (int i = 0; i < q->np;) /* used: its pieces are no longer pending */
-        if (q->p[i].base == base) q->p[i] = q->p[--q->np];
-        else i++;
+    unsigned long long *last = keyed_get(&q->last, base, 0);
+    if (last) *last = tick;
+    keyed_drop(&q->ahead, base, 0, 1); /* used: its pieces are no longer pending */
 }
 
 static void pending_ahead(void *ctx, unsigned long long base, unsigned piece, unsigned long long tick)
 {
     struct pending *q = ctx;
-    int i = 0, k = 0, j = 0;
-    while (i < q->np && (q->p[i].base != base || q->p[i].piece != piece)) i++;
-    while (k < q->npinned && (q->pinned[k].base != base || q->pinned[k].piece != piece)) k++;
-    while (j < q->nlast && q->last[j].base != base) j++;
-    int visiting = j < q->nlast && tick - q->last[j].tick <= VP_VISIT_GAP;
-    if (i < q->np) q->again += k == q->npinned && !visiting;
-    else if (q->np < 512) {
-        q->p[q->np].base = base;
-        q->p[q->np++].piece = piece;
-    }
-}
-
-/* From the trace at path: how often a piece came in ahead of use again,
- * neither pinned nor within a visit of its allocation, with no operation
- * on its allocation since it last came in ahead (it had left unused in
- * between); *ahead_lines: the in lines with ahead 1. */
-static int ahead_again(const char *path, int *ahead_lines)
-{
-    struct pending q = {0};
-    *ahead_lines = walk_trace(path, pending_used, pending_ahead, pending_pin, &q);
-    return q.again;
+    unsigned long long *last = keyed_find(&q->last, base, 0);
+    int visiting = last && tick - *last <= VP_VISIT_GAP;
+    if (keyed_find(&q->ahead, base, piece)) q->again += !keyed_find(&q->pinned, base, piece) && !visiting;
+    else keyed_get(&q->ahead, base, piece);
 }
 
 Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_again_before_its_use)
@@ -639,14 +637,13 @@ Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_
     }
     for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
     trace_flush()();
-    int ahead = 0, again = ahead_again(path, &ahead);
+    struct pending q = {0};
+    int ahead = walk_trace(path, pending_used, pending_ahead, pending_pin, &q);
     cr_assert_gt(ahead, 0, "once the loop is learnt pieces come in ahead: %s", stats());
-    cr_assert_eq(again, 0,
+    cr_assert_eq(q.again, 0,
                  "%d of the %d times a piece came in ahead, it was neither pinned nor within a visit and had come "
-                 "in ahead before and left unused", again, ahead);
-    cr_assert_leq(fake_peak(0), 64 * MiB);
-    loop_check_and_free(&l);
-    unlink(path);
+                 "in ahead before and left unused", q.again, ahead);
+    traced_loop_done(path, &l);
 }
 
 Test(stream, a_piece_a_launch_asks_for_comes_in_even_when_hot_pieces_fill_the_cap)
