@@ -29,9 +29,11 @@ static int grow(struct vp_map *m)
     return 0;
 }
 
+/* key 0 marks an empty slot: it is never a key (freeing NULL is legal and
+ * must find nothing) */
 static struct vp_map_slot *find(struct vp_map *m, uint64_t key)
 {
-    if (!m->cap) return NULL;
+    if (!m->cap || !key) return NULL;
     for (size_t j = slot_of(key, m->cap);; j = (j + 1) & (m->cap - 1)) {
         if (m->slots[j].key == key) return &m->slots[j];
         if (!m->slots[j].key) return NULL;

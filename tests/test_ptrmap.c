@@ -61,4 +61,10 @@ Test(ptrmap, key_zero_is_refused)
     struct vp_rec r = {1, 0, 0, 0, 0};
     cr_assert_eq(vp_map_put(&m, 0, r), -1);
     cr_assert_eq(vp_map_size(&m), 0);
+    /* nor found where slots are empty (freeing NULL is legal and must find nothing) */
+    cr_assert_eq(vp_map_put(&m, 1 << 20, r), 0);
+    struct vp_rec out;
+    cr_assert_eq(vp_map_get(&m, 0, &out), 0);
+    cr_assert_eq(vp_map_take(&m, 0, &out), 0);
+    cr_assert_eq(vp_map_size(&m), 1);
 }
