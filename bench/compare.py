@@ -10,6 +10,8 @@ For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
                 the preload at each cap, in each paging mode (off: the cap is a wall)
   stream-demand stream mode without lookahead (VPAGE_STREAM_AHEAD=off): demand paging
   stream-placed stream mode, new allocations placed on the device (VPAGE_STREAM_PLACE=device)
+  stream-async  stream mode under PyTorch's stream-ordered allocator
+                (PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync: pager/apool.h)
   group         diffusers group offloading, block level, on a side stream
   sequential    accelerate's cpu_offload
 and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
@@ -84,13 +86,15 @@ def spec(row, cap, lib, paged_limit):
         return {"VPAGE_CAP": "none"}, lib, "none"
     if row == "off":
         return {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "off"}, lib, "none"
-    if row in ("demand", "stream", "stream-placed", "stream-demand"):
+    if row in ("demand", "stream", "stream-placed", "stream-demand", "stream-async"):
         env = {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": row.split("-")[0],
                "VPAGE_PAGED_LIMIT": str(paged_limit)}
         if row == "stream-placed":
             env["VPAGE_STREAM_PLACE"] = "device"
         if row == "stream-demand":
             env["VPAGE_STREAM_AHEAD"] = "off"
+        if row == "stream-async":
+            env["PYTORCH_CUDA_ALLOC_CONF"] = "backend:cudaMallocAsync"
         return env, lib, "none"
     return {}, None, row  # group, sequential: the peers, without the preload
 

@@ -27,8 +27,9 @@ import json
 import math
 import sys
 
-ROWS = ("resident", "vpage", "off", "demand", "stream-demand", "stream", "stream-placed", "group", "sequential")
-CAPPED = ("off", "demand", "stream-demand", "stream", "stream-placed")  # rows measured at each cap
+ROWS = ("resident", "vpage", "off", "demand", "stream-demand", "stream", "stream-placed", "stream-async", "group",
+        "sequential")
+CAPPED = ("off", "demand", "stream-demand", "stream", "stream-placed", "stream-async")  # rows measured at each cap
 LABEL = {
     "resident": "resident, no preload (upper bound)",
     "vpage": "vpage, no cap (its overhead)",
@@ -37,6 +38,7 @@ LABEL = {
     "stream-demand": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_AHEAD=off (demand paging)",
     "stream": "vpage at the cap, VPAGE_PAGING=stream",
     "stream-placed": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_PLACE=device",
+    "stream-async": "vpage at the cap, VPAGE_PAGING=stream, PyTorch's backend:cudaMallocAsync",
     "group": "diffusers group offloading (block_level, use_stream, record_stream)",
     "sequential": "accelerate cpu_offload (sequential)",
     "bound": "transfer lower bound at the cap",
@@ -162,7 +164,7 @@ def svg(doc, width=1000):
             else:
                 v = r["ratio_resident"]
                 color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "stream": "#c60",
-                         "stream-placed": "#c60", "stream-demand": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
+                         "stream-placed": "#c60", "stream-demand": "#c60", "stream-async": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
                 lines.append(f'<rect x="{left}" y="{y}" width="{max(1.0, x_of(v) - left):.1f}" height="{bar_h}" '
                              f'fill="{color}"/>')
                 lines.append(f'<text x="{x_of(v) + 4:.1f}" y="{y + 12}">{v:.2f}x</text>')

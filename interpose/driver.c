@@ -69,6 +69,15 @@ CUmemoryPool vp_drv_default_pool(int dev)
     return p;
 }
 
+int vp_drv_pool_is_default(int dev)
+{
+    CUmemoryPool def = NULL, cur = vp_drv_default_pool(dev);
+    if (!cur || !vp_real.cuDeviceGetDefaultMemPool ||
+        vp_real.cuDeviceGetDefaultMemPool(&def, (CUdevice)dev) != CUDA_SUCCESS)
+        return 1;
+    return cur == def;
+}
+
 int vp_drv_capturing(CUstream stream, int ptsz)
 {
     CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;

@@ -41,4 +41,9 @@ uint64_t vp_drv_graph_reserved(int dev);
 /* The pool cuMemAllocAsync takes from on dev, or NULL. */
 CUmemoryPool vp_drv_default_pool(int dev);
 
+/* True when the pool cuMemAllocAsync takes from on dev is the device's own
+ * default pool, not one the program made current; also when the driver
+ * cannot say. */
+int vp_drv_pool_is_default(int dev);
+
 #endif

@@ -253,6 +253,7 @@
 #define VP_DRIVER_USES(X)                                                     \
     X(CUresult, cuCtxGetDevice, (CUdevice *dev))                               \
     X(CUresult, cuDeviceGetMemPool, (CUmemoryPool *pool, CUdevice dev))        \
+    X(CUresult, cuDeviceGetDefaultMemPool, (CUmemoryPool *pool, CUdevice dev)) \
     X(CUresult, cuMemPoolGetAttribute,                                         \
       (CUmemoryPool pool, CUmemPool_attribute attr, void *value))              \
     X(CUresult, cuStreamSynchronize, (CUstream stream))                        \

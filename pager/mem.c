@@ -8,6 +8,7 @@
 #include "../common/stats.h"
 #include "../interpose/driver.h"
 #include "account.h"
+#include "apool.h"
 #include "paging.h"
 #include "ptrmap.h"
 #include "weights.h"
@@ -58,12 +59,14 @@ static void refuse_msg(enum vp_hook_id hook, int dev, uint64_t bytes)
         if (w < 0 || (size_t)w >= sizeof kinds - n) break;
         n += (size_t)w;
     }
-    /* under paging only cuMemAlloc memory moves: say so where the program
-     * allocates otherwise (a PyTorch allocator setting it can change) */
+    /* under paging only cuMemAlloc memory and the default pool's move: say
+     * so where the program allocates otherwise (a PyTorch allocator setting
+     * it can change) */
     const char *hint = vp_opt.paging == VP_PAGING_OFF || hook == VP_HOOK_cuMemAlloc_v2
                            ? ""
-                           : "; only cuMemAlloc memory is paged, this allocation counts whole (PyTorch: leave "
-                             "PYTORCH_CUDA_ALLOC_CONF without backend:cudaMallocAsync and expandable_segments)";
+                           : "; only cuMemAlloc memory and cuMemAllocAsync from the default pool are paged, this "
+                             "allocation counts whole (PyTorch: leave PYTORCH_CUDA_ALLOC_CONF without "
+                             "expandable_segments)";
     vp_log_limited(VP_WARN, &refusals_printed,
                    "%s of %s on device %d refused: %s of the %s cap (VPAGE_CAP) already counted (%s)%s; "
                    "returning CUDA_ERROR_OUT_OF_MEMORY",
@@ -193,7 +196,7 @@ static CUresult call_managed(void *p)
 CUresult vp_mem_alloc(CUdeviceptr *dptr, size_t bytes)
 {
     if (vp_paging_on()) {
-        CUresult rc = vp_pager_alloc(dptr, bytes);
+        CUresult rc = vp_pager_alloc(VP_HOOK_cuMemAlloc_v2, dptr, bytes);
         if (rc != CUDA_ERROR_NOT_SUPPORTED) return rc; /* else: a plain allocation */
     }
     struct alloc_args a = {dptr, bytes, 0};
@@ -228,7 +231,14 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
 CUresult vp_mem_free(CUdeviceptr dptr)
 {
     CUresult rc;
-    if (vp_pager_free(dptr, &rc)) return rc;
+    uint64_t n;
+    /* a block of the stream-ordered cache freed synchronously: after the
+     * legacy stream's work, which waits for every blocking stream's */
+    if (vp_apool_free(dptr, NULL, 0, &n)) {
+        vp_stat_live_sub(VP_HOOK_cuMemAllocAsync, n);
+        return CUDA_SUCCESS;
+    }
+    if (vp_pager_free(dptr, &rc, VP_HOOK_cuMemAlloc_v2)) return rc;
     return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr, NULL);
 }
 
@@ -339,6 +349,16 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
         atomic_store(&graph_mem_seen[dev], 1);
         return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
     }
+    if (vp_paging_on() && !pool && vp_drv_pool_is_default(dev)) {
+        CUresult rc = vp_apool_alloc(dev, dptr, bytes, stream, ptsz);
+        if (rc == CUDA_ERROR_OUT_OF_MEMORY) { /* the pager said why */
+            vp_stat_add(hook, VP_CTR_refused, 1);
+            return rc;
+        }
+        if (rc == CUDA_SUCCESS) vp_stat_live_add(hook, bytes);
+        if (rc != CUDA_ERROR_NOT_SUPPORTED) return finish(hook, rc, bytes);
+        /* else the driver's pool, counted whole */
+    }
     CUmemoryPool p = pool ? pool : vp_drv_default_pool(dev);
     if (!p) { /* no pool to read: count the allocation itself, as cuMemAlloc's */
         struct alloc_async_args aa = {hook, dptr, bytes, pool, stream};
@@ -403,13 +423,23 @@ CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stre
      * free in stream order: it is freed as cuMemFree would, after the work
      * fenced on it (stream mode) or a device synchronisation (managed) */
     CUresult rc;
-    if (vp_pager_free(dptr, &rc)) return finish(hook, rc, 0);
+    uint64_t n;
+    if (vp_apool_free(dptr, stream, hook == VP_HOOK_cuMemFreeAsync_ptsz, &n)) {
+        vp_stat_live_sub(VP_HOOK_cuMemAllocAsync, n);
+        return finish(hook, CUDA_SUCCESS, 0);
+    }
+    if (vp_pager_free(dptr, &rc, VP_HOOK_cuMemAlloc_v2)) return finish(hook, rc, 0);
     struct free_async_args a = {hook, stream};
     return uncount_and_free(&ptrs, dptr, hook, free_async_cb, &a);
 }
 
 CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
 {
+    int cur = vp_drv_current_device();
+    /* the default pool's allocations under paging are the cache's */
+    if (vp_paging_on() && usable_device(cur) && pool && pool == vp_drv_default_pool(cur) &&
+        vp_drv_pool_is_default(cur))
+        vp_apool_trim(cur);
     CUresult rc = vp_real.cuMemPoolTrimTo(pool, keep);
     struct vp_rec r;
     int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : vp_drv_current_device();
@@ -565,10 +595,12 @@ void vp_mem_lock_all(void)
     pthread_mutex_lock(&handles.lock);
     pthread_mutex_lock(&arrays.lock);
     pthread_mutex_lock(&pools.lock);
+    vp_apool_lock();
 }
 
 void vp_mem_unlock_all(void)
 {
+    vp_apool_unlock();
     pthread_mutex_unlock(&pools.lock);
     pthread_mutex_unlock(&arrays.lock);
     pthread_mutex_unlock(&handles.lock);
@@ -581,6 +613,7 @@ void vp_mem_reset_child(void)
     vp_map_clear(&handles);
     vp_map_clear(&arrays);
     vp_map_clear(&pools);
+    vp_apool_reset_child();
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
         atomic_store(&graph_mem_seen[d], 0);
         atomic_store(&graph_counted[d], 0);

@@ -14,6 +14,7 @@
 #include "../interpose/driver.h"
 #include "../policy/demand.h"
 #include "account.h"
+#include "apool.h"
 #include "shared.h"
 #include "stream.h"
 #include "weights.h"
@@ -80,7 +81,7 @@ static atomic_int npaged;
 static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
 static atomic_schar can_page[VP_MAX_DEVICES]; /* 0 unknown, 1 yes, -1 no */
 static struct page_stats ps[VP_MAX_DEVICES];
-static atomic_uint_fast64_t msgs_refused, msgs_driver;
+static atomic_uint_fast64_t msgs_driver;
 
 static _Atomic(CUstream) alloc_stream[VP_MAX_DEVICES]; /* for placing new allocations */
 
@@ -524,16 +525,21 @@ static void place_on_host(CUdeviceptr p, size_t n, int dev)
 }
 
 
-CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
+/* The stats of the program's cuMemAlloc_v2; the cache's are its own. */
+static void stat_add(enum vp_hook_id hook, enum vp_counter c, uint64_t n)
 {
-    const enum vp_hook_id hook = VP_HOOK_cuMemAlloc_v2;
+    if (hook == VP_HOOK_cuMemAlloc_v2) vp_stat_add(hook, c, n);
+}
+
+CUresult vp_pager_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes)
+{
     if (vp_stream_on()) {
-        CUresult rc = vp_stream_alloc(dptr, bytes);
-        if (rc == CUDA_SUCCESS) {
+        CUresult rc = vp_stream_alloc(hook, dptr, bytes);
+        if (rc == CUDA_SUCCESS && hook == VP_HOOK_cuMemAlloc_v2) {
             vp_stat_add(hook, VP_CTR_bytes, bytes);
             vp_stat_live_add(hook, bytes);
-        } else if (rc != CUDA_ERROR_NOT_SUPPORTED) {
-            vp_stat_add(hook, rc == CUDA_ERROR_OUT_OF_MEMORY ? VP_CTR_refused : VP_CTR_failed, 1);
+        } else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_NOT_SUPPORTED) {
+            stat_add(hook, rc == CUDA_ERROR_OUT_OF_MEMORY ? VP_CTR_refused : VP_CTR_failed, 1);
         }
         return rc;
     }
@@ -543,21 +549,11 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
         !vp_real.cuDeviceGetAttribute || !vp_real.cuDevicePrimaryCtxRetain || !vp_real.cuCtxSetCurrent ||
         !vp_real.cuStreamCreate || !vp_real.cuStreamSynchronize || !vp_real.cuMemAllocManaged || !device_can_page(dev))
         return CUDA_ERROR_NOT_SUPPORTED;
-    uint64_t limit = vp_paged_limit(), cur = atomic_load(&ps[dev].paged);
-    do {
-        if (bytes > limit || cur > limit - bytes) {
-            char a[32], b[32], c[32];
-            count(&ps[dev].refused, 1);
-            vp_stat_add(hook, VP_CTR_refused, 1);
-            vp_log_limited(VP_WARN, &msgs_refused,
-                           "cuMemAlloc_v2 of %s on device %d refused: %s of the %s paged limit "
-                           "(VPAGE_PAGED_LIMIT) already allocated; returning CUDA_ERROR_OUT_OF_MEMORY",
-                           vp_fmt_bytes(bytes, a, sizeof a), dev, vp_fmt_bytes(cur, b, sizeof b),
-                           vp_fmt_bytes(limit, c, sizeof c));
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-    } while (!atomic_compare_exchange_weak(&ps[dev].paged, &cur, cur + bytes));
-    vp_gauge_move(&ps[dev].paged_peak, cur + bytes, 1);
+    if (vp_paged_take(&ps[dev].paged, bytes, dev, hook, &ps[dev].refused)) {
+        stat_add(hook, VP_CTR_refused, 1);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    vp_gauge_move(&ps[dev].paged_peak, atomic_load(&ps[dev].paged), 1);
 
     uint32_t nchunks = (uint32_t)((bytes + vp_opt.chunk - 1) / vp_opt.chunk);
     struct paged *p = calloc(1, sizeof *p + (size_t)nchunks * sizeof(struct chunk));
@@ -593,22 +589,22 @@ CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes)
     if (rc != CUDA_SUCCESS) {
         free(p);
         atomic_fetch_sub(&ps[dev].paged, bytes);
-        if (rc != CUDA_ERROR_NOT_SUPPORTED) vp_stat_add(hook, VP_CTR_failed, 1);
+        if (rc != CUDA_ERROR_NOT_SUPPORTED) stat_add(hook, VP_CTR_failed, 1);
         return rc;
     }
     vp_gauge_move(&lo_addr, p->base, 0);
     vp_gauge_move(&hi_addr, p->base + bytes, 1);
     atomic_fetch_add(&npaged, 1);
-    vp_stat_add(hook, VP_CTR_bytes, bytes);
-    vp_stat_live_add(hook, bytes);
+    stat_add(hook, VP_CTR_bytes, bytes);
+    if (hook == VP_HOOK_cuMemAlloc_v2) vp_stat_live_add(hook, bytes);
     return CUDA_SUCCESS;
 }
 
-int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
+int vp_pager_free(CUdeviceptr dptr, CUresult *rc, enum vp_hook_id hook)
 {
     uint64_t size = 0;
     if (vp_stream_free(dptr, rc, &size)) {
-        vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, size);
+        if (hook == VP_HOOK_cuMemAlloc_v2) vp_stat_live_sub(hook, size);
         vp_weights_written(dptr, size);
         return 1;
     }
@@ -645,7 +641,7 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc)
     pthread_mutex_unlock(&pt.mu);
     if (resident) vp_acct_release(p->dev, VP_KIND_resident, resident);
     atomic_fetch_sub(&ps[p->dev].paged, p->size);
-    vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, p->size);
+    if (hook == VP_HOOK_cuMemAlloc_v2) vp_stat_live_sub(hook, p->size);
     vp_weights_written(dptr, p->size);
     free(p);
     return 1;
@@ -797,6 +793,7 @@ void vp_pager_report(int json, void (*emit)(void *ctx, const char *fmt, ...), vo
 #define VP_X(name, doc) vp_report_field(json, emit, ctx_, #name, atomic_load(&ps[d].name));
         VP_PAGE_STATS(VP_X)
 #undef VP_X
+        vp_apool_report(json, emit, ctx_, d);
         vp_report_device_end(json, emit, ctx_);
         first = 0;
     }

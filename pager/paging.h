@@ -55,14 +55,18 @@
  * allocations are handed to pager/stream.h). */
 int vp_paging_on(void);
 
-/* cuMemAlloc_v2 under paging. Returns the driver's or vpage's result; a
- * device that cannot page (no concurrent managed access) gets a plain
- * allocation from the caller instead: CUDA_ERROR_NOT_SUPPORTED asks for
- * that. */
-CUresult vp_pager_alloc(CUdeviceptr *dptr, size_t bytes);
+/* A paged allocation, for cuMemAlloc_v2 under paging (hook: that entry
+ * point's stats are kept here, and a refusal names it) or for the
+ * stream-ordered cache (VP_HOOK_cuMemAllocAsync: pager/apool.h keeps its
+ * own stats; VP_HOOK_COUNT: the same, and a refusal by the paged limit is
+ * not said). Returns the driver's or vpage's result; a device that cannot
+ * page (no concurrent managed access) gets a plain allocation from the
+ * caller instead: CUDA_ERROR_NOT_SUPPORTED asks for that. */
+CUresult vp_pager_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes);
 
-/* If dptr is a paged allocation: frees it, sets *rc, returns 1. Else 0. */
-int vp_pager_free(CUdeviceptr dptr, CUresult *rc);
+/* If dptr is a paged allocation: frees it, sets *rc, returns 1. Else 0.
+ * hook: the one it was allocated for. */
+int vp_pager_free(CUdeviceptr dptr, CUresult *rc, enum vp_hook_id hook);
 
 /* True when p lies inside a paged allocation. */
 int vp_pager_owns(CUdeviceptr p);

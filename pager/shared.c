@@ -78,6 +78,27 @@ uint64_t vp_paged_limit(void)
     return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
 }
 
+int vp_paged_take(atomic_uint_fast64_t *paged, uint64_t bytes, int dev, enum vp_hook_id hook,
+                  atomic_uint_fast64_t *refused)
+{
+    static atomic_uint_fast64_t said;
+    uint64_t limit = vp_paged_limit(), cur = atomic_load(paged);
+    do {
+        if (bytes > limit || cur > limit - bytes) {
+            if (hook == VP_HOOK_COUNT) return -1;
+            char a[32], b[32], c[32];
+            atomic_fetch_add_explicit(refused, 1, memory_order_relaxed);
+            vp_log_limited(VP_WARN, &said,
+                           "%s of %s on device %d refused: %s of the %s paged limit (VPAGE_PAGED_LIMIT) already "
+                           "allocated; returning CUDA_ERROR_OUT_OF_MEMORY",
+                           vp_hook_name(hook), vp_fmt_bytes(bytes, a, sizeof a), dev, vp_fmt_bytes(cur, b, sizeof b),
+                           vp_fmt_bytes(limit, c, sizeof c));
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak(paged, &cur, cur + bytes));
+    return 0;
+}
+
 void vp_report_begin(int json, vp_emit_fn emit, void *ctx, const char *mode)
 {
     emit(ctx, json ? "{\"mode\":\"%s\",\"chunk\":%llu,\"devices\":[" : "paging: %s, chunk %llu bytes\n", mode,

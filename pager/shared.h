@@ -47,6 +47,14 @@ void vp_gauge_move(atomic_uint_fast64_t *g, uint64_t v, int up);
  * host's RAM when it is 0. */
 uint64_t vp_paged_limit(void);
 
+/* Takes bytes of the paged limit: adds them to *paged, unless that would
+ * pass the limit; then counts the refusal in *refused and says why, naming
+ * hook's entry point and dev (hook VP_HOOK_COUNT: a quiet try, neither
+ * counted nor said). Returns 0, or -1 when refused. */
+#include "../interpose/hooks.h"
+int vp_paged_take(atomic_uint_fast64_t *paged, uint64_t bytes, int dev, enum vp_hook_id hook,
+                  atomic_uint_fast64_t *refused);
+
 /* The stats report of a pager: vp_report_begin, then per device
  * vp_report_device and vp_report_field for each counter, vp_report_end.
  * JSON or table lines, through emit. */

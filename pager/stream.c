@@ -16,6 +16,7 @@
 #include "../policy/demand.h"
 #include "../policy/stream.h"
 #include "account.h"
+#include "apool.h"
 #include "hash.h"
 #include "shared.h"
 
@@ -120,7 +121,7 @@ static struct slot *free_slots[VP_MAX_DEVICES];
 static atomic_int nstream;
 static atomic_uint_fast64_t lo_addr = UINT64_MAX, hi_addr;
 static struct stream_stats ss[VP_MAX_DEVICES];
-static atomic_uint_fast64_t msgs_refused, msgs_driver;
+static atomic_uint_fast64_t msgs_driver;
 
 /* the event ring: one event per operation on streamed memory, per device */
 static pthread_mutex_t ring_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1495,7 +1496,7 @@ static void undo_alloc(struct salloc *a, uint32_t made)
 }
 
 
-CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
+CUresult vp_stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes)
 {
     int dev = vp_drv_current_device();
     if (dev < 0 || dev >= VP_MAX_DEVICES || !bytes || !dptr || !have_driver()) return CUDA_ERROR_NOT_SUPPORTED;
@@ -1508,19 +1509,7 @@ CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes)
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     uint64_t span = round_up(bytes, g), piece = round_up(vp_opt.chunk, g);
-    uint64_t limit = vp_paged_limit(), cur = atomic_load(&ss[dev].streamed);
-    do {
-        if (span > limit || cur > limit - span) {
-            char a1[32], b1[32], c1[32];
-            count(&ss[dev].refused, 1);
-            vp_log_limited(VP_WARN, &msgs_refused,
-                           "cuMemAlloc_v2 of %s on device %d refused: %s of the %s paged limit "
-                           "(VPAGE_PAGED_LIMIT) already allocated; returning CUDA_ERROR_OUT_OF_MEMORY",
-                           vp_fmt_bytes(bytes, a1, sizeof a1), dev, vp_fmt_bytes(cur, b1, sizeof b1),
-                           vp_fmt_bytes(limit, c1, sizeof c1));
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-    } while (!atomic_compare_exchange_weak(&ss[dev].streamed, &cur, cur + span));
+    if (vp_paged_take(&ss[dev].streamed, span, dev, hook, &ss[dev].refused)) return CUDA_ERROR_OUT_OF_MEMORY;
     uint32_t np = (uint32_t)((span + piece - 1) / piece);
     struct salloc *a = calloc(1, sizeof *a + (size_t)np * sizeof(struct piece));
     pthread_mutex_lock(&pt.mu);
@@ -1670,6 +1659,7 @@ void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), v
 #define VP_X(name, doc) vp_report_field(json, emit, ctx_, #name, atomic_load(&ss[d].name));
         VP_STREAM_STATS(VP_X)
 #undef VP_X
+        vp_apool_report(json, emit, ctx_, d);
         vp_report_device_end(json, emit, ctx_);
         first = 0;
     }

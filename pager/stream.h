@@ -93,9 +93,10 @@
 
 int vp_stream_on(void);
 
-/* cuMemAlloc_v2 under streaming; CUDA_ERROR_NOT_SUPPORTED asks the caller
- * for a plain allocation (the driver lacks VMM or host-located memory). */
-CUresult vp_stream_alloc(CUdeviceptr *dptr, size_t bytes);
+/* A streamed allocation (hook: the entry point a refusal names);
+ * CUDA_ERROR_NOT_SUPPORTED asks the caller for a plain allocation (the
+ * driver lacks VMM or host-located memory). */
+CUresult vp_stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes);
 
 /* If dptr is a streamed allocation: frees it (after the program's work on
  * it), sets *rc and *size (the bytes asked), returns 1. Else 0. */

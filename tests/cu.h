@@ -27,6 +27,7 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuCtxSetCurrent, cuCtxSetCurrent, CUresult, (CUcontext))                         \
     X(cuCtxSynchronize, cuCtxSynchronize, CUresult, (void))                            \
     X(cuStreamSynchronize, cuStreamSynchronize, CUresult, (CUstream))                  \
+    X(cuStreamCreate, cuStreamCreate, CUresult, (CUstream *, unsigned))                \
     X(cuMemGetInfo, cuMemGetInfo_v2, CUresult, (size_t *, size_t *))                   \
     X(cuMemAlloc, cuMemAlloc_v2, CUresult, (CUdeviceptr *, size_t))                    \
     X(cuMemAllocPitch, cuMemAllocPitch_v2,                                               \
@@ -43,6 +44,7 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuMemPoolSetAttribute, cuMemPoolSetAttribute,                                      \
       CUresult, (CUmemoryPool, CUmemPool_attribute, void *))                           \
     X(cuDeviceGetMemPool, cuDeviceGetMemPool, CUresult, (CUmemoryPool *, CUdevice))    \
+    X(cuDeviceSetMemPool, cuDeviceSetMemPool, CUresult, (CUdevice, CUmemoryPool))      \
     X(cuMemCreate, cuMemCreate,                                                          \
       CUresult, (CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *,  \
                    unsigned long long))                                                  \

@@ -79,6 +79,19 @@ static inline void pager_env(const char *mode, int cap_mib, const char *chunk)
     setenv("FAKE_CUDA_MEM", v, 1);
 }
 
+/* A pool of the program's own on device 0: under paging its allocations
+ * stay the driver's (pager/apool.h), memory that cannot be paged. */
+static inline CUmemoryPool own_pool(struct cu *c)
+{
+    CUmemPoolProps props = {0};
+    props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+    props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    props.location.id = 0;
+    CUmemoryPool pool;
+    CU_OK(c->cuMemPoolCreate(&pool, &props));
+    return pool;
+}
+
 /* A counter the fake driver exports (fake_cuda_*). */
 static inline uint64_t fake_u64(const char *name)
 {
@@ -133,6 +146,47 @@ static inline void launch2(struct cu *c, CUfunction f, CUdeviceptr a, CUdevicept
 {
     void *args[2] = {&a, &b};
     CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+}
+
+/* Buffers with a pattern of their own, to find bytes lost or overwritten. */
+/* Byte i of buffer b's pattern. */
+static inline unsigned char pat(int b, size_t i) { return (unsigned char)(b * 37 + i * 7 + (i >> 12)); }
+
+/* n bytes of buffer b's pattern into h, its first word plus inc (what
+ * inc increments by rw kernels leave). */
+static inline void content(unsigned char *h, int b, uint64_t inc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
+    uint64_t w;
+    memcpy(&w, h, 8);
+    w += inc;
+    memcpy(h, &w, 8);
+}
+
+static inline void fill(struct cu *c, CUdeviceptr d, int b, size_t n)
+{
+    unsigned char *h = malloc(n);
+    content(h, b, 0, n);
+    CU_OK(c->cuMemcpyHtoD(d, h, n));
+    free(h);
+}
+
+/* Checks buffer b: its first 8 bytes are the pattern's plus incs, the rest
+ * is the pattern. */
+static inline void check(struct cu *c, CUdeviceptr d, int b, size_t n, uint64_t incs)
+{
+    unsigned char *h = malloc(n);
+    CU_OK(c->cuMemcpyDtoH(h, d, n));
+    uint64_t first, want;
+    unsigned char p0[8];
+    for (int i = 0; i < 8; i++) p0[i] = pat(b, (size_t)i);
+    memcpy(&want, p0, 8);
+    memcpy(&first, h, 8);
+    cr_assert_eq(first, want + incs, "buffer %d: counter %llu, want %llu", b, (unsigned long long)(first - want),
+                 (unsigned long long)incs);
+    for (size_t i = 8; i < n; i++)
+        if (h[i] != pat(b, i)) cr_assert_fail("buffer %d: byte %zu is %u, want %u", b, i, h[i], pat(b, i));
+    free(h);
 }
 
 #endif

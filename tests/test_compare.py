@@ -224,6 +224,9 @@ def each_vpage_row_runs_with_its_own_environment():
     env, _, _ = compare.spec("stream-demand", 8, "/lib.so", 123)
     assert env == {"VPAGE_CAP": "8192M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123",
                    "VPAGE_STREAM_AHEAD": "off"}, env
+    env, _, _ = compare.spec("stream-async", 8, "/lib.so", 123)
+    assert env == {"VPAGE_CAP": "8192M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123",
+                   "PYTORCH_CUDA_ALLOC_CONF": "backend:cudaMallocAsync"}, env
     assert compare.spec("group", None, "/lib.so", 123) == ({}, None, "group")
     assert set(compare_lib.CAPPED) <= set(compare_lib.ROWS)
 

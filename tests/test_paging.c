@@ -180,13 +180,16 @@ Test(paging, memory_that_cannot_be_paged_takes_room_from_resident_chunks)
     launch2(&c, f, big, 0);
     wait_used(0, 16 * MiB); /* cap/4 resident */
     settle(0);
-    /* a pool allocation needs 56 MiB: 48 MiB are free, the pager gives up the rest */
+    /* an allocation from a pool of the program's own needs 56 MiB: 48 MiB
+     * are free, the pager gives up the rest */
+    CUmemoryPool pool = own_pool(&c);
     CUdeviceptr p;
-    CU_OK(c.cuMemAllocAsync(&p, 56 * MiB, NULL));
+    CU_OK(c.cuMemAllocFromPoolAsync(&p, 56 * MiB, pool, NULL));
     cr_assert_geq(paging_stat("reclaims"), 1);
     cr_assert_leq(fake_peak(0), 64 * MiB);
     settle(0);
     CU_OK(c.cuMemFreeAsync(p, NULL));
+    CU_OK(c.cuMemPoolDestroy(pool));
     CU_OK(c.cuMemFree(big));
 }
 
@@ -215,9 +218,11 @@ Test(paging, ipc_handles_on_paged_memory_are_refused)
     paging(64, "2M");
     struct cu c;
     load_or_die(&c, WAY_DLSYM);
-    CUdeviceptr a, pool_ptr;
+    CUdeviceptr a, async_ptr, pool_ptr;
     CU_OK(c.cuMemAlloc(&a, 8 * MiB));
-    CU_OK(c.cuMemAllocAsync(&pool_ptr, 8 * MiB, NULL));
+    CU_OK(c.cuMemAllocAsync(&async_ptr, 8 * MiB, NULL)); /* the default pool's: paged */
+    CUmemoryPool pool = own_pool(&c);
+    CU_OK(c.cuMemAllocFromPoolAsync(&pool_ptr, 8 * MiB, pool, NULL));
     CUresult (*ipc)(CUipcMemHandle *, CUdeviceptr) =
         (CUresult(*)(CUipcMemHandle *, CUdeviceptr))dlsym(c.handle, "cuIpcGetMemHandle");
     cr_assert_not_null(ipc);
@@ -228,9 +233,12 @@ Test(paging, ipc_handles_on_paged_memory_are_refused)
     const char *err = capture_end(&k);
     cr_assert_eq(rc, CUDA_ERROR_NOT_SUPPORTED);
     cr_assert(strstr(err, "cuIpcGetMemHandle refused") != NULL && strstr(err, "VPAGE_PAGING") != NULL, "%s", err);
+    cr_assert_eq(ipc(&h, async_ptr), CUDA_ERROR_NOT_SUPPORTED);
     CU_OK(ipc(&h, pool_ptr)); /* not paged: the driver answers */
     CU_OK(c.cuMemFree(a));
+    CU_OK(c.cuMemFreeAsync(async_ptr, NULL));
     CU_OK(c.cuMemFreeAsync(pool_ptr, NULL));
+    CU_OK(c.cuMemPoolDestroy(pool));
 }
 
 Test(paging, a_device_without_concurrent_managed_access_keeps_the_cap_a_wall)

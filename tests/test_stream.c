@@ -19,51 +19,6 @@
 
 static void streaming(int cap_mib, const char *chunk) { pager_env("stream", cap_mib, chunk); }
 
-
-
-
-
-
-/* Byte i of buffer b's pattern. */
-static unsigned char pat(int b, size_t i) { return (unsigned char)(b * 37 + i * 7 + (i >> 12)); }
-
-/* n bytes of buffer b's pattern into h, its first word plus inc (what
- * inc increments by rw kernels leave). */
-static void content(unsigned char *h, int b, uint64_t inc, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h[i] = pat(b, i);
-    uint64_t w;
-    memcpy(&w, h, 8);
-    w += inc;
-    memcpy(h, &w, 8);
-}
-
-static void fill(struct cu *c, CUdeviceptr d, int b, size_t n)
-{
-    unsigned char *h = malloc(n);
-    content(h, b, 0, n);
-    CU_OK(c->cuMemcpyHtoD(d, h, n));
-    free(h);
-}
-
-/* Checks buffer b: its first 8 bytes are the pattern's plus incs, the rest
- * is the pattern. */
-static void check(struct cu *c, CUdeviceptr d, int b, size_t n, uint64_t incs)
-{
-    unsigned char *h = malloc(n);
-    CU_OK(c->cuMemcpyDtoH(h, d, n));
-    uint64_t first, want;
-    unsigned char p0[8];
-    for (int i = 0; i < 8; i++) p0[i] = pat(b, (size_t)i);
-    memcpy(&want, p0, 8);
-    memcpy(&first, h, 8);
-    cr_assert_eq(first, want + incs, "buffer %d: counter %llu, want %llu", b, (unsigned long long)(first - want),
-                 (unsigned long long)incs);
-    for (size_t i = 8; i < n; i++)
-        if (h[i] != pat(b, i)) cr_assert_fail("buffer %d: byte %zu is %u, want %u", b, i, h[i], pat(b, i));
-    free(h);
-}
-
 /* n buffers of bytes each, buffer i filled with pattern i. */
 static void alloc_filled(struct cu *c, CUdeviceptr *buf, int n, size_t bytes)
 {
@@ -1188,9 +1143,11 @@ Test(stream, unpageable_memory_takes_room_from_resident_pieces)
     fill(&c, s, 5, 1 * MiB);
     launch2(&c, f, s, 0); /* brings in cap/4 */
     cr_assert_eq(fake_used(0), 16 * MiB);
-    /* a pool allocation is not streamed: it needs 56 MiB of the 64 */
+    /* an allocation from a pool of the program's own is not streamed: it
+     * needs 56 MiB of the 64 */
+    CUmemoryPool pool = own_pool(&c);
     CUdeviceptr p;
-    CU_OK(c.cuMemAllocAsync(&p, 56 * MiB, NULL));
+    CU_OK(c.cuMemAllocFromPoolAsync(&p, 56 * MiB, pool, NULL));
     cr_assert_leq(fake_used(0), 64 * MiB);
     cr_assert_gt(paging_stat("reclaims"), 0, "%s", stats());
     check(&c, s, 5, 1 * MiB, 1);
@@ -1199,11 +1156,13 @@ Test(stream, unpageable_memory_takes_room_from_resident_pieces)
     struct capture k;
     CUdeviceptr q;
     capture_begin(&k);
-    CUresult rc = c.cuMemAllocAsync(&q, 16 * MiB, NULL);
+    CUresult rc = c.cuMemAllocFromPoolAsync(&q, 16 * MiB, pool, NULL);
     const char *err = capture_end(&k);
     cr_assert_eq(rc, CUDA_ERROR_OUT_OF_MEMORY);
-    cr_assert(strstr(err, "only cuMemAlloc memory is paged") != NULL, "stderr: %s", err);
+    cr_assert(strstr(err, "only cuMemAlloc memory and cuMemAllocAsync from the default pool are paged") != NULL,
+              "stderr: %s", err);
     CU_OK(c.cuMemFreeAsync(p, NULL));
+    CU_OK(c.cuMemPoolDestroy(pool));
     CU_OK(c.cuMemFree(s));
     ASSERT_BOOKS_MATCH(0);
 }

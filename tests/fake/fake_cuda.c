@@ -87,6 +87,7 @@ struct pool {
     uint64_t reserved, in_use, threshold;
 };
 static struct pool default_pool[MAXDEV];
+static struct pool *current_pool[MAXDEV]; /* cuDeviceSetMemPool's; NULL: the default */
 
 /* Stream capture, simplified: one capture at a time. Stream-ordered
  * allocations made while capturing become graph memory; querying a pool
@@ -482,7 +483,19 @@ FAKE_EXPORT CUresult cuDeviceGetMemPool(CUmemoryPool *p, CUdevice d)
 {
     NEED_INIT();
     if (getenv("FAKE_CUDA_NO_POOL_QUERY")) return CUDA_ERROR_NOT_SUPPORTED;
+    *p = (CUmemoryPool)(current_pool[d] ? current_pool[d] : &default_pool[d]);
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *p, CUdevice d)
+{
+    NEED_INIT();
     *p = (CUmemoryPool)&default_pool[d];
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuDeviceSetMemPool(CUdevice d, CUmemoryPool p)
+{
+    NEED_INIT();
+    current_pool[d] = (struct pool *)p;
     return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuMemPoolCreate(CUmemoryPool *p, const CUmemPoolProps *props)
@@ -539,8 +552,9 @@ FAKE_EXPORT CUresult cuStreamSynchronize(CUstream s)
     pthread_mutex_unlock(&mu);
     return CUDA_SUCCESS;
 }
-FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, &default_pool[cur_dev]); }
-FAKE_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, &default_pool[cur_dev]); }
+static struct pool *pool_now(void) { return current_pool[cur_dev] ? current_pool[cur_dev] : &default_pool[cur_dev]; }
+FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, pool_now()); }
+FAKE_EXPORT CUresult cuMemAllocAsync_ptsz(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return pool_alloc(p, n, pool_now()); }
 FAKE_EXPORT CUresult cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s) { (void)s; return pool_alloc(p, n, (struct pool *)pool); }
 FAKE_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s) { (void)s; return pool_alloc(p, n, (struct pool *)pool); }
 FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
@@ -1053,7 +1067,8 @@ static const struct entry entries[] = {
     E("cuCtxGetStreamPriorityRange", 5050, 0, cuCtxGetStreamPriorityRange), E("cuMemHostAlloc", 3020, 0, cuMemHostAlloc),
     E("cuMemFreeHost", 2000, 0, cuMemFreeHost), E("cuStreamDestroy", 4000, 0, cuStreamDestroy_v2), E("cuDeviceGetAttribute", 2000, 0, cuDeviceGetAttribute),
     E("cuIpcGetMemHandle", 4010, 0, cuIpcGetMemHandle),
-    E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
+    E("cuDeviceGetMemPool", 11020, 0, cuDeviceGetMemPool),
+    E("cuDeviceGetDefaultMemPool", 11020, 0, cuDeviceGetDefaultMemPool), E("cuDeviceSetMemPool", 11020, 0, cuDeviceSetMemPool), E("cuMemPoolCreate", 11020, 0, cuMemPoolCreate),
     E("cuMemPoolDestroy", 11020, 0, cuMemPoolDestroy), E("cuMemPoolTrimTo", 11020, 0, cuMemPoolTrimTo),
     E("cuMemPoolGetAttribute", 11020, 0, cuMemPoolGetAttribute), E("cuMemPoolSetAttribute", 11020, 0, cuMemPoolSetAttribute),
     E("cuStreamSynchronize", 2000, 0, cuStreamSynchronize),

@@ -15,7 +15,9 @@ backend:cudaMallocAsync):
   counted   with no cap, vpage's counted bytes move as the device's own free
             memory does (cuMemGetInfo delta), within module/workspace overhead
 and once:
-  stream    the same with VPAGE_PAGING=stream (pieces move in and out)
+  stream    the same with VPAGE_PAGING=stream (pieces move in and out), under
+            PyTorch's default allocator and under backend:cudaMallocAsync
+            (its cuMemAllocAsync served by vpage's cache, pager/apool.h)
   paging    with VPAGE_PAGING=demand and a cap below the model's memory, the
             model's outputs are bit-identical to the run without the
             preload, the pager's resident peak stays within the cap, and,
@@ -27,11 +29,12 @@ and once:
   models    the models of issue 4, random weights with a fixed seed: a Wan 2.1
             14B-shaped DiT (28 GB bf16, 4096 tokens, 2 steps) and a
             Llama-3-8B-shaped LLM (16 GB bf16, prefill 512, decode 8) under
-            VPAGE_PAGING=stream at caps of 8 and 16 GiB: the output's checksum
+            VPAGE_PAGING=stream at caps of 8 and 16 GiB, and at 8 GiB under
+            PyTorch's backend:cudaMallocAsync: the output's checksum
             (SHA-256 of all its bytes) equals the run's without the preload,
             and the device's own peak use, sampled from outside the process
             with nvidia-smi, stays within the cap plus the context overhead
-            (about 2.5 minutes on an H100, the whole suite about 5; --only
+            (about 3.5 minutes on an H100, the whole suite about 6; --only
             models runs just these; a model whose uncapped run cannot fit
             the device's free memory is skipped, with a SKIP line)
 Exits 77 (skipped) where there is no GPU or no PyTorch. Ends with one line
@@ -211,14 +214,16 @@ def main():
 PAGING_CAP = 96 * MiB  # the model's Linear(8192, 4096) alone is 128 MiB
 
 
-def paged_model_run(outdir, lib, summary, label, mode):
-    """Runs the model without the preload and under VPAGE_PAGING=mode with a cap below its memory; checks both
-    ran and gave the same outputs bit for bit. Returns the pager's stats of device 0, or None if a run failed."""
+def paged_model_run(outdir, lib, summary, label, mode, alloc_conf=""):
+    """Runs the model without the preload and under VPAGE_PAGING=mode with a cap below its memory, both with
+    PYTORCH_CUDA_ALLOC_CONF=alloc_conf; checks both ran and gave the same outputs bit for bit. Returns the
+    pager's stats of device 0 (and the entry points' under "entry_points"), or None if a run failed."""
     import torch
     ref = os.path.join(outdir, f"model-{label}-ref.pt")
     got = os.path.join(outdir, f"model-{label}-vpage.pt")
-    p0, r0 = run_child("model", ref, None, {})
-    p1, r1 = run_child("model", got, lib, {"VPAGE_PAGING": mode, "VPAGE_CAP": str(PAGING_CAP),
+    conf = {"PYTORCH_CUDA_ALLOC_CONF": alloc_conf}
+    p0, r0 = run_child("model", ref, None, conf)
+    p1, r1 = run_child("model", got, lib, {**conf, "VPAGE_PAGING": mode, "VPAGE_CAP": str(PAGING_CAP),
                                            "VPAGE_CHUNK": "8M", "VPAGE_PAGED_LIMIT": "8G"})
     ok = p0.returncode == 0 and p1.returncode == 0 and r1 is not None
     check(f"{label}: both runs ran", ok, "" if ok else (p0.stderr + p1.stderr)[-3000:])
@@ -229,7 +234,9 @@ def paged_model_run(outdir, lib, summary, label, mode):
           ", ".join(a.keys()))
     pg = r1["stats"]["paging"]
     summary[label] = pg
-    return pg["devices"][0] if pg["devices"] else {}
+    dev = dict(pg["devices"][0]) if pg["devices"] else {}
+    dev["entry_points"] = r1["stats"]["entry_points"]
+    return dev
 
 
 def paging_checks(outdir, lib, summary):
@@ -247,14 +254,23 @@ def paging_checks(outdir, lib, summary):
 
 
 def stream_checks(outdir, lib, summary):
-    dev = paged_model_run(outdir, lib, summary, "stream", "stream")
-    if dev is None:
-        return
-    check("stream: allocations were streamed", dev.get("streamed_peak", 0) > PAGING_CAP, json.dumps(dev))
-    check("stream: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, json.dumps(dev))
-    check("stream: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0,
-          json.dumps(dev))
-    check("stream: the driver refused nothing", dev.get("driver_errors", 1) == 0, json.dumps(dev))
+    """Stream mode under PyTorch's default allocator (cuMemAlloc segments) and under backend:cudaMallocAsync
+    (cuMemAllocAsync from the default pool: pager/apool.h)."""
+    for label, conf in (("stream", ""), ("stream-async", "backend:cudaMallocAsync")):
+        dev = paged_model_run(outdir, lib, summary, label, "stream", conf)
+        if dev is None:
+            continue
+        ep = dev.pop("entry_points")
+        d = json.dumps(dev)
+        check(f"{label}: allocations were streamed", dev.get("streamed_peak", 0) > PAGING_CAP, d)
+        check(f"{label}: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, d)
+        check(f"{label}: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0, d)
+        check(f"{label}: the driver refused nothing", dev.get("driver_errors", 1) == 0, d)
+        if conf:
+            calls = ep.get("cuMemAllocAsync", {}).get("calls", 0) + ep.get("cuMemAllocAsync_ptsz", {}).get("calls", 0)
+            check(f"{label}: PyTorch allocated with cuMemAllocAsync, and the cache served and reused blocks",
+                  calls > 0 and dev.get("async_made", 0) > 0 and dev.get("async_reused", 0) > 0,
+                  f"{calls} calls; {d}")
 
 
 # issue 4's models (bench/run_wan.py, bench/run_llm.py: random weights, seed 0), the device memory their
@@ -263,7 +279,9 @@ MODELS = {
     "wan-14B": (["run_wan.py", "--model", "14B", "--tokens", "4096", "--steps", "2"], 32 * GiB),
     "llm-8B": (["run_llm.py", "--prompt", "512", "--new-tokens", "8", "--deterministic"], 18 * GiB),
 }
-MODEL_CAPS_GIB = (8, 16)
+# (cap in GiB, PYTORCH_CUDA_ALLOC_CONF): PyTorch's default allocator at both caps, its stream-ordered one
+# (cuMemAllocAsync, vpage's cache: pager/apool.h) at the smaller
+MODEL_RUNS = ((8, ""), (16, ""), (8, "backend:cudaMallocAsync"))
 
 
 def run_model(args, preload, env_extra, timeout=400):
@@ -298,17 +316,18 @@ def model_checks(lib, summary):
             continue
         rec = summary.setdefault("models", {})[name] = {"uncapped": {"checksum": r0["checksum"],
                                                                      "device_peak_bytes": peak0}}
-        for cap_gib in MODEL_CAPS_GIB:
+        for cap_gib, conf in MODEL_RUNS:
             cap = cap_gib * GiB
-            label = f"models/{name} at {cap_gib} GiB"
+            label = f"models/{name} at {cap_gib} GiB" + (f", {conf}" if conf else "")
             # the paged bytes live in host memory that the card maps: kept below what it has free (it is shared)
             p, r, peak = run_model(args, lib, {"VPAGE_CAP": f"{cap_gib}G", "VPAGE_PAGING": "stream",
-                                               "VPAGE_PAGED_LIMIT": str(int(free * 0.8))})
+                                               "VPAGE_PAGED_LIMIT": str(int(free * 0.8)),
+                                               "PYTORCH_CUDA_ALLOC_CONF": conf})
             check(f"{label}: runs under VPAGE_PAGING=stream", r is not None, "" if r else p.stderr[-3000:])
             if r is None:
                 continue
             dev0 = r["vpage"]["paging"]["devices"][0] if r.get("vpage") else {}
-            rec[f"{cap_gib}G"] = {"checksum": r["checksum"], "device_peak_bytes": peak, "paging": dev0}
+            rec[f"{cap_gib}G" + ("-async" if conf else "")] = {"checksum": r["checksum"], "device_peak_bytes": peak, "paging": dev0}
             check(f"{label}: output bit for bit", r["checksum"] == r0["checksum"]
                   and r.get("prefill_checksum") == r0.get("prefill_checksum"),
                   f"{r['checksum']} vs {r0['checksum']} without the preload")
