@@ -8,7 +8,8 @@
  *
  * Lock order (outer first), for the fork handler and anyone adding locks:
  *   registry mutex -> tensor maps -> ptrs -> handles -> arrays -> pools ->
- *   weights -> pager -> stream pager -> its event ring; the trace's lock
+ *   async cache (pager/apool.h) -> its block map -> weights -> pager ->
+ *   stream pager -> its event ring; the trace's lock
  *   (common/trace.h) is a leaf under any of them. The fork handler does not
  *   take it: the child makes it anew and drops the parent's buffer.
  * No vpage lock is held across a driver call, except in pager/stream.c

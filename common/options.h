@@ -54,10 +54,10 @@ struct vp_cap {
     X(WARN_MAX, warn_max, SIZE, "20", "most copies of one repeated warning "       \
       "(then they are counted only)")                                              \
     X(PAGING, paging, CHOICE, "off", "off: allocations past the cap fail; demand: " \
-      "cuMemAlloc memory is paged (host RAM holds it, the pager keeps what "      \
-      "kernels touch resident under the cap); stream: cuMemAlloc memory lives in " \
-      "host RAM and pieces are copied into device memory of exact size ahead of " \
-      "use (pager/stream.h)")                                                      \
+      "cuMemAlloc memory and the default pool's cuMemAllocAsync are paged (host " \
+      "RAM holds them, the pager keeps what kernels touch resident under the "    \
+      "cap); stream: that memory lives in host RAM and pieces are copied into "   \
+      "device memory of exact size ahead of use (pager/stream.h, pager/apool.h)") \
     X(PAGED_LIMIT, paged_limit, SIZE, "0", "most bytes of paged allocations per " \
       "device (they live in host RAM); 0: the host's RAM")                        \
     X(POLICY, policy, CHOICE, "lru", "which chunks the pager lets in and evicts: " \

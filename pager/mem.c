@@ -465,6 +465,12 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
     int dev = prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
     if (!usable_device(dev)) /* host-located chunks (NCCL) are not device memory */
         return finish(hook, vp_real.cuMemCreate(handle, bytes, prop, flags), 0);
+    static atomic_int said;
+    if (vp_opt.paging != VP_PAGING_OFF && !atomic_exchange(&said, 1))
+        vp_warn("cuMemCreate device memory (PyTorch's expandable_segments:True, NCCL) is not paged under "
+                "VPAGE_PAGING: it counts against the cap whole. The program maps tensors across its chunks, and a "
+                "pointer a kernel gets does not say where its tensor ends, so vpage cannot tell which chunks a "
+                "kernel touches");
     if (reserve_room(dev, VP_KIND_vmm, bytes)) {
         refuse_msg(hook, dev, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;

@@ -18,7 +18,9 @@
  *   driver refuses. Pointers and handles vpage did not count (made before
  *   vpage was loaded, or on a device past VP_MAX_DEVICES) pass through.
  *
- *   Pools (cuMemAllocAsync and friends) are counted by their reserved bytes
+ *   Under VPAGE_PAGING, cuMemAllocAsync from the default pool is paged
+ *   instead (pager/apool.h); its blocks are not the driver's and count
+ *   nothing here. Other pools are counted by their reserved bytes
  *   (CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT), which is what the device holds,
  *   re-read after every pool operation and before refusing anything.
  *   VMM chunks count from cuMemCreate to cuMemRelease; mapping them costs

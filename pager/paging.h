@@ -12,8 +12,9 @@
  *   against the cap as kind "resident": reserved *before* a chunk's
  *   prefetch is issued, released only *after* its eviction has completed,
  *   so counted bytes >= bytes the pager put on the device at every instant.
- *   Memory that cannot be paged (pools, VMM, arrays, graph memory) still
- *   counts in full; when it needs room the pager gives up resident chunks
+ *   cuMemAllocAsync from a device's default pool is paged too, through a
+ *   cache of paged allocations (pager/apool.h). Memory that cannot be paged
+ *   (other pools, VMM, arrays, graph memory) still counts in full; when it needs room the pager gives up resident chunks
  *   first (vp_pager_reclaim).
  *
  *   Chunk states:  HOST --launch wants it--> QUEUED --room reserved,

@@ -2,7 +2,8 @@
  * residency through the driver's virtual memory management.
  *
  * Contract
- *   With VPAGE_PAGING=stream, cuMemAlloc_v2 allocations are backed by
+ *   With VPAGE_PAGING=stream, cuMemAlloc_v2 allocations (and the paged
+ *   allocations of pager/apool.h's cache) are backed by
  *   host-located physical memory (cuMemCreate, CU_MEM_LOCATION_TYPE_HOST_NUMA)
  *   mapped at the program's address: the device reads and writes what is
  *   not resident over the bus, so a piece the pager did not bring in costs

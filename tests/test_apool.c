@@ -217,3 +217,28 @@ Test(apool, random_allocations_frees_and_launches_keep_every_blocks_bytes, .time
     cr_assert_eq(paging_stat("async_backing"), 0, "%s", stats());
     ASSERT_BOOKS_MATCH(0);
 }
+
+Test(apool, vmm_chunks_are_not_paged_they_count_whole_and_vpage_says_so_once)
+{
+    pager_env("stream", 64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUmemAllocationProp prop = {0};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    CUmemGenericAllocationHandle h[2];
+    struct capture k;
+    capture_begin(&k);
+    CUresult r0 = c.cuMemCreate(&h[0], 8 * MiB, &prop, 0);
+    CUresult r1 = c.cuMemCreate(&h[1], 8 * MiB, &prop, 0);
+    const char *err = capture_end(&k);
+    CU_OK(r0);
+    CU_OK(r1);
+    const char *first = strstr(err, "is not paged under VPAGE_PAGING");
+    cr_assert(first && !strstr(first + 1, "is not paged under VPAGE_PAGING"), "said once: %s", err);
+    cr_assert_eq(fake_used(0), 16 * MiB);
+    ASSERT_BOOKS_MATCH(0);
+    CU_OK(c.cuMemRelease(h[0]));
+    CU_OK(c.cuMemRelease(h[1]));
+}
