@@ -1287,8 +1287,8 @@ static void finish_locked(int dev, struct move *m, size_t n)
             continue;
         } else if (m[j].slot) {
             if (vp_trace_on())
-                vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
-                         (unsigned long long)len, p->ahead);
+                vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d\t%llu", dev, (unsigned long long)a->base, m[j].i,
+                         (unsigned long long)len, p->ahead, (unsigned long long)(p->ahead ? p->ahead_at : 0));
             count(&ss[dev].bytes_in, len);
             if (p->ahead) count(&ss[dev].bytes_ahead, len);
             count(&ss[dev].moves_in, 1);

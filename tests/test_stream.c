@@ -422,43 +422,6 @@ static void traced_loop_done(const char *path, struct loop *l)
     unlink(path);
 }
 
-/* Walks the trace at path: used(ctx, base, tick) for each allocation an
- * operation that is a use (an op line with a tick) names, ahead(ctx, base,
- * piece, tick) for each piece that came in ahead of use (an in line with
- * ahead 1; tick: the latest use's), and pin(ctx, base, piece, 1 or 0) at
- * pin and unpin lines when pin is not NULL; returns the in lines with
- * ahead 1. */
-static int walk_trace(const char *path, void (*used)(void *, unsigned long long, unsigned long long),
-                      void (*ahead)(void *, unsigned long long, unsigned, unsigned long long),
-                      void (*pin)(void *, unsigned long long, unsigned, int), void *ctx)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "no trace at %s", path);
-    int ahead_lines = 0;
-    unsigned long long now = 0;
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
-        char ev[16];
-        unsigned long long tick, base;
-        unsigned piece;
-        int is_ahead, off = 0;
-        if (sscanf(line, "%*s\t%15s", ev) != 1) continue;
-        if (!strcmp(ev, "op") && sscanf(line, "%*s\top\t%*d\t%llu\t%*s\t%*s\t%n", &tick, &off) == 1 && off && tick) {
-            now = tick;
-            for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n")) used(ctx, strtoull(t, NULL, 16), tick);
-        } else if (!strcmp(ev, "in") &&
-                   sscanf(line, "%*s\tin\t%*d\t%llx\t%u\t%*u\t%d", &base, &piece, &is_ahead) == 3 && is_ahead) {
-            ahead_lines++;
-            ahead(ctx, base, piece, now);
-        } else if (pin && (!strcmp(ev, "pin") || !strcmp(ev, "unpin")) &&
-                   sscanf(line, "%*s\t%*s\t%*d\t%llx\t%u", &base, &piece) == 2) {
-            pin(ctx, base, piece, !strcmp(ev, "pin"));
-        }
-    }
-    fclose(f);
-    return ahead_lines;
-}
-
 /* A small table the trace checks keep: entries keyed by an allocation's
  * base and a piece (0 where only the allocation counts), with a value. */
 struct keyed {
@@ -486,36 +449,92 @@ static unsigned long long *keyed_get(struct keyed *t, unsigned long long base, u
     return &t->e[t->n++].v;
 }
 
-/* Removes the entries of base whose piece matches (all of them when all). */
-static void keyed_drop(struct keyed *t, unsigned long long base, unsigned piece, int all)
-{
-    for (int i = 0; i < t->n;)
-        if (t->e[i].base == base && (all || t->e[i].piece == piece)) t->e[i] = t->e[--t->n];
-        else i++;
-}
-
-/* Allocations' uses so far, and the pieces that came in ahead of use while
- * their allocation had been used fewer than twice (no predicted next use). */
-struct guesses {
-    struct keyed uses;
-    int guesses;
+/* What a trace says, read whole: the ticks of every use of each allocation
+ * (op lines with a tick), and each time a piece came in ahead of use (in
+ * lines with ahead 1), with the tick it was planned at and whether it was
+ * pinned then (the pin and unpin lines before it). The ticks, not the order
+ * of the lines, tell what came first: an operation's line is written once
+ * it stopped waiting, a piece's once its move ended (common/trace.h). */
+struct trace_read {
+    struct { unsigned long long base, *t; size_t n, cap; } uses[64];
+    int nuses;
+    struct { unsigned long long base, tick; unsigned piece; int pinned; } ahead[4096];
+    int nahead;
 };
 
-static void guess_used(void *ctx, unsigned long long base, unsigned long long tick)
+static void trace_use(struct trace_read *r, unsigned long long base, unsigned long long tick)
 {
-    (void)tick;
-    struct guesses *g = ctx;
-    unsigned long long *uses = keyed_get(&g->uses, base, 0);
-    if (uses) ++*uses;
+    int i = 0;
+    while (i < r->nuses && r->uses[i].base != base) i++;
+    if (i == r->nuses) {
+        cr_assert_lt(r->nuses, 64, "more allocations than the test made");
+        r->uses[r->nuses++].base = base;
+    }
+    if (r->uses[i].n == r->uses[i].cap) {
+        r->uses[i].cap = r->uses[i].cap ? 2 * r->uses[i].cap : 256;
+        r->uses[i].t = realloc(r->uses[i].t, r->uses[i].cap * sizeof *r->uses[i].t);
+        cr_assert(r->uses[i].t);
+    }
+    r->uses[i].t[r->uses[i].n++] = tick;
 }
 
-static void guess_ahead(void *ctx, unsigned long long base, unsigned piece, unsigned long long tick)
+/* Reads the trace at path into *r (heap memory: trace_read_free). */
+static void trace_read(const char *path, struct trace_read *r)
 {
-    struct guesses *g = ctx;
-    (void)piece;
-    (void)tick;
-    unsigned long long *uses = keyed_find(&g->uses, base, 0);
-    g->guesses += !uses || *uses < 2;
+    memset(r, 0, sizeof *r);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no trace at %s", path);
+    static struct keyed pinned;
+    pinned.n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char ev[16];
+        unsigned long long tick, base;
+        unsigned piece;
+        int is_ahead, off = 0;
+        if (sscanf(line, "%*s\t%15s", ev) != 1) continue;
+        if (!strcmp(ev, "op") && sscanf(line, "%*s\top\t%*d\t%llu\t%*s\t%*s\t%n", &tick, &off) == 1 && off && tick) {
+            for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n"))
+                trace_use(r, strtoull(t, NULL, 16), tick);
+        } else if (!strcmp(ev, "in") && sscanf(line, "%*s\tin\t%*d\t%llx\t%u\t%*u\t%d\t%llu", &base, &piece,
+                                               &is_ahead, &tick) == 4 && is_ahead) {
+            cr_assert_lt(r->nahead, 4096);
+            r->ahead[r->nahead].base = base;
+            r->ahead[r->nahead].piece = piece;
+            r->ahead[r->nahead].tick = tick;
+            r->ahead[r->nahead++].pinned = keyed_find(&pinned, base, piece) != NULL;
+        } else if ((!strcmp(ev, "pin") || !strcmp(ev, "unpin")) &&
+                   sscanf(line, "%*s\t%*s\t%*d\t%llx\t%u", &base, &piece) == 2) {
+            if (!strcmp(ev, "pin")) keyed_get(&pinned, base, piece);
+            else
+                for (int i = 0; i < pinned.n; i++)
+                    if (pinned.e[i].base == base && pinned.e[i].piece == piece) pinned.e[i--] = pinned.e[--pinned.n];
+        }
+    }
+    fclose(f);
+}
+
+static void trace_read_free(struct trace_read *r)
+{
+    for (int i = 0; i < r->nuses; i++) free(r->uses[i].t);
+}
+
+/* Uses of base with ticks in [lo, hi], and the latest of those before hi
+ * in *latest (0 if none). */
+static size_t uses_in(const struct trace_read *r, unsigned long long base, unsigned long long lo,
+                      unsigned long long hi, unsigned long long *latest)
+{
+    size_t n = 0;
+    if (latest) *latest = 0;
+    for (int i = 0; i < r->nuses; i++)
+        if (r->uses[i].base == base)
+            for (size_t k = 0; k < r->uses[i].n; k++) {
+                unsigned long long t = r->uses[i].t[k];
+                if (t < lo || t > hi) continue;
+                n++;
+                if (latest && t < hi && t > *latest) *latest = t;
+            }
+    return n;
 }
 
 Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
@@ -531,46 +550,15 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
     trace_flush()();
     cr_assert_gt(paging_stat("bytes_ahead"), 0, "learnt: %s", stats());
-    struct guesses g = {0};
-    int ahead = walk_trace(path, guess_used, guess_ahead, NULL, &g);
-    cr_assert_gt(ahead, 0, "the trace has the pieces that came in ahead");
-    cr_assert_eq(g.guesses, 0, "%d of %d pieces came in ahead before their allocation's second use", g.guesses, ahead);
+    static struct trace_read r;
+    trace_read(path, &r);
+    cr_assert_gt(r.nahead, 0, "the trace has the pieces that came in ahead");
+    int guesses = 0;
+    for (int i = 0; i < r.nahead; i++) guesses += uses_in(&r, r.ahead[i].base, 1, r.ahead[i].tick, NULL) < 2;
+    trace_read_free(&r);
+    cr_assert_eq(guesses, 0, "%d of %d pieces came in ahead, planned before their allocation's second use", guesses,
+                 r.nahead);
     traced_loop_done(path, &l);
-}
-
-/* Pieces that came in ahead of use and have not been used since, the
- * pieces pinned now, each allocation's latest use, and how often a piece
- * came in ahead again while still pending, neither pinned nor within a
- * visit (a pinned piece pushed out by what launches asked for comes back
- * by design, and so may one whose allocation was used at most
- * VP_VISIT_GAP launches before: more uses of the visit are expected). */
-struct pending {
-    struct keyed ahead, pinned, last; /* pieces; pieces; allocations: latest use's tick */
-    int again;
-};
-
-static void pending_pin(void *ctx, unsigned long long base, unsigned piece, int on)
-{
-    struct pending *q = ctx;
-    if (on) keyed_get(&q->pinned, base, piece);
-    else keyed_drop(&q->pinned, base, piece, 0);
-}
-
-static void pending_used(void *ctx, unsigned long long base, unsigned long long tick)
-{
-    struct pending *q = ctx;
-    unsigned long long *last = keyed_get(&q->last, base, 0);
-    if (last) *last = tick;
-    keyed_drop(&q->ahead, base, 0, 1); /* used: its pieces are no longer pending */
-}
-
-static void pending_ahead(void *ctx, unsigned long long base, unsigned piece, unsigned long long tick)
-{
-    struct pending *q = ctx;
-    unsigned long long *last = keyed_find(&q->last, base, 0);
-    int visiting = last && tick - *last <= VP_VISIT_GAP;
-    if (keyed_find(&q->ahead, base, piece)) q->again += !keyed_find(&q->pinned, base, piece) && !visiting;
-    else keyed_get(&q->ahead, base, piece);
 }
 
 Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_again_before_its_use)
@@ -592,12 +580,28 @@ Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_
     }
     for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
     trace_flush()();
-    struct pending q = {0};
-    int ahead = walk_trace(path, pending_used, pending_ahead, pending_pin, &q);
-    cr_assert_gt(ahead, 0, "once the loop is learnt pieces come in ahead: %s", stats());
-    cr_assert_eq(q.again, 0,
-                 "%d of the %d times a piece came in ahead, it was neither pinned nor within a visit and had come "
-                 "in ahead before and left unused", q.again, ahead);
+    static struct trace_read r;
+    trace_read(path, &r);
+    cr_assert_gt(r.nahead, 0, "once the loop is learnt pieces come in ahead: %s", stats());
+    /* planned again with no use of its allocation since it was planned
+     * before, neither pinned (a pinned piece pushed out by what launches
+     * asked for comes back by design) nor within a visit (its allocation
+     * used at most VP_VISIT_GAP launches before: more uses are expected) */
+    int again = 0;
+    for (int j = 0; j < r.nahead; j++)
+        for (int i = j; i-- > 0;)
+            if (r.ahead[i].base == r.ahead[j].base && r.ahead[i].piece == r.ahead[j].piece) {
+                unsigned long long last;
+                uses_in(&r, r.ahead[j].base, 1, r.ahead[j].tick, &last);
+                int visiting = last && r.ahead[j].tick - last <= VP_VISIT_GAP;
+                again += !uses_in(&r, r.ahead[j].base, r.ahead[i].tick, r.ahead[j].tick, NULL) &&
+                         !r.ahead[j].pinned && !visiting;
+                break;
+            }
+    trace_read_free(&r);
+    cr_assert_eq(again, 0,
+                 "%d of the %d times a piece came in ahead, it was neither pinned nor within a visit and had been "
+                 "planned ahead before with no use since", again, r.nahead);
     traced_loop_done(path, &l);
 }
 
