@@ -92,6 +92,14 @@ static inline CUmemoryPool own_pool(struct cu *c)
     return pool;
 }
 
+/* What cuMemCreate takes for device memory on dev (PyTorch's expandable
+ * segments, NCCL). */
+static inline CUmemAllocationProp device_chunk(int dev)
+{
+    CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED, .location = {CU_MEM_LOCATION_TYPE_DEVICE, dev}};
+    return prop;
+}
+
 /* A counter the fake driver exports (fake_cuda_*). */
 static inline uint64_t fake_u64(const char *name)
 {

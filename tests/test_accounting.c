@@ -211,12 +211,7 @@ Test(accounting, explicit_pools_and_their_destruction)
 {
     struct cu c;
     load_or_die(&c, WAY_LINKED);
-    CUmemPoolProps props = {0};
-    props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
-    props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    props.location.id = 0;
-    CUmemoryPool pool;
-    CU_OK(c.cuMemPoolCreate(&pool, &props));
+    CUmemoryPool pool = own_pool(&c);
     CUdeviceptr a;
     CU_OK(c.cuMemAllocFromPoolAsync(&a, 10 * MiB, pool, NULL));
     ASSERT_BOOKS_MATCH(0);
@@ -255,10 +250,7 @@ TEST_EACH_WAY(accounting, vmm_counts_device_chunks_only)
 {
     struct cu c;
     load_or_die(&c, w);
-    CUmemAllocationProp prop = {0};
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = 1;
+    CUmemAllocationProp prop = device_chunk(1);
     CUmemGenericAllocationHandle h1, h2;
     CU_OK(c.cuMemCreate(&h1, 20 * MiB, &prop, 0));
     cr_assert_eq(vpage_now(1), 20 * MiB);
@@ -283,10 +275,7 @@ Test(accounting, vmm_cap)
     cap("1:30M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
-    CUmemAllocationProp prop = {0};
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = 1;
+    CUmemAllocationProp prop = device_chunk(1);
     CUmemGenericAllocationHandle h;
     CU_OK(c.cuMemCreate(&h, 20 * MiB, &prop, 0));
     cr_assert_eq(c.cuMemCreate(&h, 20 * MiB, &prop, 0), CUDA_ERROR_OUT_OF_MEMORY);
@@ -437,8 +426,7 @@ Test(accounting, random_sequences_keep_books_exact_and_under_cap)
             } else if (kind == 1) {
                 rc = c.cuMemAllocAsync(&p, sz, NULL);
             } else if (kind == 2) {
-                CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
-                                            .location = {CU_MEM_LOCATION_TYPE_DEVICE, dev}};
+                CUmemAllocationProp prop = device_chunk(dev);
                 CUmemGenericAllocationHandle h = 0;
                 rc = c.cuMemCreate(&h, (sz + 2 * MiB - 1) / (2 * MiB) * 2 * MiB, &prop, 0);
                 p = h;

@@ -223,10 +223,7 @@ Test(apool, vmm_chunks_are_not_paged_they_count_whole_and_vpage_says_so_once)
     pager_env("stream", 64, "2M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
-    CUmemAllocationProp prop = {0};
-    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    prop.location.id = 0;
+    CUmemAllocationProp prop = device_chunk(0);
     CUmemGenericAllocationHandle h[2];
     struct capture k;
     capture_begin(&k);
