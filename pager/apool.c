@@ -127,11 +127,15 @@ static struct block *completed_locked(struct dcache *d, struct block **list, uin
         struct block *b = *list;
         while (b && (b->size != size || !b->ev)) b = b->next;
         if (!b) return NULL;
-        unlink_locked(list, b); /* no other thread takes it meanwhile */
+        /* out of its list, no other thread takes it meanwhile; its
+         * segment counts it in use, so a trim does not give that back */
+        unlink_locked(list, b);
+        if (b->seg) b->seg->used++;
         CUevent ev = b->ev;
         pthread_mutex_unlock(&mu);
         CUresult q = vp_real.cuEventQuery(ev);
         pthread_mutex_lock(&mu);
+        if (b->seg) b->seg->used--;
         if (q == CUDA_SUCCESS) {
             push_locked(list, b);
             take_locked(d, b);

@@ -5,6 +5,7 @@
  * completed, small blocks share segments, and the cache gives memory back
  * at a trim and before the paged limit refuses. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "../pager/apool.h"
@@ -238,4 +239,62 @@ Test(apool, vmm_chunks_are_not_paged_they_count_whole_and_vpage_says_so_once)
     ASSERT_BOOKS_MATCH(0);
     CU_OK(c.cuMemRelease(h[0]));
     CU_OK(c.cuMemRelease(h[1]));
+}
+
+/* Threads allocating, writing, checking and freeing small blocks on
+ * streams of their own, one each, while another trims the cache over and
+ * over: no block is handed out twice or given back while in use (each
+ * keeps its pattern), and at the end the books match. */
+struct churn {
+    struct cu *c;
+    CUstream s;
+    int id;
+};
+
+static void *churn_blocks(void *arg)
+{
+    struct churn *w = arg;
+    uint64_t seed = 0x1234567ull * (uint64_t)(w->id + 1);
+    for (int round = 0; round < 300; round++) {
+        CUdeviceptr p[8];
+        size_t n[8];
+        for (int i = 0; i < 8; i++) {
+            n[i] = 512u << (rng(&seed) % 8); /* 512 B .. 64 KiB: segments */
+            CU_OK(w->c->cuMemAllocAsync(&p[i], n[i], w->s));
+            fill(w->c, p[i], w->id * 8 + i, n[i]);
+        }
+        for (int i = 0; i < 8; i++) {
+            check(w->c, p[i], w->id * 8 + i, n[i], 0);
+            CU_OK(w->c->cuMemFreeAsync(p[i], w->s));
+        }
+    }
+    return NULL;
+}
+
+Test(apool, threads_allocating_and_freeing_while_another_trims_lose_nothing, .timeout = 120)
+{
+    pager_env("stream", 64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUmemoryPool pool = default_pool(&c);
+    enum { T = 4 };
+    struct churn w[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (struct churn){.c = &c, .id = i};
+        CU_OK(c.cuStreamCreate(&w[i].s, 0));
+        cr_assert_eq(pthread_create(&th[i], NULL, churn_blocks, &w[i]), 0);
+    }
+    int trims = 0;
+    for (int i = 0; i < T; i++) {
+        while (pthread_tryjoin_np(th[i], NULL)) {
+            CU_OK(c.cuMemPoolTrimTo(pool, 0));
+            trims++;
+        }
+    }
+    cr_assert_gt(trims, 0);
+    CU_OK(c.cuMemPoolTrimTo(pool, 0));
+    cr_assert_eq(paging_stat("async_backing"), 0, "%s", stats());
+    cr_assert_eq(paging_stat("async_live"), 0, "%s", stats());
+    ASSERT_BOOKS_MATCH(0);
 }
