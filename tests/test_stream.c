@@ -561,6 +561,46 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     traced_loop_done(path, &l);
 }
 
+Test(stream, with_room_to_spare_a_piece_whose_next_use_is_not_predicted_still_waits_to_be_asked_for)
+{
+    /* sixteen buffers of 4 MiB fill a 64 MiB cap, each used once; a 32 MiB
+     * buffer used over and over pushes half of them out, then is freed.
+     * With room to spare again, nothing predicts a second use of those
+     * pushed out, so none comes back ahead of use while a new buffer is in
+     * use (a guess is a bet on a use that may never come, paid with the
+     * bus's time and the room of what is asked for) */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr once[16], big, hot;
+    alloc_filled(&c, once, 16, 4 * MiB);
+    for (int i = 0; i < 16; i++) {
+        launch2(&c, f, once[i], 0);
+        sleep_us(200);
+    }
+    CU_OK(c.cuMemAlloc(&big, 32 * MiB));
+    for (int r = 0; r < 40; r++) {
+        launch2(&c, f, big, 0);
+        sleep_us(200);
+    }
+    cr_assert_gt(paging_stat("moves_out"), 0, "the big buffer pushed used-once pieces out: %s", stats());
+    CU_OK(c.cuMemFree(big));
+    uint64_t in0 = paging_stat("bytes_in"), ahead0 = paging_stat("bytes_ahead");
+    CU_OK(c.cuMemAlloc(&hot, 4 * MiB));
+    fill(&c, hot, 16, 4 * MiB);
+    for (int r = 0; r < 100; r++) {
+        launch2(&c, f, hot, 0);
+        sleep_us(200);
+    }
+    cr_assert_eq(paging_stat("bytes_ahead") - ahead0, 0, "%s", stats());
+    cr_assert_eq(paging_stat("bytes_in") - in0, 4 * MiB, "only the new buffer came in: %s", stats());
+    for (int i = 0; i < 16; i++) check(&c, once[i], i, 4 * MiB, 1);
+    check(&c, hot, 16, 4 * MiB, 100);
+    free_all(&c, once, 16);
+    CU_OK(c.cuMemFree(hot));
+}
+
 Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_again_before_its_use)
 {
     /* weights initialised by a kernel each, one after another, then used
