@@ -76,7 +76,10 @@ def table():
         parts = ", weight files" if "weights" in r else ""
         parts += ", paging" if "paging" in r else ""
         parts += ", streaming" if "stream" in r else ""
+        parts += ", streaming under backend:cudaMallocAsync" if "stream-async" in r else ""
         parts += ", issue 4's models at 8 and 16 GiB" if "models" in r else ""
+        parts += " and under backend:cudaMallocAsync at 8" if any(
+            k.endswith("-async") for m in r.get("models", {}).values() for k in m) else ""
         at = f", vpage at {r['commit']}" if r.get("commit") else ""
         rows.append(f"| GPU suite (3 PyTorch allocator modes{parts}) | | "
                     f"{r['passed']} passed, {r['failed']} failed | | "
