@@ -132,12 +132,17 @@ def table(doc):
                 continue
             same = {True: "yes", False: "NO"}.get(r.get("identical"), "")
             m = r.get("moved_per_unit")
-            parts.append(f"| {label(r)} | {_time(r, w['unit'])} | {r['ratio_resident']:.2f} | "
-                         f"{r['ratio_bound']:.2f} | {_mib(r.get('device_peak_mib'))} | "
+            parts.append(f"| {label(r)} | {_time(r, w['unit'])} | {_ratio(r, 'ratio_resident')} | "
+                         f"{_ratio(r, 'ratio_bound')} | {_mib(r.get('device_peak_mib'))} | "
                          f"{_mib(r.get('host_rss_peak_mib'))} | {same} |"
                          + ((f" {m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB |" if m else " |") if moved else ""))
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _ratio(r, key):
+    """A ratio of the table, or "-" where the call ran no resident row to compare with."""
+    return f"{r[key]:.2f}" if key in r else "-"
 
 
 def svg(doc, width=1000):
@@ -159,8 +164,9 @@ def svg(doc, width=1000):
             if r["workload"] != name:
                 continue
             lines.append(f'<text x="12" y="{y + 12}">{html.escape(label(r))}</text>')
-            if r["status"] != "ok":
-                lines.append(f'<text x="{left}" y="{y + 12}" fill="#a00">{html.escape(r["status"])}</text>')
+            if r["status"] != "ok" or "ratio_resident" not in r:
+                why = r["status"] if r["status"] != "ok" else "no resident row to compare with"
+                lines.append(f'<text x="{left}" y="{y + 12}" fill="#a00">{html.escape(why)}</text>')
             else:
                 v = r["ratio_resident"]
                 color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "stream": "#c60",

@@ -184,6 +184,19 @@ def the_chart_is_svg_with_a_bar_per_finished_row():
 
 
 @test
+def a_call_without_a_resident_row_still_gets_its_table_and_chart():
+    doc = measured(recorded())
+    doc["rows"] = [r for r in doc["rows"] if r["row"] != "resident"]
+    doc = compare_lib.finish(doc)
+    assert doc["rows"], "rows left"
+    text = compare_lib.table(doc)
+    assert "| - | - |" in text, text
+    root = ET.fromstring(compare_lib.svg(doc))
+    rects = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("width") != "100%"]
+    assert not rects, "no ratio, no bar"
+
+
+@test
 def the_table_has_bytes_moved_a_step_when_a_row_measured_them():
     doc = measured(recorded())
     name = doc["rows"][0]["workload"]
