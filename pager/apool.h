@@ -22,8 +22,9 @@
  *   once (stream order covers it); on another stream only once its event
  *   has completed; else a new block is made. Per-thread default streams
  *   are never taken for "that stream". A block freed while its stream is
- *   being captured has no event that means anything: it is held, never
- *   reused, until the next trim waits for the device.
+ *   being captured has no event that means anything, and the captured
+ *   graph may use it at any launch: it is held, never reused nor given
+ *   back (stat async_held).
  *   The cache gives its paged memory back (a large block, or a segment
  *   whose blocks are all free; their work completed) at cuMemPoolTrimTo on
  *   the device's default pool (PyTorch's empty_cache, and its retry after
