@@ -170,6 +170,12 @@
     X(CUresult, cuMemPoolTrimTo, (CUmemoryPool pool, size_t keep),             \
       (pool, keep))                                                            \
     X(CUresult, cuMemPoolDestroy, (CUmemoryPool pool), (pool))                 \
+    X(CUresult, cuMemPoolGetAttribute,                                         \
+      (CUmemoryPool pool, CUmemPool_attribute attr, void *value),              \
+      (pool, attr, value))                                                     \
+    X(CUresult, cuMemPoolSetAttribute,                                         \
+      (CUmemoryPool pool, CUmemPool_attribute attr, void *value),              \
+      (pool, attr, value))                                                     \
     /* virtual memory management */                                            \
     X(CUresult, cuMemCreate,                                                   \
       (CUmemGenericAllocationHandle *handle, size_t bytes,                     \
@@ -254,8 +260,6 @@
     X(CUresult, cuCtxGetDevice, (CUdevice *dev))                               \
     X(CUresult, cuDeviceGetMemPool, (CUmemoryPool *pool, CUdevice dev))        \
     X(CUresult, cuDeviceGetDefaultMemPool, (CUmemoryPool *pool, CUdevice dev)) \
-    X(CUresult, cuMemPoolGetAttribute,                                         \
-      (CUmemoryPool pool, CUmemPool_attribute attr, void *value))              \
     X(CUresult, cuStreamSynchronize, (CUstream stream))                        \
     X(CUresult, cuStreamIsCapturing,                                           \
       (CUstream stream, CUstreamCaptureStatus *status))                        \

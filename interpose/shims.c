@@ -115,6 +115,18 @@ VP_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
     return vp_mem_pool_trim(pool, keep);
 }
 
+VP_EXPORT CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    ENTER(cuMemPoolGetAttribute);
+    return vp_mem_pool_attribute(pool, attr, value, 0);
+}
+
+VP_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value)
+{
+    ENTER(cuMemPoolSetAttribute);
+    return vp_mem_pool_attribute(pool, attr, value, 1);
+}
+
 VP_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool)
 {
     ENTER(cuMemPoolDestroy);

@@ -35,6 +35,7 @@ struct seg {
 
 struct stats {
     uint64_t live, cached, backing, reused, made, trimmed, held;
+    uint64_t live_high, backing_high; /* since the start or the program's last reset */
 };
 
 static struct dcache {
@@ -193,6 +194,7 @@ static CUresult new_block(int dev, struct dcache *d, uint64_t size, uint32_t cls
         b->size = size;
         pthread_mutex_lock(&mu);
         d->st.backing += span;
+        if (d->st.backing > d->st.backing_high) d->st.backing_high = d->st.backing;
         pthread_mutex_unlock(&mu);
         *out = b;
         return CUDA_SUCCESS;
@@ -216,6 +218,7 @@ static CUresult new_block(int dev, struct dcache *d, uint64_t size, uint32_t cls
     s->next = d->segs;
     d->segs = s;
     d->st.backing += span;
+    if (d->st.backing > d->st.backing_high) d->st.backing_high = d->st.backing;
     for (uint32_t i = n; i-- > 1;) push_locked(&d->small[cls], &s->blk[i]);
     d->st.cached += (uint64_t)(n - 1) * size;
     pthread_mutex_unlock(&mu);
@@ -255,6 +258,7 @@ CUresult vp_apool_alloc(int dev, CUdeviceptr *dptr, size_t bytes, CUstream strea
     }
     pthread_mutex_lock(&mu);
     d->st.live += bytes;
+    if (d->st.live > d->st.live_high) d->st.live_high = d->st.live;
     pthread_mutex_unlock(&mu);
     *dptr = b->ptr;
     return CUDA_SUCCESS;
@@ -388,6 +392,26 @@ void vp_apool_trim(int dev)
         free(s);
     }
     if (trimmed) vp_debug("async cache: gave back %llu bytes of device %d", (unsigned long long)trimmed, dev);
+}
+
+uint64_t vp_apool_bytes(int dev, int used, int high)
+{
+    if (dev < 0 || dev >= VP_MAX_DEVICES) return 0;
+    pthread_mutex_lock(&mu);
+    const struct stats *st = &dc[dev].st;
+    uint64_t v = used ? (high ? st->live_high : st->live) : (high ? st->backing_high : st->backing);
+    pthread_mutex_unlock(&mu);
+    return v;
+}
+
+void vp_apool_reset_high(int dev, int used)
+{
+    if (dev < 0 || dev >= VP_MAX_DEVICES) return;
+    pthread_mutex_lock(&mu);
+    struct stats *st = &dc[dev].st;
+    if (used) st->live_high = st->live;
+    else st->backing_high = st->backing;
+    pthread_mutex_unlock(&mu);
 }
 
 void vp_apool_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx, int dev)

@@ -64,6 +64,12 @@ int vp_apool_free(CUdeviceptr dptr, CUstream stream, int ptsz, uint64_t *bytes);
  * it) and every segment left with no block in use. */
 void vp_apool_trim(int dev);
 
+/* Bytes of dev's cache: in use (asked for; used) or held as paged memory
+ * (reserved), now or at their high mark (high). */
+uint64_t vp_apool_bytes(int dev, int used, int high);
+/* Resets a high mark of dev's cache (used, else reserved) to its current value. */
+void vp_apool_reset_high(int dev, int used);
+
 /* The cache's fields of dev in the paging report (pager/shared.h emitter). */
 void vp_apool_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx, int dev);
 

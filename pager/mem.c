@@ -447,6 +447,25 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
     return finish(VP_HOOK_cuMemPoolTrimTo, rc, 0);
 }
 
+CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value, int set)
+{
+    enum vp_hook_id hook = set ? VP_HOOK_cuMemPoolSetAttribute : VP_HOOK_cuMemPoolGetAttribute;
+    CUresult rc = set ? vp_real.cuMemPoolSetAttribute(pool, attr, value)
+                      : vp_real.cuMemPoolGetAttribute(pool, attr, value);
+    int cur = vp_drv_current_device();
+    int bytes_attr = attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH ||
+                     attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH;
+    if (rc != CUDA_SUCCESS || !bytes_attr || !value || !vp_paging_on() || !usable_device(cur) || !pool ||
+        pool != vp_drv_default_pool(cur) || !vp_drv_pool_is_default(cur))
+        return finish(hook, rc, 0);
+    if (set) vp_apool_reset_high(cur, attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH);
+    else *(cuuint64_t *)value += vp_apool_bytes(cur, attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT ||
+                                                         attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                                                attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH ||
+                                                    attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH);
+    return finish(hook, rc, 0);
+}
+
 CUresult vp_mem_pool_destroy(CUmemoryPool pool)
 {
     CUresult rc = vp_real.cuMemPoolDestroy(pool);

@@ -41,6 +41,12 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
                             CUstream stream);
 CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream);
 CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep);
+/* cuMemPoolGetAttribute (set 0) and cuMemPoolSetAttribute (set 1): the
+ * driver's answer, to which, for the default pool under paging, the
+ * cache's bytes are added (used and reserved, current and high; setting a
+ * high mark resets the cache's too): what PyTorch's memory counters read
+ * under backend:cudaMallocAsync. */
+CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value, int set);
 CUresult vp_mem_pool_destroy(CUmemoryPool pool);
 
 CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const CUmemAllocationProp *prop,

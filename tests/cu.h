@@ -41,6 +41,8 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuMemPoolCreate, cuMemPoolCreate, CUresult, (CUmemoryPool *, const CUmemPoolProps *)) \
     X(cuMemPoolDestroy, cuMemPoolDestroy, CUresult, (CUmemoryPool))                    \
     X(cuMemPoolTrimTo, cuMemPoolTrimTo, CUresult, (CUmemoryPool, size_t))              \
+    X(cuMemPoolGetAttribute, cuMemPoolGetAttribute,                                      \
+      CUresult, (CUmemoryPool, CUmemPool_attribute, void *))                           \
     X(cuMemPoolSetAttribute, cuMemPoolSetAttribute,                                      \
       CUresult, (CUmemoryPool, CUmemPool_attribute, void *))                           \
     X(cuDeviceGetMemPool, cuDeviceGetMemPool, CUresult, (CUmemoryPool *, CUdevice))    \

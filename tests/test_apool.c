@@ -298,3 +298,40 @@ Test(apool, threads_allocating_and_freeing_while_another_trims_lose_nothing, .ti
     cr_assert_eq(paging_stat("async_live"), 0, "%s", stats());
     ASSERT_BOOKS_MATCH(0);
 }
+
+static uint64_t pool_attr(struct cu *c, CUmemPool_attribute a)
+{
+    cuuint64_t v = 0;
+    CU_OK(c->cuMemPoolGetAttribute(default_pool(c), a, &v));
+    return v;
+}
+
+Test(apool, the_default_pools_attributes_count_the_caches_bytes_as_pytorch_reads_them)
+{
+    /* PyTorch's memory counters (torch.cuda.memory_allocated and the rest)
+     * read the default pool's attributes under backend:cudaMallocAsync */
+    pager_env("stream", 64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUdeviceptr big, small;
+    CU_OK(c.cuMemAllocAsync(&big, 3 * MiB, NULL));
+    CU_OK(c.cuMemAllocAsync(&small, 1000, NULL));
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_USED_MEM_CURRENT), 3 * MiB + 1000);
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT), 4 * MiB + VP_APOOL_SEGMENT);
+    CU_OK(c.cuMemFreeAsync(big, NULL));
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_USED_MEM_CURRENT), 1000);
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_USED_MEM_HIGH), 3 * MiB + 1000);
+    cuuint64_t zero = 0;
+    CU_OK(c.cuMemPoolSetAttribute(default_pool(&c), CU_MEMPOOL_ATTR_USED_MEM_HIGH, &zero));
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_USED_MEM_HIGH), 1000, "reset to the current value");
+    CU_OK(c.cuMemPoolTrimTo(default_pool(&c), 0));
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT), VP_APOOL_SEGMENT, "the segment in use stays");
+    cr_assert_eq(pool_attr(&c, CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH), 4 * MiB + VP_APOOL_SEGMENT);
+    CU_OK(c.cuMemFreeAsync(small, NULL));
+    /* another pool's attributes are the driver's alone */
+    CUmemoryPool own = own_pool(&c);
+    cuuint64_t v = 1;
+    CU_OK(c.cuMemPoolGetAttribute(own, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &v));
+    cr_assert_eq(v, 0);
+    CU_OK(c.cuMemPoolDestroy(own));
+}

@@ -85,6 +85,7 @@ static uint64_t next_handle = 0x1000;
 struct pool {
     int dev;
     uint64_t reserved, in_use, threshold;
+    uint64_t reserved_high, used_high; /* high marks, reset by setting them (to 0) */
 };
 static struct pool default_pool[MAXDEV];
 static struct pool *current_pool[MAXDEV]; /* cuDeviceSetMemPool's; NULL: the default */
@@ -471,6 +472,8 @@ static CUresult pool_alloc(CUdeviceptr *out, size_t size, struct pool *p)
         p->reserved += grow;
     }
     p->in_use += size;
+    if (p->in_use > p->used_high) p->used_high = p->in_use;
+    if (p->reserved > p->reserved_high) p->reserved_high = p->reserved;
     uint64_t ptr = map_mem(size);
     record(ptr, size, 0, p->dev, 1, p);
     pthread_mutex_unlock(&mu);
@@ -531,15 +534,26 @@ FAKE_EXPORT CUresult cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribut
     if (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT) *(cuuint64_t *)v = p->reserved;
     else if (attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT) *(cuuint64_t *)v = p->in_use;
     else if (attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) *(cuuint64_t *)v = p->threshold;
+    else if (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH) *(cuuint64_t *)v = p->reserved_high;
+    else if (attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH) *(cuuint64_t *)v = p->used_high;
     else rc = CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_unlock(&mu);
     return rc;
 }
 FAKE_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute attr, void *v)
 {
-    if (attr != CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) return CUDA_ERROR_INVALID_VALUE;
-    ((struct pool *)pool)->threshold = *(cuuint64_t *)v;
-    return CUDA_SUCCESS;
+    struct pool *p = (struct pool *)pool;
+    /* a high mark may only be set to 0, which resets it to the current value */
+    int high = attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH;
+    if (high && *(cuuint64_t *)v) return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&mu);
+    CUresult rc = CUDA_SUCCESS;
+    if (attr == CU_MEMPOOL_ATTR_RELEASE_THRESHOLD) p->threshold = *(cuuint64_t *)v;
+    else if (attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH) p->reserved_high = p->reserved;
+    else if (attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH) p->used_high = p->in_use;
+    else rc = CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_unlock(&mu);
+    return rc;
 }
 /* A stream sync releases pool memory above each pool's threshold, as the real driver does. */
 FAKE_EXPORT CUresult cuStreamSynchronize(CUstream s)

@@ -334,6 +334,11 @@ def model_checks(lib, summary):
             check(f"{label}: device's own peak use <= cap + context overhead", peak <= cap + CONTEXT_OVERHEAD,
                   f"device grew {peak / MiB:.0f} MiB at most; cap {cap / MiB:.0f} MiB")
             check(f"{label}: vpage's resident peak <= cap", 0 < dev0.get("resident_peak", 0) <= cap, json.dumps(dev0))
+            if conf:  # torch's counters read the default pool's attributes, which count vpage's cache
+                a, a0 = r.get("peak_allocated") or 0, r0.get("peak_allocated") or 0
+                check(f"{label}: torch.cuda.max_memory_allocated() counts the cache's blocks",
+                      0.8 * a0 <= a <= 1.25 * a0, f"{a / GiB:.2f} GiB; {a0 / GiB:.2f} GiB without the preload "
+                                                  f"under the default allocator")
             if peak0 > cap + CONTEXT_OVERHEAD:  # larger than the cap: it was streamed through it
                 check(f"{label}: larger than the cap ({peak0 / GiB:.1f} GiB without it), pieces came in and went out",
                       dev0.get("moves_in", 0) > 0 and dev0.get("moves_out", 0) > 0, json.dumps(dev0))
