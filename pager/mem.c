@@ -452,11 +452,11 @@ CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void
     enum vp_hook_id hook = set ? VP_HOOK_cuMemPoolSetAttribute : VP_HOOK_cuMemPoolGetAttribute;
     CUresult rc = set ? vp_real.cuMemPoolSetAttribute(pool, attr, value)
                       : vp_real.cuMemPoolGetAttribute(pool, attr, value);
-    int cur = vp_drv_current_device();
     int bytes_attr = attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH ||
                      attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH;
-    if (rc != CUDA_SUCCESS || !bytes_attr || !value || !vp_paging_on() || !usable_device(cur) || !pool ||
-        pool != vp_drv_default_pool(cur) || !vp_drv_pool_is_default(cur))
+    if (rc != CUDA_SUCCESS || !bytes_attr || !value || !pool || !vp_paging_on()) return finish(hook, rc, 0);
+    int cur = vp_drv_current_device();
+    if (!usable_device(cur) || pool != vp_drv_default_pool(cur) || !vp_drv_pool_is_default(cur))
         return finish(hook, rc, 0);
     if (set) vp_apool_reset_high(cur, attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH);
     else *(cuuint64_t *)value += vp_apool_bytes(cur, attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT ||
