@@ -271,7 +271,7 @@ static void *churn_blocks(void *arg)
     return NULL;
 }
 
-Test(apool, threads_allocating_and_freeing_while_another_trims_lose_nothing, .timeout = 120)
+Test(apool, threads_allocating_and_freeing_while_another_trims_lose_nothing)
 {
     pager_env("stream", 64, "2M");
     struct cu c;
