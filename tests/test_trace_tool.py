@@ -151,6 +151,24 @@ def steps_split_the_trace_at_each_launch_of_the_marker_kernel():
 
 
 @test
+def a_use_issued_while_the_piece_was_on_its_way_counts_even_when_its_line_comes_first():
+    # the in line carries the tick its move was planned at (8): the gemm at tick 9 waited for it and its
+    # line was written before the piece's; the piece was used, not "ahead unused"
+    trace = "\n".join([
+        "0\talloc\t0\t0xa00000\t2097152\t1\t2097152",
+        "100\top\t0\t8\tstep_kernel\t0\t0xe00000",
+        "300\top\t0\t9\tgemm\t150\t0xa00000",
+        "310\tin\t0\t0xa00000\t0\t2097152\t1\t8",
+        "400\tout\t0\t0xa00000\t0\t2097152\t0",
+        "500\tin\t0\t0xa00000\t0\t2097152\t1\t10",
+        "600\tout\t0\t0xa00000\t0\t2097152\t0",
+    ]) + "\n"
+    _, s0 = json.loads(run("--json", "--steps", "step_k", trace=trace))["steps"]
+    assert s0["in_ahead"] == 4 * MiB, s0
+    assert s0["ahead_unused"] == 2 * MiB, "only the second came in ahead and left unused: " + repr(s0)
+
+
+@test
 def steps_are_empty_when_no_kernel_has_the_name():
     s = json.loads(run("--json", "--steps", "no_such_kernel", trace=LOOP))
     assert s["steps"] == []
