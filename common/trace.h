@@ -19,10 +19,12 @@
  *     op     dev tick what waited_us base...     an operation on streamed
  *            memory (what: a kernel's name, copy, graph; tick 0 for those
  *            that are not uses), the allocations it touches ("all": every one)
- *     in     dev base piece bytes ahead tick     a piece came in (ahead: before
+ *     in     dev base piece bytes ahead tick cls a piece came in (ahead: before
  *                                                any operation asked for it; tick:
  *                                                the launch it was planned at then,
- *                                                else 0). Lines follow the order
+ *                                                else 0; cls: the class it ranked in
+ *                                                then, enum vp_stream_class of
+ *                                                policy/stream.h, else -1). Lines follow the order
  *                                                events ended: an operation's is
  *                                                written once it stopped waiting,
  *                                                so ticks tell what came first

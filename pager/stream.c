@@ -39,6 +39,7 @@ struct piece {
     uint8_t bare;                      /* not resident and its address maps nothing (VPAGE_STREAM_LAZY_MAP) */
     uint8_t pinned, pin_asked, requested;
     uint8_t ahead;     /* came in before any launch asked for it */
+    uint8_t ahead_cls; /* the class it ranked in then (enum vp_stream_class) */
     uint32_t pin_seq;  /* order of pinning */
     uint64_t ahead_at; /* tick when it last came in ahead of use (0: never) */
     uint64_t hash[2];
@@ -1236,7 +1237,10 @@ static size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
         }
         m[nm++] = (struct move){.a = r->a, .i = r->i, .bare = p->bare};
         p->ahead = !p->requested;
-        if (p->ahead) p->ahead_at = tick;
+        if (p->ahead) {
+            p->ahead_at = tick;
+            p->ahead_cls = c[j].cls;
+        }
         p->state = P_MOVING;
         room -= c[j].bytes;
         in_bytes += c[j].bytes;
@@ -1287,8 +1291,9 @@ static void finish_locked(int dev, struct move *m, size_t n)
             continue;
         } else if (m[j].slot) {
             if (vp_trace_on())
-                vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d\t%llu", dev, (unsigned long long)a->base, m[j].i,
-                         (unsigned long long)len, p->ahead, (unsigned long long)(p->ahead ? p->ahead_at : 0));
+                vp_trace("in", "\t%d\t%#llx\t%u\t%llu\t%d\t%llu\t%d", dev, (unsigned long long)a->base, m[j].i,
+                         (unsigned long long)len, p->ahead, (unsigned long long)(p->ahead ? p->ahead_at : 0),
+                         p->ahead ? p->ahead_cls : -1);
             count(&ss[dev].bytes_in, len);
             if (p->ahead) count(&ss[dev].bytes_ahead, len);
             count(&ss[dev].moves_in, 1);
