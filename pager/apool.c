@@ -64,6 +64,22 @@ static uint32_t class_of(uint64_t bytes, uint64_t *size)
     return c;
 }
 
+/* The stream a call means: the ptsz symbols' 0 is the calling thread's
+ * default stream (*per_thread), the others' 0 the legacy one. */
+static CUstream stream_of(CUstream stream, int ptsz, int *per_thread)
+{
+    *per_thread = stream == CU_STREAM_PER_THREAD || (ptsz && !stream);
+    if (stream) return stream;
+    return ptsz ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
+}
+
+/* bytes more of paged memory held by d's cache. */
+static void backing_grew_locked(struct dcache *d, uint64_t bytes)
+{
+    d->st.backing += bytes;
+    if (d->st.backing > d->st.backing_high) d->st.backing_high = d->st.backing;
+}
+
 static struct block **list_of(struct dcache *d, const struct block *b)
 {
     return b->seg ? &d->small[b->seg->cls] : &d->large;
@@ -193,8 +209,7 @@ static CUresult new_block(int dev, struct dcache *d, uint64_t size, uint32_t cls
         b->ptr = p;
         b->size = size;
         pthread_mutex_lock(&mu);
-        d->st.backing += span;
-        if (d->st.backing > d->st.backing_high) d->st.backing_high = d->st.backing;
+        backing_grew_locked(d, span);
         pthread_mutex_unlock(&mu);
         *out = b;
         return CUDA_SUCCESS;
@@ -217,8 +232,7 @@ static CUresult new_block(int dev, struct dcache *d, uint64_t size, uint32_t cls
     pthread_mutex_lock(&mu);
     s->next = d->segs;
     d->segs = s;
-    d->st.backing += span;
-    if (d->st.backing > d->st.backing_high) d->st.backing_high = d->st.backing;
+    backing_grew_locked(d, span);
     for (uint32_t i = n; i-- > 1;) push_locked(&d->small[cls], &s->blk[i]);
     d->st.cached += (uint64_t)(n - 1) * size;
     pthread_mutex_unlock(&mu);
@@ -230,8 +244,8 @@ CUresult vp_apool_alloc(int dev, CUdeviceptr *dptr, size_t bytes, CUstream strea
 {
     if (dev < 0 || dev >= VP_MAX_DEVICES || !dptr) return CUDA_ERROR_NOT_SUPPORTED;
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
-    int pt = stream == CU_STREAM_PER_THREAD || (ptsz && !stream);
-    CUstream s = !ptsz && !stream ? CU_STREAM_LEGACY : stream;
+    int pt;
+    CUstream s = stream_of(stream, ptsz, &pt);
     int small = bytes <= VP_APOOL_SMALL;
     uint64_t size;
     uint32_t cls = small ? class_of(bytes, &size) : 0;
@@ -264,11 +278,10 @@ CUresult vp_apool_alloc(int dev, CUdeviceptr *dptr, size_t bytes, CUstream strea
     return CUDA_SUCCESS;
 }
 
-/* An event of dev recorded on stream, or NULL (the caller then waited for
- * the stream: the block needs no event). */
-static CUevent record_on(int dev, CUstream stream, int ptsz)
+/* An event of dev recorded on stream on, or NULL (the caller then waited
+ * for the stream: the block needs no event). */
+static CUevent record_on(int dev, CUstream on)
 {
-    CUstream on = ptsz && !stream ? CU_STREAM_PER_THREAD : stream;
     CUevent ev = NULL;
     if (vp_drv_current_device() == dev) {
         pthread_mutex_lock(&mu);
@@ -295,8 +308,9 @@ int vp_apool_free(CUdeviceptr dptr, CUstream stream, int ptsz, uint64_t *bytes)
     int dev = r.dev;
     struct dcache *d = &dc[dev];
     vp_weights_written(dptr, b->size); /* freed bytes are no one's copy */
-    int captured = vp_drv_capturing(stream, ptsz);
-    CUevent ev = captured ? NULL : record_on(dev, stream, ptsz);
+    int pt, captured = vp_drv_capturing(stream, ptsz);
+    CUstream s = stream_of(stream, ptsz, &pt);
+    CUevent ev = captured ? NULL : record_on(dev, s);
     pthread_mutex_lock(&mu);
     d->st.live -= r.bytes;
     if (captured) {
@@ -304,8 +318,8 @@ int vp_apool_free(CUdeviceptr dptr, CUstream stream, int ptsz, uint64_t *bytes)
         push_locked(&d->held, b);
         d->st.held += b->size;
     } else {
-        b->stream = !ptsz && !stream ? CU_STREAM_LEGACY : stream;
-        b->per_thread = stream == CU_STREAM_PER_THREAD || (ptsz && !stream);
+        b->stream = s;
+        b->per_thread = (uint8_t)pt;
         b->ev = ev;
         if (b->seg) b->seg->used--; /* a held block keeps its segment */
         push_locked(list_of(d, b), b);

@@ -442,7 +442,7 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
         vp_apool_trim(cur);
     CUresult rc = vp_real.cuMemPoolTrimTo(pool, keep);
     struct vp_rec r;
-    int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : vp_drv_current_device();
+    int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : cur;
     if (usable_device(dev)) pool_sync(pool, dev, 0, 0);
     return finish(VP_HOOK_cuMemPoolTrimTo, rc, 0);
 }
