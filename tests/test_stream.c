@@ -504,6 +504,29 @@ static size_t uses_in(const struct trace_read *r, unsigned long long base, unsig
     return n;
 }
 
+/* Four rounds of l's loop, then its trace read from byte from of path: how
+ * many of the pieces that came in ahead bad(r, j) holds for (j: the index
+ * in r->ahead); *ahead: how many came in ahead. */
+static int ahead_ins(struct loop *l, const char *path, long from, int (*bad)(const struct trace_read *r, int j),
+                     int *ahead)
+{
+    for (int round = 0; round < 4; round++) loop_round(l, 20, 1, 0, 1);
+    trace_flush()();
+    static struct trace_read r;
+    trace_read(path, from, &r);
+    int n = 0;
+    for (int j = 0; j < r.nahead; j++) n += bad(&r, j);
+    *ahead = r.nahead;
+    trace_read_free(&r);
+    return n;
+}
+
+/* Planned before its allocation's second use: no next use was predicted. */
+static int guessed(const struct trace_read *r, int j)
+{
+    return uses_in(r, r->ahead[j].base, 1, r->ahead[j].tick, NULL) < 2;
+}
+
 Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
 {
     /* a loop twice the cap: a piece's next use is predicted from its last
@@ -514,17 +537,11 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     struct cu c;
     struct loop l;
     traced_loop(path, &c, &l);
-    for (int round = 0; round < 4; round++) loop_round(&l, 20, 1, 0, 1);
-    trace_flush()();
+    int ahead, guesses = ahead_ins(&l, path, 0, guessed, &ahead);
     cr_assert_gt(paging_stat("bytes_ahead"), 0, "learnt: %s", stats());
-    static struct trace_read r;
-    trace_read(path, 0, &r);
-    cr_assert_gt(r.nahead, 0, "the trace has the pieces that came in ahead");
-    int guesses = 0;
-    for (int i = 0; i < r.nahead; i++) guesses += uses_in(&r, r.ahead[i].base, 1, r.ahead[i].tick, NULL) < 2;
-    trace_read_free(&r);
+    cr_assert_gt(ahead, 0, "the trace has the pieces that came in ahead");
     cr_assert_eq(guesses, 0, "%d of %d pieces came in ahead, planned before their allocation's second use", guesses,
-                 r.nahead);
+                 ahead);
     traced_loop_done(path, &l);
 }
 
@@ -568,37 +585,33 @@ Test(stream, with_room_to_spare_a_piece_whose_next_use_is_not_predicted_still_wa
     CU_OK(c.cuMemFree(hot));
 }
 
-/* One run of the ahead-again scenario on l's weights (set up), its trace
- * read from byte from of path: how many times a piece came in ahead,
- * ranked by its next use (the rule's class: a pinned piece pushed out by
- * what launches asked for comes back by design, and so does one in hot
- * use) and not within a visit (its allocation used at most VP_VISIT_GAP
- * launches before: more uses are expected), when it had been planned ahead
- * before with no use of its allocation since; *ahead: the ahead-ins. */
+/* Came in ahead, ranked by its next use (the rule's class: a pinned piece
+ * pushed out by what launches asked for comes back by design, and so does
+ * one in hot use) and not within a visit (its allocation used at most
+ * VP_VISIT_GAP launches before: more uses are expected), when it had been
+ * planned ahead before with no use of its allocation since. */
+static int came_again(const struct trace_read *r, int j)
+{
+    for (int i = j; i-- > 0;)
+        if (r->ahead[i].base == r->ahead[j].base && r->ahead[i].piece == r->ahead[j].piece) {
+            unsigned long long last;
+            uses_in(r, r->ahead[j].base, 1, r->ahead[j].tick, &last);
+            int visiting = last && r->ahead[j].tick - last <= VP_VISIT_GAP;
+            return !uses_in(r, r->ahead[j].base, r->ahead[i].tick, r->ahead[j].tick, NULL) &&
+                   r->ahead[j].cls == VP_SC_NEXT && !visiting;
+        }
+    return 0;
+}
+
+/* One run of the ahead-again scenario on l's weights (set up): each
+ * initialised by a kernel, then the loop; its trace read from byte from. */
 static int ahead_again(struct cu *c, struct loop *l, const char *path, long from, int *ahead)
 {
     for (int i = 0; i < l->n; i++) {
         launch2(c, l->f, l->wt[i], 0);
         l->incs[i]++;
     }
-    for (int round = 0; round < 4; round++) loop_round(l, 20, 1, 0, 1);
-    trace_flush()();
-    static struct trace_read r;
-    trace_read(path, from, &r);
-    int again = 0;
-    for (int j = 0; j < r.nahead; j++)
-        for (int i = j; i-- > 0;)
-            if (r.ahead[i].base == r.ahead[j].base && r.ahead[i].piece == r.ahead[j].piece) {
-                unsigned long long last;
-                uses_in(&r, r.ahead[j].base, 1, r.ahead[j].tick, &last);
-                int visiting = last && r.ahead[j].tick - last <= VP_VISIT_GAP;
-                again += !uses_in(&r, r.ahead[j].base, r.ahead[i].tick, r.ahead[j].tick, NULL) &&
-                         r.ahead[j].cls == VP_SC_NEXT && !visiting;
-                break;
-            }
-    *ahead = r.nahead;
-    trace_read_free(&r);
-    return again;
+    return ahead_ins(l, path, from, came_again, ahead);
 }
 
 Test(stream, a_piece_that_came_in_ahead_and_left_unused_is_not_brought_in_ahead_again_before_its_use)
