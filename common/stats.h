@@ -1,13 +1,10 @@
-/* stats.h - counters per entry point, and the stats dump.
+/* stats.h - counters per entry point.
  *
  * Contract
- *   Per hook (interpose/hooks.h) the counters of VP_HOOK_COUNTERS, relaxed
+ *   Per hook (common/hooks.h) the counters of VP_HOOK_COUNTERS, relaxed
  *   atomics, bumped on every call: safe from any thread, never locked.
- *   Counted bytes live in pager/account.h; the dump joins both with the
- *   kernel registry. The dump is written as JSON (VPAGE_STATS_FILE) and as a
- *   table on stderr (VPAGE_STATS) from the library's destructor, only in a
- *   process that made CUDA calls, and can be read at any time through the
- *   exported vpage_stats_json().
+ *   Counted bytes live in books/account.h; the report (core/report.h)
+ *   joins both with the kernel registry and the pager's stats.
  */
 #ifndef VPAGE_COMMON_STATS_H
 #define VPAGE_COMMON_STATS_H
@@ -15,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../interpose/hooks.h"
+#include "hooks.h"
 
 /*  X(counter, meaning) */
 #define VP_HOOK_COUNTERS(X)                                        \
@@ -42,17 +39,13 @@ static inline void vp_stat_call(enum vp_hook_id hook) { vp_stat_add(hook, VP_CTR
 void vp_stat_live_add(enum vp_hook_id hook, uint64_t bytes);
 void vp_stat_live_sub(enum vp_hook_id hook, uint64_t bytes);
 
+/* What allocations made through hook hold now (peak 0) or held at most. */
+uint64_t vp_stat_live(enum vp_hook_id hook, int peak);
+
+/* The name of a counter (its field in the report). */
+const char *vp_counter_name(enum vp_counter c);
+
 /* Forgets every counter (child after fork). */
 void vp_stats_reset(void);
-
-/* Writes the JSON document into buf (always NUL-terminated when len > 0).
- * Returns the length the whole document needs, like snprintf. */
-size_t vp_stats_json(char *buf, size_t len);
-
-/* The exit-time dump (see contract). */
-void vp_stats_at_exit(void);
-
-/* A file name from an option's template: %p becomes the process id. */
-void vp_expand_path(const char *tmpl, char *out, size_t len);
 
 #endif

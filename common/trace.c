@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "trace.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +12,7 @@
 #include "../include/vpage.h"
 #include "log.h"
 #include "options.h"
-#include "stats.h"
+#include "file.h"
 #include "vp.h"
 
 atomic_int vp_trace_state;
@@ -37,12 +36,7 @@ int vp_trace_on_slow(void)
 /* Writes the buffer out (mu held). */
 static void flush_locked(void)
 {
-    size_t off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n <= 0) break;
-        off += (size_t)n;
-    }
+    if (fd >= 0) vp_file_write(fd, buf, len);
     len = 0;
 }
 
@@ -52,7 +46,7 @@ static int open_locked(void)
     if (failed) return -1;
     char path[600];
     vp_expand_path(vp_opt.trace, path, sizeof path);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fd = vp_file_open(path, 1);
     if (fd < 0) {
         failed = 1;
         vp_warn("cannot write the trace to %s (VPAGE_TRACE); tracing nothing", path);
@@ -101,7 +95,7 @@ void vp_trace_close(void)
 {
     pthread_mutex_lock(&mu);
     flush_locked();
-    if (fd >= 0) close(fd);
+    if (fd >= 0) vp_file_close(fd);
     fd = -1;
     pthread_mutex_unlock(&mu);
 }
@@ -110,7 +104,7 @@ void vp_trace_reset_child(void)
 {
     pthread_mutex_init(&mu, NULL);
     len = 0;
-    if (fd >= 0) close(fd);
+    if (fd >= 0) vp_file_close(fd);
     fd = -1;
     failed = 0;
 }

@@ -23,14 +23,8 @@
 
 #define VP_NO_CAP UINT64_MAX
 
-/* Lazy initialisation (common/init.c): options, log, driver. Safe to call
- * from any thread, any number of times; cheap once done. Returns 0 once the
- * driver is loaded, -1 if it could not be (the caller passes through or
- * fails as the driver would when absent). */
-int vp_init(void);
-
-/* True when the options forbid running (a malformed VPAGE_CAP): the shims
- * then fail cuInit and every allocation. */
-int vp_refused(void);
+/* Where a report goes: each module writes its part of the stats (JSON or
+ * table lines) through one of these (core/report.c). */
+typedef void (*vp_emit_fn)(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

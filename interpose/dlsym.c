@@ -23,31 +23,13 @@
 #include "../common/log.h"
 #include "../common/stats.h"
 #include "../common/vp.h"
-#include "driver.h"
+#include "../core/init.h"
+#include "../driver/driver.h"
 #include "hooks.h"
 
 /* The sanitizer runtimes resolve their interceptors with dlsym(RTLD_NEXT)
  * before they are initialised: the lookup path must not be instrumented. */
 #define VP_UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
-
-typedef void *(*dlsym_fn)(void *, const char *);
-/* read by the assembly below: a plain pointer, written once (racing
- * writers store the same value) */
-extern void *real_dlsym;
-void *real_dlsym;
-
-VP_UNINSTRUMENTED static dlsym_fn get_real_dlsym(void)
-{
-    dlsym_fn f = (dlsym_fn)__atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE);
-    if (vp_likely(f)) return f;
-    f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
-    if (!f) f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
-
-    __atomic_store_n(&real_dlsym, (void *)f, __ATOMIC_RELEASE);
-    return f;
-}
-
-VP_UNINSTRUMENTED void *vp_dlsym_real(void *handle, const char *name) { return get_real_dlsym()(handle, name); }
 
 static const struct {
     const char *name;
@@ -57,8 +39,6 @@ static const struct {
     VP_HOOKS(VP_X)
 #undef VP_X
 };
-
-const char *vp_hook_name(enum vp_hook_id id) { return id < VP_HOOK_COUNT ? hook_table[id].name : "?"; }
 
 VP_UNINSTRUMENTED void *vp_hook_wrapper(const char *symbol)
 {
@@ -81,7 +61,7 @@ VP_UNINSTRUMENTED static void *next_after(const void *caller, const char *name)
     for (struct link_map *l = self->l_next; l; l = l->l_next) {
         void *h = dlopen(l->l_name && *l->l_name ? l->l_name : NULL, RTLD_LAZY | RTLD_NOLOAD);
         if (!h) continue;
-        void *p = get_real_dlsym()(h, name);
+        void *p = vp_dlsym_get()(h, name);
         dlclose(h);
         if (!p) continue;
         /* dlsym on a handle also searches that object's dependencies, which
@@ -99,7 +79,7 @@ VP_UNINSTRUMENTED static void *next_after(const void *caller, const char *name)
 void *vp_dlsym_cu(void *handle, const char *name);
 __attribute__((used)) VP_UNINSTRUMENTED void *vp_dlsym_cu(void *handle, const char *name)
 {
-    void *p = get_real_dlsym()(handle, name);
+    void *p = vp_dlsym_get()(handle, name);
     if (!p) return p;
     void *w = vp_hook_wrapper(name);
     if (!w) return p;
@@ -116,9 +96,6 @@ __attribute__((used)) VP_UNINSTRUMENTED void *vp_dlsym_cu(void *handle, const ch
  * jump into the real dlsym, with the caller's return address untouched:
  *   name starts "cu" and handle != RTLD_NEXT -> vp_dlsym_cu (C)
  *   anything else                            -> real dlsym, jumped to   */
-void *vp_resolve_dlsym(void);
-__attribute__((used)) VP_UNINSTRUMENTED void *vp_resolve_dlsym(void) { return (void *)get_real_dlsym(); }
-
 __asm__(".text\n"
         ".globl dlsym\n"
         ".type dlsym, @function\n"
@@ -137,7 +114,7 @@ __asm__(".text\n"
         "2:  pushq %rdi\n"
         "    pushq %rsi\n"
         "    subq $8, %rsp\n"
-        "    call vp_resolve_dlsym\n"
+        "    call vp_dlsym_get\n"
         "    addq $8, %rsp\n"
         "    popq %rsi\n"
         "    popq %rdi\n"
@@ -149,7 +126,7 @@ __asm__(".text\n"
 VP_EXPORT VP_UNINSTRUMENTED void *dlsym(void *restrict handle, const char *restrict name)
 {
     if (handle == RTLD_NEXT) return next_after(__builtin_return_address(0), name);
-    if (name[0] != 'c' || name[1] != 'u') return get_real_dlsym()(handle, name);
+    if (name[0] != 'c' || name[1] != 'u') return vp_dlsym_get()(handle, name);
     return vp_dlsym_cu(handle, name);
 }
 #endif

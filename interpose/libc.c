@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "../common/vp.h"
-#include "../pager/weights.h"
-#include "driver.h"
+#include "../books/weights.h"
+#include "../driver/driver.h"
 
 #define REAL(name, type)                                                                 \
     static _Atomic(type) real_##name;                                                    \

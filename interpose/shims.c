@@ -1,19 +1,22 @@
 /* shims.c - the exported driver symbols.
  *
  * Each shim makes sure vpage is initialised, then hands the call to the
- * pager (allocations), the registry (kernel handles, launches) or straight
- * to the real function. cuGetProcAddress and cuGetProcAddress_v2 live in
+ * books (core/mem.h: allocations), the pager (pager/pager.h: operations
+ * on paged memory), the registry (kernel handles, launches) or straight
+ * to the real function (vp_real, driver/driver.h). cuGetProcAddress and cuGetProcAddress_v2 live in
  * dlsym.c with the rest of the lookup logic.
  */
+#include "../books/registry.h"
+#include "../books/weights.h"
 #include "../common/log.h"
 #include "../common/stats.h"
 #include "../common/vp.h"
-#include "../pager/mem.h"
-#include "../pager/paging.h"
-#include "../pager/weights.h"
-#include "driver.h"
+#include "../core/init.h"
+#include "../core/mem.h"
+#include "../driver/driver.h"
+#include "../pager/launch.h"
+#include "../pager/pager.h"
 #include "hooks.h"
-#include "registry.h"
 
 /* Every shim starts here: NOT_INITIALIZED without a driver, like a program
  * that has none; the refusal for a bad VPAGE_CAP for allocations. */
@@ -176,8 +179,8 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
  * before it is issued, and its stream after. STREAM_OF is the stream a
  * copy runs on; PT: 1 for per-thread-stream symbols. */
 #define OP_BEGIN(a, b) uint64_t vp_ops_[2] = {(uint64_t)(a), (uint64_t)(b)}; \
-    int vp_op_ = vp_pager_op_begin(vp_ops_, 2, 0)
-#define OP_END(stream, pt) if (vp_op_) vp_pager_op_end((stream), (pt))
+    int vp_op_ = vp_pager_op_begin(vp_ops_, 2, 0, "copy")
+#define OP_END(stream, pt) if (vp_op_) vp_pager()->op_end((stream), (pt))
 
 /* HOST: 1 when src is host memory by contract (HtoD), 0 for unified copies */
 #define COPY_FROM_HOST(name, PARAMS, ARGS, HOST, STREAM_OF, PT)             \
@@ -378,7 +381,7 @@ VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
 VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch);
-    int vp_op_ = vp_pager_op_begin(NULL, 0, 1);
+    int vp_op_ = vp_pager_op_begin(NULL, 0, 1, "graph");
     CUresult rc = vp_real.cuGraphLaunch(exec, stream);
     OP_END(stream, 0);
     vp_mem_graph_launched();
@@ -388,7 +391,7 @@ VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch_ptsz);
-    int vp_op_ = vp_pager_op_begin(NULL, 0, 1);
+    int vp_op_ = vp_pager_op_begin(NULL, 0, 1, "graph");
     CUresult rc = vp_real.cuGraphLaunch_ptsz(exec, stream);
     OP_END(stream, 1);
     vp_mem_graph_launched();
@@ -431,7 +434,7 @@ VP_X(CUresult, cuTensorMapReplaceAddress, (CUtensorMap *map, void *addr), (map, 
 #define BEGIN_CAPTURE(name)                                                 \
     ENTER(name);                                                            \
     CUresult rc = vp_real.name(stream, mode);                               \
-    if (rc == CUDA_SUCCESS) vp_pager_capture(+1);                           \
+    if (rc == CUDA_SUCCESS) vp_pager()->capture(+1);                           \
     return rc
 
 VP_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode)
@@ -451,7 +454,7 @@ VP_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream stream, CUstreamCapture
     CUresult rc = vp_real.name(stream, graph);                              \
     if (rc != CUDA_ERROR_ILLEGAL_STATE && rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && \
         rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_INVALID_HANDLE)  \
-        vp_pager_capture(-1);                                               \
+        vp_pager()->capture(-1);                                               \
     return rc
 
 VP_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph)
@@ -469,10 +472,10 @@ VP_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph *graph)
 VP_EXPORT CUresult cuIpcGetMemHandle(CUipcMemHandle *handle, CUdeviceptr dptr)
 {
     ENTER(cuIpcGetMemHandle);
-    if (vp_pager_owns(dptr)) {
+    if (vp_pager()->owns(dptr)) {
         vp_stat_add(VP_HOOK_cuIpcGetMemHandle, VP_CTR_refused, 1);
-        vp_warn("cuIpcGetMemHandle refused: the pointer is paged memory (VPAGE_PAGING=demand), which CUDA IPC "
-                "cannot share; run this process with VPAGE_PAGING=off to share it");
+        vp_warn("cuIpcGetMemHandle refused: the pointer is paged memory (VPAGE_PAGING=%s), which CUDA IPC "
+                "cannot share; run this process with VPAGE_PAGING=off to share it", vp_pager()->mode);
         return CUDA_ERROR_NOT_SUPPORTED;
     }
     return vp_real.cuIpcGetMemHandle(handle, dptr);

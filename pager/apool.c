@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../books/ptrmap.h"
+#include "../books/weights.h"
 #include "../common/log.h"
 #include "../common/vp.h"
-#include "../interpose/driver.h"
-#include "paging.h"
-#include "ptrmap.h"
-#include "weights.h"
+#include "../driver/exec.h"
+#include "../driver/query.h"
+#include "pager.h"
 
 #define NCLASS 12 /* VP_APOOL_MIN << 0 .. VP_APOOL_SMALL */
 #define QUERY_MAX 4 /* blocks freed on other streams whose events one request asks about */
@@ -150,7 +151,7 @@ static struct block *completed_locked(struct dcache *d, struct block **list, uin
         if (b->seg) b->seg->used++;
         CUevent ev = b->ev;
         pthread_mutex_unlock(&mu);
-        CUresult q = vp_real.cuEventQuery(ev);
+        CUresult q = vp_drv_query(ev);
         pthread_mutex_lock(&mu);
         if (b->seg) b->seg->used--;
         if (q == CUDA_SUCCESS) {
@@ -178,18 +179,19 @@ static struct block *completed_locked(struct dcache *d, struct block **list, uin
  * only a refusal that stands is said). */
 static CUresult backing(int dev, CUdeviceptr *p, uint64_t bytes)
 {
-    CUresult rc = vp_pager_alloc(VP_HOOK_COUNT, p, bytes);
+    CUresult rc = vp_pager()->alloc(VP_HOOK_COUNT, p, bytes);
     if (rc == CUDA_ERROR_OUT_OF_MEMORY) {
         vp_apool_trim(dev);
-        rc = vp_pager_alloc(VP_HOOK_cuMemAllocAsync, p, bytes);
+        rc = vp_pager()->alloc(VP_HOOK_cuMemAllocAsync, p, bytes);
     }
     return rc;
 }
 
 static void release_backing(uint64_t ptr)
 {
-    CUresult rc;
-    if (!vp_pager_free(ptr, &rc, VP_HOOK_cuMemAllocAsync) || rc != CUDA_SUCCESS)
+    CUresult rc = CUDA_ERROR_INVALID_VALUE;
+    uint64_t n;
+    if (!vp_pager_free(ptr, &rc, &n) || rc != CUDA_SUCCESS)
         vp_warn("async cache: giving back paged memory at %#llx failed (CUresult %d)", (unsigned long long)ptr,
                 (int)rc);
 }
@@ -287,15 +289,15 @@ static CUevent record_on(int dev, CUstream on)
         pthread_mutex_lock(&mu);
         if (dc[dev].nevs) ev = dc[dev].evs[--dc[dev].nevs];
         pthread_mutex_unlock(&mu);
-        if (!ev && vp_real.cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) ev = NULL;
-        if (ev && vp_real.cuEventRecord(ev, on) == CUDA_SUCCESS) return ev;
+        if (!ev && vp_drv_event_new(&ev) != CUDA_SUCCESS) ev = NULL;
+        if (ev && vp_drv_record(ev, on) == CUDA_SUCCESS) return ev;
     }
     if (ev) {
         pthread_mutex_lock(&mu);
         event_put_locked(&dc[dev], ev);
         pthread_mutex_unlock(&mu);
     }
-    vp_real.cuStreamSynchronize(on);
+    vp_drv_sync(on);
     return NULL;
 }
 
@@ -352,7 +354,7 @@ void vp_apool_trim(int dev)
     pthread_mutex_unlock(&mu);
     if (!got) return;
     for (struct block *b = got; b; b = b->next)
-        if (b->ev) vp_real.cuEventSynchronize(b->ev);
+        if (b->ev) vp_drv_wait(b->ev);
 
     struct block *gone = NULL; /* large blocks to give back */
     struct seg *dead = NULL;
@@ -428,7 +430,7 @@ void vp_apool_reset_high(int dev, int used)
     pthread_mutex_unlock(&mu);
 }
 
-void vp_apool_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx, int dev)
+void vp_apool_report(int json, vp_emit_fn emit, void *ctx, int dev)
 {
     if (dev < 0 || dev >= VP_MAX_DEVICES) return;
     pthread_mutex_lock(&mu);

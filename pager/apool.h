@@ -4,7 +4,7 @@
  * Contract
  *   With VPAGE_PAGING=demand or stream, cuMemAllocAsync (and _ptsz) taking
  *   from a device's default pool (PyTorch's backend:cudaMallocAsync) is
- *   served from paged allocations (vp_pager_alloc: managed or streamed
+ *   served from paged allocations (vp_pager()->alloc: managed or streamed
  *   memory, in host RAM under VPAGE_PAGED_LIMIT, its resident part under
  *   the cap), as the driver's pool serves it from device memory:
  *   - a request of at most VP_APOOL_SMALL bytes is rounded up to a power of
@@ -31,12 +31,12 @@
  *   an out-of-memory), and when a paged allocation is refused (the paged
  *   limit): then the request is tried once more.
  *
- *   Not here, still the driver's and counted as before (pager/mem.h):
+ *   Not here, still the driver's and counted as before (core/mem.h):
  *   cuMemAllocFromPoolAsync, any pool made current with cuDeviceSetMemPool,
  *   allocations made while a stream is captured (graph memory).
  *
  *   Locks: one mutex, after the pools' map in the lock order and before
- *   the pager's (common/init.c); never held across a driver call or a
+ *   the pager's (core/init.c); never held across a driver call or a
  *   call into the pager.
  */
 #ifndef VPAGE_PAGER_APOOL_H
@@ -44,7 +44,8 @@
 
 #include <stdint.h>
 
-#include "../interpose/hooks.h"
+#include "../common/hooks.h"
+#include "../common/vp.h"
 
 #define VP_APOOL_MIN 512u
 #define VP_APOOL_SMALL (1u << 20)
@@ -71,7 +72,7 @@ uint64_t vp_apool_bytes(int dev, int used, int high);
 void vp_apool_reset_high(int dev, int used);
 
 /* The cache's fields of dev in the paging report (pager/shared.h emitter). */
-void vp_apool_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx, int dev);
+void vp_apool_report(int json, vp_emit_fn emit, void *ctx, int dev);
 
 void vp_apool_lock(void);
 void vp_apool_unlock(void);

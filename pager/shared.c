@@ -11,8 +11,9 @@
 
 #include "../common/log.h"
 #include "../common/options.h"
-#include "../interpose/hooks.h"
-#include "account.h"
+#include "../common/stats.h"
+#include "../driver/exec.h"
+#include "../books/account.h"
 
 /* Index of the first range starting after a. */
 static size_t upper(const struct vp_rangetab *t, uint64_t a)
@@ -153,7 +154,7 @@ void vp_pager_thread_enter(void)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
-    if (vp_real.cuThreadExchangeStreamCaptureMode) vp_real.cuThreadExchangeStreamCaptureMode(&mode);
+    vp_drv_capture_mode(&mode);
 }
 
 void vp_pager_thread_stop(struct vp_pager_thread *t)
@@ -246,16 +247,4 @@ void vp_pager_thread_reset_child(struct vp_pager_thread *t)
     memset(t->reclaim_want, 0, sizeof t->reclaim_want);
     t->reqs = NULL; /* the parent's waiting callers are not in this process */
     atomic_store(&t->capturing, 0);
-}
-
-int vp_use_primary_ctx(CUcontext *ctx, int dev)
-{
-    if (!*ctx) {
-        CUdevice d;
-        if (vp_real.cuDeviceGet(&d, dev) != CUDA_SUCCESS || vp_real.cuDevicePrimaryCtxRetain(ctx, d) != CUDA_SUCCESS) {
-            *ctx = NULL;
-            return -1;
-        }
-    }
-    return vp_real.cuCtxSetCurrent(*ctx) == CUDA_SUCCESS ? 0 : -1;
 }

@@ -1,4 +1,4 @@
-/* shared.h - what the two pagers (paging.c, stream.c) share: a table of
+/* shared.h - what the two pagers (demand.c, stream/) share: a table of
  * address ranges sorted by start, the skeleton of a pager thread, atomic
  * gauges, the paged limit, the stats report's lines, a timed wait.
  *
@@ -12,8 +12,13 @@
 #ifndef VPAGE_PAGER_SHARED_H
 #define VPAGE_PAGER_SHARED_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "../common/hooks.h"
+#include "../common/vp.h"
 
 struct vp_range {
     uint64_t base, size;
@@ -40,7 +45,6 @@ void vp_rangetab_remove(struct vp_rangetab *t, uint64_t base);
 void vp_rangetab_forget(struct vp_rangetab *t);
 
 /* Atomic gauges: raises *g to v (up) or lowers it to v (!up) if v is past it. */
-#include <stdatomic.h>
 void vp_gauge_move(atomic_uint_fast64_t *g, uint64_t v, int up);
 
 /* Most bytes of paged allocations per device: VPAGE_PAGED_LIMIT, or the
@@ -51,14 +55,12 @@ uint64_t vp_paged_limit(void);
  * pass the limit; then counts the refusal in *refused and says why, naming
  * hook's entry point and dev (hook VP_HOOK_COUNT: a quiet try, neither
  * counted nor said). Returns 0, or -1 when refused. */
-#include "../interpose/hooks.h"
 int vp_paged_take(atomic_uint_fast64_t *paged, uint64_t bytes, int dev, enum vp_hook_id hook,
                   atomic_uint_fast64_t *refused);
 
 /* The stats report of a pager: vp_report_begin, then per device
  * vp_report_device and vp_report_field for each counter, vp_report_end.
  * JSON or table lines, through emit. */
-typedef void (*vp_emit_fn)(void *ctx, const char *fmt, ...);
 void vp_report_begin(int json, vp_emit_fn emit, void *ctx, const char *mode);
 void vp_report_device(int json, vp_emit_fn emit, void *ctx, int first, int dev);
 void vp_report_field(int json, vp_emit_fn emit, void *ctx, const char *name, uint64_t v);
@@ -66,7 +68,6 @@ void vp_report_device_end(int json, vp_emit_fn emit, void *ctx);
 void vp_report_end(int json, vp_emit_fn emit, void *ctx);
 
 /* pthread_cond_timedwait for ns nanoseconds from now. */
-#include <pthread.h>
 void vp_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, long ns);
 
 /* A pager thread: its mutex (the pager's only lock, last in the lock
@@ -76,7 +77,6 @@ void vp_cond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, long ns);
  * how many stream captures are in progress (nothing moves meanwhile). The
  * pager owns what its mutex protects; these calls only start, stop and
  * talk to the thread. */
-#include "../common/vp.h"
 struct vp_reclaim_req; /* a caller of vp_pager_thread_reclaim, waiting */
 struct vp_pager_thread {
     pthread_mutex_t mu;
@@ -122,11 +122,6 @@ int vp_pager_thread_reclaim_asked_locked(const struct vp_pager_thread *t);
 /* Ends a reclaim pass: makes the reservations of the callers of
  * vp_pager_thread_reclaim and wakes them (mu held). */
 void vp_pager_thread_reclaimed_locked(struct vp_pager_thread *t);
-
-/* Makes dev's primary context current on the calling (pager) thread,
- * retaining it into *ctx the first time. Returns 0, or -1. */
-#include <cuda.h>
-int vp_use_primary_ctx(CUcontext *ctx, int dev);
 
 /* The child after fork: the parent's thread is not here; the mutex,
  * held by the fork handler, is made anew. */

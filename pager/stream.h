@@ -1,8 +1,9 @@
-/* stream.h - streamed device memory (VPAGE_PAGING=stream): exact device
+/* stream.h - the stream pager (VPAGE_PAGING=stream): exact device
  * residency through the driver's virtual memory management.
  *
  * Contract
- *   With VPAGE_PAGING=stream, cuMemAlloc_v2 allocations (and the paged
+ *   vp_pager_stream (pager/pager.h), in pager/stream/ (internal.h says which
+ *   file does what). cuMemAlloc_v2 allocations (and the paged
  *   allocations of pager/apool.h's cache) are backed by
  *   host-located physical memory (cuMemCreate, CU_MEM_LOCATION_TYPE_HOST_NUMA)
  *   mapped at the program's address: the device reads and writes what is
@@ -18,7 +19,7 @@
  *   came in and, with VPAGE_STREAM_HASH, its hash taken on the device is
  *   no longer that of its host memory: pager/hash.h) and unmapping the
  *   address. With VPAGE_STREAM_LAZY_MAP (default) the address then maps
- *   nothing (the piece is "bare") until an operation vp_stream_op_begin
+ *   nothing (the piece is "bare") until an operation its op_begin
  *   fences touches its allocation: that operation's thread maps the host
  *   memory first. Without it the host memory is mapped back in the move,
  *   and so it is after the first operation that touches every streamed
@@ -44,10 +45,10 @@
  *   moves only while no operation that may touch its allocation is being
  *   issued or is in flight, and operations wait for moves of the
  *   allocations they touch:
- *   - every launch and copy the hooks see calls vp_stream_op_begin with the
+ *   - every launch and copy the hooks see calls its op_begin with the
  *     pointers it carries (for kernels: every 8-byte word of the parameters
- *     that falls inside a streamed allocation, by-value structs included) and
- *     vp_stream_op_end after issuing, which records an event on its stream;
+ *     that falls inside a streamed allocation, by-value structs included:
+ *     pager/launch.h) and op_end after issuing, which records an event on its stream;
  *     the whole allocation a pointer falls in is taken as touched;
  *   - a graph replay touches everything (its kernels are not seen);
  *   - the pager moves a piece of an allocation only when no operation on it
@@ -66,10 +67,9 @@
  *   while moves are under way; a loop whose pieces all stay resident is
  *   not planned (a plan holds the lock every launch takes). A launching thread
  *   waits for pieces its launch needs that the pager is bringing in, so the
- *   program does not run far ahead of the data: VP_STREAM_WAIT_MS, and on
- *   while operations on streamed memory are still being issued or running
- *   (the room may be theirs), up to VP_STREAM_WAIT_MAX_MS in all. Then it
- *   goes ahead (stat wait_timeouts) and its kernel reads over the bus.
+ *   program does not run far ahead of the data, for as long as the policy
+ *   says (vp_stream_wait_on, policy/stream.h). Then it goes ahead (stat
+ *   wait_timeouts) and its kernel reads over the bus.
  *
  *   Locks: one mutex, last in the lock order but for two leaf locks: the
  *   event ring's and the trace's (common/trace.h). The exceptions to vpage's rule that no lock is held across a
@@ -84,59 +84,8 @@
 #ifndef VPAGE_PAGER_STREAM_H
 #define VPAGE_PAGER_STREAM_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "pager.h"
 
-#include "../interpose/hooks.h"
-
-#define VP_STREAM_WAIT_MS 200
-#define VP_STREAM_WAIT_MAX_MS 5000
-
-int vp_stream_on(void);
-
-/* A streamed allocation (hook: the entry point a refusal names);
- * CUDA_ERROR_NOT_SUPPORTED asks the caller for a plain allocation (the
- * driver lacks VMM or host-located memory). */
-CUresult vp_stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes);
-
-/* If dptr is a streamed allocation: frees it (after the program's work on
- * it), sets *rc and *size (the bytes asked), returns 1. Else 0. */
-int vp_stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size);
-
-/* True when p lies inside a streamed allocation. */
-int vp_stream_owns(CUdeviceptr p);
-
-/* Lowest and highest+1 address of streamed allocations; 0 when none. */
-int vp_stream_span(uint64_t *lo, uint64_t *hi);
-
-/* Around one program operation that may touch streamed memory: ptrs[0..n)
- * are the addresses it carries, all: it may touch any (a graph replay);
- * use: a kernel, whose touches are uses the policy learns from and which
- * waits for the pieces it needs (a copy only holds them in place); what:
- * the operation's name in the trace (common/trace.h).
- * Returns 1 when the operation must be followed by vp_stream_op_end (on the
- * same thread, after the operation was issued, whatever its result). */
-int vp_stream_op_begin(const uint64_t *ptrs, size_t n, int all, int use, const char *what);
-void vp_stream_op_end(CUstream stream, int per_thread);
-
-/* A launch carried 128-byte TMA descriptors: known of them made for an
- * address vpage saw, unknown not: stats only (one call a launch). */
-void vp_stream_note_tmap(uint32_t known, uint32_t unknown);
-
-/* Stream capture begun (+1) or ended (-1) by the calling thread: nothing
- * is planned meanwhile; that thread's operations are not fenced (they are
- * recorded into a graph, and a replay fences everything), other threads'
- * still are, without waiting for pieces to come in. */
-void vp_stream_capture(int delta);
-
-/* vp_pager_reclaim (pager/paging.h) for streamed memory: sends resident
- * pieces out, then reserves bytes of kind (enum vp_kind) for the caller. */
-int vp_stream_reclaim(int dev, int kind, uint64_t bytes);
-
-void vp_stream_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx);
-void vp_stream_shutdown(void);
-void vp_stream_lock(void);
-void vp_stream_unlock(void);
-void vp_stream_reset_child(void);
+extern const struct vp_pager_ops vp_pager_stream;
 
 #endif

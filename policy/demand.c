@@ -81,3 +81,19 @@ int vp_policy_place(uint64_t prev, uint64_t last, uint64_t bytes, uint64_t room,
     int hot = prev && prev < last && last - prev <= VP_HOT_GAP;
     return hot || room - bytes >= cap / 2;
 }
+
+uint64_t vp_policy_touch_most(uint64_t cap) { return cap == UINT64_MAX ? UINT64_MAX : cap / 4; }
+
+int vp_policy_keeps_memory(uint64_t total, uint64_t cap) { return cap != UINT64_MAX && total > cap + cap / 4; }
+
+int vp_policy_eviction_futile(uint64_t room_before, uint64_t room_after, uint64_t freed)
+{
+    return freed && room_after < room_before + freed / 2;
+}
+
+enum vp_admit vp_policy_admit(const struct vp_chunk_view *c, int keeps, uint64_t room, uint64_t cap)
+{
+    if (keeps && c->warm) return VP_ADMIT_FREE;
+    int fits = keeps ? vp_policy_place(c->prev, c->last, c->bytes, room, cap) : c->admitted && c->bytes <= room;
+    return fits ? VP_ADMIT_ROOM : VP_ADMIT_NO;
+}

@@ -38,6 +38,11 @@
 #define VP_NEXT_UNKNOWN (UINT64_MAX - 1)
 #define VP_NEXT_STALE UINT64_MAX
 
+/* The most bytes a pointer is taken to touch on a device with cap bytes
+ * (UINT64_MAX, VP_NO_CAP: none): a quarter of the cap, or no limit. Both
+ * pagers. */
+uint64_t vp_policy_touch_most(uint64_t cap);
+
 /* Chunk indices [*first, *first + *count) of an allocation of size bytes
  * cut into chunk-byte pieces from its start. off < size, chunk > 0. */
 void vp_policy_demand_range(uint64_t size, uint64_t off, uint64_t chunk, uint64_t most, uint64_t *first,
@@ -74,6 +79,36 @@ size_t vp_policy_plan(enum vp_policy_kind kind, struct vp_cand *r, size_t nr, st
  * free for chunks that are. Returns 1 to let it in. */
 #define VP_HOT_GAP 256
 int vp_policy_place(uint64_t prev, uint64_t last, uint64_t bytes, uint64_t room, uint64_t cap);
+
+/* Whether the device keeps the memory of evicted chunks, judged at the
+ * pager's first look: a card of total bytes more than 1.25 times the cap
+ * (the UVM driver then keeps each chunk's device memory once it was
+ * resident: bench/probes/uvm_keep.c). Chunks are then placed once. */
+int vp_policy_keeps_memory(uint64_t total, uint64_t cap);
+
+/* Whether an eviction that freed freed bytes by the books (room before
+ * and after it, as the device tells) gave the device nothing back: less
+ * than half of them showed up. The pager then stops evicting there. */
+int vp_policy_eviction_futile(uint64_t room_before, uint64_t room_after, uint64_t freed);
+
+/* A requested chunk as the pager sees it when letting it in. */
+struct vp_chunk_view {
+    uint64_t prev, last; /* ticks of its last two uses (prev 0: one use) */
+    uint64_t bytes;
+    int warm;            /* was resident before */
+    int admitted;        /* vp_policy_plan admitted it */
+};
+
+enum vp_admit {
+    VP_ADMIT_NO,   /* it stays on the host, read from there */
+    VP_ADMIT_ROOM, /* it comes in and takes room */
+    VP_ADMIT_FREE, /* it comes back into memory the driver kept for it */
+};
+
+/* Whether a requested chunk comes in, on a device with room bytes free
+ * under cap whose evicted memory stays (keeps, vp_policy_keeps_memory) or
+ * not. */
+enum vp_admit vp_policy_admit(const struct vp_chunk_view *c, int keeps, uint64_t room, uint64_t cap);
 
 /* Reorders v[0..n) in the kind's eviction order and returns how many of
  * them free at least need bytes (all n if they cannot). */

@@ -63,3 +63,77 @@ uint64_t vp_stream_desire(struct vp_spc *c, size_t n, uint64_t budget)
     for (; i < n; i++) c[i].want = 0;
     return used;
 }
+
+void vp_stream_rank_piece(const struct vp_piece_view *v, uint64_t now, int ahead, uint8_t *cls, uint64_t *key)
+{
+    const struct vp_uses *u = &v->u;
+    if (!u->visit) { /* placed at its allocation, never used: keeps what nothing else needs */
+        *cls = VP_SC_NEXT;
+        *key = VP_NEXT_STALE;
+    } else if (v->requested) {
+        *cls = VP_SC_NOW;
+        *key = u->last;
+    } else if (!ahead) {
+        *cls = VP_SC_NEXT;
+        *key = v->on_host ? VP_NEXT_STALE : vp_stream_guess_key(now, u->last);
+    } else if (vp_uses_hot(u, now)) {
+        *cls = VP_SC_HOT;
+        *key = u->last;
+    } else if (v->pinned) {
+        *cls = VP_SC_PIN;
+        *key = v->pin_seq;
+    } else {
+        /* within a visit (more of its uses are coming), then by the next
+         * visit, then what the loop does not predict; last, a piece that
+         * came in ahead and left before any use */
+        uint64_t next = vp_uses_next(u, now);
+        *cls = VP_SC_NEXT;
+        *key = vp_uses_visiting(u, now)                    ? now + 1
+               : v->on_host && v->ahead_at > u->last       ? VP_NEXT_STALE
+               : next >= VP_NEXT_UNKNOWN                   ? vp_stream_guess_key(now, u->last)
+                                                           : next;
+    }
+}
+
+int vp_stream_comes_ahead(int ahead, uint8_t cls, uint64_t key)
+{
+    return ahead && (cls != VP_SC_NEXT || key < VP_KEY_GUESS);
+}
+
+int vp_stream_pin_asked(double *acc, int ahead, int hot, uint64_t bytes, uint64_t pinned, uint64_t room,
+                        uint64_t cold)
+{
+    return ahead && !hot && vp_stream_pin(acc, bytes, pinned, room, cold);
+}
+
+struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c)
+{
+    struct vp_stream_split s;
+    uint64_t used = c->hot + c->cold;
+    uint64_t over = used > c->budget ? used - c->budget : 0;
+    s.window = vp_stream_window(c->budget, c->piece, c->window_want);
+    if (over + 4 * c->piece < s.window) s.window = over + 4 * c->piece;
+    s.keep_free = used <= c->budget ? 0 : s.window;
+    s.pin_room = c->budget > c->hot + s.keep_free ? c->budget - c->hot - s.keep_free : 0;
+    return s;
+}
+
+static int latest_pinned_first(const void *a, const void *b)
+{
+    const struct vp_pin *x = a, *y = b;
+    return x->seq > y->seq ? -1 : x->seq < y->seq;
+}
+
+size_t vp_stream_unpins(struct vp_pin *p, size_t n, uint64_t pinned, uint64_t room)
+{
+    if (pinned <= room) return 0;
+    if (n) qsort(p, n, sizeof *p, latest_pinned_first);
+    size_t k = 0;
+    while (k < n && pinned > room) pinned -= p[k++].bytes;
+    return k;
+}
+
+int vp_stream_wait_on(double waited_s, int busy, int was_busy)
+{
+    return waited_s <= VP_STREAM_WAIT_MAX_MS / 1000.0 && (busy || was_busy);
+}

@@ -96,6 +96,79 @@ static inline uint64_t vp_stream_guess_key(uint64_t now, uint64_t last)
     return VP_KEY_GUESS + (age < VP_KEY_GUESS ? age : VP_KEY_GUESS - 1);
 }
 
+/* A piece as the planner sees it (pager/stream/plan.c fills it). */
+struct vp_piece_view {
+    struct vp_uses u;
+    uint64_t ahead_at; /* tick it last came in ahead of use (0: never) */
+    uint32_t pin_seq;  /* order of pinning */
+    uint8_t requested; /* asked for by an operation being issued */
+    uint8_t pinned;
+    uint8_t on_host;   /* neither resident nor moving */
+};
+
+/* The class and key of a piece at tick now (enum vp_stream_class), with
+ * coming in ahead of use on (ahead: VPAGE_STREAM_AHEAD) or off (demand
+ * paging: requests first, then what is resident by recency; the rest does
+ * not come in). A piece never used (placed at its allocation) ranks last.
+ * A piece that came in ahead and left before any use ranks last of the
+ * predicted ones: its prediction was wrong (policy/README.md). */
+void vp_stream_rank_piece(const struct vp_piece_view *v, uint64_t now, int ahead, uint8_t *cls, uint64_t *key);
+
+/* Whether a wanted piece that no operation asked for comes in ahead of
+ * use: only what the loop predicts, and never with ahead off. */
+int vp_stream_comes_ahead(int ahead, uint8_t cls, uint64_t key);
+
+/* Whether a piece whose long reuse gap was just seen is pinned: never
+ * with ahead off or while it is in hot use; else vp_stream_pin. */
+int vp_stream_pin_asked(double *acc, int ahead, int hot, uint64_t bytes, uint64_t pinned, uint64_t room,
+                        uint64_t cold);
+
+/* What one device's pieces came to at a plan. */
+struct vp_stream_census {
+    uint64_t budget;      /* what pieces may hold (books/account.h: vp_acct_budget) */
+    uint64_t piece;       /* bytes of a piece */
+    uint64_t hot, cold;   /* bytes of used pieces in hot use, and of the others */
+    uint64_t window_want; /* VPAGE_STREAM_WINDOW (0: a quarter of the budget) */
+};
+
+/* How a plan divides the budget. */
+struct vp_stream_split {
+    uint64_t window;    /* what streams through */
+    uint64_t keep_free; /* kept free of pinned pieces: the window, or 0 when everything fits */
+    uint64_t pin_room;  /* what pinned pieces may take */
+};
+
+/* The window holds what streams through; when little must stream (the
+ * overflow past the budget is small) a small window does (the overflow
+ * and four pieces). When everything fits beside the hot pieces, all of it
+ * is pinned and no window is kept; else the window is kept free of pins. */
+struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c);
+
+/* A pinned piece, when hot pieces come to need the room. */
+struct vp_pin {
+    uint32_t seq;   /* order of pinning */
+    uint64_t bytes;
+    void *ref;      /* the pager's handle */
+};
+
+/* Reorders p[0..n) (every pinned piece of a device, pinned bytes in all)
+ * so that the ones to unpin come first, the latest pinned first, and
+ * returns how many to unpin for the pins to fit room. */
+size_t vp_stream_unpins(struct vp_pin *p, size_t n, uint64_t pinned, uint64_t room);
+
+/* An operation waiting for the pieces it needs: whether it waits on after
+ * waited_s seconds, at the end of a period of VP_STREAM_WAIT_MS. busy:
+ * operations on streamed memory of its device are still being issued or
+ * run (the room may be theirs); was_busy: they were at the end of the
+ * period before. Waiting costs the device nothing while those run, where
+ * a kernel reading its memory over the bus may read it hundreds of times;
+ * without them the pager is not serving this one and it goes ahead (once
+ * they ended, the pager gets one more period). Never past
+ * VP_STREAM_WAIT_MAX_MS in all. */
+#define VP_STREAM_WAIT_MS 200
+#define VP_STREAM_WAIT_MAX_MS 5000
+int vp_stream_wait_on(double waited_s, int busy, int was_busy);
+
 /* Ranks c[0..n) by class, then key (enum vp_stream_class); marks want on
  * the longest prefix whose bytes fit budget. Reorders c; returns the bytes
  * wanted. Pinned pieces rank by pinning order so that, if the budget

@@ -32,6 +32,7 @@ STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 DEF = re.compile(r"^(?!static\b)(?!typedef\b)[A-Za-z_][^;{}()]*?\b([A-Za-z_]\w*)\s*\([^;]*\)\s*$")
+OWN = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][^;{}()=]*?\b([A-Za-z_]\w*)\s*\(")
 
 
 def strip(text):
@@ -91,6 +92,12 @@ def main():
             m = DEF.match(line)
             if m and "=" not in line:
                 defined.setdefault(m.group(1), set()).add(room_of(p))
+    own = {}  # names each room defines itself, static ones too: its calls of them stay home
+    for p, t in text.items():
+        for line in t.split("\n"):
+            m = OWN.match(line)
+            if m:
+                own.setdefault(room_of(p), set()).add(m.group(1))
     deps = {}
     for p, t in text.items():
         r = room_of(p)
@@ -101,7 +108,7 @@ def main():
                 mine.setdefault(room_of(q), set()).add("#include " + inc)
         for name in set(CALL.findall(t) if p.endswith(".c") else ()):  # a header's are declarations
             owners = defined.get(name, set())
-            if len(owners) == 1:
+            if len(owners) == 1 and name not in own.get(r, ()):
                 (o,) = owners
                 if o != r:
                     mine.setdefault(o, set()).add(name)

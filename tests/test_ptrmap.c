@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../pager/ptrmap.h"
+#include "../books/ptrmap.h"
 
 #define N 4096
 

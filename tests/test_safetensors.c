@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../pager/safetensors.h"
+#include "../books/safetensors.h"
 
 static const char *reject(const char *json, uint64_t data_len)
 {

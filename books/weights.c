@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../common/file.h"
 #include "../common/log.h"
 #include "../common/options.h"
 #include "safetensors.h"
@@ -190,7 +191,7 @@ static int still_file_pages(uintptr_t a, size_t n)
         }
         p += k;
     }
-    close(fd);
+    vp_file_close(fd);
     return clean;
 }
 
@@ -234,7 +235,7 @@ rejected:
                    f->path, f->why);
 out:
     if (json && !(base && json == (char *)base + 8)) free(json);
-    if (fd >= 0) close(fd);
+    if (fd >= 0) vp_file_close(fd);
 }
 
 /* ---- device copies ---- */
@@ -308,7 +309,7 @@ static int file_equals(const struct wfile *f, uint64_t off, const uint8_t *src, 
         done += k;
     }
     free(buf);
-    close(fd);
+    vp_file_close(fd);
     return same;
 }
 

@@ -81,6 +81,21 @@ struct vp_gauge_view vp_acct_get(int dev, enum vp_kind kind)
     return (struct vp_gauge_view){atomic_load(&g->cur), atomic_load(&g->peak)};
 }
 
+uint64_t vp_acct_room(int dev)
+{
+    uint64_t cap = vp_cap_of(dev), total = atomic_load(&books[dev].total.cur);
+    if (cap == VP_NO_CAP) return VP_NO_CAP;
+    return cap > total ? cap - total : 0;
+}
+
+uint64_t vp_acct_budget(int dev)
+{
+    uint64_t cap = vp_cap_of(dev);
+    if (cap == VP_NO_CAP) return VP_NO_CAP;
+    uint64_t other = atomic_load(&books[dev].total.cur) - atomic_load(&books[dev].kind[VP_KIND_resident].cur);
+    return cap > other ? cap - other : 0;
+}
+
 int vp_acct_max_device(void) { return atomic_load(&max_dev); }
 
 const char *vp_kind_name(enum vp_kind kind)

@@ -7,13 +7,18 @@
  *     1. finds the device (current context, or the VMM location) and the
  *        bytes the driver will hold, estimated before the call where the
  *        driver rounds (pitch, arrays, pool growth);
- *     2. reserves them (pager/account.h); if the cap would be passed it
+ *     2. reserves them (books/account.h); if the cap would be passed it
  *        returns CUDA_ERROR_OUT_OF_MEMORY without calling the driver and
  *        prints why (at most VPAGE_WARN_MAX times);
  *     3. calls the real function with no vpage lock held;
- *     4. on success records what was counted (pager/ptrmap.h) and corrects
+ *     4. on success records what was counted (books/ptrmap.h) and corrects
  *        the estimate to what the driver reports; on failure gives the
  *        reservation back.
+ *   cuMemAlloc_v2 goes to the pager first (vp_pager()->alloc, pager/pager.h):
+ *   under VPAGE_PAGING it is paged memory, counted as its resident part;
+ *   where the pager does not page it, it is counted whole as above. When
+ *   memory that cannot be paged needs room, the pager's reclaim gives up
+ *   resident memory for it. The calls to the driver go through driver/.
  *   Frees take the record out before the driver call and restore it if the
  *   driver refuses. Pointers and handles vpage did not count (made before
  *   vpage was loaded, or on a device past VP_MAX_DEVICES) pass through.
@@ -26,10 +31,10 @@
  *   VMM chunks count from cuMemCreate to cuMemRelease; mapping them costs
  *   no device memory.
  */
-#ifndef VPAGE_PAGER_MEM_H
-#define VPAGE_PAGER_MEM_H
+#ifndef VPAGE_CORE_MEM_H
+#define VPAGE_CORE_MEM_H
 
-#include "../interpose/hooks.h"
+#include "../common/hooks.h"
 
 CUresult vp_mem_alloc(CUdeviceptr *dptr, size_t bytes);
 CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int elem);
@@ -70,7 +75,7 @@ CUresult vp_mem_device_total(size_t *bytes, CUdevice dev);
  * memory nodes, backed by a per-device graph pool when the graph is
  * launched; vpage counts that pool's reserved bytes (kind "graph"). */
 
-/* Locks and resets for fork (common/init.c). */
+/* Locks and resets for fork (core/init.c). */
 void vp_mem_lock_all(void);
 void vp_mem_unlock_all(void);
 void vp_mem_reset_child(void);

@@ -4,14 +4,18 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "../books/account.h"
+#include "../books/ptrmap.h"
+#include "../books/weights.h"
 #include "../common/log.h"
+#include "../common/options.h"
 #include "../common/stats.h"
-#include "../interpose/driver.h"
-#include "account.h"
-#include "apool.h"
-#include "paging.h"
-#include "ptrmap.h"
-#include "weights.h"
+#include "../driver/alloc.h"
+#include "../driver/exec.h"
+#include "../driver/query.h"
+#include "../driver/vmm.h"
+#include "../pager/apool.h"
+#include "../pager/pager.h"
 
 static struct vp_map ptrs = VP_MAP_INIT;    /* device pointer -> record */
 static struct vp_map handles = VP_MAP_INIT; /* VMM handle -> record */
@@ -31,7 +35,7 @@ static atomic_uint_fast64_t graph_counted[VP_MAX_DEVICES];
 static int reserve_room(int dev, enum vp_kind kind, uint64_t bytes)
 {
     if (vp_acct_reserve(dev, kind, bytes) == 0) return 0;
-    return vp_pager_reclaim(dev, kind, bytes);
+    return vp_pager()->reclaim(dev, kind, bytes);
 }
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -140,19 +144,19 @@ static CUresult settle_or_undo(struct vp_map *m, uint64_t key, enum vp_hook_id h
 static CUresult free_ptr(uint64_t key, void *ctx)
 {
     (void)ctx;
-    return vp_real.cuMemFree_v2((CUdeviceptr)key);
+    return vp_drv_free((CUdeviceptr)key);
 }
 
 static CUresult release_handle(uint64_t key, void *ctx)
 {
     (void)ctx;
-    return vp_real.cuMemRelease((CUmemGenericAllocationHandle)key);
+    return vp_drv_release((CUmemGenericAllocationHandle)key);
 }
 
 static CUresult destroy_array(uint64_t key, void *ctx)
 {
     (void)ctx;
-    return vp_real.cuArrayDestroy((CUarray)(uintptr_t)key);
+    return vp_drv_array_destroy((CUarray)(uintptr_t)key);
 }
 
 /* ---- plain allocations ---- */
@@ -184,23 +188,27 @@ struct alloc_args {
 static CUresult call_alloc(void *p)
 {
     struct alloc_args *a = p;
-    return vp_real.cuMemAlloc_v2(a->dptr, a->bytes);
+    return vp_drv_alloc(a->dptr, a->bytes);
 }
 
 static CUresult call_managed(void *p)
 {
     struct alloc_args *a = p;
-    return vp_real.cuMemAllocManaged(a->dptr, a->bytes, a->flags);
+    return vp_drv_alloc_managed(a->dptr, a->bytes, a->flags);
 }
 
 CUresult vp_mem_alloc(CUdeviceptr *dptr, size_t bytes)
 {
-    if (vp_paging_on()) {
-        CUresult rc = vp_pager_alloc(VP_HOOK_cuMemAlloc_v2, dptr, bytes);
-        if (rc != CUDA_ERROR_NOT_SUPPORTED) return rc; /* else: a plain allocation */
+    const enum vp_hook_id hook = VP_HOOK_cuMemAlloc_v2;
+    CUresult rc = vp_pager()->alloc(hook, dptr, bytes);
+    switch (rc) {
+    case CUDA_ERROR_NOT_SUPPORTED: break; /* not paged: a plain allocation */
+    case CUDA_ERROR_OUT_OF_MEMORY: vp_stat_add(hook, VP_CTR_refused, 1); return rc; /* the paged limit, said */
+    case CUDA_SUCCESS: vp_stat_live_add(hook, bytes); /* fall through */
+    default: return finish(hook, rc, bytes);
     }
     struct alloc_args a = {dptr, bytes, 0};
-    return counted_alloc(VP_HOOK_cuMemAlloc_v2, VP_KIND_alloc, dptr, bytes, call_alloc, &a);
+    return counted_alloc(hook, VP_KIND_alloc, dptr, bytes, call_alloc, &a);
 }
 
 CUresult vp_mem_alloc_managed(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
@@ -213,19 +221,26 @@ CUresult vp_mem_alloc_pitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size
 {
     const enum vp_hook_id hook = VP_HOOK_cuMemAllocPitch_v2;
     int dev = vp_drv_current_device();
-    if (!usable_device(dev)) return finish(hook, vp_real.cuMemAllocPitch_v2(dptr, pitch, width, height, elem), 0);
+    if (!usable_device(dev)) return finish(hook, vp_drv_alloc_pitch(dptr, pitch, width, height, elem), 0);
     /* the driver pads rows to its pitch alignment (at most 512 bytes so far) */
     uint64_t est = round_up(width, 512) * (uint64_t)height;
     if (reserve_room(dev, VP_KIND_alloc, est)) {
         refuse_msg(hook, dev, est);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    CUresult rc = vp_real.cuMemAllocPitch_v2(dptr, pitch, width, height, elem);
+    CUresult rc = vp_drv_alloc_pitch(dptr, pitch, width, height, elem);
     if (rc != CUDA_SUCCESS) {
         vp_acct_release(dev, VP_KIND_alloc, est);
         return finish(hook, rc, 0);
     }
     return settle_or_undo(&ptrs, *dptr, hook, dev, VP_KIND_alloc, est, (uint64_t)*pitch * height, free_ptr);
+}
+
+/* A paged cuMemAlloc allocation freed through hook. */
+static CUresult paged_freed(enum vp_hook_id hook, CUresult rc, uint64_t bytes)
+{
+    if (rc == CUDA_SUCCESS) vp_stat_live_sub(VP_HOOK_cuMemAlloc_v2, bytes);
+    return finish(hook, rc, 0);
 }
 
 CUresult vp_mem_free(CUdeviceptr dptr)
@@ -238,7 +253,7 @@ CUresult vp_mem_free(CUdeviceptr dptr)
         vp_stat_live_sub(VP_HOOK_cuMemAllocAsync, n);
         return CUDA_SUCCESS;
     }
-    if (vp_pager_free(dptr, &rc, VP_HOOK_cuMemAlloc_v2)) return rc;
+    if (vp_pager_free(dptr, &rc, &n)) return paged_freed(VP_HOOK_cuMemFree_v2, rc, n);
     return uncount_and_free(&ptrs, dptr, VP_HOOK_cuMemFree_v2, free_ptr, NULL);
 }
 
@@ -305,25 +320,6 @@ static void pools_refresh(int dev)
     for (int i = 0; i < l.n; i++) pool_sync(l.p[i], l.dev[i], 0, 0);
 }
 
-static CUresult call_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
-                                 CUstream stream)
-{
-    switch (hook) {
-    case VP_HOOK_cuMemAllocAsync: return vp_real.cuMemAllocAsync(dptr, bytes, stream);
-    case VP_HOOK_cuMemAllocAsync_ptsz: return vp_real.cuMemAllocAsync_ptsz(dptr, bytes, stream);
-    case VP_HOOK_cuMemAllocFromPoolAsync: return vp_real.cuMemAllocFromPoolAsync(dptr, bytes, pool, stream);
-    case VP_HOOK_cuMemAllocFromPoolAsync_ptsz:
-        return vp_real.cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, stream);
-    default: return CUDA_ERROR_NOT_SUPPORTED;
-    }
-}
-
-static CUresult call_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stream)
-{
-    if (hook == VP_HOOK_cuMemFreeAsync_ptsz) return vp_real.cuMemFreeAsync_ptsz(dptr, stream);
-    return vp_real.cuMemFreeAsync(dptr, stream);
-}
-
 struct alloc_async_args {
     enum vp_hook_id hook;
     CUdeviceptr *dptr;
@@ -335,21 +331,21 @@ struct alloc_async_args {
 static CUresult call_alloc_async_cb(void *p)
 {
     struct alloc_async_args *a = p;
-    return call_alloc_async(a->hook, a->dptr, a->bytes, a->pool, a->stream);
+    return vp_drv_alloc_async(a->hook, a->dptr, a->bytes, a->pool, a->stream);
 }
 
 CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
                             CUstream stream)
 {
     int dev = vp_drv_current_device();
-    if (!usable_device(dev)) return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
+    if (!usable_device(dev)) return finish(hook, vp_drv_alloc_async(hook, dptr, bytes, pool, stream), bytes);
     int ptsz = hook == VP_HOOK_cuMemAllocAsync_ptsz || hook == VP_HOOK_cuMemAllocFromPoolAsync_ptsz;
     if (vp_drv_capturing(stream, ptsz)) {
         /* a graph memory node: its memory comes with the graph's launch */
         atomic_store(&graph_mem_seen[dev], 1);
-        return finish(hook, call_alloc_async(hook, dptr, bytes, pool, stream), bytes);
+        return finish(hook, vp_drv_alloc_async(hook, dptr, bytes, pool, stream), bytes);
     }
-    if (vp_paging_on() && !pool && vp_drv_pool_is_default(dev)) {
+    if (vp_pager()->pages && !pool && vp_drv_pool_is_default(dev)) {
         CUresult rc = vp_apool_alloc(dev, dptr, bytes, stream, ptsz);
         if (rc == CUDA_ERROR_OUT_OF_MEMORY) { /* the pager said why */
             vp_stat_add(hook, VP_CTR_refused, 1);
@@ -377,7 +373,7 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
     }
-    CUresult rc = call_alloc_async(hook, dptr, bytes, pool, stream);
+    CUresult rc = vp_drv_alloc_async(hook, dptr, bytes, pool, stream);
     /* count what the pool holds now, paid for by the provisional growth */
     pool_sync(p, dev, asked, growth);
     if (rc != CUDA_SUCCESS) return finish(hook, rc, bytes);
@@ -385,15 +381,12 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
     if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
         /* the pool grew past the cap (its own rounding): give back what it
          * keeps unused, and if that is not enough, this allocation */
-        if (p) vp_real.cuMemPoolTrimTo(p, 0);
+        if (p) vp_drv_pool_trim(p, 0);
         pool_sync(p, dev, 0, 0);
         if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
-            call_free_async(hook == VP_HOOK_cuMemAllocAsync_ptsz || hook == VP_HOOK_cuMemAllocFromPoolAsync_ptsz
-                                ? VP_HOOK_cuMemFreeAsync_ptsz
-                                : VP_HOOK_cuMemFreeAsync,
-                            *dptr, stream);
-            vp_real.cuStreamSynchronize(stream);
-            if (p) vp_real.cuMemPoolTrimTo(p, 0);
+            vp_drv_free_async(ptsz, *dptr, stream);
+            vp_drv_sync(stream);
+            if (p) vp_drv_pool_trim(p, 0);
             pool_sync(p, dev, 0, 0);
             refuse_msg(hook, dev, bytes);
             return CUDA_ERROR_OUT_OF_MEMORY;
@@ -411,7 +404,7 @@ struct free_async_args {
 static CUresult free_async_cb(uint64_t key, void *ctx)
 {
     struct free_async_args *a = ctx;
-    return call_free_async(a->hook, (CUdeviceptr)key, a->stream);
+    return vp_drv_free_async(a->hook == VP_HOOK_cuMemFreeAsync_ptsz, (CUdeviceptr)key, a->stream);
 }
 
 /* A pool pointer's bytes go back to its pool, which keeps them reserved (the
@@ -428,7 +421,7 @@ CUresult vp_mem_free_async(enum vp_hook_id hook, CUdeviceptr dptr, CUstream stre
         vp_stat_live_sub(VP_HOOK_cuMemAllocAsync, n);
         return finish(hook, CUDA_SUCCESS, 0);
     }
-    if (vp_pager_free(dptr, &rc, VP_HOOK_cuMemAlloc_v2)) return finish(hook, rc, 0);
+    if (vp_pager_free(dptr, &rc, &n)) return paged_freed(hook, rc, n);
     struct free_async_args a = {hook, stream};
     return uncount_and_free(&ptrs, dptr, hook, free_async_cb, &a);
 }
@@ -437,10 +430,10 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
 {
     int cur = vp_drv_current_device();
     /* the default pool's allocations under paging are the cache's */
-    if (vp_paging_on() && usable_device(cur) && pool && pool == vp_drv_default_pool(cur) &&
+    if (vp_pager()->pages && usable_device(cur) && pool && pool == vp_drv_default_pool(cur) &&
         vp_drv_pool_is_default(cur))
         vp_apool_trim(cur);
-    CUresult rc = vp_real.cuMemPoolTrimTo(pool, keep);
+    CUresult rc = vp_drv_pool_trim(pool, keep);
     struct vp_rec r;
     int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : cur;
     if (usable_device(dev)) pool_sync(pool, dev, 0, 0);
@@ -450,11 +443,10 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
 CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void *value, int set)
 {
     enum vp_hook_id hook = set ? VP_HOOK_cuMemPoolSetAttribute : VP_HOOK_cuMemPoolGetAttribute;
-    CUresult rc = set ? vp_real.cuMemPoolSetAttribute(pool, attr, value)
-                      : vp_real.cuMemPoolGetAttribute(pool, attr, value);
+    CUresult rc = vp_drv_pool_attribute(pool, attr, value, set);
     int bytes_attr = attr == CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH ||
                      attr == CU_MEMPOOL_ATTR_USED_MEM_CURRENT || attr == CU_MEMPOOL_ATTR_USED_MEM_HIGH;
-    if (rc != CUDA_SUCCESS || !bytes_attr || !value || !pool || !vp_paging_on()) return finish(hook, rc, 0);
+    if (rc != CUDA_SUCCESS || !bytes_attr || !value || !pool || !vp_pager()->pages) return finish(hook, rc, 0);
     int cur = vp_drv_current_device();
     if (!usable_device(cur) || pool != vp_drv_default_pool(cur) || !vp_drv_pool_is_default(cur))
         return finish(hook, rc, 0);
@@ -468,7 +460,7 @@ CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void
 
 CUresult vp_mem_pool_destroy(CUmemoryPool pool)
 {
-    CUresult rc = vp_real.cuMemPoolDestroy(pool);
+    CUresult rc = vp_drv_pool_destroy(pool);
     struct vp_rec r;
     if (rc == CUDA_SUCCESS && vp_map_take(&pools, (uint64_t)(uintptr_t)pool, &r))
         vp_acct_release(r.dev, VP_KIND_pool, r.bytes);
@@ -483,7 +475,7 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
     const enum vp_hook_id hook = VP_HOOK_cuMemCreate;
     int dev = prop && prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? prop->location.id : -1;
     if (!usable_device(dev)) /* host-located chunks (NCCL) are not device memory */
-        return finish(hook, vp_real.cuMemCreate(handle, bytes, prop, flags), 0);
+        return finish(hook, vp_drv_create(handle, bytes, prop, flags), 0);
     static atomic_int said;
     if (vp_opt.paging != VP_PAGING_OFF && !atomic_exchange(&said, 1))
         vp_warn("cuMemCreate device memory (PyTorch's expandable_segments:True, NCCL) is not paged under "
@@ -494,7 +486,7 @@ CUresult vp_mem_create(CUmemGenericAllocationHandle *handle, size_t bytes, const
         refuse_msg(hook, dev, bytes);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    CUresult rc = vp_real.cuMemCreate(handle, bytes, prop, flags);
+    CUresult rc = vp_drv_create(handle, bytes, prop, flags);
     if (rc != CUDA_SUCCESS) {
         vp_acct_release(dev, VP_KIND_vmm, bytes);
         return finish(hook, rc, 0);
@@ -529,8 +521,7 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
                              const CUDA_ARRAY_DESCRIPTOR *d2)
 {
     int dev = vp_drv_current_device();
-#define CALL() (d3 ? vp_real.cuArray3DCreate_v2(arr, d3) : vp_real.cuArrayCreate_v2(arr, d2))
-    if (!usable_device(dev) || (!d3 && !d2)) return finish(hook, CALL(), 0);
+    if (!usable_device(dev) || (!d3 && !d2)) return finish(hook, vp_drv_array_create(arr, d3, d2), 0);
     uint64_t w = d3 ? d3->Width : d2->Width, h = d3 ? d3->Height : d2->Height, d = d3 ? d3->Depth : 1;
     uint64_t ch = d3 ? d3->NumChannels : d2->NumChannels;
     CUarray_format f = d3 ? d3->Format : d2->Format;
@@ -540,17 +531,13 @@ CUresult vp_mem_array_create(enum vp_hook_id hook, CUarray *arr, const CUDA_ARRA
         refuse_msg(hook, dev, est);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    CUresult rc = CALL();
-#undef CALL
+    CUresult rc = vp_drv_array_create(arr, d3, d2);
     if (rc != CUDA_SUCCESS) {
         vp_acct_release(dev, VP_KIND_array, est);
         return finish(hook, rc, 0);
     }
-    uint64_t actual = est;
-    CUDA_ARRAY_MEMORY_REQUIREMENTS req;
-    if (vp_real.cuArrayGetMemoryRequirements &&
-        vp_real.cuArrayGetMemoryRequirements(&req, *arr, (CUdevice)dev) == CUDA_SUCCESS && req.size)
-        actual = req.size;
+    uint64_t actual = vp_drv_array_bytes(*arr, dev);
+    if (!actual) actual = est;
     return settle_or_undo(&arrays, (uint64_t)(uintptr_t)*arr, hook, dev, VP_KIND_array, est, actual, destroy_array);
 }
 
@@ -589,14 +576,13 @@ void vp_mem_graph_launched(void)
 CUresult vp_mem_get_info(size_t *free_b, size_t *total_b)
 {
     size_t f = 0, t = 0;
-    CUresult rc = vp_real.cuMemGetInfo_v2(&f, &t);
+    CUresult rc = vp_drv_mem_info(&f, &t);
     if (rc != CUDA_SUCCESS) return finish(VP_HOOK_cuMemGetInfo_v2, rc, 0);
     int dev = vp_drv_current_device();
     if (usable_device(dev) && vp_cap_of(dev) != VP_NO_CAP) {
         pools_refresh(dev);
         if (atomic_load(&graph_mem_seen[dev])) graph_sync(dev);
-        uint64_t cap = vp_cap_of(dev), used = vp_acct_get(dev, VP_KIND_COUNT).cur;
-        uint64_t left = used < cap ? cap - used : 0;
+        uint64_t cap = vp_cap_of(dev), left = vp_acct_room(dev);
         if (cap < t) t = (size_t)cap;
         if (left < f) f = (size_t)left;
     }
@@ -607,7 +593,7 @@ CUresult vp_mem_get_info(size_t *free_b, size_t *total_b)
 
 CUresult vp_mem_device_total(size_t *bytes, CUdevice dev)
 {
-    CUresult rc = vp_real.cuDeviceTotalMem_v2(bytes, dev);
+    CUresult rc = vp_drv_total_mem(bytes, dev);
     if (rc == CUDA_SUCCESS && bytes && vp_cap_of((int)dev) < *bytes) *bytes = (size_t)vp_cap_of((int)dev);
     return finish(VP_HOOK_cuDeviceTotalMem_v2, rc, 0);
 }

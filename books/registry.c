@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driver.h"
+#include "../driver/query.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct vp_kernel **table;
@@ -50,18 +50,6 @@ static int grow_locked(void)
     return 0;
 }
 
-static void name_from_driver(const void *h, enum vp_handle_kind kind, char *out, size_t len)
-{
-    const char *n = NULL;
-    /* A CUkernel cast to CUfunction answers cuKernelGetName, not cuFuncGetName. */
-    if (kind != VP_HANDLE_FUNCTION && vp_real.cuKernelGetName &&
-        vp_real.cuKernelGetName(&n, (CUkernel)(uintptr_t)h) != CUDA_SUCCESS)
-        n = NULL;
-    if (!n && vp_real.cuFuncGetName && vp_real.cuFuncGetName(&n, (CUfunction)(uintptr_t)h) != CUDA_SUCCESS)
-        n = NULL;
-    snprintf(out, len, "%s", n ? n : "?");
-}
-
 struct vp_kernel *vp_registry_add(const void *handle, enum vp_handle_kind kind, const char *name)
 {
     struct vp_kernel *k = vp_registry_find(handle);
@@ -74,7 +62,7 @@ struct vp_kernel *vp_registry_add(const void *handle, enum vp_handle_kind kind, 
     nk->handle = handle;
     nk->kind = kind;
     if (name) snprintf(nk->name, sizeof nk->name, "%s", name);
-    else name_from_driver(handle, kind, nk->name, sizeof nk->name); /* no lock held */
+    else snprintf(nk->name, sizeof nk->name, "%s", vp_drv_kernel_name(handle, kind == VP_HANDLE_FUNCTION)); /* no lock */
     pthread_mutex_lock(&mu);
     k = find_locked(handle);
     if (!k && (used + 1) * 10 > cap * 7 && grow_locked()) {
@@ -108,12 +96,7 @@ static void read_layout(struct vp_kernel *k)
     int n = 0;
     for (; n < VP_MAX_PARAMS; n++) {
         size_t o, s;
-        CUresult rc = CUDA_ERROR_NOT_FOUND;
-        if (k->kind != VP_HANDLE_FUNCTION && vp_real.cuKernelGetParamInfo)
-            rc = vp_real.cuKernelGetParamInfo((CUkernel)(uintptr_t)k->handle, (size_t)n, &o, &s);
-        if (rc != CUDA_SUCCESS && vp_real.cuFuncGetParamInfo)
-            rc = vp_real.cuFuncGetParamInfo((CUfunction)(uintptr_t)k->handle, (size_t)n, &o, &s);
-        if (rc != CUDA_SUCCESS) break;
+        if (vp_drv_param_info(k->handle, k->kind == VP_HANDLE_FUNCTION, (size_t)n, &o, &s)) break;
         off[n] = (uint32_t)o;
         size[n] = (uint32_t)s;
     }

@@ -57,6 +57,14 @@ void vp_acct_release(int dev, enum vp_kind kind, uint64_t bytes);
 /* Reads. kind == VP_KIND_COUNT reads the total. */
 struct vp_gauge_view vp_acct_get(int dev, enum vp_kind kind);
 
+/* Room under dev's cap: the cap less every counted byte (0 when past
+ * it), VP_NO_CAP when dev has no cap. The one place that says it. */
+uint64_t vp_acct_room(int dev);
+
+/* What the pager may hold resident on dev: the cap less every counted
+ * byte that is not kind resident, VP_NO_CAP when dev has no cap. */
+uint64_t vp_acct_budget(int dev);
+
 /* Highest device ordinal that ever held counted bytes, -1 if none. */
 int vp_acct_max_device(void);
 

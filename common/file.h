@@ -1,0 +1,27 @@
+/* file.h - vpage's own files (stats, trace): named from an option's
+ * template, opened, written and closed with the raw system calls.
+ *
+ * Contract
+ *   vpage's own files never reach its file hooks (interpose/libc.c): the
+ *   calls here are system calls, not the C library's exported open/close,
+ *   so writing a stats file neither takes the weights lock nor can be
+ *   mistaken for the program's. Safe from any thread; no allocation.
+ */
+#ifndef VPAGE_COMMON_FILE_H
+#define VPAGE_COMMON_FILE_H
+
+#include <stddef.h>
+
+/* A file name from an option's template: %p becomes the process id. */
+void vp_expand_path(const char *tmpl, char *out, size_t len);
+
+/* Opens path for writing, created 0644 if missing: emptied (append 0) or
+ * appended to (append 1). Returns the descriptor (close-on-exec), or -1. */
+int vp_file_open(const char *path, int append);
+
+/* Writes all n bytes, or as many as the system takes before an error. */
+void vp_file_write(int fd, const char *p, size_t n);
+
+void vp_file_close(int fd);
+
+#endif

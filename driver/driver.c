@@ -1,0 +1,65 @@
+/* driver.c - see driver.h. */
+#define _GNU_SOURCE
+#include "driver.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/options.h"
+#include "../common/vp.h"
+
+/* The sanitizer runtimes resolve their interceptors with dlsym(RTLD_NEXT)
+ * before they are initialised: the lookup path must not be instrumented. */
+#define VP_UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined")))
+
+struct vp_real vp_real;
+
+static void *driver_base;
+
+/* read by interpose/dlsym.c's assembly: a plain pointer, written once
+ * (racing writers store the same value) */
+extern void *real_dlsym;
+void *real_dlsym;
+
+VP_UNINSTRUMENTED vp_dlsym_fn vp_dlsym_get(void)
+{
+    vp_dlsym_fn f = (vp_dlsym_fn)__atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE);
+    if (vp_likely(f)) return f;
+    f = (vp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+    if (!f) f = (vp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    __atomic_store_n(&real_dlsym, (void *)f, __ATOMIC_RELEASE);
+    return f;
+}
+
+VP_UNINSTRUMENTED void *vp_dlsym_real(void *handle, const char *name) { return vp_dlsym_get()(handle, name); }
+
+int vp_driver_open(void)
+{
+    void *h = dlopen(vp_opt.libcuda, RTLD_NOW);
+    if (!h) {
+        vp_warn("cannot load the driver %s (VPAGE_LIBCUDA): %s", vp_opt.libcuda, dlerror());
+        return -1;
+    }
+#define VP_X(ret, name, params, args) vp_real.name = (vp_pfn_##name)vp_dlsym_real(h, #name);
+    VP_HOOKS(VP_X)
+#undef VP_X
+#define VP_X(ret, name, params) vp_real.name = (vp_pfn_##name)vp_dlsym_real(h, #name);
+    VP_DRIVER_USES(VP_X)
+#undef VP_X
+    Dl_info di;
+    if (!vp_real.cuInit || !dladdr((void *)vp_real.cuInit, &di)) {
+        vp_warn("%s does not export cuInit: not a CUDA driver", vp_opt.libcuda);
+        memset(&vp_real, 0, sizeof vp_real);
+        return -1;
+    }
+    driver_base = di.dli_fbase;
+    vp_info("driver %s loaded from %s", vp_opt.libcuda, di.dli_fname);
+    return 0;
+}
+
+int vp_driver_owns(const void *addr)
+{
+    Dl_info di;
+    return driver_base && dladdr(addr, &di) && di.dli_fbase == driver_base;
+}

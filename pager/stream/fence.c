@@ -1,0 +1,388 @@
+/* fence.c - the program's operations on streamed memory: each holds the
+ * allocations it touches in place (pending while it is issued, then the
+ * event recorded after it on the ring until the device has run it), waits
+ * for the pieces it needs, and has the pieces left bare mapped first.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+
+#include "../../common/log.h"
+#include "../../common/options.h"
+#include "../../common/trace.h"
+#include "../../driver/exec.h"
+#include "../../driver/query.h"
+#include "../../driver/vmm.h"
+#include "../../policy/demand.h"
+#include "internal.h"
+
+/* per thread: the allocations of the operation being issued */
+static __thread struct {
+    struct salloc *a[OPMAX];
+    int n, all, on;
+    int progress; /* its uses may change the plan: the pager is woken after it */
+} op;
+
+/* captures this thread began and has not ended: its operations are
+ * recorded into a graph, not run (a replay fences everything) */
+static __thread int capturing_here;
+
+int op_on_here(void) { return op.on; }
+
+/* ---- the event ring ---- */
+
+/* Records an event after the operation just issued on stream; returns its
+ * serial, or 0 when none could be recorded (the stream was then waited
+ * for: the operation is complete). */
+static uint64_t record(int dev, CUstream stream)
+{
+    pthread_mutex_lock(&sp.ring_mu);
+    uint64_t s = ++sp.next_serial[dev];
+    size_t i = s % RING;
+    CUresult rc = CUDA_SUCCESS;
+    if (!sp.ring_ev[dev][i]) rc = vp_drv_event_new(&sp.ring_ev[dev][i]);
+    /* an event is re-recorded only once the operation it stood for is done */
+    else if (sp.ring_serial[dev][i] && vp_drv_query(sp.ring_ev[dev][i]) != CUDA_SUCCESS)
+        rc = vp_drv_wait(sp.ring_ev[dev][i]);
+    if (rc == CUDA_SUCCESS) rc = vp_drv_record(sp.ring_ev[dev][i], stream);
+    sp.ring_serial[dev][i] = rc == CUDA_SUCCESS ? s : 0;
+    pthread_mutex_unlock(&sp.ring_mu);
+    if (rc == CUDA_SUCCESS) return s;
+    vp_drv_sync(stream);
+    return 0;
+}
+
+/* True when the operation of serial s on dev has completed. */
+int done(int dev, uint64_t s)
+{
+    if (!s) return 1;
+    pthread_mutex_lock(&sp.ring_mu);
+    size_t i = s % RING;
+    int r = sp.ring_serial[dev][i] != s || vp_drv_query(sp.ring_ev[dev][i]) == CUDA_SUCCESS;
+    pthread_mutex_unlock(&sp.ring_mu);
+    return r;
+}
+
+/* Waits until the operation of serial s on dev has completed. */
+void wait_done(int dev, uint64_t s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&sp.ring_mu);
+    size_t i = s % RING;
+    if (sp.ring_serial[dev][i] == s) vp_drv_wait(sp.ring_ev[dev][i]);
+    pthread_mutex_unlock(&sp.ring_mu);
+}
+
+/* ---- waiting ---- */
+
+static void wait_locked(void) { vp_cond_wait_ns(&sp.pt.done_cv, &sp.pt.mu, 2000000); }
+
+/* No operation on a is being issued or runs on the device. mu held. */
+int settled_locked(const struct salloc *a) { return !a->pending && done(a->ev_dev, a->serial); }
+
+/* Nor one on everything (a graph replay). mu held. */
+int all_settled_locked(void) { return !sp.global_pending && done(sp.all_dev, sp.all_serial); }
+
+/* Whether operations on dev's streamed memory are being issued or still
+ * run on the device: their ends let pieces move. mu held. */
+static int ops_in_flight_locked(int dev)
+{
+    if (!all_settled_locked()) return 1;
+    for (size_t i = 0; i < sp.tab.n; i++)
+        if (!TAB(i)->gone && TAB(i)->dev == dev && !settled_locked(TAB(i))) return 1;
+    return 0;
+}
+
+static int has_moving_locked(void)
+{
+    if (op.all) return sp.moving_any > 0;
+    for (int i = 0; i < op.n; i++)
+        if (op.a[i]->busy) return 1;
+    return 0;
+}
+
+/* The trace's line of the operation being issued (mu held). */
+static void trace_op(int dev, uint64_t t, const char *what, double waited_s)
+{
+    char list[640];
+    size_t o = 0;
+    list[0] = '\0';
+    if (op.all) snprintf(list, sizeof list, "\tall");
+    for (int i = 0; i < op.n && !op.all && o + 24 < sizeof list; i++) {
+        int w = snprintf(list + o, sizeof list - o, "\t%#llx", (unsigned long long)op.a[i]->base);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
+    vp_trace("op", "\t%d\t%llu\t%s\t%llu%s", dev, (unsigned long long)t, what ? what : "?",
+             (unsigned long long)(waited_s * 1e6), list);
+}
+
+/* A piece an operation may touch (no move of it is under way). */
+static void touch(struct piece *p)
+{
+    if (p->state == P_DEV) p->dirty = 1;
+    else p->hashed = 0;
+}
+
+/* Maps the host memory of up to 64 bare pieces of the operation's
+ * allocations (all of them for op.all), on the calling thread: they are
+ * marked moving meanwhile, so neither the pager nor another operation
+ * touches them. Returns how many there were. mu held (dropped meanwhile). */
+static int map_bare_locked(void)
+{
+    struct {
+        struct salloc *a;
+        uint32_t k;
+    } b[64];
+    int nb = 0;
+    size_t na = op.all ? sp.tab.n : (size_t)op.n;
+    for (size_t i = 0; i < na && nb < 64; i++) {
+        struct salloc *a = op.all ? TAB(i) : op.a[i];
+        for (uint32_t k = 0; k < a->npieces && nb < 64; k++)
+            if (a->pc[k].state == P_HOST && a->pc[k].bare) {
+                a->pc[k].state = P_MOVING;
+                a->busy++;
+                b[nb].a = a;
+                b[nb++].k = k;
+            }
+    }
+    if (!nb) return 0;
+    sp.moving_any++;
+    pthread_mutex_unlock(&sp.pt.mu);
+    double t0 = now_s();
+    /* relaxed: another thread may be capturing in global mode */
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    int swapped = vp_drv_capture_mode(&mode);
+    int ok[64];
+    for (int j = 0; j < nb; j++) {
+        struct salloc *a = b[j].a;
+        uint64_t off = piece_off(a, b[j].k), len = piece_len(a, b[j].k);
+        ok[j] = vp_drv_map_for(a->base + off, len, a->pc[b[j].k].host, a->dev) == CUDA_SUCCESS;
+        if (!ok[j]) {
+            driver_error("mapping a piece's host memory", CUDA_ERROR_UNKNOWN, a->dev);
+            vp_error("stream: piece at %#llx of device %d could not be mapped; kernels touching it will fault",
+                     (unsigned long long)(a->base + off), a->dev);
+        }
+    }
+    if (swapped) vp_drv_capture_mode(&mode);
+    uint64_t ns = (uint64_t)((now_s() - t0) * 1e9);
+    pthread_mutex_lock(&sp.pt.mu);
+    for (int j = 0; j < nb; j++) {
+        struct salloc *a = b[j].a;
+        struct piece *p = &a->pc[b[j].k];
+        p->state = P_HOST;
+        p->bare = !ok[j];
+        a->busy--;
+        count(&sp.ss[a->dev].bare_maps, 1);
+        if (vp_trace_on())
+            vp_trace("map", "\t%d\t%#llx\t%u\t%llu\t%llu", a->dev, (unsigned long long)a->base, b[j].k,
+                     (unsigned long long)piece_len(a, b[j].k), (unsigned long long)(ns / 1000 / (uint64_t)nb));
+    }
+    count(&sp.ss[b[0].a->dev].bare_map_ns, ns);
+    sp.moving_any--;
+    pthread_cond_broadcast(&sp.pt.done_cv);
+    return nb;
+}
+
+
+/* ---- an operation ---- */
+
+/* Notes a use at tick t of the pieces the address a + off is taken to
+ * touch: they are requested until the operation is issued. Returns 1 when
+ * one of them is not resident. mu held. */
+static int use_pieces_locked(struct salloc *a, uint64_t off, uint64_t t)
+{
+    uint64_t first, cnt;
+    int want = 0;
+    vp_policy_demand_range(a->span, off, a->piece, vp_policy_touch_most(vp_cap_of(a->dev)), &first, &cnt);
+    for (uint64_t i = first; i < first + cnt; i++) {
+        struct piece *p = &a->pc[i];
+        if (p->u.last == t) continue;
+        if (vp_uses_note(&p->u, t) && !p->pinned) p->pin_asked = 1;
+        /* a use of a piece that is neither pinned nor hot moves its rank
+         * (what streams through): the pager plans again after the
+         * operation; uses of pinned and hot pieces change nothing it would
+         * do, and a loop that fits is not planned at all */
+        if (p->pin_asked || (!p->pinned && !is_hot(p))) op.progress = 1;
+        /* needed now, until the operation is issued: ranked first, and not
+         * sent out meanwhile (its last use already says "later") */
+        p->requested = 1;
+        if (p->state != P_DEV) {
+            count(&sp.ss[a->dev].remote_estimate, piece_len(a, (uint32_t)i));
+            want = 1;
+        }
+    }
+    return want;
+}
+
+/* Gathers the allocations the operation touches into op (and notes its
+ * uses, for a kernel at tick t). Returns 1 when it wants a piece that is
+ * not resident. mu held. */
+static int gather_locked(const struct vp_op *o, uint64_t t)
+{
+    int want = 0;
+    op.n = 0;
+    op.all = o->all;
+    op.progress = 0;
+    for (size_t j = 0; j < o->n; j++) {
+        struct salloc *a = find_locked(o->ptrs[j]);
+        if (!a || a->gone) continue;
+        int seen = 0;
+        for (int i = 0; i < op.n; i++) seen |= op.a[i] == a;
+        if (!seen) {
+            if (op.n == OPMAX) op.all = 1; /* too many to track one by one */
+            else op.a[op.n++] = a;
+        }
+        if (o->use) want |= use_pieces_locked(a, o->ptrs[j] - a->base, t);
+    }
+    return want;
+}
+
+/* Whether a piece the operation asked for is still not resident. mu held. */
+static int still_wanted_locked(void)
+{
+    for (int i = 0; i < op.n; i++)
+        for (uint32_t k = 0; k < op.a[i]->npieces; k++)
+            if (op.a[i]->pc[k].requested && op.a[i]->pc[k].state != P_DEV) return 1;
+    return 0;
+}
+
+/* Waits for the pieces the operation wants to come in (the pager clears
+ * requests it will not serve), for as long as the policy says
+ * (vp_stream_wait_on). While another thread captures nothing is planned:
+ * no piece comes, so the operation does not wait for them (it is still
+ * fenced). Sets *timed_out when it went ahead. Returns 1 when it waited.
+ * mu held. */
+static int wait_for_pieces_locked(int want, double start, int *timed_out)
+{
+    if (want && !atomic_load(&sp.pt.capturing)) pthread_cond_signal(&sp.pt.work_cv);
+    double until = start + VP_STREAM_WAIT_MS / 1000.0;
+    int waited = 0, was_busy = 0;
+    while (want && !sp.pt.stopping && !atomic_load(&sp.pt.capturing) && still_wanted_locked()) {
+        double now = now_s();
+        if (now > until) {
+            int busy = ops_in_flight_locked(op.a[0]->dev);
+            if (!vp_stream_wait_on(now - start, busy, was_busy)) {
+                *timed_out = 1;
+                break;
+            }
+            was_busy = busy;
+            until = now + VP_STREAM_WAIT_MS / 1000.0;
+        }
+        waited = 1;
+        wait_locked();
+    }
+    return waited;
+}
+
+/* Waits for every move of what the operation touches to end; the pieces
+ * left bare get their host memory mapped, and moves that began meanwhile
+ * are waited for again. Returns 1 when it waited. mu held. */
+static int wait_for_moves_locked(void)
+{
+    int waited = 0;
+    do {
+        while (has_moving_locked() && !sp.pt.stopping) {
+            waited = 1;
+            wait_locked();
+        }
+    } while (!sp.pt.stopping && map_bare_locked());
+    if (op.all && leave_bare_locked()) {
+        sp.eager_map = 1;
+        vp_log(VP_INFO, "stream: an operation touches every streamed allocation (a graph replay): pieces leaving "
+                        "the device get their host memory mapped back from now on");
+    }
+    return waited;
+}
+
+/* The operation holds what it touches: resident pieces are dirty, and the
+ * host memory of the others may change under their hashes. mu held. */
+static void hold_locked(void)
+{
+    for (int i = 0; i < op.n; i++) {
+        struct salloc *a = op.a[i];
+        a->pending++;
+        for (uint32_t k = 0; k < a->npieces; k++) touch(&a->pc[k]);
+    }
+    if (op.all) {
+        sp.global_pending++;
+        for (size_t i = 0; i < sp.tab.n; i++)
+            for (uint32_t k = 0; k < TAB(i)->npieces; k++) touch(&TAB(i)->pc[k]);
+    }
+    op.on = 1;
+}
+
+static void note_tmaps(const struct vp_op *o)
+{
+    if (!o->tmaps_known && !o->tmaps_unknown) return;
+    int d = vp_drv_current_device();
+    if (d < 0 || d >= VP_MAX_DEVICES) d = 0;
+    count(&sp.ss[d].tmaps_known, o->tmaps_known);
+    count(&sp.ss[d].tmaps_unknown, o->tmaps_unknown);
+}
+
+int stream_op_begin(const struct vp_op *o)
+{
+    note_tmaps(o);
+    if (!atomic_load_explicit(&sp.n, memory_order_relaxed) || capturing_here) return 0;
+    pthread_mutex_lock(&sp.pt.mu);
+    uint64_t t = o->use ? ++sp.tick : sp.tick;
+    int want = gather_locked(o, t);
+    if (!op.n && !op.all) {
+        pthread_mutex_unlock(&sp.pt.mu);
+        return 0;
+    }
+    double start = now_s();
+    int timed_out = 0;
+    int waited = wait_for_pieces_locked(want, start, &timed_out);
+    waited |= wait_for_moves_locked();
+    int dev = op.n ? op.a[0]->dev : 0;
+    double waited_s = waited ? now_s() - start : 0;
+    if (waited) {
+        count(&sp.ss[dev].waits, 1);
+        count(&sp.ss[dev].wait_ns, (uint64_t)(waited_s * 1e9));
+    }
+    if (timed_out) count(&sp.ss[dev].wait_timeouts, 1);
+    if (vp_trace_on()) trace_op(dev, o->use ? t : 0, o->what, waited_s);
+    hold_locked();
+    pthread_mutex_unlock(&sp.pt.mu);
+    return 1;
+}
+
+void stream_op_end(CUstream stream, int per_thread)
+{
+    if (!op.on) return;
+    if (per_thread && !stream) stream = CU_STREAM_PER_THREAD;
+    int dev = vp_drv_current_device();
+    if (dev < 0 || dev >= VP_MAX_DEVICES) dev = 0;
+    uint64_t s = record(dev, stream);
+    pthread_mutex_lock(&sp.pt.mu);
+    for (int i = 0; i < op.n; i++) {
+        struct salloc *a = op.a[i];
+        a->pending--;
+        a->serial = s;
+        a->ev_dev = dev;
+        for (uint32_t k = 0; k < a->npieces; k++) a->pc[k].requested = 0; /* served, or gone ahead */
+    }
+    if (op.all) {
+        sp.global_pending--;
+        sp.all_serial = s;
+        sp.all_dev = dev;
+    }
+    if (op.progress || sp.ops_block) pthread_cond_signal(&sp.pt.work_cv);
+    op.on = 0;
+    op.n = 0;
+    pthread_mutex_unlock(&sp.pt.mu);
+}
+
+void stream_capture(int delta)
+{
+    if (delta > 0) capturing_here++;
+    else if (capturing_here > 0) capturing_here--;
+    vp_pager_thread_capture(&sp.pt, delta);
+}
+
+/* The child after fork: no operation of its own is being issued. */
+void stream_fence_reset_child(void)
+{
+    op.n = op.on = op.all = 0;
+}

@@ -1,0 +1,232 @@
+/* plan.c - one plan of the stream pager for a device: it counts the
+ * device's pieces, lets the policy divide the budget, pin, rank and pick
+ * the wanted set (policy/stream.h), and turns what differs from the
+ * device's state into moves that can be made now.
+ *
+ * All under mu: the program's launches wait for it meanwhile, so a plan
+ * asks the events only for the allocations of candidate moves, each at
+ * most once (may_move_locked).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+
+#include "../../books/account.h"
+#include "../../common/options.h"
+#include "../../common/trace.h"
+#include "internal.h"
+
+/* What one plan of a device works with. */
+struct plan {
+    int dev;
+    uint64_t budget, held, piece;
+    uint64_t hot, cold, pinned; /* bytes of used pieces: hot, the others, pinned */
+    size_t used, placed;        /* pieces used; resident and never used */
+    struct vp_stream_split split;
+    struct vp_spc *c;           /* the candidates, ranked */
+    struct move *refs;          /* what each candidate stands for */
+    size_t n;
+};
+
+/* The budget of pieces on dev: the cap less everything counted that is
+ * not a slot (books/account.h), kept clear of overflow without a cap. */
+static uint64_t budget_of(int dev)
+{
+    uint64_t b = vp_acct_budget(dev);
+    return b > UINT64_MAX / 4 ? UINT64_MAX / 4 : b;
+}
+
+/* Whether a's pieces may move now: no operation on it (or on everything)
+ * is being issued or in flight. Asks the events once a plan; an
+ * allocation held up by operations makes their ends wake the pager. */
+static int may_move_locked(struct salloc *a)
+{
+    if (a->still < 0) {
+        if (sp.quiet < 0) sp.quiet = all_settled_locked();
+        a->still = sp.quiet && !a->busy && settled_locked(a);
+        if (!a->still && !a->busy) sp.ops_block = 1;
+    }
+    return a->still;
+}
+
+/* Counts dev's pieces into pl. */
+static void census_locked(struct plan *pl)
+{
+    for (size_t i = 0; i < sp.tab.n; i++) {
+        struct salloc *a = TAB(i);
+        if (a->dev != pl->dev || a->gone) continue;
+        pl->piece = a->piece;
+        for (uint32_t k = 0; k < a->npieces; k++) {
+            struct piece *p = &a->pc[k];
+            uint64_t len = piece_len(a, k);
+            if (p->state != P_HOST) pl->held += len;
+            if (!p->u.visit) {
+                pl->placed += p->state == P_DEV;
+                continue;
+            }
+            pl->used++;
+            if (is_hot(p)) pl->hot += len;
+            else pl->cold += len;
+            if (p->pinned) pl->pinned += len;
+        }
+    }
+}
+
+/* Hot pieces came to need the room: the policy picks the pinned pieces
+ * that are unpinned (the latest pinned). */
+static void unpin_locked(struct plan *pl)
+{
+    struct vp_pin *v = malloc((pl->used ? pl->used : 1) * sizeof *v);
+    struct move *at = malloc((pl->used ? pl->used : 1) * sizeof *at);
+    size_t n = 0;
+    for (size_t i = 0; v && at && i < sp.tab.n; i++)
+        for (uint32_t k = 0; TAB(i)->dev == pl->dev && !TAB(i)->gone && k < TAB(i)->npieces; k++)
+            if (TAB(i)->pc[k].pinned) {
+                at[n] = (struct move){.a = TAB(i), .i = k};
+                v[n] = (struct vp_pin){TAB(i)->pc[k].pin_seq, piece_len(TAB(i), k), &at[n]};
+                n++;
+            }
+    size_t k = v && at ? vp_stream_unpins(v, n, pl->pinned, pl->split.pin_room) : 0;
+    for (size_t j = 0; j < k; j++) {
+        struct move *r = v[j].ref;
+        r->a->pc[r->i].pinned = 0;
+        if (vp_trace_on())
+            vp_trace("unpin", "\t%d\t%#llx\t%u\t%llu", pl->dev, (unsigned long long)r->a->base, r->i,
+                     (unsigned long long)v[j].bytes);
+        pl->pinned -= v[j].bytes;
+        uncount(&sp.ss[pl->dev].pinned, v[j].bytes);
+    }
+    free(v);
+    free(at);
+}
+
+/* A piece whose long reuse gap was seen since the last plan: the policy
+ * says whether it is pinned. */
+static void pin_asked_locked(struct plan *pl, struct salloc *a, uint32_t k)
+{
+    struct piece *p = &a->pc[k];
+    uint64_t len = piece_len(a, k);
+    p->pin_asked = 0;
+    if (!vp_stream_pin_asked(&sp.pin_acc[pl->dev], vp_opt.stream_ahead, is_hot(p), len, pl->pinned,
+                             pl->split.pin_room, pl->cold))
+        return;
+    p->pinned = 1;
+    p->pin_seq = ++sp.pin_next;
+    pl->pinned += len;
+    count(&sp.ss[pl->dev].pinned, len);
+    if (vp_trace_on())
+        vp_trace("pin", "\t%d\t%#llx\t%u\t%llu", pl->dev, (unsigned long long)a->base, k, (unsigned long long)len);
+}
+
+/* One candidate per piece that is used, or placed and resident, ranked by
+ * the policy. Returns -1 when out of host memory. */
+static int candidates_locked(struct plan *pl)
+{
+    size_t most = pl->used + pl->placed;
+    pl->c = malloc((most ? most : 1) * sizeof *pl->c);
+    pl->refs = malloc((most ? most : 1) * sizeof *pl->refs);
+    if (!pl->c || !pl->refs) return -1;
+    for (size_t i = 0; i < sp.tab.n; i++) {
+        struct salloc *a = TAB(i);
+        if (a->dev != pl->dev || a->gone) continue;
+        for (uint32_t k = 0; k < a->npieces; k++) {
+            struct piece *p = &a->pc[k];
+            if (!p->u.visit && p->state != P_DEV) continue;
+            if (p->pin_asked && !p->pinned) pin_asked_locked(pl, a, k);
+            struct vp_piece_view v = {p->u, p->ahead_at, p->pin_seq, p->requested, p->pinned, p->state == P_HOST};
+            struct vp_spc *c = &pl->c[pl->n];
+            pl->refs[pl->n] = (struct move){.a = a, .i = k};
+            *c = (struct vp_spc){.bytes = piece_len(a, k), .ref = &pl->refs[pl->n]};
+            vp_stream_rank_piece(&v, sp.tick, vp_opt.stream_ahead, &c->cls, &c->key);
+            pl->n++;
+        }
+    }
+    return 0;
+}
+
+/* Out-moves: resident and not wanted, latest next use first (the end of
+ * the ranking). Returns how many were added to m. */
+static size_t outs_locked(struct plan *pl, struct move *m, size_t mmax, int *blocked)
+{
+    size_t nm = 0;
+    uint64_t bytes = 0;
+    for (size_t j = pl->n; j-- > 0 && nm < mmax && bytes < ROUND_BYTES;) {
+        struct move *r = pl->c[j].ref;
+        struct piece *p = &r->a->pc[r->i];
+        if (pl->c[j].want || p->state != P_DEV) continue;
+        if (!may_move_locked(r->a)) {
+            *blocked = 1;
+            continue;
+        }
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot, .bare = leave_bare_locked()};
+        p->state = P_MOVING;
+        bytes += pl->c[j].bytes;
+    }
+    return nm;
+}
+
+/* In-moves: wanted and not resident, soonest first, while there is room
+ * (what goes out now makes room for the next round); ahead of use only
+ * what the policy says comes ahead. Returns how many were added to m. */
+static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *blocked)
+{
+    uint64_t room = pl->budget > pl->held ? pl->budget - pl->held : 0, bytes = 0;
+    size_t nm = 0;
+    for (size_t j = 0; j < pl->n && nm < mmax && bytes < ROUND_BYTES; j++) {
+        struct move *r = pl->c[j].ref;
+        struct piece *p = &r->a->pc[r->i];
+        if (!pl->c[j].want) {
+            p->requested = 0; /* not served: the launch need not wait */
+            continue;
+        }
+        int ahead = vp_stream_comes_ahead(vp_opt.stream_ahead, pl->c[j].cls, pl->c[j].key);
+        if (p->state != P_HOST || (!p->requested && !ahead)) continue;
+        if (pl->c[j].bytes > room) {
+            *blocked = 1;
+            break;
+        }
+        if (!may_move_locked(r->a)) {
+            *blocked = 1;
+            continue;
+        }
+        m[nm++] = (struct move){.a = r->a, .i = r->i, .bare = p->bare};
+        p->ahead = !p->requested;
+        if (p->ahead) {
+            p->ahead_at = sp.tick;
+            p->ahead_cls = pl->c[j].cls;
+        }
+        p->state = P_MOVING;
+        room -= pl->c[j].bytes;
+        bytes += pl->c[j].bytes;
+    }
+    return nm;
+}
+
+size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
+{
+    struct plan pl = {.dev = dev};
+    census_locked(&pl);
+    if (!pl.used) return 0;
+    pl.budget = budget_of(dev);
+    struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, pl.cold, vp_opt.stream_window};
+    pl.split = vp_stream_split_budget(&cs);
+    if (pl.pinned > pl.split.pin_room) unpin_locked(&pl);
+    size_t nm = 0;
+    if (candidates_locked(&pl) == 0) {
+        sp.quiet = -1;
+        for (size_t i = 0; i < sp.tab.n; i++) TAB(i)->still = -1;
+        /* the wanted set is ranked on the whole budget, so that it does not
+         * change as operations come and go; pieces that cannot move yet are
+         * skipped (they hold their room until they can) */
+        vp_stream_desire(pl.c, pl.n, pl.budget);
+        nm = outs_locked(&pl, m, mmax, blocked);
+        nm += ins_locked(&pl, m + nm, mmax - nm, blocked);
+        for (size_t j = 0; j < nm; j++) m[j].a->busy++;
+    }
+    free(pl.c);
+    free(pl.refs);
+    if (nm && vp_trace_on())
+        vp_trace("plan", "\t%d\t%llu\t%llu\t%llu\t%llu\t%llu", dev, (unsigned long long)pl.budget,
+                 (unsigned long long)pl.hot, (unsigned long long)pl.cold, (unsigned long long)pl.pinned,
+                 (unsigned long long)pl.split.keep_free);
+    return nm;
+}
