@@ -66,6 +66,44 @@ void vp_rangetab_forget(struct vp_rangetab *t)
     t->n = t->cap = 0;
 }
 
+int vp_allocs_span(struct vp_allocs *s, uint64_t *lo, uint64_t *hi)
+{
+    if (!atomic_load_explicit(&s->n, memory_order_relaxed)) return 0;
+    *lo = atomic_load_explicit(&s->lo, memory_order_relaxed);
+    *hi = atomic_load_explicit(&s->hi, memory_order_relaxed);
+    return 1;
+}
+
+int vp_allocs_owns(struct vp_allocs *s, pthread_mutex_t *mu, uint64_t a)
+{
+    if (!atomic_load_explicit(&s->n, memory_order_relaxed)) return 0;
+    pthread_mutex_lock(mu);
+    int r = vp_rangetab_find(&s->tab, a) != NULL;
+    pthread_mutex_unlock(mu);
+    return r;
+}
+
+int vp_allocs_insert_locked(struct vp_allocs *s, uint64_t base, uint64_t size, void *owner)
+{
+    if (vp_rangetab_insert(&s->tab, base, size, owner)) return -1;
+    vp_gauge_move(&s->lo, base, 0);
+    vp_gauge_move(&s->hi, base + size, 1);
+    atomic_fetch_add(&s->n, 1);
+    return 0;
+}
+
+void vp_allocs_remove_locked(struct vp_allocs *s, uint64_t base)
+{
+    vp_rangetab_remove(&s->tab, base);
+    atomic_fetch_sub(&s->n, 1);
+}
+
+void vp_allocs_forget(struct vp_allocs *s)
+{
+    vp_rangetab_forget(&s->tab);
+    atomic_store(&s->n, 0);
+}
+
 void vp_gauge_move(atomic_uint_fast64_t *g, uint64_t v, int up)
 {
     uint64_t c = atomic_load(g);

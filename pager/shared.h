@@ -44,6 +44,33 @@ void vp_rangetab_remove(struct vp_rangetab *t, uint64_t base);
  * the parent's, in the middle of a change). */
 void vp_rangetab_forget(struct vp_rangetab *t);
 
+/* The allocations of a pager: their table (under the pager's mutex), and
+ * their count and span, read without a lock (the launch hook's fast way
+ * out). */
+struct vp_allocs {
+    struct vp_rangetab tab;
+    atomic_int n;
+    atomic_uint_fast64_t lo, hi;
+};
+#define VP_ALLOCS_INIT {.lo = UINT64_MAX}
+
+/* [*lo, *hi) covers every allocation; 0 when there is none. */
+int vp_allocs_span(struct vp_allocs *s, uint64_t *lo, uint64_t *hi);
+
+/* True when a lies in one of them (takes mu). */
+int vp_allocs_owns(struct vp_allocs *s, pthread_mutex_t *mu, uint64_t a);
+
+/* Adds [base, base + size) to the table (mu held). Returns 0, or -1 when
+ * out of host memory (nothing added). */
+int vp_allocs_insert_locked(struct vp_allocs *s, uint64_t base, uint64_t size, void *owner);
+
+/* Takes the one at base out of the table (mu held); it stops counting. The
+ * span only grows: an address past every allocation costs a lookup. */
+void vp_allocs_remove_locked(struct vp_allocs *s, uint64_t base);
+
+/* The child after fork: none are its own. */
+void vp_allocs_forget(struct vp_allocs *s);
+
 /* Atomic gauges: raises *g to v (up) or lowers it to v (!up) if v is past it. */
 void vp_gauge_move(atomic_uint_fast64_t *g, uint64_t v, int up);
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command. Builds vpage and runs:
 #   - the CPU suite (Criterion, against the fake libcuda.so.1 in tests/),
-#     plain, under valgrind, and built with ASan+UBSan;
+#     plain, under valgrind, and built with ASan+UBSan, each with the
+#     pagers' books checked at every round (-Dchecks=true);
+#   - the structure of the library (scripts/check-structure.py);
 #   - the GPU suite (PyTorch on a real GPU), which reports itself skipped
 #     where there is no NVIDIA GPU or no PyTorch;
 #   - 30 seconds of libFuzzer on the safetensors header parser.
@@ -23,10 +25,10 @@ run() { # name, dir, meson test arguments
   # meson names the log after the test setup (testlog-valgrind.json): take the newest
   cp "$(ls -t "$dir"/meson-logs/testlog*.json | head -n 1)" "build/testlog-$name.json" 2>/dev/null
 }
-setup build || exit 1
+setup build -Dchecks=true || exit 1
 run plain build
 run valgrind build --suite cpu --setup valgrind
-setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dchecks=true || exit 1
 run asan build-asan --suite cpu --suite docs
 echo "== fuzz"
 if scripts/fuzz.sh 30; then r=OK; else r=FAIL; status=1; fi

@@ -225,3 +225,140 @@ Test(policy, uses_a_layer_apart_are_one_visit_and_reuse_is_measured_between_visi
     vp_uses_note(&b, VP_HOT_GAP + 1);
     cr_assert(vp_uses_hot(&b, VP_HOT_GAP + 1), "one visit as long as VP_HOT_GAP");
 }
+
+/* ---- the decisions that lived inside the pagers (issue 16) ---- */
+
+#define GiB_ (1ull << 30)
+#define MiB_ (1ull << 20)
+
+Test(policy, a_pointer_touches_at_most_a_quarter_of_the_cap_and_anything_without_one)
+{
+    cr_assert_eq(vp_policy_touch_most(8 * GiB_), 2 * GiB_);
+    cr_assert_eq(vp_policy_touch_most(UINT64_MAX), UINT64_MAX, "no cap: no limit, not a quarter of 2^64");
+}
+
+Test(policy, a_card_more_than_a_quarter_larger_than_the_cap_keeps_evicted_memory)
+{
+    cr_assert(vp_policy_keeps_memory(80 * GiB_, 8 * GiB_));
+    cr_assert(!vp_policy_keeps_memory(10 * GiB_, 8 * GiB_), "exactly 1.25x: the pager may evict");
+    cr_assert(vp_policy_keeps_memory(10 * GiB_ + 1, 8 * GiB_));
+    cr_assert(!vp_policy_keeps_memory(80 * GiB_, UINT64_MAX), "no cap: nothing to keep room for");
+}
+
+Test(policy, an_eviction_is_futile_when_less_than_half_of_it_shows_up)
+{
+    cr_assert(vp_policy_eviction_futile(100, 149, 100));
+    cr_assert(!vp_policy_eviction_futile(100, 150, 100));
+    cr_assert(!vp_policy_eviction_futile(100, 100, 0), "nothing evicted: nothing to judge");
+}
+
+Test(policy, admission_free_rides_where_memory_is_kept_else_takes_room)
+{
+    struct vp_chunk_view warm = {10, 20, 64 * MiB_, 1, 0}, cold = {0, 20, 64 * MiB_, 0, 1};
+    cr_assert_eq(vp_policy_admit(&warm, 1, 0, 8 * GiB_), VP_ADMIT_FREE, "kept memory: no room needed");
+    cr_assert_eq(vp_policy_admit(&warm, 0, 0, 8 * GiB_), VP_ADMIT_NO, "not admitted by the plan, no room");
+    cr_assert_eq(vp_policy_admit(&cold, 0, 64 * MiB_, 8 * GiB_), VP_ADMIT_ROOM);
+    cr_assert_eq(vp_policy_admit(&cold, 0, 64 * MiB_ - 1, 8 * GiB_), VP_ADMIT_NO, "does not fit");
+    /* static placement: a chunk used once a loop only while half the cap stays free */
+    cr_assert_eq(vp_policy_admit(&cold, 1, 4 * GiB_ + 64 * MiB_, 8 * GiB_), VP_ADMIT_ROOM);
+    cr_assert_eq(vp_policy_admit(&cold, 1, 4 * GiB_, 8 * GiB_), VP_ADMIT_NO);
+}
+
+static struct vp_piece_view piece_used(uint64_t prev_visit, uint64_t visit, uint64_t last)
+{
+    struct vp_piece_view v;
+    memset(&v, 0, sizeof v);
+    v.u = (struct vp_uses){visit, prev_visit, last};
+    v.on_host = 1;
+    return v;
+}
+
+Test(policy, a_piece_ranks_by_what_the_pager_knows_of_it)
+{
+    uint8_t cls;
+    uint64_t key;
+    struct vp_piece_view v = piece_used(0, 0, 0);
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_NEXT && key == VP_NEXT_STALE, "never used (placed): last");
+    v = piece_used(100, 600, 600);
+    v.requested = 1;
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_NOW && key == 600, "asked for: first, by its use");
+    v.requested = 0;
+    v.pinned = 1;
+    v.pin_seq = 7;
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_PIN && key == 7, "pinned: by pinning order");
+    v.pinned = 0;
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_NEXT && key == 1100, "by its next visit, one interval on: %llu", (unsigned long long)key);
+    v.ahead_at = 700; /* came in ahead after its last use, and left unused */
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_NEXT && key == VP_NEXT_STALE, "a wrong prediction is not made again");
+    v = piece_used(990, 995, 999);
+    vp_stream_rank_piece(&v, 1000, 1, &cls, &key);
+    cr_assert(cls == VP_SC_HOT && key == 999, "visits a few launches apart: hot");
+    v = piece_used(100, 600, 600);
+    vp_stream_rank_piece(&v, 1000, 0, &cls, &key);
+    cr_assert(cls == VP_SC_NEXT && key == VP_NEXT_STALE, "ahead off: a piece on the host does not come");
+    v.on_host = 0;
+    vp_stream_rank_piece(&v, 1000, 0, &cls, &key);
+    cr_assert(cls == VP_SC_NEXT && key == vp_stream_guess_key(1000, 600), "ahead off: resident ones by recency");
+}
+
+Test(policy, only_what_the_loop_predicts_comes_ahead)
+{
+    cr_assert(vp_stream_comes_ahead(1, VP_SC_NEXT, 1234));
+    cr_assert(!vp_stream_comes_ahead(1, VP_SC_NEXT, vp_stream_guess_key(10, 5)), "a guess does not come ahead");
+    cr_assert(vp_stream_comes_ahead(1, VP_SC_PIN, 3));
+    cr_assert(!vp_stream_comes_ahead(0, VP_SC_PIN, 3), "ahead off: nothing comes ahead");
+}
+
+Test(policy, demand_paging_and_hot_pieces_pin_nothing)
+{
+    double acc = 0;
+    cr_assert(!vp_stream_pin_asked(&acc, 0, 0, MiB_, 0, GiB_, MiB_));
+    cr_assert(!vp_stream_pin_asked(&acc, 1, 1, MiB_, 0, GiB_, MiB_));
+    cr_assert(vp_stream_pin_asked(&acc, 1, 0, MiB_, 0, GiB_, MiB_));
+    cr_assert_eq(acc, 0, "nothing accrued while everything fits");
+}
+
+Test(policy, the_budget_is_split_into_pins_and_a_window)
+{
+    uint64_t piece = 64 * MiB_;
+    struct vp_stream_census fits = {8 * GiB_, piece, 1 * GiB_, 5 * GiB_, 0};
+    struct vp_stream_split s = vp_stream_split_budget(&fits);
+    cr_assert_eq(s.keep_free, 0, "everything fits: no window kept");
+    cr_assert_eq(s.pin_room, 7 * GiB_, "all but the hot pieces may be pinned");
+    struct vp_stream_census over = {8 * GiB_, piece, 1 * GiB_, 7 * GiB_ + 128 * MiB_, 0};
+    s = vp_stream_split_budget(&over);
+    cr_assert_eq(s.window, 128 * MiB_ + 4 * piece, "a small overflow needs a small window");
+    cr_assert_eq(s.keep_free, s.window);
+    cr_assert_eq(s.pin_room, 7 * GiB_ - s.window);
+    struct vp_stream_census big = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 0};
+    s = vp_stream_split_budget(&big);
+    cr_assert_eq(s.window, 2 * GiB_, "a large one: a quarter of the budget");
+    struct vp_stream_census asked = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 3 * GiB_};
+    cr_assert_eq(vp_stream_split_budget(&asked).window, 3 * GiB_, "VPAGE_STREAM_WINDOW");
+    struct vp_stream_census hot = {8 * GiB_, piece, 9 * GiB_, 27 * GiB_, 0};
+    cr_assert_eq(vp_stream_split_budget(&hot).pin_room, 0, "hot pieces past the budget: no pins");
+}
+
+Test(policy, the_latest_pinned_are_unpinned_first_until_the_pins_fit)
+{
+    struct vp_pin p[4] = {{1, 10, NULL}, {4, 10, NULL}, {2, 10, NULL}, {3, 10, NULL}};
+    size_t k = vp_stream_unpins(p, 4, 40, 25);
+    cr_assert_eq(k, 2);
+    cr_assert(p[0].seq == 4 && p[1].seq == 3, "the two pinned last");
+    cr_assert_eq(vp_stream_unpins(p, 4, 40, 40), 0, "they fit");
+    cr_assert_eq(vp_stream_unpins(p, 4, 40, 0), 4);
+}
+
+Test(policy, an_operation_waits_while_the_room_may_be_busy_and_never_past_the_most)
+{
+    double period = VP_STREAM_WAIT_MS / 1000.0, most = VP_STREAM_WAIT_MAX_MS / 1000.0;
+    cr_assert(vp_stream_wait_on(period, 1, 0), "operations in flight: their room may come");
+    cr_assert(vp_stream_wait_on(2 * period, 0, 1), "they just ended: one more period");
+    cr_assert(!vp_stream_wait_on(period, 0, 0), "nothing in flight: the pager is not serving it");
+    cr_assert(!vp_stream_wait_on(most + 0.001, 1, 1), "never past the most");
+}

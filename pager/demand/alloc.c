@@ -16,7 +16,7 @@
 
 struct demand_pager dp = {
     .pt = VP_PAGER_THREAD_INIT,
-    .lo = UINT64_MAX,
+    .allocs = VP_ALLOCS_INIT,
     .ctx_dev = -1,
 };
 
@@ -95,7 +95,7 @@ static CUresult demand_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     if (rc == CUDA_SUCCESS) {
         *p = (struct paged){.base = *dptr, .size = bytes, .dev = dev, .nchunks = nchunks};
         pthread_mutex_lock(&dp.pt.mu);
-        if (vp_rangetab_insert(&dp.tab, p->base, p->size, p)) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        if (vp_allocs_insert_locked(&dp.allocs, p->base, p->size, p)) rc = CUDA_ERROR_OUT_OF_MEMORY;
         pthread_mutex_unlock(&dp.pt.mu);
         if (rc != CUDA_SUCCESS) vp_drv_free(*dptr);
     }
@@ -104,9 +104,6 @@ static CUresult demand_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
         atomic_fetch_sub(&dp.ps[dev].paged, bytes);
         return rc;
     }
-    vp_gauge_move(&dp.lo, p->base, 0);
-    vp_gauge_move(&dp.hi, p->base + bytes, 1);
-    atomic_fetch_add(&dp.n, 1);
     return CUDA_SUCCESS;
 }
 
@@ -120,12 +117,12 @@ static void unlist_locked(struct paged *p)
     for (size_t i = 0, j = dp.qhead; i < dp.qlen; i++, j = (j + 1) % QCAP)
         if (dp.queue[j].p == p) dp.queue[j].p = NULL;
     while (p->busy) pthread_cond_wait(&dp.pt.done_cv, &dp.pt.mu);
-    vp_rangetab_remove(&dp.tab, p->base);
+    vp_allocs_remove_locked(&dp.allocs, p->base);
 }
 
 static int demand_free(CUdeviceptr dptr, CUresult *rc, uint64_t *bytes)
 {
-    if (!atomic_load_explicit(&dp.n, memory_order_relaxed)) return 0;
+    if (!atomic_load_explicit(&dp.allocs.n, memory_order_relaxed)) return 0;
     pthread_mutex_lock(&dp.pt.mu);
     struct paged *p = find_locked(dptr);
     if (!p || p->base != dptr || p->gone) {
@@ -140,14 +137,13 @@ static int demand_free(CUdeviceptr dptr, CUresult *rc, uint64_t *bytes)
     pthread_mutex_lock(&dp.pt.mu);
     if (*rc != CUDA_SUCCESS) {
         p->gone = 0;
-        vp_rangetab_insert(&dp.tab, p->base, p->size, p);
+        vp_allocs_insert_locked(&dp.allocs, p->base, p->size, p);
         pthread_mutex_unlock(&dp.pt.mu);
         return 1;
     }
     uint64_t resident = 0;
     for (uint32_t ci = 0; ci < p->nchunks; ci++)
         if (p->ch[ci].state == C_IN) resident += chunk_bytes(p, ci);
-    atomic_fetch_sub(&dp.n, 1);
     pthread_mutex_unlock(&dp.pt.mu);
     if (resident) vp_acct_release(p->dev, VP_KIND_resident, resident);
     atomic_fetch_sub(&dp.ps[p->dev].paged, p->size);
@@ -155,22 +151,9 @@ static int demand_free(CUdeviceptr dptr, CUresult *rc, uint64_t *bytes)
     return 1;
 }
 
-static int demand_owns(CUdeviceptr a)
-{
-    if (!atomic_load_explicit(&dp.n, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&dp.pt.mu);
-    int r = find_locked(a) != NULL;
-    pthread_mutex_unlock(&dp.pt.mu);
-    return r;
-}
+static int demand_owns(CUdeviceptr a) { return vp_allocs_owns(&dp.allocs, &dp.pt.mu, a); }
 
-static int demand_span(uint64_t *lo, uint64_t *hi)
-{
-    if (!atomic_load_explicit(&dp.n, memory_order_relaxed)) return 0;
-    *lo = atomic_load_explicit(&dp.lo, memory_order_relaxed);
-    *hi = atomic_load_explicit(&dp.hi, memory_order_relaxed);
-    return 1;
-}
+static int demand_span(uint64_t *lo, uint64_t *hi) { return vp_allocs_span(&dp.allocs, lo, hi); }
 
 /* The chunks a use at tick t of address a in p asks for are noted and,
  * those on the host, queued for the pager thread. Returns 1 when one was
@@ -223,7 +206,7 @@ static void demand_capture(int delta) { vp_pager_thread_capture(&dp.pt, delta); 
 
 static int demand_reclaim(int dev, enum vp_kind kind, uint64_t bytes)
 {
-    return atomic_load(&dp.n) ? vp_pager_thread_reclaim(&dp.pt, dev, kind, bytes) : -1;
+    return atomic_load(&dp.allocs.n) ? vp_pager_thread_reclaim(&dp.pt, dev, kind, bytes) : -1;
 }
 
 static void demand_report(int json, vp_emit_fn emit, void *ctx_, vp_report_extra_fn extra)
@@ -254,7 +237,7 @@ static void demand_reset_child(void)
     /* the parent's allocations and thread are not ours: forget them (their
      * records leak, as the parent's device memory does for the child) */
     vp_pager_thread_reset_child(&dp.pt);
-    vp_rangetab_forget(&dp.tab);
+    vp_allocs_forget(&dp.allocs);
     dp.qhead = dp.qlen = 0;
     memset(dp.ctx, 0, sizeof dp.ctx);
     memset(dp.stream, 0, sizeof dp.stream);
@@ -262,7 +245,6 @@ static void demand_reset_child(void)
     memset(dp.keeps, 0, sizeof dp.keeps);
     for (int d = 0; d < VP_MAX_DEVICES; d++) atomic_store(&dp.alloc_stream[d], NULL);
     dp.ctx_dev = -1;
-    atomic_store(&dp.n, 0);
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&dp.ps[d].name, 0);
         VP_PAGE_STATS(VP_X)

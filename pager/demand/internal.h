@@ -84,14 +84,12 @@ struct page_stats {
 /* The demand pager's state: one, dp. */
 struct demand_pager {
     struct vp_pager_thread pt; /* its thread and its lock, mu */
-    struct vp_rangetab tab;    /* the paged allocations, by base */
+    struct vp_allocs allocs;   /* the paged allocations, by base */
     struct req queue[QCAP];    /* requests for the pager thread */
     size_t qhead, qlen;
     uint64_t tick;
 
     /* lock-free */
-    atomic_int n;              /* paged allocations */
-    atomic_uint_fast64_t lo, hi; /* their span */
     atomic_schar can_page[VP_MAX_DEVICES]; /* 0 unknown, 1 yes, -1 no */
     struct page_stats ps[VP_MAX_DEVICES];
     atomic_uint_fast64_t msgs_driver;
@@ -115,8 +113,8 @@ static inline uint64_t chunk_bytes(const struct paged *p, uint32_t ci)
     return p->size - off < vp_opt.chunk ? p->size - off : vp_opt.chunk;
 }
 static inline void count(atomic_uint_fast64_t *c, uint64_t v) { atomic_fetch_add_explicit(c, v, memory_order_relaxed); }
-#define TAB(i) ((struct paged *)dp.tab.r[i].owner)
-static inline struct paged *find_locked(CUdeviceptr a) { return vp_rangetab_find(&dp.tab, a); }
+#define TAB(i) ((struct paged *)dp.allocs.tab.r[i].owner)
+static inline struct paged *find_locked(CUdeviceptr a) { return vp_rangetab_find(&dp.allocs.tab, a); }
 static inline void driver_error(const char *what, CUresult rc, int dev)
 {
     count(&dp.ps[dev].driver_errors, 1);

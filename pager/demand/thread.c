@@ -53,7 +53,7 @@ static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, 
     size_t n = 0, capn = 0;
     *out = NULL;
     *refs = NULL;
-    for (size_t i = 0; i < dp.tab.n; i++)
+    for (size_t i = 0; i < dp.allocs.tab.n; i++)
         if (TAB(i)->dev == dev && !TAB(i)->gone) capn += TAB(i)->nchunks;
     if (!capn) return 0;
     struct vp_cand *c = malloc(capn * sizeof *c);
@@ -63,7 +63,7 @@ static size_t residents_locked(int dev, uint64_t protect, struct vp_cand **out, 
         free(r);
         return 0;
     }
-    for (size_t i = 0; i < dp.tab.n; i++) {
+    for (size_t i = 0; i < dp.allocs.tab.n; i++) {
         struct paged *p = TAB(i);
         if (p->dev != dev || p->gone) continue;
         for (uint32_t ci = 0; ci < p->nchunks; ci++) {

@@ -17,7 +17,7 @@
 struct stream_pager sp = {
     .pt = VP_PAGER_THREAD_INIT,
     .pool = VP_POOL_INIT,
-    .lo = UINT64_MAX,
+    .allocs = VP_ALLOCS_INIT,
     .ring_mu = PTHREAD_MUTEX_INITIALIZER,
     .ctx_dev = -1,
 };
@@ -120,7 +120,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     }
     if (rc == CUDA_SUCCESS) {
         pthread_mutex_lock(&sp.pt.mu);
-        if (vp_rangetab_insert(&sp.tab, a->base, a->size, a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        if (vp_allocs_insert_locked(&sp.allocs, a->base, a->size, a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
         pthread_mutex_unlock(&sp.pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, np);
     }
@@ -134,15 +134,12 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
         vp_trace("alloc", "\t%d\t%#llx\t%llu\t%u\t%llu", dev, (unsigned long long)a->base, (unsigned long long)bytes,
                  np, (unsigned long long)piece);
     vp_gauge_move(&sp.ss[dev].streamed_peak, atomic_load(&sp.ss[dev].streamed), 1);
-    vp_gauge_move(&sp.lo, a->base, 0);
-    vp_gauge_move(&sp.hi, a->base + bytes, 1);
-    atomic_fetch_add(&sp.n, 1);
     return CUDA_SUCCESS;
 }
 
 static int stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
 {
-    if (!atomic_load_explicit(&sp.n, memory_order_relaxed)) return 0;
+    if (!atomic_load_explicit(&sp.allocs.n, memory_order_relaxed)) return 0;
     pthread_mutex_lock(&sp.pt.mu);
     struct salloc *a = find_locked(dptr);
     if (!a || a->base != dptr || a->gone) {
@@ -151,7 +148,7 @@ static int stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     }
     a->gone = 1;
     while (a->busy || a->pending) pthread_cond_wait(&sp.pt.done_cv, &sp.pt.mu);
-    vp_rangetab_remove(&sp.tab, a->base);
+    vp_allocs_remove_locked(&sp.allocs, a->base);
     pthread_mutex_unlock(&sp.pt.mu);
     /* the program's work on it ends before its memory goes, as with cuMemFree */
     int dev = a->dev;
@@ -163,7 +160,6 @@ static int stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     pthread_mutex_lock(&sp.pt.mu);
     for (uint32_t i = 0; i < a->npieces; i++) /* the slots serve other pieces */
         if (a->pc[i].slot) slot_put_locked(dev, a->pc[i].slot);
-    atomic_fetch_sub(&sp.n, 1);
     stream_check_locked("a free");
     pthread_mutex_unlock(&sp.pt.mu);
     /* the device's last streamed allocation: its free slots serve nothing */
@@ -175,27 +171,14 @@ static int stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
     return 1;
 }
 
-static int stream_owns(CUdeviceptr p)
-{
-    if (!atomic_load_explicit(&sp.n, memory_order_relaxed)) return 0;
-    pthread_mutex_lock(&sp.pt.mu);
-    int r = find_locked(p) != NULL;
-    pthread_mutex_unlock(&sp.pt.mu);
-    return r;
-}
+static int stream_owns(CUdeviceptr p) { return vp_allocs_owns(&sp.allocs, &sp.pt.mu, p); }
 
-static int stream_span(uint64_t *lo, uint64_t *hi)
-{
-    if (!atomic_load_explicit(&sp.n, memory_order_relaxed)) return 0;
-    *lo = atomic_load_explicit(&sp.lo, memory_order_relaxed);
-    *hi = atomic_load_explicit(&sp.hi, memory_order_relaxed);
-    return 1;
-}
+static int stream_span(uint64_t *lo, uint64_t *hi) { return vp_allocs_span(&sp.allocs, lo, hi); }
 
 static int stream_reclaim(int dev, enum vp_kind kind, uint64_t bytes)
 {
     /* this thread issuing an operation: the pager would wait for it */
-    if (!atomic_load(&sp.n) || op_on_here()) return -1;
+    if (!atomic_load(&sp.allocs.n) || op_on_here()) return -1;
     return vp_pager_thread_reclaim(&sp.pt, dev, kind, bytes);
 }
 
@@ -242,7 +225,7 @@ static void stream_reset_child(void)
     vp_pager_thread_reset_child(&sp.pt);
     vp_pool_reset_child(&sp.pool);
     pthread_mutex_init(&sp.ring_mu, NULL);
-    vp_rangetab_forget(&sp.tab);
+    vp_allocs_forget(&sp.allocs);
     sp.moving_any = sp.global_pending = sp.eager_map = sp.ops_block = 0;
     sp.all_serial = 0;
     memset(sp.free_slots, 0, sizeof sp.free_slots);
@@ -262,7 +245,6 @@ static void stream_reset_child(void)
     sp.narenas = 0;
     sp.ctx_dev = -1;
     stream_fence_reset_child();
-    atomic_store(&sp.n, 0);
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&sp.ss[d].name, 0);
         VP_STREAM_STATS(VP_X)

@@ -57,9 +57,9 @@ static void check_salloc(const struct salloc *a, uint64_t *seen, const char *whe
 
 static void check_table(uint64_t *seen, const char *where)
 {
-    for (size_t i = 0; i < sp.tab.n; i++) {
-        if (i + 1 < sp.tab.n)
-            CHECK(sp.tab.r[i].base + sp.tab.r[i].size <= sp.tab.r[i + 1].base, "%s: allocations %zu and %zu overlap",
+    for (size_t i = 0; i < sp.allocs.tab.n; i++) {
+        if (i + 1 < sp.allocs.tab.n)
+            CHECK(sp.allocs.tab.r[i].base + sp.allocs.tab.r[i].size <= sp.allocs.tab.r[i + 1].base, "%s: allocations %zu and %zu overlap",
                   where, i, i + 1);
         check_salloc(TAB(i), seen, where);
     }

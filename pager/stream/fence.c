@@ -87,7 +87,7 @@ int all_settled_locked(void) { return !sp.global_pending && done(sp.all_dev, sp.
 static int ops_in_flight_locked(int dev)
 {
     if (!all_settled_locked()) return 1;
-    for (size_t i = 0; i < sp.tab.n; i++)
+    for (size_t i = 0; i < sp.allocs.tab.n; i++)
         if (!TAB(i)->gone && TAB(i)->dev == dev && !settled_locked(TAB(i))) return 1;
     return 0;
 }
@@ -134,7 +134,7 @@ static int map_bare_locked(void)
         uint32_t k;
     } b[64];
     int nb = 0;
-    size_t na = op.all ? sp.tab.n : (size_t)op.n;
+    size_t na = op.all ? sp.allocs.tab.n : (size_t)op.n;
     for (size_t i = 0; i < na && nb < 64; i++) {
         struct salloc *a = op.all ? TAB(i) : op.a[i];
         for (uint32_t k = 0; k < a->npieces && nb < 64; k++)
@@ -305,7 +305,7 @@ static void hold_locked(void)
     }
     if (op.all) {
         sp.global_pending++;
-        for (size_t i = 0; i < sp.tab.n; i++)
+        for (size_t i = 0; i < sp.allocs.tab.n; i++)
             for (uint32_t k = 0; k < TAB(i)->npieces; k++) touch(&TAB(i)->pc[k]);
     }
     op.on = 1;
@@ -323,7 +323,7 @@ static void note_tmaps(const struct vp_op *o)
 int stream_op_begin(const struct vp_op *o)
 {
     note_tmaps(o);
-    if (!atomic_load_explicit(&sp.n, memory_order_relaxed) || capturing_here) return 0;
+    if (!atomic_load_explicit(&sp.allocs.n, memory_order_relaxed) || capturing_here) return 0;
     pthread_mutex_lock(&sp.pt.mu);
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);

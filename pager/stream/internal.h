@@ -179,7 +179,7 @@ struct hole {
 struct stream_pager {
     struct vp_pager_thread pt; /* its thread and its lock, mu */
     struct vp_pool pool;       /* the helpers remaps run on */
-    struct vp_rangetab tab;    /* the streamed allocations, by base */
+    struct vp_allocs allocs;   /* the streamed allocations, by base */
     uint64_t tick;
     int moving_any;            /* rounds and bare maps under way */
     int global_pending;        /* operations on everything being issued */
@@ -202,8 +202,6 @@ struct stream_pager {
     struct round rounds[2];    /* the pager thread's */
 
     /* lock-free */
-    atomic_int n;              /* streamed allocations */
-    atomic_uint_fast64_t lo, hi; /* their span */
     struct stream_stats ss[VP_MAX_DEVICES];
     atomic_uint_fast64_t msgs_driver;
 
@@ -229,7 +227,7 @@ struct stream_pager {
 
 extern struct stream_pager sp;
 
-#define TAB(i) ((struct salloc *)sp.tab.r[i].owner)
+#define TAB(i) ((struct salloc *)sp.allocs.tab.r[i].owner)
 
 /* ---- small things every file uses ---- */
 static inline void count(atomic_uint_fast64_t *c, uint64_t v)
@@ -247,7 +245,7 @@ static inline uint64_t piece_len(const struct salloc *a, uint32_t i)
     uint64_t off = piece_off(a, i);
     return a->span - off < a->piece ? a->span - off : a->piece;
 }
-static inline struct salloc *find_locked(CUdeviceptr a) { return vp_rangetab_find(&sp.tab, a); }
+static inline struct salloc *find_locked(CUdeviceptr a) { return vp_rangetab_find(&sp.allocs.tab, a); }
 static inline int is_hot(const struct piece *p) { return vp_uses_hot(&p->u, sp.tick); }
 static inline double now_s(void)
 {

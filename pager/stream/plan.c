@@ -51,7 +51,7 @@ static int may_move_locked(struct salloc *a)
 /* Counts dev's pieces into pl. */
 static void census_locked(struct plan *pl)
 {
-    for (size_t i = 0; i < sp.tab.n; i++) {
+    for (size_t i = 0; i < sp.allocs.tab.n; i++) {
         struct salloc *a = TAB(i);
         if (a->dev != pl->dev || a->gone) continue;
         pl->piece = a->piece;
@@ -78,7 +78,7 @@ static void unpin_locked(struct plan *pl)
     struct vp_pin *v = malloc((pl->used ? pl->used : 1) * sizeof *v);
     struct move *at = malloc((pl->used ? pl->used : 1) * sizeof *at);
     size_t n = 0;
-    for (size_t i = 0; v && at && i < sp.tab.n; i++)
+    for (size_t i = 0; v && at && i < sp.allocs.tab.n; i++)
         for (uint32_t k = 0; TAB(i)->dev == pl->dev && !TAB(i)->gone && k < TAB(i)->npieces; k++)
             if (TAB(i)->pc[k].pinned) {
                 at[n] = (struct move){.a = TAB(i), .i = k};
@@ -125,7 +125,7 @@ static int candidates_locked(struct plan *pl)
     pl->c = malloc((most ? most : 1) * sizeof *pl->c);
     pl->refs = malloc((most ? most : 1) * sizeof *pl->refs);
     if (!pl->c || !pl->refs) return -1;
-    for (size_t i = 0; i < sp.tab.n; i++) {
+    for (size_t i = 0; i < sp.allocs.tab.n; i++) {
         struct salloc *a = TAB(i);
         if (a->dev != pl->dev || a->gone) continue;
         for (uint32_t k = 0; k < a->npieces; k++) {
@@ -213,7 +213,7 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     size_t nm = 0;
     if (candidates_locked(&pl) == 0) {
         sp.quiet = -1;
-        for (size_t i = 0; i < sp.tab.n; i++) TAB(i)->still = -1;
+        for (size_t i = 0; i < sp.allocs.tab.n; i++) TAB(i)->still = -1;
         /* the wanted set is ranked on the whole budget, so that it does not
          * change as operations come and go; pieces that cannot move yet are
          * skipped (they hold their room until they can) */

@@ -14,7 +14,7 @@
 static size_t reclaimable_locked(int dev, struct move *m)
 {
     size_t nm = 0;
-    for (size_t i = 0; i < sp.tab.n && nm < 64; i++) {
+    for (size_t i = 0; i < sp.allocs.tab.n && nm < 64; i++) {
         struct salloc *a = TAB(i);
         if (a->dev != dev || a->gone || a->pending || sp.global_pending) continue;
         pthread_mutex_unlock(&sp.pt.mu);
