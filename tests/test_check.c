@@ -12,6 +12,7 @@
 #include "../pager/stream/internal.h"
 
 struct stream_pager sp; /* the checker's view of the pager: these tests make it */
+struct round rounds[2];
 
 #define PIECE (2ull << 20)
 

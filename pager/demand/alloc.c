@@ -19,6 +19,7 @@ struct demand_pager dp = {
     .allocs = VP_ALLOCS_INIT,
     .ctx_dev = -1,
 };
+struct req queue[QCAP];
 
 
 static int device_can_page(int dev)
@@ -115,7 +116,7 @@ static void unlist_locked(struct paged *p)
 {
     p->gone = 1;
     for (size_t i = 0, j = dp.qhead; i < dp.qlen; i++, j = (j + 1) % QCAP)
-        if (dp.queue[j].p == p) dp.queue[j].p = NULL;
+        if (queue[j].p == p) queue[j].p = NULL;
     while (p->busy) pthread_cond_wait(&dp.pt.done_cv, &dp.pt.mu);
     vp_allocs_remove_locked(&dp.allocs, p->base);
 }
@@ -175,7 +176,7 @@ static int request_locked(struct paged *p, uint64_t a, uint64_t t)
             count(&dp.ps[p->dev].queue_drops, 1);
             continue;
         }
-        dp.queue[(dp.qhead + dp.qlen++) % QCAP] = (struct req){p, (uint32_t)ci};
+        queue[(dp.qhead + dp.qlen++) % QCAP] = (struct req){p, (uint32_t)ci};
         ch->state = C_QUEUED;
         queued = 1;
     }

@@ -85,7 +85,6 @@ struct page_stats {
 struct demand_pager {
     struct vp_pager_thread pt; /* its thread and its lock, mu */
     struct vp_allocs allocs;   /* the paged allocations, by base */
-    struct req queue[QCAP];    /* requests for the pager thread */
     size_t qhead, qlen;
     uint64_t tick;
 
@@ -105,6 +104,7 @@ struct demand_pager {
 };
 
 extern struct demand_pager dp;
+extern struct req queue[QCAP]; /* requests for the pager thread (mu); zero at start, apart from dp's data */
 
 static inline CUdeviceptr chunk_addr(const struct paged *p, uint32_t ci) { return p->base + (uint64_t)ci * vp_opt.chunk; }
 static inline uint64_t chunk_bytes(const struct paged *p, uint32_t ci)

@@ -351,7 +351,7 @@ static void *pager_main(void *arg)
         }
         size_t n = 0;
         while (dp.qlen && n < sizeof batch / sizeof *batch) {
-            struct req r = dp.queue[dp.qhead];
+            struct req r = queue[dp.qhead];
             dp.qhead = (dp.qhead + 1) % QCAP;
             dp.qlen--;
             if (!r.p) continue;

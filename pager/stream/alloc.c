@@ -21,6 +21,8 @@ struct stream_pager sp = {
     .ring_mu = PTHREAD_MUTEX_INITIALIZER,
     .ctx_dev = -1,
 };
+struct stream_ring ring;
+struct round rounds[2];
 
 /* The granularity both kinds of memory accept on dev (0: unknown). */
 static uint64_t granularity(int dev)
@@ -229,8 +231,7 @@ static void stream_reset_child(void)
     sp.moving_any = sp.global_pending = sp.eager_map = sp.ops_block = 0;
     sp.all_serial = 0;
     memset(sp.free_slots, 0, sizeof sp.free_slots);
-    memset(sp.ring_ev, 0, sizeof sp.ring_ev);
-    memset(sp.ring_serial, 0, sizeof sp.ring_serial);
+    memset(&ring, 0, sizeof ring);
     memset(sp.ctx, 0, sizeof sp.ctx);
     memset(sp.s_in, 0, sizeof sp.s_in);
     memset(sp.s_out, 0, sizeof sp.s_out);
@@ -239,7 +240,7 @@ static void stream_reset_child(void)
     memset(sp.hash_fn, 0, sizeof sp.hash_fn);
     memset(sp.hash_tried, 0, sizeof sp.hash_tried);
     memset(sp.s_hash, 0, sizeof sp.s_hash);
-    sp.rounds[0].live = sp.rounds[1].live = 0;
+    rounds[0].live = rounds[1].live = 0;
     sp.holes = NULL;
     sp.nholes = sp.capholes = 0;
     sp.narenas = 0;

@@ -71,7 +71,7 @@ static void count_other_slots(uint64_t *seen)
     for (int d = 0; d < VP_MAX_DEVICES; d++)
         for (const struct slot *s = sp.free_slots[d]; s; s = s->next) seen[d] += s->bytes;
     for (int r = 0; r < 2; r++) {
-        const struct round *rd = &sp.rounds[r];
+        const struct round *rd = &rounds[r];
         for (size_t j = 0; rd->live && j < rd->n; j++)
             if (!rd->m[j].out && rd->m[j].slot) seen[rd->dev] += rd->m[j].slot->bytes;
     }

@@ -36,15 +36,15 @@ int op_on_here(void) { return op.on; }
 static uint64_t record(int dev, CUstream stream)
 {
     pthread_mutex_lock(&sp.ring_mu);
-    uint64_t s = ++sp.next_serial[dev];
+    uint64_t s = ++ring.next[dev];
     size_t i = s % RING;
     CUresult rc = CUDA_SUCCESS;
-    if (!sp.ring_ev[dev][i]) rc = vp_drv_event_new(&sp.ring_ev[dev][i]);
+    if (!ring.ev[dev][i]) rc = vp_drv_event_new(&ring.ev[dev][i]);
     /* an event is re-recorded only once the operation it stood for is done */
-    else if (sp.ring_serial[dev][i] && vp_drv_query(sp.ring_ev[dev][i]) != CUDA_SUCCESS)
-        rc = vp_drv_wait(sp.ring_ev[dev][i]);
-    if (rc == CUDA_SUCCESS) rc = vp_drv_record(sp.ring_ev[dev][i], stream);
-    sp.ring_serial[dev][i] = rc == CUDA_SUCCESS ? s : 0;
+    else if (ring.serial[dev][i] && vp_drv_query(ring.ev[dev][i]) != CUDA_SUCCESS)
+        rc = vp_drv_wait(ring.ev[dev][i]);
+    if (rc == CUDA_SUCCESS) rc = vp_drv_record(ring.ev[dev][i], stream);
+    ring.serial[dev][i] = rc == CUDA_SUCCESS ? s : 0;
     pthread_mutex_unlock(&sp.ring_mu);
     if (rc == CUDA_SUCCESS) return s;
     vp_drv_sync(stream);
@@ -57,7 +57,7 @@ int done(int dev, uint64_t s)
     if (!s) return 1;
     pthread_mutex_lock(&sp.ring_mu);
     size_t i = s % RING;
-    int r = sp.ring_serial[dev][i] != s || vp_drv_query(sp.ring_ev[dev][i]) == CUDA_SUCCESS;
+    int r = ring.serial[dev][i] != s || vp_drv_query(ring.ev[dev][i]) == CUDA_SUCCESS;
     pthread_mutex_unlock(&sp.ring_mu);
     return r;
 }
@@ -68,7 +68,7 @@ void wait_done(int dev, uint64_t s)
     if (!s) return;
     pthread_mutex_lock(&sp.ring_mu);
     size_t i = s % RING;
-    if (sp.ring_serial[dev][i] == s) vp_drv_wait(sp.ring_ev[dev][i]);
+    if (ring.serial[dev][i] == s) vp_drv_wait(ring.ev[dev][i]);
     pthread_mutex_unlock(&sp.ring_mu);
 }
 

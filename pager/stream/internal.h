@@ -199,18 +199,12 @@ struct stream_pager {
     struct hole *holes;        /* sorted by start */
     size_t nholes, capholes;
     int narenas;
-    struct round rounds[2];    /* the pager thread's */
 
     /* lock-free */
     struct stream_stats ss[VP_MAX_DEVICES];
     atomic_uint_fast64_t msgs_driver;
 
-    /* the event ring, under ring_mu: one event per operation on streamed
-     * memory, per device */
-    pthread_mutex_t ring_mu;
-    CUevent ring_ev[VP_MAX_DEVICES][RING];
-    uint64_t ring_serial[VP_MAX_DEVICES][RING];
-    uint64_t next_serial[VP_MAX_DEVICES];
+    pthread_mutex_t ring_mu; /* the event ring's (struct stream_ring) */
 
     /* the pager thread's alone */
     CUcontext ctx[VP_MAX_DEVICES];
@@ -225,7 +219,18 @@ struct stream_pager {
     uint64_t *round_hbuf[2]; /* pinned host memory, for every device */
 };
 
+/* The event ring, under sp.ring_mu: one event per operation on streamed
+ * memory, per device. Apart from sp, which has an initializer: these are
+ * zero at start and stay out of the library's data (4 MiB). */
+struct stream_ring {
+    CUevent ev[VP_MAX_DEVICES][RING];
+    uint64_t serial[VP_MAX_DEVICES][RING];
+    uint64_t next[VP_MAX_DEVICES];
+};
+
 extern struct stream_pager sp;
+extern struct stream_ring ring;
+extern struct round rounds[2]; /* the pager thread's, in flight one at a time */
 
 #define TAB(i) ((struct salloc *)sp.allocs.tab.r[i].owner)
 

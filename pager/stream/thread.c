@@ -127,7 +127,7 @@ static void *pager_main(void *arg)
     int cur = 0;
     pthread_mutex_lock(&sp.pt.mu);
     while (!sp.pt.stopping) {
-        struct round *r = &sp.rounds[cur], *prev = &sp.rounds[cur ^ 1];
+        struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
         reclaims_locked(prev);
         int blocked = 0;
         /* while a stream is captured nothing new is planned (the capturing
@@ -148,7 +148,7 @@ static void *pager_main(void *arg)
         if (had_prev || sp.pt.stopping) continue;
         vp_cond_wait_ns(&sp.pt.work_cv, &sp.pt.mu, blocked ? 500000 : 50000000);
     }
-    round_flush_locked(&sp.rounds[cur ^ 1]);
+    round_flush_locked(&rounds[cur ^ 1]);
     pthread_mutex_unlock(&sp.pt.mu);
     return NULL;
 }
