@@ -5,9 +5,12 @@
 
 Runs bench/SCRIPT (run_wan.py or run_llm.py) once per --name, one process
 each, with LD_PRELOAD=LIB and the given VPAGE_ variables (nothing else of
-vpage's from this environment), in the order given, and writes FILE.json:
+vpage's from this environment), in the order given. LIB=PATH among a row's
+variables preloads another build of the library for that row: two builds
+of vpage (before and after a change) side by side in one run. Writes
+FILE.json:
 {"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
-"script", "rows": [{"name", "env", "status", "time_s" (median step or
+"script", "rows": [{"name", "env", "lib" (the library it preloaded), "status", "time_s" (median step or
 s_per_token), "ratio" (to the first row), "checksum", "paging" (the pager's
 stats of device 0), "step_s", "moved_per_unit"}]}. A row that fails keeps
 its stderr's last lines. For choosing defaults and showing what an option
@@ -53,12 +56,13 @@ def main():
     for spec in a.name:
         name, _, sets = spec.partition("=")
         env_extra = dict(kv.split("=", 1) for kv in sets.split(",") if kv)
+        row_lib = os.path.abspath(env_extra.pop("LIB", lib))
         fd, out = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         fd, stats = tempfile.mkstemp(suffix=".stats.json")
         os.close(fd)
-        env = dict(base, **env_extra, LD_PRELOAD=lib, VPAGE_STATS_FILE=stats)
-        row = {"name": name, "env": env_extra}
+        env = dict(base, **env_extra, LD_PRELOAD=row_lib, VPAGE_STATS_FILE=stats)
+        row = {"name": name, "env": env_extra, "lib": row_lib}
         t0 = time.time()
         try:
             p = subprocess.run([sys.executable, os.path.join(HERE, script[0]), *script[1:], "--json", out],
