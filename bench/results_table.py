@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Writes the README's results table from the newest files in bench/results/.
+"""Writes the results tables from the newest files in bench/results/.
 
     python3 bench/results_table.py [--check]
 
-The table sits between <!-- results:begin --> and <!-- results:end --> in
-README.md; the tables of the newest bench/compare.py files, one per machine (and their charts)
-between <!-- compare:begin --> and <!-- compare:end -->. --check exits 1 if
-the README is not what the files give.
+README.md gets one table, between <!-- results:begin --> and
+<!-- results:end -->: per workload and machine, the newest main comparison
+(bench/compare.py's <date>-<GPU>.json) as time per step and ratios for the
+resident run, vpage's stream mode at each cap and the peers.
+bench/results/README.md gets the full tables of the newest bench/compare.py
+files, one per machine, with their charts (<!-- compare:... -->) and the
+table of the other measurements (<!-- measurements:... -->). --check exits 1
+if a file is not what the results give.
 """
 import glob
 import json
@@ -27,7 +31,7 @@ def newest(pattern):
     return [f for f in files if os.path.basename(f).startswith(date)]
 
 
-def table():
+def measurements():
     rows = ["| what | without vpage | with vpage | ratio | machine, file |", "| --- | --- | --- | --- | --- |"]
     for f in newest("*-launch.json"):
         r = json.load(open(f))
@@ -99,31 +103,83 @@ def newest_compares():
     return [(f, d) for f, d in docs if os.path.basename(f).startswith(date)]
 
 
+RESULTS = os.path.join(ROOT, "bench", "results")
+
+
 def compare_tables():
     docs = newest_compares()
     if not docs:
         return "No comparison has been measured yet (bench/compare.py)."
     parts = []
     for f, doc in docs:
-        svg = os.path.relpath(f[:-len(".json")] + ".svg", ROOT)
-        parts.append(f"From `{os.path.relpath(f, ROOT)}`; chart: [`{svg}`]({svg}).\n\n"
+        svg = os.path.basename(f[:-len(".json")] + ".svg")
+        parts.append(f"From `{os.path.basename(f)}`; chart: [`{svg}`]({svg}).\n\n"
                      f"![time per step relative to resident]({svg})\n\n" + compare_lib.table(doc).rstrip())
     return "\n\n".join(parts)
 
 
-REGIONS = {"results": table, "compare": compare_tables}  # README marker name -> what fills it
+SUMMARY_ROWS = (("resident", "resident"), ("group", "diffusers group offloading"),
+                ("sequential", "accelerate cpu_offload"))
+
+
+def _cell(r, unit):
+    t = f"{r['time_s']:.3f} s" if unit == "step" else f"{r['time_s'] * 1000:.0f} ms"
+    if r["row"] == "resident":
+        return t
+    same = "" if r.get("identical") is not False else ", output differs"
+    bound = f", {r['ratio_bound']:.2f}x bound" if "ratio_bound" in r and r["row"] == "stream" else ""
+    return f"{t} ({r['ratio_resident']:.2f}x{bound}{same})" if "ratio_resident" in r else t
+
+
+REFERENCE_GPU = "H100"  # the machine the targets are set on
+
+
+def summary():
+    """One table: the newest main comparison (<date>-<GPU>.json, not the files of a commit or a setting) on the
+    reference machine (any machine where it has none), time per step (or token) and its ratio to resident, for
+    resident, stream mode at each cap and the peers."""
+    docs = [(f, d) for f, d in newest_compares() if os.path.basename(f)[11:-len(".json")] == d["gpu"].replace(" ", "-")]
+    docs = [x for x in docs if REFERENCE_GPU in x[1]["gpu"]] or docs[:1]
+    if not docs:
+        return "No comparison has been measured yet (bench/compare.py)."
+    caps = sorted({r["cap_gib"] for _, d in docs for r in d["rows"] if r["row"] == "stream" and r["status"] == "ok"})
+    head = ["workload (time per step or token)", "GPU", "resident"] + [f"vpage stream, cap {c:g} GiB" for c in caps]
+    head += [label for row, label in SUMMARY_ROWS[1:]]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for f, d in docs:
+        for name, w in d["workloads"].items():
+            rows = [r for r in d["rows"] if r["workload"] == name and r["status"] == "ok"]
+            get = lambda row, cap=None: next((r for r in rows if r["row"] == row and r.get("cap_gib") == cap), None)
+            cells = [w["title"], f"{d['gpu']} ({d['date']})"]
+            cells.append(_cell(get("resident"), w["unit"]) if get("resident") else "")
+            cells += [_cell(get("stream", c), w["unit"]) if get("stream", c) else "" for c in caps]
+            cells += [_cell(get(row), w["unit"]) if get(row) else "" for row, _ in SUMMARY_ROWS[1:]]
+            lines.append("| " + " | ".join(cells) + " |")
+    files = ", ".join(f"`bench/results/{os.path.basename(f)}`" for f, _ in docs)
+    return "\n".join(lines) + f"\n\nFrom {files}; its notes, its other rows and the other machines' files are " \
+                             "in [`bench/results/README.md`](bench/results/README.md)."
+
+
+# file -> {marker name: what fills it}
+REGIONS = {os.path.join(ROOT, "README.md"): {"results": summary},
+           os.path.join(RESULTS, "README.md"): {"compare": compare_tables, "measurements": measurements}}
 
 
 def main():
-    path = os.path.join(ROOT, "README.md")
-    text = new = open(path).read()
-    for name, make in REGIONS.items():
-        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-        start, stop = new.index(begin) + len(begin), new.index(end)
-        new = new[:start] + "\n" + make() + "\n" + new[stop:]
-    if "--check" in sys.argv:
-        sys.exit(0 if new == text else 1)
-    open(path, "w").write(new)
+    stale = []
+    for path, regions in REGIONS.items():
+        text = new = open(path).read()
+        for name, make in regions.items():
+            begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+            start, stop = new.index(begin) + len(begin), new.index(end)
+            new = new[:start] + "\n" + make() + "\n" + new[stop:]
+        if new != text:
+            stale.append(os.path.relpath(path, ROOT))
+            if "--check" not in sys.argv:
+                open(path, "w").write(new)
+    if "--check" in sys.argv and stale:
+        print("not what the results give: " + ", ".join(stale))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

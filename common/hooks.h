@@ -187,7 +187,7 @@
     X(CUresult, cuArray3DCreate_v2,                                            \
       (CUarray *arr, const CUDA_ARRAY3D_DESCRIPTOR *desc), (arr, desc))        \
     X(CUresult, cuArrayDestroy, (CUarray arr), (arr))                          \
-    /* copies and memsets: where device bytes come from (pager/weights.h) */   \
+    /* copies and memsets: where device bytes come from (books/weights.h) */   \
     VP_COPY_HOOKS(X)                                                           \
     VP_SHAPED_COPY_HOOKS(X)                                                    \
     VP_READ_HOOKS(X)                                                           \

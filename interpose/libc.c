@@ -3,7 +3,7 @@
  * open/openat (and their 64 names), close, mmap/mmap64, munmap, mprotect.
  * Each calls the real function first and then, only for a file whose name
  * matches VPAGE_WEIGHT_FILES (open) or an fd/range already tracked (the
- * rest), tells pager/weights. For every other file the added cost is a
+ * rest), tells books/weights. For every other file the added cost is a
  * pattern match on open and one array load elsewhere. These run in every
  * process the preload reaches, CUDA or not, before vpage has started: they
  * touch nothing but the weights tables.

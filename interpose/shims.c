@@ -167,7 +167,7 @@ VP_EXPORT CUresult cuArrayDestroy(CUarray arr)
     return vp_mem_array_destroy(arr);
 }
 
-/* ---- copies and memsets: provenance of device bytes (pager/weights.h) ----
+/* ---- copies and memsets: provenance of device bytes (books/weights.h) ----
  * Before the copy is issued the destination stops being a clean copy of
  * anything; after a host-to-device copy out of a weight-file mapping it is
  * one again. Unified copies (cuMemcpy*) may go any way: only a source that
@@ -377,7 +377,7 @@ VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
 }
 
 /* A graph replay is one call; the kernels inside are not seen here. Its
- * memory nodes are counted after it (pager/mem.h). */
+ * memory nodes are counted after it (core/mem.h). */
 VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch);

@@ -3,7 +3,7 @@
  *
  * Contract
  *   Pure functions over values the pager hands in: no locks, no driver
- *   calls, no state. The pager (pager/paging.h) owns the chunks and acts;
+ *   calls, no state. The pager (pager/demand.h) owns the chunks and acts;
  *   these only choose. A learned policy replaces them behind the same calls.
  *
  *   Demand range: a kernel parameter gives a pointer, not an extent. A

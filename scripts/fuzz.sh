@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-30}
 mkdir -p build/fuzz
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  tests/fuzz/fuzz_safetensors.c pager/safetensors.c -o build/fuzz/fuzz_safetensors
+  tests/fuzz/fuzz_safetensors.c books/safetensors.c -o build/fuzz/fuzz_safetensors
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 build/fuzz/fuzz_safetensors -max_total_time="$secs" -max_len=65536 -timeout=10 \

@@ -7,7 +7,7 @@
  *   ./remap_cost
  *
  * A 1 GiB range of 16 pieces of 64 MiB, each with a host-located handle
- * (CU_MEM_LOCATION_TYPE_HOST_NUMA) and a device handle, as pager/stream.c
+ * (CU_MEM_LOCATION_TYPE_HOST_NUMA) and a device handle, as pager/stream/
  * keeps them. Prints the milliseconds a piece of each call:
  *   A  idle device: to the device (unmap host, map device, set access) and
  *      back (unmap device, map host, set access), one piece at a time
