@@ -1,0 +1,290 @@
+/* test_plan.c - the planner of the learned page table (policy/plan.h) on
+ * its own: the step found in a stream of launches, Belady's plan of a loop
+ * checked against an exhaustive search on small tables, the dirty and
+ * clean pieces, and the time a plan takes against cases worked out here. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../policy/plan.h"
+
+/* ---- the step in a stream of launches ---- */
+
+Test(plan, the_step_is_the_shortest_period_the_stream_ends_with)
+{
+    /* loading (1 2 3), then a step of 5 launches four times over */
+    uint64_t ids[3 + 20];
+    uint64_t step[5] = {7, 8, 7, 9, 10};
+    ids[0] = 1, ids[1] = 2, ids[2] = 3;
+    for (int i = 0; i < 20; i++) ids[3 + i] = step[i % 5];
+    cr_assert_eq(vp_plan_period(ids, 23, 3), 5);
+    cr_assert_eq(vp_plan_period(ids, 23, 4), 5);
+    cr_assert_eq(vp_plan_period(ids, 23, 5), 0, "only four steps were seen");
+    uint64_t one[6] = {4, 4, 4, 4, 4, 4};
+    cr_assert_eq(vp_plan_period(one, 6, 3), 1);
+    uint64_t none[6] = {1, 2, 3, 4, 5, 6};
+    cr_assert_eq(vp_plan_period(none, 6, 2), 0);
+}
+
+Test(plan, a_step_with_a_repeated_layer_is_the_whole_step_not_the_layer)
+{
+    /* a step: three identical layers (a b) and a head (h) */
+    uint64_t step[7] = {1, 2, 1, 2, 1, 2, 9};
+    uint64_t ids[21];
+    for (int i = 0; i < 21; i++) ids[i] = step[i % 7];
+    cr_assert_eq(vp_plan_period(ids, 21, 3), 7);
+}
+
+/* ---- tables ---- */
+
+#define MAXP 8
+#define MAXO 16
+
+struct table {
+    struct vp_step_op ops[MAXO];
+    uint32_t touch[MAXO * MAXP];
+    uint64_t bytes[MAXP];
+    uint8_t dirty[MAXP];
+    struct vp_step s;
+};
+
+/* ops[i] = the pieces of sets[i] (a string of letters 'a'...) */
+static void table(struct table *t, const char *const *sets, size_t nops, size_t npieces, uint64_t piece_bytes)
+{
+    memset(t, 0, sizeof *t);
+    uint32_t k = 0;
+    for (size_t i = 0; i < nops; i++) {
+        t->ops[i] = (struct vp_step_op){1.0, k, (uint32_t)strlen(sets[i])};
+        for (const char *c = sets[i]; *c; c++) t->touch[k++] = (uint32_t)(*c - 'a');
+    }
+    for (size_t x = 0; x < npieces; x++) t->bytes[x] = piece_bytes;
+    t->s = (struct vp_step){nops, npieces, t->ops, t->touch, t->bytes, t->dirty};
+}
+
+struct planned {
+    struct vp_move moves[2 * VP_PLAN_MAX_PERIOD * MAXO * MAXP];
+    uint8_t start[MAXP], pinned[MAXP];
+    struct vp_plan p;
+};
+
+static int plan(struct planned *pl, const struct table *t, uint64_t budget)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->p = (struct vp_plan){.moves = pl->moves, .cap = sizeof pl->moves / sizeof *pl->moves,
+                             .resident_at_start = pl->start, .pinned = pl->pinned};
+    return vp_plan_step(&t->s, budget, &pl->p);
+}
+
+Test(plan, a_loop_that_fits_moves_nothing_and_pins_everything)
+{
+    static const char *const sets[] = {"ab", "c", "a"};
+    struct table t;
+    struct planned pl;
+    table(&t, sets, 3, 3, 10);
+    cr_assert_eq(plan(&pl, &t, 30), VP_PLAN_OK);
+    cr_assert_eq(pl.p.bytes_in, 0);
+    cr_assert_eq(pl.p.nmoves, 0);
+    for (int x = 0; x < 3; x++) cr_assert(pl.pinned[x]);
+}
+
+Test(plan, a_table_that_makes_no_sense_is_refused)
+{
+    static const char *const sets[] = {"ab", "c"};
+    struct table t;
+    struct planned pl;
+    table(&t, sets, 2, 3, 10);
+    cr_assert_eq(plan(&pl, &t, 15), VP_PLAN_TOO_BIG, "op 0 needs 20 bytes");
+    t.touch[0] = 7;
+    cr_assert_eq(plan(&pl, &t, 100), VP_PLAN_BAD_TABLE, "a piece id out of range");
+    table(&t, sets, 2, 3, 10);
+    t.s.nops = 0;
+    cr_assert_eq(plan(&pl, &t, 100), VP_PLAN_BAD_TABLE);
+    table(&t, sets, 2, 3, 10);
+    memset(&pl, 0, sizeof pl);
+    pl.p = (struct vp_plan){.moves = pl.moves, .cap = 1, .resident_at_start = pl.start, .pinned = pl.pinned};
+    cr_assert_eq(vp_plan_step(&t.s, 20, &pl.p), VP_PLAN_NO_ROOM);
+}
+
+Test(plan, a_loop_of_three_over_room_for_two_repeats_every_second_step)
+{
+    static const char *const sets[] = {"a", "b", "c"};
+    struct table t;
+    struct planned pl;
+    table(&t, sets, 3, 3, 10);
+    cr_assert_eq(plan(&pl, &t, 20), VP_PLAN_OK);
+    cr_assert_eq(pl.p.period_steps, 2);
+    cr_assert_eq(pl.p.bytes_in, 15, "one miss in two uses: 1.5 pieces a step, not 3 (LRU's)");
+}
+
+/* ---- Belady against an exhaustive search ---- */
+
+/* The least bytes a step can bring in, in the long run, with pieces of one
+ * size (unit bytes) and room for cap of them: the minimum mean cycle
+ * (Karp) of the graph whose nodes are the resident sets at a step's start
+ * and whose edges are one step's cheapest way from one to another (a
+ * search over every resident set after every op). */
+static double optimum(const struct table *t, int cap)
+{
+    int np = (int)t->s.npieces, ns = 1 << np;
+    static double cost[1 << MAXP][1 << MAXP], d[(1 << MAXP) + 1][1 << MAXP];
+    for (int a = 0; a < ns; a++) {
+        double cur[1 << MAXP], nxt[1 << MAXP];
+        for (int m = 0; m < ns; m++) cur[m] = INFINITY;
+        if (__builtin_popcount(a) <= cap) cur[a] = 0;
+        for (size_t i = 0; i < t->s.nops; i++) {
+            int need = 0;
+            for (uint32_t j = 0; j < t->ops[i].n; j++) need |= 1 << t->touch[t->ops[i].first + j];
+            for (int m = 0; m < ns; m++) nxt[m] = INFINITY;
+            for (int m = 0; m < ns; m++) {
+                if (cur[m] == INFINITY) continue;
+                int all = m | need;
+                double c = cur[m] + __builtin_popcount(need & ~m);
+                for (int u = all;; u = (u - 1) & all) { /* every subset of what could be resident */
+                    if ((u & need) == need && __builtin_popcount(u) <= cap && c < nxt[u]) nxt[u] = c;
+                    if (!u) break;
+                }
+            }
+            memcpy(cur, nxt, sizeof cur);
+        }
+        for (int b = 0; b < ns; b++) cost[a][b] = cur[b];
+    }
+    for (int v = 0; v < ns; v++) d[0][v] = 0;
+    for (int k = 1; k <= ns; k++)
+        for (int v = 0; v < ns; v++) {
+            d[k][v] = INFINITY;
+            for (int a = 0; a < ns; a++)
+                if (d[k - 1][a] + cost[a][v] < d[k][v]) d[k][v] = d[k - 1][a] + cost[a][v];
+        }
+    double best = INFINITY;
+    for (int v = 0; v < ns; v++) {
+        if (d[ns][v] == INFINITY) continue;
+        double worst = -INFINITY;
+        for (int k = 0; k < ns; k++)
+            if (d[k][v] != INFINITY && (d[ns][v] - d[k][v]) / (ns - k) > worst) worst = (d[ns][v] - d[k][v]) / (ns - k);
+        if (worst < best) best = worst;
+    }
+    return best;
+}
+
+Test(plan, belady_moves_the_fewest_bytes_there_are)
+{
+    unsigned seed = 12345, settled = 0, tried = 0;
+    for (int round = 0; round < 300; round++) {
+        int np = 3 + round % 4, nops = 3 + (round / 4) % 6, cap = 1 + round % (np - 1);
+        char buf[MAXO][3];
+        const char *sets[MAXO];
+        for (int i = 0; i < nops; i++) {
+            seed = seed * 1103515245u + 12345u;
+            int n = cap >= 2 && (seed >> 16) % 3 == 0 ? 2 : 1;
+            buf[i][0] = (char)('a' + (seed >> 8) % (unsigned)np);
+            buf[i][1] = (char)('a' + (seed >> 20) % (unsigned)np);
+            if (n == 1 || buf[i][1] == buf[i][0]) buf[i][1] = 0;
+            buf[i][2] = 0;
+            sets[i] = buf[i];
+        }
+        struct table t;
+        static struct planned pl;
+        table(&t, sets, (size_t)nops, (size_t)np, 1);
+        int rc = plan(&pl, &t, (uint64_t)cap);
+        tried++;
+        if (rc == VP_PLAN_UNSETTLED) continue;
+        cr_assert_eq(rc, VP_PLAN_OK, "round %d", round);
+        settled++;
+        double best = optimum(&t, cap), exact = best * pl.p.period_steps;
+        cr_assert(fabs((double)pl.p.period_in - exact) < 1e-6,
+                  "round %d: %d pieces, room for %d, %d ops: Belady brings in %llu over %u steps, the least "
+                  "possible is %g a step", round, np, cap, nops, (unsigned long long)pl.p.period_in,
+                  pl.p.period_steps, best);
+    }
+    cr_assert_geq(settled * 10, tried * 9, "most tables settle: %u of %u", settled, tried);
+}
+
+/* ---- dirty pieces ---- */
+
+Test(plan, a_clean_piece_leaves_before_a_dirty_one_used_as_soon)
+{
+    /* op 0 uses a and b, op 1 uses c: one of a, b must leave for c, and
+     * both are needed next at op 0 */
+    static const char *const sets[] = {"ab", "c"};
+    struct table t;
+    struct planned pl;
+    table(&t, sets, 2, 3, 10);
+    t.dirty[1] = 1; /* b is written by the step */
+    cr_assert_eq(plan(&pl, &t, 20), VP_PLAN_OK);
+    cr_assert_eq(pl.p.bytes_out, 0, "a (clean) left, b (dirty) stayed");
+    cr_assert_eq(pl.p.bytes_in, 20, "c, then a again");
+    t.dirty[1] = 0;
+    t.dirty[0] = 1;
+    cr_assert_eq(plan(&pl, &t, 20), VP_PLAN_OK);
+    cr_assert_eq(pl.p.bytes_out, 0, "now b leaves");
+}
+
+/* ---- the time of a plan ---- */
+
+static double sim(const struct table *t, uint64_t budget, double h2d, int32_t *lead)
+{
+    static struct planned pl;
+    cr_assert_eq(plan(&pl, t, budget), VP_PLAN_OK);
+    struct vp_bus bus = {h2d, h2d};
+    return vp_plan_simulate(&t->s, budget, &pl.p, &bus, lead);
+}
+
+Test(plan, a_loop_that_fits_takes_its_compute)
+{
+    static const char *const sets[] = {"a", "b", "c"};
+    struct table t;
+    table(&t, sets, 3, 3, 1u << 30);
+    cr_assert_float_eq(sim(&t, 3ull << 30, 1e9, NULL), 3.0, 1e-9);
+}
+
+Test(plan, room_for_one_piece_serialises_the_copies_and_the_compute)
+{
+    /* a then b, 1 s each, 1 GB pieces over 1 GB/s with room for one: each
+     * piece comes in only once the other's op ended: 1 s copy + 1 s op, twice */
+    static const char *const sets[] = {"a", "b"};
+    struct table t;
+    table(&t, sets, 2, 2, 1000000000);
+    cr_assert_float_eq(sim(&t, 1000000000, 1e9, NULL), 4.0, 1e-9);
+}
+
+Test(plan, a_prefetch_starts_ops_ahead_and_hides_behind_the_compute)
+{
+    /* a is used by op 0 only, b by op 3, c by ops 1-2 and 4-5: with room for
+     * two pieces, a and b take turns in one slot and c stays. Each turn's copy
+     * (0.5 s) starts as soon as its slot frees, ops before its use, and hides
+     * behind the 1 s ops: the step is its compute */
+    static const char *const sets[] = {"a", "c", "c", "b", "c", "c"};
+    struct table t;
+    table(&t, sets, 6, 3, 500000000);
+    static struct planned pl;
+    cr_assert_eq(plan(&pl, &t, 1000000000), VP_PLAN_OK);
+    cr_assert(pl.p.pinned[2], "c stays");
+    cr_assert_eq(pl.p.bytes_in, 1000000000, "a and b, once each a step");
+    int32_t lead[64];
+    struct vp_bus bus = {1e9, 1e9};
+    double step = vp_plan_simulate(&t.s, 1000000000, &pl.p, &bus, lead);
+    cr_assert_float_eq(step, 6.0, 1e-9, "the copies hide: %g s", step);
+    for (size_t k = 0; k < pl.p.nmoves; k++) {
+        if (pl.p.moves[k].out) continue;
+        /* b (op 3) starts during op 1, right after a's op 0 ended; a (op 0)
+         * during op 4 of the step before, after b's op 3 */
+        int32_t want = pl.p.moves[k].piece == 1 ? 1 : -2;
+        cr_assert_eq(lead[k], want, "piece %u needed at op %u starts at op %d", pl.p.moves[k].piece,
+                     pl.p.moves[k].op, lead[k]);
+    }
+}
+
+Test(plan, a_slow_bus_sets_the_pace)
+{
+    /* the same loop over a bus four times slower: each copy takes 2 s and
+     * one lands every 3 ops; the two copies of a step take 4 s of the bus,
+     * the compute 6 s: still the compute. At 8x slower (4 s a copy) the bus
+     * needs 8 s a step and sets the pace */
+    static const char *const sets[] = {"a", "c", "c", "b", "c", "c"};
+    struct table t;
+    table(&t, sets, 6, 3, 500000000);
+    cr_assert_float_eq(sim(&t, 1000000000, 0.25e9, NULL), 6.0, 1e-9);
+    double slow = sim(&t, 1000000000, 0.125e9, NULL);
+    cr_assert(slow >= 8.0 - 1e-9, "%g s", slow);
+}
