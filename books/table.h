@@ -1,0 +1,83 @@
+/* table.h - the page table's file: one recorded step of a program, as
+ * text, written at exit and read at start (VPAGE_TABLE, to come) and by
+ * the offline tool (tools/vpage-table.c).
+ *
+ * Format (version 1). Lines end with '\n'; fields are separated by one
+ * space; numbers are decimal, without sign.
+ *
+ *   vpage-table 1              the magic and the version
+ *   fingerprint HEX16          vp_table_fingerprint of the allocations and kernels below
+ *   piece BYTES                bytes of a piece (the last of an allocation may be shorter)
+ *   other BYTES                device bytes the step holds outside paged memory (optional)
+ *   alloc BYTES                one line per paged allocation, in the order the program made
+ *                              them; allocation k is the k-th of these lines, from 0
+ *   kernel NAME                one line per kernel, numbered from 0 in order; NAME is
+ *                              printable ASCII without spaces, at most 191 bytes
+ *   op K NS SPAN...            one line per launch of the step, in order: kernel number K,
+ *                              its time on the device in nanoseconds, and the pieces it
+ *                              touches, each SPAN "A:F-L" (allocation A, its pieces F to L)
+ *                              with a final "w" when the launch may write them; at most
+ *                              VP_TABLE_MAX_SPANS spans
+ *   end                        the last line: a file without it is cut short, and refused
+ *
+ * Contract
+ *   vp_table_parse accepts exactly this, within the limits below, and
+ *   refuses anything else with a reason (a static string) and no partial
+ *   result: a truncated, corrupt or hostile file costs a message, never a
+ *   crash, a hang or an unbounded allocation (it is fuzzed:
+ *   tests/fuzz/fuzz_table.c). Memory is the caller's once parsed
+ *   (vp_table_free). No locks, no driver calls, no global state.
+ */
+#ifndef VPAGE_BOOKS_TABLE_H
+#define VPAGE_BOOKS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VP_TABLE_VERSION 1
+#define VP_TABLE_MAX_ALLOCS (1u << 20)
+#define VP_TABLE_MAX_KERNELS (1u << 20)
+#define VP_TABLE_MAX_OPS (1u << 22)
+#define VP_TABLE_MAX_SPANS 64   /* of one op */
+#define VP_TABLE_MAX_PIECES (1u << 24) /* of one allocation */
+#define VP_TABLE_NAME 192
+
+struct vp_table_span {
+    uint32_t alloc, first, last;
+    uint8_t write;
+};
+
+struct vp_table_op {
+    uint32_t kernel;
+    uint64_t dur_ns;
+    uint32_t first_span, nspans; /* spans[first_span .. first_span + nspans) */
+};
+
+struct vp_table {
+    uint64_t fingerprint, piece, other;
+    size_t nallocs, nkernels, nops, nspans;
+    uint64_t *alloc_bytes;              /* nallocs */
+    char (*kernel)[VP_TABLE_NAME];      /* nkernels */
+    struct vp_table_op *ops;            /* nops */
+    struct vp_table_span *spans;        /* nspans */
+};
+
+/* The fingerprint of a program: FNV-1a over the allocation sizes (8 bytes
+ * each, little-endian) and the kernel names (each with its NUL). */
+uint64_t vp_table_fingerprint(const uint64_t *alloc_bytes, size_t nallocs, const char (*kernel)[VP_TABLE_NAME],
+                              size_t nkernels);
+
+/* Parses len bytes of text into t (zeroed first). Returns 0, or -1 with
+ * *why set and t empty. */
+int vp_table_parse(const char *text, size_t len, struct vp_table *t, const char **why);
+
+/* Writes t as text into buf (NUL-terminated when len > 0); returns the
+ * length the whole text needs, like snprintf. */
+size_t vp_table_write(const struct vp_table *t, char *buf, size_t len);
+
+/* Pieces of allocation a (a < t->nallocs). */
+uint64_t vp_table_pieces(const struct vp_table *t, uint32_t a);
+
+void vp_table_free(struct vp_table *t);
+
+#endif

@@ -1,0 +1,137 @@
+/* test_table.c - the page table's file (books/table.h): written and read
+ * back the same, and every kind of bad file refused with its reason. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../books/table.h"
+
+static uint64_t allocs[3] = {4194304, 2097152, 1000};
+static char kernels[2][VP_TABLE_NAME] = {"gemm", "add"};
+static struct vp_table_op ops[4] = {{0, 1000, 0, 2}, {1, 200, 2, 1}, {0, 1000, 3, 2}, {1, 5, 5, 0}};
+static struct vp_table_span spans[5] = {{0, 0, 1, 0}, {1, 0, 0, 1}, {2, 0, 0, 0}, {0, 1, 1, 0}, {2, 0, 0, 1}};
+
+static struct vp_table sample(void)
+{
+    struct vp_table t = {0, 2097152, 123, 3, 2, 4, 5, allocs, kernels, ops, spans};
+    t.fingerprint = vp_table_fingerprint(allocs, 3, (const char(*)[VP_TABLE_NAME])kernels, 2);
+    return t;
+}
+
+/* The sample's text, with every occurrence of from replaced by to. */
+static char *text_with(const char *from, const char *to)
+{
+    struct vp_table t = sample();
+    static char buf[4096], out[4096];
+    vp_table_write(&t, buf, sizeof buf);
+    if (!from) return buf;
+    char *at = strstr(buf, from);
+    cr_assert(at, "the sample has no '%s'", from);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - buf), buf, to, at + strlen(from));
+    return out;
+}
+
+static void refused(const char *text, size_t len, const char *reason)
+{
+    struct vp_table t;
+    const char *why = NULL;
+    cr_assert_eq(vp_table_parse(text, len, &t, &why), -1, "accepted: %s", text);
+    cr_assert(why && strstr(why, reason), "refused because '%s', not '%s'", why ? why : "(none)", reason);
+    cr_assert(!t.ops && !t.nops && !t.alloc_bytes, "a refusal leaves nothing");
+}
+
+Test(table, written_and_read_back_the_same)
+{
+    struct vp_table t = sample(), back;
+    const char *text = text_with(NULL, NULL), *why = NULL;
+    cr_assert_eq(vp_table_parse(text, strlen(text), &back, &why), 0, "%s: %s", why, text);
+    cr_assert_eq(back.fingerprint, t.fingerprint);
+    cr_assert_eq(back.piece, 2097152);
+    cr_assert_eq(back.other, 123);
+    cr_assert(back.nallocs == 3 && back.nkernels == 2 && back.nops == 4 && back.nspans == 5);
+    cr_assert(!memcmp(back.alloc_bytes, allocs, sizeof allocs));
+    cr_assert_str_eq(back.kernel[1], "add");
+    for (int i = 0; i < 4; i++)
+        cr_assert(back.ops[i].kernel == ops[i].kernel && back.ops[i].dur_ns == ops[i].dur_ns &&
+                  back.ops[i].first_span == ops[i].first_span && back.ops[i].nspans == ops[i].nspans, "op %d", i);
+    for (int j = 0; j < 5; j++) {
+        cr_assert(back.spans[j].alloc == spans[j].alloc && back.spans[j].first == spans[j].first &&
+                  back.spans[j].last == spans[j].last && back.spans[j].write == spans[j].write, "span %d", j);
+    }
+    cr_assert_eq(vp_table_pieces(&back, 0), 2);
+    cr_assert_eq(vp_table_pieces(&back, 2), 1, "a short last piece");
+    vp_table_free(&back);
+}
+
+Test(table, a_file_of_another_kind_or_version_is_refused)
+{
+    refused("hello\n", 6, "not a vpage table");
+    const char *v2 = text_with("vpage-table 1", "vpage-table 2");
+    refused(v2, strlen(v2), "another version");
+    refused("", 0, "not a vpage table");
+}
+
+Test(table, a_file_cut_short_is_refused)
+{
+    const char *text = text_with(NULL, NULL);
+    size_t n = strlen(text);
+    refused(text, n - 4, "cut short");            /* no end line */
+    refused(text, n - 1, "cut short");            /* no last newline */
+    for (size_t k = 1; k < n - 1; k += 7) {      /* anywhere */
+        struct vp_table t;
+        const char *why;
+        cr_assert_eq(vp_table_parse(text, k, &t, &why), -1, "a prefix of %zu bytes was accepted", k);
+    }
+}
+
+Test(table, a_fingerprint_that_is_not_its_contents_is_refused)
+{
+    const char *text = text_with("kernel add", "kernel adx");
+    refused(text, strlen(text), "fingerprint");
+}
+
+Test(table, numbers_past_their_limits_are_refused)
+{
+    const char *t1 = text_with("alloc 1000", "alloc 99999999999999999999999999");
+    refused(t1, strlen(t1), "too large");
+    const char *t2 = text_with("op 1 5", "op 7 5");
+    refused(t2, strlen(t2), "a kernel the table does not have");
+    const char *t3 = text_with("0:0-1 ", "0:0-2 ");
+    refused(t3, strlen(t3), "past its allocation");
+    const char *t4 = text_with("0:0-1 ", "9:0-1 ");
+    refused(t4, strlen(t4), "an allocation the table does not have");
+    const char *t5 = text_with("0:0-1 ", "0:1-0 ");
+    refused(t5, strlen(t5), "malformed");
+    const char *t6 = text_with("piece 2097152", "piece 0");
+    refused(t6, strlen(t6), "piece");
+}
+
+Test(table, names_and_lines_that_do_not_follow_the_format_are_refused)
+{
+    const char *t1 = text_with("kernel add", "kernel a\x1b[2Jd");
+    refused(t1, strlen(t1), "printable");
+    const char *t2 = text_with("kernel add", "kernel a d");
+    refused(t2, strlen(t2), "printable");
+    char longname[300];
+    memset(longname, 'k', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    char with[320];
+    snprintf(with, sizeof with, "kernel %s", longname);
+    const char *t3 = text_with("kernel add", with);
+    refused(t3, strlen(t3), "too long");
+    const char *t4 = text_with("end\n", "end\nop 0 1\n");
+    refused(t4, strlen(t4), "after the end");
+    const char *t5 = text_with("op 1 5", "op 1 5 ");
+    refused(t5, strlen(t5), "malformed");
+    const char *t6 = text_with("alloc 1000", "alloc 1000\nweights 7");
+    refused(t6, strlen(t6), "unknown line");
+}
+
+Test(table, a_launch_with_too_many_spans_is_refused)
+{
+    char many[64 * 8 + 32] = "op 1 5";
+    for (int i = 0; i < VP_TABLE_MAX_SPANS + 1; i++) strcat(many, " 2:0-0");
+    const char *text = text_with("op 1 5", many);
+    refused(text, strlen(text), "too many spans");
+}
