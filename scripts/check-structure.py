@@ -22,7 +22,7 @@ import os
 import re
 import sys
 
-LAYERS = ["interpose", "core", "pager", "books", "policy", "driver", "common", "include"]
+LAYERS = ["tools", "interpose", "core", "pager", "books", "policy", "driver", "common", "include"]
 ALONE = {"policy": {"policy"}, "common": {"common", "include"}}
 MAX_FUNC = 100
 MAX_FILE = 700

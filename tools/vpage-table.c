@@ -1,0 +1,259 @@
+/* vpage-table - reads a page table file (books/table.h) and answers what a
+ * user asks of it, with the planner of the learned page table
+ * (policy/plan.h):
+ *
+ *   vpage-table show FILE
+ *       the step: launches, compute time, allocations and bytes touched,
+ *       the kernels that take the most time
+ *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--json]
+ *       for each cap: the plan of the loop under the cap less the step's
+ *       other memory (Belady's rule), the bytes it moves a step, what stays
+ *       pinned, and the step's predicted time against its compute and the
+ *       transfer bound
+ *
+ * Exit status 0, 1 when the file is refused (with the reason), 2 on a usage
+ * error. Nothing here touches a GPU.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../books/table.h"
+#include "../common/options.h"
+#include "../policy/plan.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap && !(buf = realloc(buf, cap *= 2))) break;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* ---- the table as the planner's step ---- */
+
+struct flat {
+    struct vp_step s;
+    struct vp_step_op *ops;
+    uint32_t *touch;
+    uint64_t *bytes, *base; /* per piece; per allocation: its first piece */
+    uint8_t *dirty;
+    uint64_t compute_ns, touched, written;
+};
+
+/* The pieces of span sp into f's touch list from k (each once an op). */
+static uint32_t add_span(struct flat *f, const struct vp_table_span *sp, uint32_t k, uint8_t *seen)
+{
+    for (uint32_t x = sp->first; x <= sp->last; x++) {
+        uint32_t id = (uint32_t)(f->base[sp->alloc] + x);
+        if (sp->write) f->dirty[id] = 1;
+        if (seen[id]) continue;
+        seen[id] = 1;
+        f->touch[k++] = id;
+    }
+    return k;
+}
+
+static int flatten(const struct vp_table *t, struct flat *f)
+{
+    uint64_t np = 0, nt = 0;
+    memset(f, 0, sizeof *f);
+    f->base = malloc((t->nallocs + 1) * sizeof *f->base);
+    for (size_t a = 0; f->base && a < t->nallocs; a++) {
+        f->base[a] = np;
+        np += vp_table_pieces(t, (uint32_t)a);
+    }
+    for (size_t j = 0; j < t->nspans; j++) nt += t->spans[j].last - t->spans[j].first + 1;
+    if (!f->base || np > UINT32_MAX || nt > UINT32_MAX) return -1;
+    f->bytes = malloc((np ? np : 1) * sizeof *f->bytes);
+    f->dirty = calloc(np ? np : 1, 1);
+    f->touch = malloc((nt ? nt : 1) * sizeof *f->touch);
+    f->ops = malloc(t->nops * sizeof *f->ops);
+    uint8_t *seen = calloc(np ? np : 1, 1);
+    if (!f->bytes || !f->dirty || !f->touch || !f->ops || !seen) return free(seen), -1;
+    for (size_t a = 0; a < t->nallocs; a++)
+        for (uint64_t x = 0, n = vp_table_pieces(t, (uint32_t)a); x < n; x++)
+            f->bytes[f->base[a] + x] = x + 1 < n ? t->piece : t->alloc_bytes[a] - x * t->piece;
+    uint32_t k = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        const struct vp_table_op *o = &t->ops[i];
+        uint32_t first = k;
+        for (uint32_t j = 0; j < o->nspans; j++) k = add_span(f, &t->spans[o->first_span + j], k, seen);
+        for (uint32_t j = first; j < k; j++) seen[f->touch[j]] = 0;
+        f->ops[i] = (struct vp_step_op){(double)o->dur_ns * 1e-9, first, k - first};
+        f->compute_ns += o->dur_ns;
+    }
+    for (uint64_t x = 0; x < np; x++) {
+        f->written += f->dirty[x] ? f->bytes[x] : 0;
+        f->touched += f->bytes[x];
+    }
+    free(seen);
+    f->s = (struct vp_step){t->nops, np, f->ops, f->touch, f->bytes, f->dirty};
+    return 0;
+}
+
+static void flat_free(struct flat *f)
+{
+    free(f->ops);
+    free(f->touch);
+    free(f->bytes);
+    free(f->base);
+    free(f->dirty);
+}
+
+/* ---- show ---- */
+
+static double gib(uint64_t b) { return (double)b / (double)(1ull << 30); }
+
+struct kstat {
+    uint64_t ns, launches;
+    uint32_t k;
+};
+
+static int by_time(const void *a, const void *b)
+{
+    const struct kstat *x = a, *y = b;
+    return x->ns > y->ns ? -1 : x->ns < y->ns;
+}
+
+static int show(const struct vp_table *t, const struct flat *f)
+{
+    printf("fingerprint %016llx, pieces of %.1f MiB\n", (unsigned long long)t->fingerprint,
+           (double)t->piece / (1 << 20));
+    printf("step: %zu launches of %zu kernels, %.3f s of compute\n", t->nops, t->nkernels, f->compute_ns * 1e-9);
+    printf("paged memory the step touches: %.2f GiB in %zu allocations (%.2f GiB written); other memory %.2f GiB\n",
+           gib(f->touched), t->nallocs, gib(f->written), gib(t->other));
+    struct kstat *ks = calloc(t->nkernels ? t->nkernels : 1, sizeof *ks);
+    if (!ks) return 1;
+    for (size_t k = 0; k < t->nkernels; k++) ks[k].k = (uint32_t)k;
+    for (size_t i = 0; i < t->nops; i++) {
+        ks[t->ops[i].kernel].ns += t->ops[i].dur_ns;
+        ks[t->ops[i].kernel].launches++;
+    }
+    qsort(ks, t->nkernels, sizeof *ks, by_time);
+    printf("kernels by time in the step:\n");
+    for (size_t k = 0; k < t->nkernels && k < 10; k++)
+        printf("  %10.3f ms  %6llu launches  %.100s\n", ks[k].ns * 1e-6, (unsigned long long)ks[k].launches,
+               t->kernel[ks[k].k]);
+    free(ks);
+    return 0;
+}
+
+/* ---- simulate ---- */
+
+struct args {
+    const char *caps;
+    double h2d, d2h; /* bytes a second */
+    int json;
+};
+
+static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, const struct args *a, int first)
+{
+    uint64_t budget = cap > t->other ? cap - t->other : 0;
+    /* room for every move of a plan: two a touch, over the longest period */
+    size_t most = 2 * VP_PLAN_MAX_PERIOD * ((size_t)f->ops[t->nops - 1].first + f->ops[t->nops - 1].n) + 1;
+    struct vp_plan p = {.moves = malloc(most * sizeof *p.moves), .cap = most,
+                        .resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1)};
+    int rc = p.moves && p.resident_at_start && p.pinned ? vp_plan_step(&f->s, budget, &p) : VP_PLAN_NO_ROOM;
+    struct vp_bus bus = {a->h2d, a->d2h};
+    double step = rc == VP_PLAN_OK ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
+    double compute = f->compute_ns * 1e-9;
+    uint64_t pinned = 0, must = f->touched > budget ? f->touched - budget : 0;
+    for (size_t x = 0; rc == VP_PLAN_OK && x < f->s.npieces; x++) pinned += p.pinned[x] ? f->bytes[x] : 0;
+    double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
+    if (a->json)
+        printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
+               "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u}",
+               first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
+               (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
+               p.period_steps);
+    else if (rc != VP_PLAN_OK)
+        printf("cap %.2f GiB: no plan (%s)\n", gib(cap),
+               rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget" : "the loop does not settle");
+    else
+        printf("cap %.2f GiB (budget %.2f GiB): step %.3f s, %.2fx compute, %.2fx the transfer bound; in %.2f GiB, "
+               "back %.2f GiB a step; pinned %.2f GiB\n",
+               gib(cap), gib(budget), step, step / compute, step / bound, gib(p.bytes_in), gib(p.bytes_out),
+               gib(pinned));
+    free(p.moves);
+    free(p.resident_at_start);
+    free(p.pinned);
+    return rc == VP_PLAN_OK ? 0 : 1;
+}
+
+static int simulate(const struct vp_table *t, struct flat *f, const struct args *a)
+{
+    char caps[512];
+    snprintf(caps, sizeof caps, "%s", a->caps);
+    int bad = 0, first = 1;
+    if (a->json) printf("{\"compute_s\": %.6f, \"touched\": %llu, \"caps\": [", f->compute_ns * 1e-9,
+                        (unsigned long long)f->touched);
+    for (char *save = NULL, *c = strtok_r(caps, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+        uint64_t cap;
+        const char *why;
+        if (vp_parse_size(c, &cap, &why)) {
+            fprintf(stderr, "vpage-table: --cap %s: %s\n", c, why);
+            return 2;
+        }
+        bad |= simulate_cap(t, f, cap, a, first);
+        first = 0;
+    }
+    if (a->json) printf("]}\n");
+    return bad;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: vpage-table show FILE\n"
+                    "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--json]\n");
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    *a = (struct args){NULL, 55e9, 55e9, 0}; /* the H100's pinned copies, measured: ../shared/DEVICE-FACTS.md */
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
+        else if (i + 1 < argc && !strcmp(argv[i], "--d2h")) a->d2h = atof(argv[++i]) * 1e9;
+        else return -1;
+    }
+    return a->h2d > 0 && a->d2h > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    if (argc < 3 || parse_args(argc, argv, &a)) return usage();
+    int is_show = !strcmp(argv[1], "show");
+    if (!is_show && (strcmp(argv[1], "simulate") || !a.caps)) return usage();
+    size_t len;
+    char *text = slurp(argv[2], &len);
+    if (!text) {
+        perror(argv[2]);
+        return 1;
+    }
+    struct vp_table t;
+    const char *why;
+    if (vp_table_parse(text, len, &t, &why)) {
+        fprintf(stderr, "vpage-table: %s refused: %s\n", argv[2], why);
+        free(text);
+        return 1;
+    }
+    free(text);
+    struct flat f;
+    int rc = flatten(&t, &f) ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
+                             : is_show ? show(&t, &f) : simulate(&t, &f, &a);
+    flat_free(&f);
+    vp_table_free(&t);
+    return rc;
+}
