@@ -244,13 +244,15 @@ static int apply(int i, const char *s, const char **why)
     }
     case OPT_STATS_FILE:
     case OPT_TRACE:
+    case OPT_TABLE:
     case OPT_LIBCUDA:
     case OPT_WEIGHT_FILES: {
         char *dst = i == OPT_STATS_FILE ? vp_opt.stats_file
                     : i == OPT_TRACE    ? vp_opt.trace
+                    : i == OPT_TABLE    ? vp_opt.table
                     : i == OPT_LIBCUDA  ? vp_opt.libcuda
                                         : vp_opt.weight_files;
-        size_t cap = sizeof vp_opt.stats_file; /* all four are 512 bytes */
+        size_t cap = sizeof vp_opt.stats_file; /* all five are 512 bytes */
         if (strlen(s) >= cap) { *why = "too long"; return -1; }
         if (i == OPT_LIBCUDA && !*s) { *why = "empty"; return -1; }
         strcpy(dst, s);

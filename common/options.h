@@ -47,6 +47,9 @@ struct vp_cap {
     X(TRACE, trace, STRING, "", "write a trace of stream mode's moves and of "   \
       "the operations on streamed memory to this path (appended; %p becomes "    \
       "the process id); read it with scripts/vpage-trace")                       \
+    X(TABLE, table, STRING, "", "stream mode: write the page table of the "      \
+      "program's loop (one step, found in its launches) to this path at exit; "  \
+      "%p becomes the process id; read it with vpage-table")                     \
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
     X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
       "weight files to track (shell patterns on the file name, comma-separated; "  \
@@ -100,6 +103,7 @@ struct vp_options {
     bool stats;
     char stats_file[512];
     char trace[512];
+    char table[512];
     char libcuda[512];
     char weight_files[512];
     uint64_t warn_max;

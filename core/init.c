@@ -14,6 +14,7 @@
 #include "../common/vp.h"
 #include "../driver/driver.h"
 #include "../pager/pager.h"
+#include "../pager/record.h"
 #include "mem.h"
 #include "report.h"
 
@@ -50,6 +51,7 @@ static void after_fork_child(void)
     vp_weights_reset_child();
     vp_stats_reset();
     vp_trace_reset_child();
+    vp_record_reset_child();
 }
 
 static void start(void)
@@ -79,6 +81,7 @@ __attribute__((destructor)) static void vp_fini(void)
 {
     if (atomic_load(&state) > 0) {
         vp_pager()->shutdown();
+        vp_record_finish();
         vp_report_at_exit();
         vp_trace_close();
     }

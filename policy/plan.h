@@ -82,7 +82,7 @@ struct vp_move {
     uint8_t wrap;   /* out: the room it frees serves the next step's op */
 };
 
-#define VP_PLAN_MAX_PERIOD 4 /* steps a plan's period may have */
+#define VP_PLAN_MAX_PERIOD 32 /* steps a plan's period may have */
 
 struct vp_plan {
     /* the caller's arrays: moves (room for 2 * VP_PLAN_MAX_PERIOD * the

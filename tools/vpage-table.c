@@ -113,6 +113,14 @@ static void flat_free(struct flat *f)
 
 static double gib(uint64_t b) { return (double)b / (double)(1ull << 30); }
 
+/* b as "1.50 GiB" or "24.0 MiB" (buf of 32). */
+static const char *human(uint64_t b, char *buf)
+{
+    if (b >= (1ull << 30)) snprintf(buf, 32, "%.2f GiB", gib(b));
+    else snprintf(buf, 32, "%.1f MiB", (double)b / (1 << 20));
+    return buf;
+}
+
 struct kstat {
     uint64_t ns, launches;
     uint32_t k;
@@ -129,8 +137,10 @@ static int show(const struct vp_table *t, const struct flat *f)
     printf("fingerprint %016llx, pieces of %.1f MiB\n", (unsigned long long)t->fingerprint,
            (double)t->piece / (1 << 20));
     printf("step: %zu launches of %zu kernels, %.3f s of compute\n", t->nops, t->nkernels, f->compute_ns * 1e-9);
-    printf("paged memory the step touches: %.2f GiB in %zu allocations (%.2f GiB written); other memory %.2f GiB\n",
-           gib(f->touched), t->nallocs, gib(f->written), gib(t->other));
+    char a[32], b[32], c[32];
+    printf("paged memory the step touches: %s in %zu allocations (%s written); other memory %s\n",
+           human(f->touched, a), t->nallocs, human(f->written, b), human(t->other, c));
+    if (!f->compute_ns) printf("(the launches' times were not recorded: plans say bytes, not time)\n");
     struct kstat *ks = calloc(t->nkernels ? t->nkernels : 1, sizeof *ks);
     if (!ks) return 1;
     for (size_t k = 0; k < t->nkernels; k++) ks[k].k = (uint32_t)k;
@@ -169,6 +179,7 @@ static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, 
     uint64_t pinned = 0, must = f->touched > budget ? f->touched - budget : 0;
     for (size_t x = 0; rc == VP_PLAN_OK && x < f->s.npieces; x++) pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
+    char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
                "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u}",
@@ -176,13 +187,15 @@ static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, 
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
                p.period_steps);
     else if (rc != VP_PLAN_OK)
-        printf("cap %.2f GiB: no plan (%s)\n", gib(cap),
+        printf("cap %s: no plan (%s)\n", human(cap, c1),
                rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget" : "the loop does not settle");
+    else if (compute > 0)
+        printf("cap %s (budget %s): step %.3f s, %.2fx compute, %.2fx the transfer bound; in %s, back %s a step; "
+               "pinned %s\n", human(cap, c1), human(budget, c2), step, step / compute, step / bound,
+               human(p.bytes_in, c3), human(p.bytes_out, c4), human(pinned, c5));
     else
-        printf("cap %.2f GiB (budget %.2f GiB): step %.3f s, %.2fx compute, %.2fx the transfer bound; in %.2f GiB, "
-               "back %.2f GiB a step; pinned %.2f GiB\n",
-               gib(cap), gib(budget), step, step / compute, step / bound, gib(p.bytes_in), gib(p.bytes_out),
-               gib(pinned));
+        printf("cap %s (budget %s): in %s, back %s a step (%.3f s on the bus alone); pinned %s\n", human(cap, c1),
+               human(budget, c2), human(p.bytes_in, c3), human(p.bytes_out, c4), step, human(pinned, c5));
     free(p.moves);
     free(p.resident_at_start);
     free(p.pinned);

@@ -11,6 +11,7 @@
 #include "../../common/trace.h"
 #include "../../driver/query.h"
 #include "../../driver/vmm.h"
+#include "../record.h"
 #include "../stream.h"
 #include "internal.h"
 
@@ -123,6 +124,8 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     if (rc == CUDA_SUCCESS) {
         pthread_mutex_lock(&sp.pt.mu);
         if (vp_allocs_insert_locked(&sp.allocs, a->base, a->size, a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        else a->order = sp.next_order++;
+        if (rc == CUDA_SUCCESS && vp_record_on()) vp_record_alloc(a->order, a->span, a->piece);
         pthread_mutex_unlock(&sp.pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, np);
     }

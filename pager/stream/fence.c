@@ -12,7 +12,9 @@
 #include "../../driver/exec.h"
 #include "../../driver/query.h"
 #include "../../driver/vmm.h"
+#include "../../books/account.h"
 #include "../../policy/demand.h"
+#include "../record.h"
 #include "internal.h"
 
 /* per thread: the allocations of the operation being issued */
@@ -186,6 +188,12 @@ static int map_bare_locked(void)
 
 /* ---- an operation ---- */
 
+/* The launch being recorded (pager/record.h), per thread. */
+static __thread struct {
+    struct vp_record_span s[VP_RECORD_SPANS];
+    size_t n;
+} rec;
+
 /* Notes a use at tick t of the pieces the address a + off is taken to
  * touch: they are requested until the operation is issued. Returns 1 when
  * one of them is not resident. mu held. */
@@ -194,6 +202,8 @@ static int use_pieces_locked(struct salloc *a, uint64_t off, uint64_t t)
     uint64_t first, cnt;
     int want = 0;
     vp_policy_demand_range(a->span, off, a->piece, vp_policy_touch_most(vp_cap_of(a->dev)), &first, &cnt);
+    if (rec.n < VP_RECORD_SPANS && vp_record_on()) rec.s[rec.n++] = (struct vp_record_span){a->order, (uint32_t)first,
+                                                                         (uint32_t)(first + cnt - 1)};
     for (uint64_t i = first; i < first + cnt; i++) {
         struct piece *p = &a->pc[i];
         if (p->u.last == t) continue;
@@ -223,6 +233,7 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     op.n = 0;
     op.all = o->all;
     op.progress = 0;
+    rec.n = 0;
     for (size_t j = 0; j < o->n; j++) {
         struct salloc *a = find_locked(o->ptrs[j]);
         if (!a || a->gone) continue;
@@ -327,6 +338,10 @@ int stream_op_begin(const struct vp_op *o)
     pthread_mutex_lock(&sp.pt.mu);
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);
+    if (o->use && op.n && vp_record_on()) {
+        int d = op.a[0]->dev;
+        vp_record_launch(o->what, d, rec.s, rec.n, vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
+    }
     if (!op.n && !op.all) {
         pthread_mutex_unlock(&sp.pt.mu);
         return 0;

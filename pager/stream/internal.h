@@ -96,6 +96,7 @@ struct salloc {
     int ev_dev;
     uint64_t serial; /* event of the latest operation on it (0: none) */
     int still;       /* planning: no operation on it is issued or in flight (-1: not asked) */
+    uint32_t order;  /* of making, among streamed allocations (pager/record.h) */
     uint32_t npieces;
     struct piece pc[];
 };
@@ -195,6 +196,7 @@ struct stream_pager {
     int quiet;                 /* planning: the 'all' fence is clear (-1: not asked yet) */
     double pin_acc[VP_MAX_DEVICES];
     uint32_t pin_next;
+    uint32_t next_order;       /* the next allocation's order */
     struct slot *free_slots[VP_MAX_DEVICES];
     struct hole *holes;        /* sorted by start */
     size_t nholes, capholes;

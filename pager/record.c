@@ -1,0 +1,195 @@
+/* record.c - see record.h. */
+#define _GNU_SOURCE
+#include "record.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../books/table.h"
+#include "../common/file.h"
+#include "../common/log.h"
+#include "../common/options.h"
+#include "../policy/plan.h"
+
+struct rec {
+    uint64_t id;            /* the launch's identity */
+    const char *kernel;     /* the registry's name: lives as long as the process */
+    uint64_t other;
+    uint8_t n;
+    struct vp_record_span s[VP_RECORD_SPANS];
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rec *ring;    /* VP_RECORD_OPS, made at the first launch */
+static uint64_t launches;   /* recorded, in all */
+static int dev_kept = -1;
+static struct { uint64_t bytes, piece; } *allocs;
+static size_t nallocs, capallocs;
+
+int vp_record_on(void) { return vp_opt.table[0] != 0; }
+
+void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece)
+{
+    pthread_mutex_lock(&mu);
+    if (order >= capallocs) {
+        size_t nc = capallocs ? capallocs * 2 : 1024;
+        while (nc <= order) nc *= 2;
+        void *p = realloc(allocs, nc * sizeof *allocs);
+        if (p) {
+            allocs = p;
+            capallocs = nc;
+        }
+    }
+    if (order < capallocs) {
+        allocs[order].bytes = bytes;
+        allocs[order].piece = piece;
+        if (order >= nallocs) nallocs = order + 1u;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ull; }
+
+void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other)
+{
+    pthread_mutex_lock(&mu);
+    if (dev_kept < 0) dev_kept = dev;
+    if (!ring) ring = calloc(VP_RECORD_OPS, sizeof *ring);
+    if (ring && dev == dev_kept) {
+        struct rec *r = &ring[launches++ % VP_RECORD_OPS];
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (const char *c = kernel; *c; c++) h = mix(h, (unsigned char)*c);
+        r->n = (uint8_t)(n < VP_RECORD_SPANS ? n : VP_RECORD_SPANS);
+        for (size_t j = 0; j < r->n; j++) {
+            r->s[j] = s[j];
+            h = mix(mix(mix(h, s[j].alloc), s[j].first), s[j].last);
+        }
+        r->id = h;
+        r->kernel = kernel;
+        r->other = other;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_record_reset_child(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    ring = NULL; /* the parent's: not freed, not ours */
+    launches = 0;
+    dev_kept = -1;
+    allocs = NULL;
+    nallocs = capallocs = 0;
+}
+
+/* ---- the step as a table ---- */
+
+/* Index of x in v[0..*n), added when missing (n kept under most). */
+static long index_of(const void **v, size_t *n, size_t most, const void *x)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (v[i] == x) return (long)i;
+    if (*n == most) return -1;
+    v[*n] = x;
+    return (long)(*n)++;
+}
+
+/* The step's last p launches (the oldest of them at ring index start) into
+ * t. Returns 0, or -1 when out of memory. */
+static int make_table(struct vp_table *t, uint64_t start, size_t p)
+{
+    long *alloc_at = malloc((nallocs + 1) * sizeof *alloc_at);
+    const void **names = malloc(p * sizeof *names);
+    uint32_t *orders = malloc((nallocs + 1) * sizeof *orders);
+    t->ops = calloc(p, sizeof *t->ops);
+    t->spans = calloc(p * VP_RECORD_SPANS, sizeof *t->spans);
+    if (!alloc_at || !names || !orders || !t->ops || !t->spans) goto fail;
+    for (size_t a = 0; a < nallocs; a++) alloc_at[a] = -1;
+    for (size_t i = 0; i < p; i++) {
+        const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
+        struct vp_table_op *o = &t->ops[t->nops++];
+        *o = (struct vp_table_op){(uint32_t)index_of(names, &t->nkernels, p, r->kernel), 0, (uint32_t)t->nspans, r->n};
+        if (r->other > t->other) t->other = r->other;
+        for (uint8_t j = 0; j < r->n; j++) {
+            uint32_t a = r->s[j].alloc;
+            if (a >= nallocs) goto fail;
+            if (alloc_at[a] < 0) {
+                alloc_at[a] = (long)t->nallocs;
+                orders[t->nallocs++] = a;
+            }
+            t->spans[t->nspans++] = (struct vp_table_span){(uint32_t)alloc_at[a], r->s[j].first, r->s[j].last, 0};
+        }
+    }
+    t->alloc_bytes = malloc((t->nallocs + 1) * sizeof *t->alloc_bytes);
+    t->kernel = calloc(t->nkernels + 1, sizeof *t->kernel);
+    if (!t->alloc_bytes || !t->kernel) goto fail;
+    for (size_t a = 0; a < t->nallocs; a++) t->alloc_bytes[a] = allocs[orders[a]].bytes;
+    for (size_t k = 0; k < t->nkernels; k++) snprintf(t->kernel[k], VP_TABLE_NAME, "%s", (const char *)names[k]);
+    t->piece = t->nallocs ? allocs[orders[0]].piece : 1;
+    t->fingerprint = vp_table_fingerprint(t->alloc_bytes, t->nallocs, (const char(*)[VP_TABLE_NAME])t->kernel,
+                                          t->nkernels);
+    free(alloc_at);
+    free(names);
+    free(orders);
+    return 0;
+fail:
+    free(alloc_at);
+    free(names);
+    free(orders);
+    return -1;
+}
+
+/* Kernel names as the table takes them: printable ASCII without spaces. */
+static void clean_names(struct vp_table *t)
+{
+    for (size_t k = 0; k < t->nkernels; k++) {
+        for (char *c = t->kernel[k]; *c; c++)
+            if (*c <= ' ' || *c > '~') *c = '_';
+        if (!t->kernel[k][0]) strcpy(t->kernel[k], "?");
+    }
+    t->fingerprint = vp_table_fingerprint(t->alloc_bytes, t->nallocs, (const char(*)[VP_TABLE_NAME])t->kernel,
+                                          t->nkernels);
+}
+
+static void write_table(const struct vp_table *t, const char *path)
+{
+    size_t n = vp_table_write(t, NULL, 0);
+    char *text = malloc(n + 1);
+    int fd = text ? vp_file_open(path, 0) : -1;
+    if (fd < 0) {
+        vp_warn("cannot write the page table to %s (VPAGE_TABLE)", path);
+    } else {
+        vp_table_write(t, text, n + 1);
+        vp_file_write(fd, text, n);
+        vp_file_close(fd);
+        vp_info("page table: a step of %zu launches on %zu allocations written to %s", t->nops, t->nallocs, path);
+    }
+    free(text);
+}
+
+void vp_record_finish(void)
+{
+    if (!vp_record_on()) return;
+    pthread_mutex_lock(&mu);
+    size_t n = launches < VP_RECORD_OPS ? (size_t)launches : VP_RECORD_OPS;
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids), first = launches - n;
+    for (size_t i = 0; ids && i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
+    size_t p = ids ? vp_plan_period(ids, n, 3) : 0;
+    struct vp_table t;
+    memset(&t, 0, sizeof t);
+    char path[600];
+    vp_expand_path(vp_opt.table, path, sizeof path);
+    if (!p)
+        vp_warn("page table: no step found in the last %zu launches (a loop repeated three times): nothing written "
+                "to %s (VPAGE_TABLE)", n, path);
+    else if (make_table(&t, launches - p, p))
+        vp_warn("page table: out of memory; nothing written to %s (VPAGE_TABLE)", path);
+    else {
+        clean_names(&t);
+        write_table(&t, path);
+    }
+    vp_table_free(&t);
+    free(ids);
+    pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,59 @@
+/* record.h - the recording of the learned page table (VPAGE_TABLE): the
+ * program's kernel launches on paged memory, the step found among them,
+ * and the table written at exit (books/table.h).
+ *
+ * Contract
+ *   Off unless VPAGE_TABLE names a file: vp_record_on() is then one load.
+ *   The pager calls vp_record_alloc for each paged allocation it makes
+ *   (numbered in the order of making: addresses differ between runs,
+ *   orders do not) and vp_record_launch for each kernel launch it fences,
+ *   with the pieces the launch is taken to touch (pager/launch.h), in the
+ *   order they are issued. The latest VP_RECORD_OPS launches are kept.
+ *   At exit vp_record_finish finds the step, the shortest period the last
+ *   three periods of launches repeat (vp_plan_period, policy/plan.h), and
+ *   writes one step as a table: every launch's kernel and pieces, the
+ *   allocations and kernels they name, and the most device memory counted
+ *   outside paged memory meanwhile ("other"). Launch times are not known
+ *   here yet (no CUPTI): they are written as 0, and "w" (writes) is not
+ *   known either. No step found: no file, and one line that says so.
+ *
+ *   A launch is identified by its kernel's name and the allocations and
+ *   pieces it touches. Only the device of the first launch recorded is
+ *   kept. Launches of more than VP_RECORD_SPANS allocations keep the first
+ *   ones. Graph replays and launches whose parameters cannot be read are
+ *   not launches here.
+ *
+ *   Locks: one leaf mutex of its own; vp_record_launch and vp_record_alloc
+ *   are called under the pager's mutex (the order of issue).
+ */
+#ifndef VPAGE_PAGER_RECORD_H
+#define VPAGE_PAGER_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VP_RECORD_OPS (1u << 16)
+#define VP_RECORD_SPANS 8
+
+struct vp_record_span {
+    uint32_t alloc;       /* its allocation, by order of making */
+    uint32_t first, last; /* its pieces */
+};
+
+/* True when launches are recorded (VPAGE_TABLE names a file). */
+int vp_record_on(void);
+
+/* Paged allocation number order was made: bytes, cut in pieces of piece. */
+void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece);
+
+/* A kernel launch on device dev touching s[0..n); other: device bytes
+ * counted outside paged memory now. */
+void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other);
+
+/* At exit: writes the table (see contract). */
+void vp_record_finish(void);
+
+/* The child after fork: the parent's launches are not its own. */
+void vp_record_reset_child(void);
+
+#endif

@@ -1,0 +1,43 @@
+/* record_loop.c - a program with a loop, for the page table's recording
+ * (VPAGE_TABLE, pager/record.h): six 4 MiB buffers, a warm-up of launches
+ * of another pattern, then ten steps of six launches, one on each buffer
+ * in turn. Run under the preload on the fake driver by
+ * tests/check_record.sh, which reads the table it leaves. */
+#include <cuda.h>
+#include <stdio.h>
+
+#define CHECK(call)                                                   \
+    do {                                                              \
+        if ((call) != CUDA_SUCCESS) {                                 \
+            fprintf(stderr, "record_loop: %s failed\n", #call);       \
+            return 1;                                                 \
+        }                                                             \
+    } while (0)
+
+int main(void)
+{
+    CUdevice d;
+    CUcontext ctx;
+    CUmodule m;
+    CUfunction f;
+    CUdeviceptr buf[6], none = 0;
+    CHECK(cuInit(0));
+    CHECK(cuDeviceGet(&d, 0));
+    CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
+    CHECK(cuCtxSetCurrent(ctx));
+    CHECK(cuModuleLoadData(&m, "ro:2"));
+    CHECK(cuModuleGetFunction(&f, m, "ro"));
+    for (int i = 0; i < 6; i++) CHECK(cuMemAlloc(&buf[i], 4 << 20));
+    for (int i = 0; i < 5; i++) { /* warm-up: two buffers a launch */
+        void *args[2] = {&buf[i], &buf[i + 1]};
+        CHECK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+    }
+    for (int step = 0; step < 10; step++)
+        for (int i = 0; i < 6; i++) {
+            void *args[2] = {&buf[i], &none};
+            CHECK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+        }
+    CHECK(cuCtxSynchronize());
+    puts("record_loop: done");
+    return 0;
+}
