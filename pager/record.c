@@ -14,7 +14,8 @@
 #include "../policy/plan.h"
 
 struct rec {
-    uint64_t id;            /* the launch's identity */
+    uint64_t id;            /* the launch's identity: its kernel's name and pieces */
+    uint64_t kid;           /* its kernel's: the name alone */
     const char *kernel;     /* the registry's name: lives as long as the process */
     uint64_t other;
     uint8_t n;
@@ -52,6 +53,7 @@ void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece)
 
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ull; }
 
+
 void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other)
 {
     pthread_mutex_lock(&mu);
@@ -61,6 +63,7 @@ void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *
         struct rec *r = &ring[launches++ % VP_RECORD_OPS];
         uint64_t h = 0xcbf29ce484222325ull;
         for (const char *c = kernel; *c; c++) h = mix(h, (unsigned char)*c);
+        r->kid = h;
         r->n = (uint8_t)(n < VP_RECORD_SPANS ? n : VP_RECORD_SPANS);
         for (size_t j = 0; j < r->n; j++) {
             r->s[j] = s[j];
@@ -168,22 +171,61 @@ static void write_table(const struct vp_table *t, const char *path)
     free(text);
 }
 
+/* How many launches before end the period p holds for (ids[i] ==
+ * ids[i - p] for each of them). */
+static size_t extent(const uint64_t *ids, size_t end, size_t p)
+{
+    size_t i = end;
+    while (i > p && ids[i - 1] == ids[i - 1 - p]) i--;
+    return end - i;
+}
+
+/* The step: a period of the launches' kernels that repeats three times
+ * over, ending at one of the last VP_RECORD_TAIL launches (a program's
+ * loop is often followed by a few launches of its own: a checksum, a
+ * decode); of those, the one that holds over the most launches (the loop,
+ * not three like launches of the tail). Sets *end (the step's last launch
+ * + 1, counted in ids) and returns the period, or 0. */
+#define VP_RECORD_TAIL 256
+static size_t find_step(const uint64_t *ids, size_t n, size_t *end)
+{
+    size_t best = 0, best_len = 0;
+    for (size_t tail = 0; tail <= VP_RECORD_TAIL && tail < n; tail++) {
+        size_t p = vp_plan_period(ids, n - tail, 3);
+        size_t len = p ? extent(ids, n - tail, p) : 0;
+        if (len > best_len) {
+            best = p;
+            best_len = len;
+            *end = n - tail;
+        }
+    }
+    return best;
+}
+
 void vp_record_finish(void)
 {
     if (!vp_record_on()) return;
     pthread_mutex_lock(&mu);
-    size_t n = launches < VP_RECORD_OPS ? (size_t)launches : VP_RECORD_OPS;
+    size_t n = launches < VP_RECORD_OPS ? (size_t)launches : VP_RECORD_OPS, end = 0;
     uint64_t *ids = malloc((n ? n : 1) * sizeof *ids), first = launches - n;
-    for (size_t i = 0; ids && i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
-    size_t p = ids ? vp_plan_period(ids, n, 3) : 0;
+    /* the step by whole launches; else by kernel names alone (the pieces a
+     * launch touches may differ from step to step) */
+    size_t p = 0;
+    for (int by_name = 0; ids && !p && by_name < 2; by_name++) {
+        for (size_t i = 0; i < n; i++) {
+            const struct rec *r = &ring[(first + i) % VP_RECORD_OPS];
+            ids[i] = by_name ? r->kid : r->id;
+        }
+        p = find_step(ids, n, &end);
+    }
     struct vp_table t;
     memset(&t, 0, sizeof t);
     char path[600];
     vp_expand_path(vp_opt.table, path, sizeof path);
     if (!p)
-        vp_warn("page table: no step found in the last %zu launches (a loop repeated three times): nothing written "
-                "to %s (VPAGE_TABLE)", n, path);
-    else if (make_table(&t, launches - p, p))
+        vp_warn("page table: no step found in the last %zu launches (a loop of kernels repeated three times): "
+                "nothing written to %s (VPAGE_TABLE)", n, path);
+    else if (make_table(&t, first + end - p, p))
         vp_warn("page table: out of memory; nothing written to %s (VPAGE_TABLE)", path);
     else {
         clean_names(&t);

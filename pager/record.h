@@ -9,17 +9,23 @@
  *   orders do not) and vp_record_launch for each kernel launch it fences,
  *   with the pieces the launch is taken to touch (pager/launch.h), in the
  *   order they are issued. The latest VP_RECORD_OPS launches are kept.
- *   At exit vp_record_finish finds the step, the shortest period the last
- *   three periods of launches repeat (vp_plan_period, policy/plan.h), and
- *   writes one step as a table: every launch's kernel and pieces, the
+ *   At exit vp_record_finish finds the step, the shortest period of the
+ *   launches (kernel and pieces; failing that, kernels alone) that repeats
+ *   three times over (vp_plan_period,
+ *   policy/plan.h), ends at one of the last 256 launches (a loop is often
+ *   followed by a few launches of its own) and, of those, holds over the
+ *   most launches, and writes that last step as a table: every launch's
+ *   kernel and pieces, the
  *   allocations and kernels they name, and the most device memory counted
  *   outside paged memory meanwhile ("other"). Launch times are not known
  *   here yet (no CUPTI): they are written as 0, and "w" (writes) is not
  *   known either. No step found: no file, and one line that says so.
  *
- *   A launch is identified by its kernel's name and the allocations and
- *   pieces it touches. Only the device of the first launch recorded is
- *   kept. Launches of more than VP_RECORD_SPANS allocations keep the first
+ *   The pieces a step's launches touch may differ from one step to the
+ *   next (a caching allocator hands a tensor another block): then the step
+ *   is found by kernels alone, may start at another launch of the loop,
+ *   and the table keeps the last step's pieces. Only the device of the
+ *   first launch recorded is kept. Launches of more than VP_RECORD_SPANS allocations keep the first
  *   ones. Graph replays and launches whose parameters cannot be read are
  *   not launches here.
  *

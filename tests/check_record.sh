@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The page table recorded from a run (VPAGE_TABLE): tests/record_loop runs
-# ten steps of six launches on six 4 MiB buffers under stream mode and a
-# 16 MiB cap (pieces of 2 MiB), after a warm-up of another pattern. The
-# table it leaves must be one step: six launches on six allocations of two
+# ten steps of six launches (kernels ro ro rw ro rw rw) on six 4 MiB buffers
+# under stream mode and a 16 MiB cap (pieces of 2 MiB), after a warm-up of
+# another pattern and before three launches of its own. The table it leaves
+# must be one step: six launches of two kernels on six allocations of two
 # pieces each; vpage-table reads it, and its plan under the cap brings in
 # less than the whole loop's 24 MiB a step (what evicting the least recently
 # used would). A program without a loop leaves no table, and says why.
@@ -16,7 +17,7 @@ grep -q "page table: a step of 6 launches on 6 allocations written to $dir/run.t
   { cat "$dir/out"; echo "no table written"; exit 1; }
 "$tool" show "$dir/run.table" > "$dir/show" || { cat "$dir/show"; exit 1; }
 cat "$dir/show"
-grep -q "step: 6 launches of 1 kernels" "$dir/show" || { echo "not the step"; exit 1; }
+grep -q "step: 6 launches of 2 kernels" "$dir/show" || { echo "not the step"; exit 1; }
 grep -q "touches: 24.0 MiB in 6 allocations" "$dir/show" || { echo "not the six buffers"; exit 1; }
 out=$("$tool" simulate "$dir/run.table" --cap 16M --json) || { echo "simulate: $out"; exit 1; }
 echo "$out"
