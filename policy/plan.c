@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PASSES 16 /* passes of a period before it counts as unsettled */
-#define MAX_PERIOD VP_PLAN_MAX_PERIOD
 
 size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps)
 {
@@ -100,21 +98,23 @@ static int check_table(const struct vp_step *s, uint64_t budget, uint8_t *mark)
     return VP_PLAN_OK;
 }
 
-/* ---- one pass of the loop under Belady's rule ---- */
+/* ---- the loop played under Belady's rule ---- */
 
 struct pass {
     const struct vp_step *s;
-    size_t nops;              /* of the plan's period: q steps */
-    const struct uses *u;
+    const struct uses *u;      /* of one step: the future repeats it */
     uint64_t budget, held;
-    uint8_t *resident, *needed; /* per piece */
-    struct vp_plan *p;
-    int overflow;
+    uint8_t *resident, *needed, *left; /* per piece */
+    struct vp_plan *p;         /* moves recorded when p->moves */
+    unsigned step, q;          /* the step played, of a period of q (recording) */
+    uint64_t bytes_in, bytes_out;
+    int record, overflow;
 };
 
 static void add_move(struct pass *ps, uint32_t op, uint32_t piece, int out, int wrap)
 {
     struct vp_plan *p = ps->p;
+    if (!ps->record || !p->moves) return;
     if (p->nmoves == p->cap) {
         ps->overflow = 1;
         return;
@@ -132,7 +132,7 @@ static uint32_t victim(const struct pass *ps, uint32_t i)
     int best_dirty = 1;
     for (uint32_t x = 0; x < s->npieces; x++) {
         if (!ps->resident[x] || ps->needed[x]) continue;
-        uint64_t d = next_use(ps->u, ps->nops, x, i);
+        uint64_t d = next_use(ps->u, s->nops, x, i);
         int dirty = s->dirty && s->dirty[x];
         if (best == s->npieces || d > far || (d == far && best_dirty && !dirty)) {
             best = x;
@@ -143,6 +143,20 @@ static uint32_t victim(const struct pass *ps, uint32_t i)
     return best;
 }
 
+/* Sends v out for op i: its move is after its last use, in the period's
+ * ops (the step before, or the period's last step: wrap). */
+static void send_out_piece(struct pass *ps, uint32_t v, uint32_t i)
+{
+    const struct vp_step *s = ps->s;
+    uint32_t last = prev_use(ps->u, v, i), n = (uint32_t)s->nops;
+    uint32_t step = last < i ? ps->step : (ps->step + ps->q - 1) % ps->q;
+    ps->resident[v] = 0;
+    ps->left[v] = 1;
+    ps->held -= s->bytes[v];
+    add_move(ps, step * n + last, v, 1, last >= i && ps->step == 0);
+    if (s->dirty && s->dirty[v]) ps->bytes_out += s->bytes[v];
+}
+
 /* Brings piece x in for op i, sending out what must leave for room. */
 static void bring_in(struct pass *ps, uint32_t x, uint32_t i)
 {
@@ -150,25 +164,19 @@ static void bring_in(struct pass *ps, uint32_t x, uint32_t i)
     while (ps->held + s->bytes[x] > ps->budget) {
         uint32_t v = victim(ps, i);
         if (v == s->npieces) break; /* cannot happen: the table was checked */
-        ps->resident[v] = 0;
-        ps->held -= s->bytes[v];
-        uint32_t last = prev_use(ps->u, v, i);
-        add_move(ps, last, v, 1, last > i);
-        if (s->dirty && s->dirty[v]) ps->p->bytes_out += s->bytes[v];
+        send_out_piece(ps, v, i);
     }
     ps->resident[x] = 1;
     ps->held += s->bytes[x];
-    ps->p->bytes_in += s->bytes[x];
-    add_move(ps, i, x, 0, 0);
+    ps->bytes_in += s->bytes[x];
+    add_move(ps, ps->step * (uint32_t)s->nops + i, x, 0, 0);
 }
 
-static void run_pass(struct pass *ps)
+static void play_step(struct pass *ps)
 {
     const struct vp_step *s = ps->s;
-    ps->p->nmoves = 0;
-    ps->p->bytes_in = ps->p->bytes_out = 0;
-    for (uint32_t i = 0; i < ps->nops; i++) {
-        const struct vp_step_op *o = &s->ops[i % s->nops];
+    for (uint32_t i = 0; i < s->nops; i++) {
+        const struct vp_step_op *o = &s->ops[i];
         for (uint32_t j = 0; j < o->n; j++) ps->needed[s->touch[o->first + j]] = 1;
         for (uint32_t j = 0; j < o->n; j++) {
             uint32_t x = s->touch[o->first + j];
@@ -178,61 +186,79 @@ static void run_pass(struct pass *ps)
     }
 }
 
-/* Pinned: resident at the start and never sent out in the pass. */
-static void mark_pinned(const struct vp_step *s, struct vp_plan *p)
+static uint64_t state_hash(const uint8_t *r, size_t n)
 {
-    memcpy(p->pinned, p->resident_at_start, s->npieces);
-    for (size_t k = 0; k < p->nmoves; k++)
-        if (p->moves[k].out || !p->resident_at_start[p->moves[k].piece]) p->pinned[p->moves[k].piece] = 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t x = 0; x < n; x++) h = (h ^ r[x]) * 0x100000001b3ull;
+    return h;
 }
 
-/* Plays the loop in periods of q steps until one starts as the one before
- * it did. Returns VP_PLAN_OK, VP_PLAN_UNSETTLED or VP_PLAN_NO_ROOM. */
-static int settle(const struct vp_step *s, uint64_t budget, unsigned q, uint8_t *resident, struct vp_plan *p)
+/* Plays the loop from nothing resident until a step starts as an earlier
+ * one did: *first is that earlier step, the return the period (0: none
+ * within VP_PLAN_MAX_STEPS; *first is then the last step played). Every
+ * step's starting state is kept in hist (VP_PLAN_MAX_STEPS + 1 of them). */
+static unsigned find_period(struct pass *ps, uint8_t *hist, uint64_t *hash, unsigned *first)
 {
-    struct uses u = {NULL, NULL};
-    if (uses_make(s, q, &u)) {
-        uses_free(&u);
-        return VP_PLAN_BAD_TABLE;
+    size_t n = ps->s->npieces;
+    for (unsigned k = 0; k <= VP_PLAN_MAX_STEPS; k++) {
+        memcpy(hist + (size_t)k * n, ps->resident, n);
+        hash[k] = state_hash(ps->resident, n);
+        for (unsigned j = 0; j < k; j++)
+            if (hash[j] == hash[k] && !memcmp(hist + (size_t)j * n, ps->resident, n)) {
+                *first = j;
+                return k - j;
+            }
+        *first = k;
+        if (k < VP_PLAN_MAX_STEPS) play_step(ps);
     }
-    memset(resident, 0, 2 * s->npieces);
-    struct pass ps = {s, q * s->nops, &u, budget, 0, resident, resident + s->npieces, p, 0};
-    int rc = VP_PLAN_UNSETTLED;
-    for (unsigned k = 0; k < MAX_PASSES && rc == VP_PLAN_UNSETTLED; k++) {
-        memcpy(p->resident_at_start, resident, s->npieces);
-        run_pass(&ps);
-        if (ps.overflow) rc = VP_PLAN_NO_ROOM;
-        else if (!memcmp(p->resident_at_start, resident, s->npieces)) {
-            p->steps_to_settle = (k + 1) * q;
-            rc = VP_PLAN_OK;
-        }
-    }
-    uses_free(&u);
-    return rc;
+    return 0;
+}
+
+/* Plays q steps from the state start, recording (when p->moves) the moves
+ * and what leaves; bytes over them. */
+static void play_period(struct pass *ps, const uint8_t *start, unsigned q)
+{
+    size_t n = ps->s->npieces;
+    memcpy(ps->resident, start, n);
+    memset(ps->left, 0, n);
+    ps->held = 0;
+    for (size_t x = 0; x < n; x++) ps->held += start[x] ? ps->s->bytes[x] : 0;
+    ps->bytes_in = ps->bytes_out = 0;
+    ps->record = 1;
+    ps->q = q;
+    ps->p->nmoves = 0;
+    for (ps->step = 0; ps->step < q; ps->step++) play_step(ps);
 }
 
 int vp_plan_step(const struct vp_step *s, uint64_t budget, struct vp_plan *p)
 {
-    uint8_t *resident = calloc(s->npieces ? s->npieces : 1, 2);
-    int rc = resident ? check_table(s, budget, resident) : VP_PLAN_BAD_TABLE;
-    for (unsigned q = 1; rc == VP_PLAN_OK; q++) {
-        if (q > MAX_PERIOD) {
-            rc = VP_PLAN_UNSETTLED;
-            break;
-        }
-        p->period_steps = q;
-        rc = settle(s, budget, q, resident, p);
-        if (rc != VP_PLAN_UNSETTLED) break;
-        rc = VP_PLAN_OK; /* try a longer period */
-    }
+    size_t n = s->npieces ? s->npieces : 1;
+    uint8_t *scratch = calloc(n, 3), *hist = malloc(n * (VP_PLAN_MAX_STEPS + 1));
+    uint64_t *hash = malloc((VP_PLAN_MAX_STEPS + 1) * sizeof *hash);
+    struct uses u = {NULL, NULL};
+    int rc = scratch && hist && hash ? check_table(s, budget, scratch) : VP_PLAN_BAD_TABLE;
+    if (rc == VP_PLAN_OK && uses_make(s, 1, &u)) rc = VP_PLAN_BAD_TABLE;
+    struct pass ps = {s, &u, budget, 0, scratch, scratch + n, scratch + 2 * n, p, 0, 1, 0, 0, 0, 0};
+    unsigned first = 0, q = rc == VP_PLAN_OK ? find_period(&ps, hist, hash, &first) : 0;
     if (rc == VP_PLAN_OK) {
-        mark_pinned(s, p);
-        p->period_in = p->bytes_in;
-        p->period_out = p->bytes_out;
-        p->bytes_in /= p->period_steps;
-        p->bytes_out /= p->period_steps;
+        /* no period: the average of the last steps played */
+        unsigned steps = q ? q : VP_PLAN_AVERAGE_STEPS;
+        play_period(&ps, hist + (size_t)first * s->npieces, steps);
+        memcpy(p->resident_at_start, hist + (size_t)first * s->npieces, s->npieces);
+        for (size_t x = 0; x < s->npieces; x++) p->pinned[x] = p->resident_at_start[x] && !ps.left[x];
+        p->period_steps = q;
+        p->steps_to_settle = first;
+        p->period_in = ps.bytes_in;
+        p->period_out = ps.bytes_out;
+        p->bytes_in = ps.bytes_in / steps;
+        p->bytes_out = ps.bytes_out / steps;
+        if (!q) rc = VP_PLAN_UNSETTLED;
+        else if (ps.overflow) rc = VP_PLAN_NO_ROOM;
     }
-    free(resident);
+    uses_free(&u);
+    free(scratch);
+    free(hist);
+    free(hash);
     return rc;
 }
 

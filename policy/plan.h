@@ -32,10 +32,10 @@
  *   clean one before a dirty one at the same distance. With pieces of one
  *   size and no dirty ones this moves the fewest bytes there are (Belady,
  *   1966); tests/test_plan.c checks it against an exhaustive search. The
- *   steady state is found by playing the loop until a step starts as the
- *   one before it did, or as the one 2, 3 or 4 steps before (then the plan
- *   covers that many steps: ABC ABC over room for two pieces repeats every
- *   second step). Bytes are per step, averaged over the period.
+ *   steady state is found by playing the loop until a step starts as an
+ *   earlier one did: the plan covers the steps between (ABC ABC over room
+ *   for two pieces repeats every second step). Bytes are per step,
+ *   averaged over the period.
  *
  *   vp_plan_simulate: how long the planned step takes. The ops run in
  *   order, each once the one before it ended and its pieces are in; the
@@ -82,12 +82,13 @@ struct vp_move {
     uint8_t wrap;   /* out: the room it frees serves the next step's op */
 };
 
-#define VP_PLAN_MAX_PERIOD 32 /* steps a plan's period may have */
+#define VP_PLAN_MAX_STEPS 512   /* steps played to find the steady state */
+#define VP_PLAN_AVERAGE_STEPS 64 /* steps averaged where none is found */
 
 struct vp_plan {
-    /* the caller's arrays: moves (room for 2 * VP_PLAN_MAX_PERIOD * the
-     * step's touches is always enough), and per piece resident_at_start
-     * and pinned */
+    /* the caller's arrays: moves (room for 2 * the step's touches * the
+     * period's steps; NULL: bytes only, no moves), and per piece
+     * resident_at_start and pinned */
     struct vp_move *moves;
     size_t nmoves, cap;
     uint8_t *resident_at_start; /* resident when the step begins */
@@ -95,16 +96,19 @@ struct vp_plan {
     uint64_t period_in, period_out; /* bytes moved over the period (out: copied back) */
     uint64_t bytes_in, bytes_out;   /* the same a step (rounded down) */
     unsigned period_steps;      /* steps the steady state repeats after (1 mostly; a
-                                 * loop of k + 1 pieces over room for k needs more) */
-    unsigned steps_to_settle;   /* passes until the steady state */
+                                 * loop of k + 1 pieces over room for k needs more;
+                                 * 0: none within VP_PLAN_MAX_STEPS) */
+    unsigned steps_to_settle;   /* steps played before the steady state */
 };
 
 enum vp_plan_error {
     VP_PLAN_OK = 0,
     VP_PLAN_BAD_TABLE = -1, /* an id out of range, or no ops */
     VP_PLAN_TOO_BIG = -2,   /* an op touches more than the budget */
-    VP_PLAN_NO_ROOM = -3,   /* the caller's moves array is too small */
-    VP_PLAN_UNSETTLED = -4, /* no steady state within the passes allowed */
+    VP_PLAN_NO_ROOM = -3,   /* the caller's moves array is too small for the period (its
+                             * bytes and pinned pieces are still right) */
+    VP_PLAN_UNSETTLED = -4, /* no steady state within VP_PLAN_MAX_STEPS: bytes are the
+                             * average of VP_PLAN_AVERAGE_STEPS steps, no moves */
 };
 
 /* Plans the loop of step s under budget bytes. Returns VP_PLAN_OK or an

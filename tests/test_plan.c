@@ -63,7 +63,7 @@ static void table(struct table *t, const char *const *sets, size_t nops, size_t 
 }
 
 struct planned {
-    struct vp_move moves[2 * VP_PLAN_MAX_PERIOD * MAXO * MAXP];
+    struct vp_move moves[2 * VP_PLAN_MAX_STEPS * MAXO * MAXP];
     uint8_t start[MAXP], pinned[MAXP];
     struct vp_plan p;
 };

@@ -165,41 +165,60 @@ struct args {
     int json;
 };
 
+/* The plan of f under budget into p: a first pass for the period, then one
+ * with room for its moves. Returns vp_plan_step's answer. */
+static int plan(struct flat *f, uint64_t budget, struct vp_plan *p)
+{
+    *p = (struct vp_plan){.resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1)};
+    if (!p->resident_at_start || !p->pinned) return VP_PLAN_NO_ROOM;
+    int rc = vp_plan_step(&f->s, budget, p);
+    if (rc != VP_PLAN_OK) return rc;
+    size_t touches = (size_t)f->ops[f->s.nops - 1].first + f->ops[f->s.nops - 1].n;
+    p->cap = 2 * touches * p->period_steps + 1;
+    p->moves = malloc(p->cap * sizeof *p->moves);
+    return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
+}
+
 static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, const struct args *a, int first)
 {
     uint64_t budget = cap > t->other ? cap - t->other : 0;
-    /* room for every move of a plan: two a touch, over the longest period */
-    size_t most = 2 * VP_PLAN_MAX_PERIOD * ((size_t)f->ops[t->nops - 1].first + f->ops[t->nops - 1].n) + 1;
-    struct vp_plan p = {.moves = malloc(most * sizeof *p.moves), .cap = most,
-                        .resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1)};
-    int rc = p.moves && p.resident_at_start && p.pinned ? vp_plan_step(&f->s, budget, &p) : VP_PLAN_NO_ROOM;
+    struct vp_plan p;
+    int rc = plan(f, budget, &p);
     struct vp_bus bus = {a->h2d, a->d2h};
     double step = rc == VP_PLAN_OK ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
     double compute = f->compute_ns * 1e-9;
     uint64_t pinned = 0, must = f->touched > budget ? f->touched - budget : 0;
-    for (size_t x = 0; rc == VP_PLAN_OK && x < f->s.npieces; x++) pinned += p.pinned[x] ? f->bytes[x] : 0;
+    for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
+        pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
     char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
-               "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u}",
+               "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u, "
+               "\"must_move\": %llu}",
                first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
-               p.period_steps);
-    else if (rc != VP_PLAN_OK)
-        printf("cap %s: no plan (%s)\n", human(cap, c1),
-               rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget" : "the loop does not settle");
+               p.period_steps, (unsigned long long)must);
+    else if (rc == VP_PLAN_TOO_BIG)
+        printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
+    else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
+        printf("cap %s: no plan (error %d)\n", human(cap, c1), rc);
+    else if (rc == VP_PLAN_UNSETTLED)
+        printf("cap %s (budget %s): in %s a step on average (no period within %d steps; %s must move); pinned %s\n",
+               human(cap, c1), human(budget, c2), human(p.bytes_in, c3), VP_PLAN_MAX_STEPS, human(must, c4),
+               human(pinned, c5));
     else if (compute > 0)
         printf("cap %s (budget %s): step %.3f s, %.2fx compute, %.2fx the transfer bound; in %s, back %s a step; "
                "pinned %s\n", human(cap, c1), human(budget, c2), step, step / compute, step / bound,
                human(p.bytes_in, c3), human(p.bytes_out, c4), human(pinned, c5));
     else
-        printf("cap %s (budget %s): in %s, back %s a step (%.3f s on the bus alone); pinned %s\n", human(cap, c1),
-               human(budget, c2), human(p.bytes_in, c3), human(p.bytes_out, c4), step, human(pinned, c5));
+        printf("cap %s (budget %s): in %s a step (%s must move), back %s; pinned %s; period %u steps\n",
+               human(cap, c1), human(budget, c2), human(p.bytes_in, c3), human(must, c5), human(p.bytes_out, c4),
+               human(pinned, c5), p.period_steps);
     free(p.moves);
     free(p.resident_at_start);
     free(p.pinned);
-    return rc == VP_PLAN_OK ? 0 : 1;
+    return rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED ? 0 : 1;
 }
 
 static int simulate(const struct vp_table *t, struct flat *f, const struct args *a)
