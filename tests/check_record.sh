@@ -6,13 +6,17 @@
 # must be one step: six launches of two kernels on six allocations of two
 # pieces each; vpage-table reads it, and its plan under the cap brings in
 # less than the whole loop's 24 MiB a step (what evicting the least recently
-# used would). A program without a loop leaves no table, and says why.
+# used would).
 set -u
 prog=$1 tool=$2
+# the preload is for the program under test; the helpers here run without it
+# (under ASan their own leaks would be reported and fail them)
+pre=${LD_PRELOAD-}
+unset LD_PRELOAD
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
-"$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; echo "record_loop failed"; exit 1; }
+LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; echo "record_loop failed"; exit 1; }
 grep -q "page table: a step of 6 launches on 6 allocations written to $dir/run.table" "$dir/out" ||
   { cat "$dir/out"; echo "no table written"; exit 1; }
 "$tool" show "$dir/run.table" > "$dir/show" || { cat "$dir/show"; exit 1; }
@@ -29,6 +33,4 @@ assert c["status"] == 0, c
 assert 0 < c["bytes_in"] < 24 * mib, "the plan brings in %d bytes a step" % c["bytes_in"]
 print("plan: %.1f MiB in a step, %.1f MiB pinned" % (c["bytes_in"] / mib, c["pinned"] / mib))
 PY
-VPAGE_TABLE=$dir/none.table VPAGE_CAP=none "$prog" > "$dir/out2" 2>&1
-grep -q "page table: no step found" "$dir/out2" && [ ! -e "$dir/none.table" ] || true
 echo "record: ok"
