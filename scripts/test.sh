@@ -2,7 +2,7 @@
 # The test command. Builds vpage and runs:
 #   - the CPU suite (Criterion, against the fake libcuda.so.1 in tests/),
 #     plain, under valgrind, and built with ASan+UBSan, each with the
-#     pagers' books checked at every round (-Dchecks=true);
+#     stream pager's books checked after every round (-Dchecks=true);
 #   - the structure of the library (scripts/check-structure.py);
 #   - the GPU suite (PyTorch on a real GPU), which reports itself skipped
 #     where there is no NVIDIA GPU or no PyTorch;
