@@ -6,14 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t vp_table_fingerprint(const uint64_t *alloc_bytes, size_t nallocs, const char (*kernel)[VP_TABLE_NAME],
-                              size_t nkernels)
+static uint64_t fnv(uint64_t h, uint64_t v, int bytes)
+{
+    for (int b = 0; b < bytes; b++) h = (h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t vp_table_fingerprint(const struct vp_table *t)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t a = 0; a < nallocs; a++)
-        for (int b = 0; b < 8; b++) h = (h ^ ((alloc_bytes[a] >> (8 * b)) & 0xff)) * 0x100000001b3ull;
-    for (size_t k = 0; k < nkernels; k++)
-        for (const char *c = kernel[k];; c++) {
+    for (size_t a = 0; a < t->nallocs; a++) {
+        h = fnv(h, t->alloc_bytes[a], 8);
+        if (t->version >= 2) h = fnv(h, t->alloc_order[a], 4);
+    }
+    for (size_t k = 0; k < t->nkernels; k++)
+        for (const char *c = t->kernel[k];; c++) {
             h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
             if (!*c) break;
         }
@@ -28,6 +35,7 @@ uint64_t vp_table_pieces(const struct vp_table *t, uint32_t a)
 void vp_table_free(struct vp_table *t)
 {
     free(t->alloc_bytes);
+    free(t->alloc_order);
     free(t->kernel);
     free(t->ops);
     free(t->spans);
@@ -41,7 +49,7 @@ struct parse {
     const char *at, *eol;    /* the current line, from the field being read */
     const char *why;
     struct vp_table *t;
-    size_t cap_alloc, cap_kernel, cap_op, cap_span;
+    size_t cap_alloc, cap_order, cap_kernel, cap_op, cap_span;
 };
 
 #define FAIL(c, reason) ((c)->why = (c)->why ? (c)->why : (reason), -1)
@@ -127,7 +135,8 @@ static int header(struct parse *c)
         c->why = "not a vpage table";
         return -1;
     }
-    if (v != VP_TABLE_VERSION) return FAIL(c, "a table of another version");
+    if (v != 1 && v != VP_TABLE_VERSION) return FAIL(c, "a table of another version");
+    t->version = (unsigned)v;
     if (next_line(c) || word(c, "fingerprint") || hex16(c, &t->fingerprint)) return FAIL(c, "no fingerprint");
     if (next_line(c) || word(c, "piece") || number(c, UINT64_MAX, ' ', &t->piece) || line_end(c) || !t->piece)
         return FAIL(c, "no piece size");
@@ -138,9 +147,20 @@ static int one_alloc(struct parse *c)
 {
     struct vp_table *t = c->t;
     uint64_t most = t->piece > UINT64_MAX / VP_TABLE_MAX_PIECES ? UINT64_MAX : t->piece * VP_TABLE_MAX_PIECES, b;
+    uint64_t order = t->nallocs;
     if (t->nallocs == VP_TABLE_MAX_ALLOCS) return FAIL(c, "too many allocations");
-    if (number(c, most, ' ', &b) || line_end(c) || !b) return FAIL(c, "an allocation is malformed");
-    if (room(c, (void **)&t->alloc_bytes, t->nallocs, &c->cap_alloc, sizeof *t->alloc_bytes)) return -1;
+    if (number(c, most, ' ', &b) || !b) return FAIL(c, "an allocation is malformed");
+    if (t->version >= 2) {
+        if (c->at == c->eol) return FAIL(c, "an allocation's order is missing");
+        if (number(c, UINT32_MAX, ' ', &order)) return -1;
+        if (t->nallocs && order <= t->alloc_order[t->nallocs - 1])
+            return FAIL(c, "an allocation's order is not after the one before");
+    }
+    if (line_end(c)) return FAIL(c, "an allocation is malformed");
+    if (room(c, (void **)&t->alloc_bytes, t->nallocs, &c->cap_alloc, sizeof *t->alloc_bytes) ||
+        room(c, (void **)&t->alloc_order, t->nallocs, &c->cap_order, sizeof *t->alloc_order))
+        return -1;
+    t->alloc_order[t->nallocs] = (uint32_t)order;
     t->alloc_bytes[t->nallocs++] = b;
     return 0;
 }
@@ -247,8 +267,7 @@ int vp_table_parse(const char *text, size_t len, struct vp_table *t, const char 
         vp_table_free(t);
         return -1;
     }
-    if (vp_table_fingerprint(t->alloc_bytes, t->nallocs, (const char(*)[VP_TABLE_NAME])t->kernel, t->nkernels) !=
-        t->fingerprint) {
+    if (vp_table_fingerprint(t) != t->fingerprint) {
         *why = "its fingerprint is not that of its allocations and kernels";
         vp_table_free(t);
         return -1;
@@ -277,10 +296,13 @@ static void put(struct out *o, const char *fmt, ...)
 size_t vp_table_write(const struct vp_table *t, char *buf, size_t len)
 {
     struct out o = {buf, 0, len};
-    put(&o, "vpage-table %d\nfingerprint %016llx\npiece %llu\n", VP_TABLE_VERSION, (unsigned long long)t->fingerprint,
+    put(&o, "vpage-table %u\nfingerprint %016llx\npiece %llu\n", t->version, (unsigned long long)t->fingerprint,
         (unsigned long long)t->piece);
     if (t->other) put(&o, "other %llu\n", (unsigned long long)t->other);
-    for (size_t a = 0; a < t->nallocs; a++) put(&o, "alloc %llu\n", (unsigned long long)t->alloc_bytes[a]);
+    for (size_t a = 0; a < t->nallocs; a++) {
+        put(&o, "alloc %llu", (unsigned long long)t->alloc_bytes[a]);
+        put(&o, t->version >= 2 ? " %u\n" : "\n", t->alloc_order[a]);
+    }
     for (size_t k = 0; k < t->nkernels; k++) put(&o, "kernel %s\n", t->kernel[k]);
     for (size_t i = 0; i < t->nops; i++) {
         const struct vp_table_op *op = &t->ops[i];

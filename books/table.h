@@ -2,15 +2,18 @@
  * text, written at exit and read at start (VPAGE_TABLE, to come) and by
  * the offline tool (tools/vpage-table.c).
  *
- * Format (version 1). Lines end with '\n'; fields are separated by one
- * space; numbers are decimal, without sign.
+ * Format (version 2; version 1, read too, has no ORDER). Lines end with
+ * '\n'; fields are separated by one space; numbers are decimal, without
+ * sign.
  *
- *   vpage-table 1              the magic and the version
+ *   vpage-table 2              the magic and the version
  *   fingerprint HEX16          vp_table_fingerprint of the allocations and kernels below
  *   piece BYTES                bytes of a piece (the last of an allocation may be shorter)
  *   other BYTES                device bytes the step holds outside paged memory (optional)
- *   alloc BYTES                one line per paged allocation, in the order the program made
- *                              them; allocation k is the k-th of these lines, from 0
+ *   alloc BYTES ORDER          one line per paged allocation the step touches: its size and
+ *                              its order of making among the program's paged allocations
+ *                              (from 0; addresses differ between runs, orders do not),
+ *                              orders increasing; allocation k is the k-th of these lines
  *   kernel NAME                one line per kernel, numbered from 0 in order; NAME is
  *                              printable ASCII without spaces, at most 191 bytes
  *   op K NS SPAN...            one line per launch of the step, in order: kernel number K,
@@ -34,13 +37,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VP_TABLE_VERSION 1
+#define VP_TABLE_VERSION 2 /* written; 1 is read too */
 #define VP_TABLE_MAX_ALLOCS (1u << 20)
 #define VP_TABLE_MAX_KERNELS (1u << 20)
 #define VP_TABLE_MAX_OPS (1u << 22)
 #define VP_TABLE_MAX_SPANS 64   /* of one op */
 #define VP_TABLE_MAX_PIECES (1u << 24) /* of one allocation */
 #define VP_TABLE_NAME 192
+#define VP_TABLE_MAX_BYTES (1ull << 30) /* of a file read */
 
 struct vp_table_span {
     uint32_t alloc, first, last;
@@ -54,18 +58,20 @@ struct vp_table_op {
 };
 
 struct vp_table {
+    unsigned version;
     uint64_t fingerprint, piece, other;
     size_t nallocs, nkernels, nops, nspans;
     uint64_t *alloc_bytes;              /* nallocs */
+    uint32_t *alloc_order;              /* nallocs (version 1: k for allocation k) */
     char (*kernel)[VP_TABLE_NAME];      /* nkernels */
     struct vp_table_op *ops;            /* nops */
     struct vp_table_span *spans;        /* nspans */
 };
 
-/* The fingerprint of a program: FNV-1a over the allocation sizes (8 bytes
- * each, little-endian) and the kernel names (each with its NUL). */
-uint64_t vp_table_fingerprint(const uint64_t *alloc_bytes, size_t nallocs, const char (*kernel)[VP_TABLE_NAME],
-                              size_t nkernels);
+/* The fingerprint of t's program: FNV-1a over the allocation sizes (8
+ * bytes each, little-endian; from version 2 each followed by its order,
+ * 4 bytes) and the kernel names (each with its NUL). */
+uint64_t vp_table_fingerprint(const struct vp_table *t);
 
 /* Parses len bytes of text into t (zeroed first). Returns 0, or -1 with
  * *why set and t empty. */

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,3 +41,43 @@ void vp_file_write(int fd, const char *p, size_t n)
 }
 
 void vp_file_close(int fd) { syscall(SYS_close, fd); }
+
+char *vp_file_slurp(const char *path, size_t most, size_t *len)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = fd < 0 ? NULL : malloc(cap + 1);
+    *len = 0;
+    while (buf) {
+        if (n == cap) {
+            char *more = cap > most ? NULL : realloc(buf, cap * 2 + 1);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+                *len = n;
+                break;
+            }
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            free(buf);
+            buf = NULL;
+        } else if (r == 0) {
+            break;
+        }
+        n += r > 0 ? (size_t)r : 0;
+    }
+    if (fd >= 0) vp_file_close(fd);
+    if (buf && n > most) {
+        free(buf);
+        *len = n;
+        return NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}

@@ -24,4 +24,10 @@ void vp_file_write(int fd, const char *p, size_t n);
 
 void vp_file_close(int fd);
 
+/* The whole of path (at most most bytes) in memory the caller frees, with
+ * a NUL after it; *len its length. NULL when it cannot be opened or read,
+ * or is larger (then *len is past most). Allocates: not for signal
+ * handlers. */
+char *vp_file_slurp(const char *path, size_t most, size_t *len);
+
 #endif

@@ -8,14 +8,15 @@
 #include "../books/table.h"
 
 static uint64_t allocs[3] = {4194304, 2097152, 1000};
+static uint32_t orders[3] = {2, 5, 9};
 static char kernels[2][VP_TABLE_NAME] = {"gemm", "add"};
 static struct vp_table_op ops[4] = {{0, 1000, 0, 2}, {1, 200, 2, 1}, {0, 1000, 3, 2}, {1, 5, 5, 0}};
 static struct vp_table_span spans[5] = {{0, 0, 1, 0}, {1, 0, 0, 1}, {2, 0, 0, 0}, {0, 1, 1, 0}, {2, 0, 0, 1}};
 
 static struct vp_table sample(void)
 {
-    struct vp_table t = {0, 2097152, 123, 3, 2, 4, 5, allocs, kernels, ops, spans};
-    t.fingerprint = vp_table_fingerprint(allocs, 3, (const char(*)[VP_TABLE_NAME])kernels, 2);
+    struct vp_table t = {2, 0, 2097152, 123, 3, 2, 4, 5, allocs, orders, kernels, ops, spans};
+    t.fingerprint = vp_table_fingerprint(&t);
     return t;
 }
 
@@ -51,6 +52,8 @@ Test(table, written_and_read_back_the_same)
     cr_assert_eq(back.other, 123);
     cr_assert(back.nallocs == 3 && back.nkernels == 2 && back.nops == 4 && back.nspans == 5);
     cr_assert(!memcmp(back.alloc_bytes, allocs, sizeof allocs));
+    cr_assert(!memcmp(back.alloc_order, orders, sizeof orders));
+    cr_assert_eq(back.version, 2);
     cr_assert_str_eq(back.kernel[1], "add");
     for (int i = 0; i < 4; i++)
         cr_assert(back.ops[i].kernel == ops[i].kernel && back.ops[i].dur_ns == ops[i].dur_ns &&
@@ -67,8 +70,8 @@ Test(table, written_and_read_back_the_same)
 Test(table, a_file_of_another_kind_or_version_is_refused)
 {
     refused("hello\n", 6, "not a vpage table");
-    const char *v2 = text_with("vpage-table 1", "vpage-table 2");
-    refused(v2, strlen(v2), "another version");
+    const char *v3 = text_with("vpage-table 2", "vpage-table 3");
+    refused(v3, strlen(v3), "another version");
     refused("", 0, "not a vpage table");
 }
 
@@ -83,6 +86,31 @@ Test(table, a_file_cut_short_is_refused)
         const char *why;
         cr_assert_eq(vp_table_parse(text, k, &t, &why), -1, "a prefix of %zu bytes was accepted", k);
     }
+}
+
+Test(table, a_version_1_file_is_read_with_orders_by_line)
+{
+    struct vp_table t = sample(), back;
+    t.version = 1;
+    t.fingerprint = vp_table_fingerprint(&t);
+    char buf[4096];
+    vp_table_write(&t, buf, sizeof buf);
+    cr_assert(strstr(buf, "vpage-table 1\n") && strstr(buf, "\nalloc 1000\n"), "%s", buf);
+    const char *why = NULL;
+    cr_assert_eq(vp_table_parse(buf, strlen(buf), &back, &why), 0, "%s", why);
+    cr_assert(back.version == 1 && back.alloc_order[0] == 0 && back.alloc_order[2] == 2);
+    cr_assert_neq(t.fingerprint, sample().fingerprint, "version 2's fingerprint covers the orders");
+    vp_table_free(&back);
+}
+
+Test(table, orders_missing_or_out_of_order_are_refused)
+{
+    const char *t1 = text_with("alloc 1000 9", "alloc 1000");
+    refused(t1, strlen(t1), "order");
+    const char *t2 = text_with("alloc 1000 9", "alloc 1000 5");
+    refused(t2, strlen(t2), "order");
+    const char *t3 = text_with("alloc 1000 9", "alloc 1000 9 1");
+    refused(t3, strlen(t3), "more fields");
 }
 
 Test(table, a_fingerprint_that_is_not_its_contents_is_refused)
@@ -124,7 +152,7 @@ Test(table, names_and_lines_that_do_not_follow_the_format_are_refused)
     refused(t4, strlen(t4), "after the end");
     const char *t5 = text_with("op 1 5", "op 1 5 ");
     refused(t5, strlen(t5), "malformed");
-    const char *t6 = text_with("alloc 1000", "alloc 1000\nweights 7");
+    const char *t6 = text_with("alloc 1000 9", "alloc 1000 9\nweights 7");
     refused(t6, strlen(t6), "unknown line");
 }
 

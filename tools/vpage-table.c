@@ -20,94 +20,11 @@
 #include <string.h>
 
 #include "../books/table.h"
+#include "../books/tablestep.h"
+#include "../common/file.h"
 #include "../common/options.h"
 #include "../policy/plan.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap && !(buf = realloc(buf, cap *= 2))) break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-/* ---- the table as the planner's step ---- */
-
-struct flat {
-    struct vp_step s;
-    struct vp_step_op *ops;
-    uint32_t *touch;
-    uint64_t *bytes, *base; /* per piece; per allocation: its first piece */
-    uint8_t *dirty;
-    uint64_t compute_ns, touched, written;
-};
-
-/* The pieces of span sp into f's touch list from k (each once an op). */
-static uint32_t add_span(struct flat *f, const struct vp_table_span *sp, uint32_t k, uint8_t *seen)
-{
-    for (uint32_t x = sp->first; x <= sp->last; x++) {
-        uint32_t id = (uint32_t)(f->base[sp->alloc] + x);
-        if (sp->write) f->dirty[id] = 1;
-        if (seen[id]) continue;
-        seen[id] = 1;
-        f->touch[k++] = id;
-    }
-    return k;
-}
-
-static int flatten(const struct vp_table *t, struct flat *f)
-{
-    uint64_t np = 0, nt = 0;
-    memset(f, 0, sizeof *f);
-    f->base = malloc((t->nallocs + 1) * sizeof *f->base);
-    for (size_t a = 0; f->base && a < t->nallocs; a++) {
-        f->base[a] = np;
-        np += vp_table_pieces(t, (uint32_t)a);
-    }
-    for (size_t j = 0; j < t->nspans; j++) nt += t->spans[j].last - t->spans[j].first + 1;
-    if (!f->base || np > UINT32_MAX || nt > UINT32_MAX) return -1;
-    f->bytes = malloc((np ? np : 1) * sizeof *f->bytes);
-    f->dirty = calloc(np ? np : 1, 1);
-    f->touch = malloc((nt ? nt : 1) * sizeof *f->touch);
-    f->ops = malloc(t->nops * sizeof *f->ops);
-    uint8_t *seen = calloc(np ? np : 1, 1);
-    if (!f->bytes || !f->dirty || !f->touch || !f->ops || !seen) return free(seen), -1;
-    for (size_t a = 0; a < t->nallocs; a++)
-        for (uint64_t x = 0, n = vp_table_pieces(t, (uint32_t)a); x < n; x++)
-            f->bytes[f->base[a] + x] = x + 1 < n ? t->piece : t->alloc_bytes[a] - x * t->piece;
-    uint32_t k = 0;
-    for (size_t i = 0; i < t->nops; i++) {
-        const struct vp_table_op *o = &t->ops[i];
-        uint32_t first = k;
-        for (uint32_t j = 0; j < o->nspans; j++) k = add_span(f, &t->spans[o->first_span + j], k, seen);
-        for (uint32_t j = first; j < k; j++) seen[f->touch[j]] = 0;
-        f->ops[i] = (struct vp_step_op){(double)o->dur_ns * 1e-9, first, k - first};
-        f->compute_ns += o->dur_ns;
-    }
-    for (uint64_t x = 0; x < np; x++) {
-        f->written += f->dirty[x] ? f->bytes[x] : 0;
-        f->touched += f->bytes[x];
-    }
-    free(seen);
-    f->s = (struct vp_step){t->nops, np, f->ops, f->touch, f->bytes, f->dirty};
-    return 0;
-}
-
-static void flat_free(struct flat *f)
-{
-    free(f->ops);
-    free(f->touch);
-    free(f->bytes);
-    free(f->base);
-    free(f->dirty);
-}
 
 /* ---- show ---- */
 
@@ -132,7 +49,7 @@ static int by_time(const void *a, const void *b)
     return x->ns > y->ns ? -1 : x->ns < y->ns;
 }
 
-static int show(const struct vp_table *t, const struct flat *f)
+static int show(const struct vp_table *t, const struct vp_table_step *f)
 {
     printf("fingerprint %016llx, pieces of %.1f MiB\n", (unsigned long long)t->fingerprint,
            (double)t->piece / (1 << 20));
@@ -167,7 +84,7 @@ struct args {
 
 /* The plan of f under budget into p: a first pass for the period, then one
  * with room for its moves. Returns vp_plan_step's answer. */
-static int plan(struct flat *f, uint64_t budget, struct vp_plan *p)
+static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
 {
     *p = (struct vp_plan){.resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1)};
     if (!p->resident_at_start || !p->pinned) return VP_PLAN_NO_ROOM;
@@ -179,7 +96,7 @@ static int plan(struct flat *f, uint64_t budget, struct vp_plan *p)
     return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
 }
 
-static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, const struct args *a, int first)
+static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint64_t cap, const struct args *a, int first)
 {
     uint64_t budget = cap > t->other ? cap - t->other : 0;
     struct vp_plan p;
@@ -221,7 +138,7 @@ static int simulate_cap(const struct vp_table *t, struct flat *f, uint64_t cap, 
     return rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED ? 0 : 1;
 }
 
-static int simulate(const struct vp_table *t, struct flat *f, const struct args *a)
+static int simulate(const struct vp_table *t, struct vp_table_step *f, const struct args *a)
 {
     char caps[512];
     snprintf(caps, sizeof caps, "%s", a->caps);
@@ -269,9 +186,9 @@ int main(int argc, char **argv)
     int is_show = !strcmp(argv[1], "show");
     if (!is_show && (strcmp(argv[1], "simulate") || !a.caps)) return usage();
     size_t len;
-    char *text = slurp(argv[2], &len);
+    char *text = vp_file_slurp(argv[2], VP_TABLE_MAX_BYTES, &len);
     if (!text) {
-        perror(argv[2]);
+        fprintf(stderr, "vpage-table: cannot read %s%s\n", argv[2], len > VP_TABLE_MAX_BYTES ? " (too large)" : "");
         return 1;
     }
     struct vp_table t;
@@ -282,10 +199,10 @@ int main(int argc, char **argv)
         return 1;
     }
     free(text);
-    struct flat f;
-    int rc = flatten(&t, &f) ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
+    struct vp_table_step f;
+    int rc = vp_table_step_make(&t, &f) ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
                              : is_show ? show(&t, &f) : simulate(&t, &f, &a);
-    flat_free(&f);
+    vp_table_step_free(&f);
     vp_table_free(&t);
     return rc;
 }

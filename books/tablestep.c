@@ -1,0 +1,75 @@
+/* tablestep.c - see tablestep.h. */
+#include "tablestep.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The pieces of span sp into f's touch list from k (each once a launch). */
+static uint32_t add_span(struct vp_table_step *f, const struct vp_table_span *sp, uint32_t k, uint8_t *seen)
+{
+    for (uint32_t x = sp->first; x <= sp->last; x++) {
+        uint32_t id = (uint32_t)(f->base[sp->alloc] + x);
+        if (sp->write) f->dirty[id] = 1;
+        if (seen[id]) continue;
+        seen[id] = 1;
+        f->touch[k++] = id;
+    }
+    return k;
+}
+
+/* Room for the arrays of np pieces and nt touches. */
+static int arrays(struct vp_table_step *f, const struct vp_table *t, uint64_t np, uint64_t nt)
+{
+    f->bytes = malloc((np ? np : 1) * sizeof *f->bytes);
+    f->dirty = calloc(np ? np : 1, 1);
+    f->touch = malloc((nt ? nt : 1) * sizeof *f->touch);
+    f->ops = malloc((t->nops ? t->nops : 1) * sizeof *f->ops);
+    return f->bytes && f->dirty && f->touch && f->ops ? 0 : -1;
+}
+
+int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f)
+{
+    uint64_t np = 0, nt = 0;
+    memset(f, 0, sizeof *f);
+    f->base = malloc((t->nallocs + 1) * sizeof *f->base);
+    for (size_t a = 0; f->base && a < t->nallocs; a++) {
+        f->base[a] = np;
+        np += vp_table_pieces(t, (uint32_t)a);
+    }
+    for (size_t j = 0; j < t->nspans; j++) nt += t->spans[j].last - t->spans[j].first + 1;
+    uint8_t *seen = np <= UINT32_MAX ? calloc(np ? np : 1, 1) : NULL;
+    if (!f->base || !seen || nt > UINT32_MAX || arrays(f, t, np, nt)) {
+        free(seen);
+        vp_table_step_free(f);
+        return -1;
+    }
+    for (size_t a = 0; a < t->nallocs; a++)
+        for (uint64_t x = 0, n = vp_table_pieces(t, (uint32_t)a); x < n; x++)
+            f->bytes[f->base[a] + x] = x + 1 < n ? t->piece : t->alloc_bytes[a] - x * t->piece;
+    uint32_t k = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        const struct vp_table_op *o = &t->ops[i];
+        uint32_t first = k;
+        for (uint32_t j = 0; j < o->nspans; j++) k = add_span(f, &t->spans[o->first_span + j], k, seen);
+        for (uint32_t j = first; j < k; j++) seen[f->touch[j]] = 0;
+        f->ops[i] = (struct vp_step_op){(double)o->dur_ns * 1e-9, first, k - first};
+        f->compute_ns += o->dur_ns;
+    }
+    for (uint64_t x = 0; x < np; x++) {
+        f->written += f->dirty[x] ? f->bytes[x] : 0;
+        f->touched += f->bytes[x];
+    }
+    free(seen);
+    f->s = (struct vp_step){t->nops, np, f->ops, f->touch, f->bytes, f->dirty};
+    return 0;
+}
+
+void vp_table_step_free(struct vp_table_step *f)
+{
+    free(f->ops);
+    free(f->touch);
+    free(f->bytes);
+    free(f->base);
+    free(f->dirty);
+    memset(f, 0, sizeof *f);
+}
