@@ -1,0 +1,69 @@
+/* replay.h - the policy of the learned page table's replay: with one step
+ * of the program known in advance (policy/plan.h), which pieces stay
+ * resident all step long and how every other piece ranks at a point of
+ * the step, for the stream pager's wanted set (policy/stream.h).
+ *
+ * Contract
+ *   Pure functions over the caller's arrays: no locks, no driver calls, no
+ *   state. The pager (pager/replay.c) follows the program's launches along
+ *   the step with a cursor (the op the next launch is taken to be) and
+ *   ranks the pieces the step touches with these instead of the online
+ *   guesses of policy/stream.h:
+ *     pinned pieces (VP_SC_PIN, by pin rank) stay all step;
+ *     the others (VP_SC_NEXT) rank by their next use, counted in ops from
+ *     the cursor around the loop, so the wanted set is the pinned pieces
+ *     and, in what is left of the budget (the window), the next ones the
+ *     step needs: each comes in as soon as there is room and leaves after
+ *     its last use of a visit (furthest next use leaves first).
+ *   What the pinned pieces leave of the budget, the window, is what
+ *   streams. The pins: everything when the step's pieces fit the budget;
+ *   else pieces with the most visits a step first (each visit of a piece
+ *   that streams is one move in), and in the group of equal visits that
+ *   does not fit whole, a share spread evenly over the step in order of
+ *   first use (an error accumulator, as in Bresenham's line), so the bytes
+ *   that stream are spread over the step's compute.
+ */
+#ifndef VPAGE_POLICY_REPLAY_H
+#define VPAGE_POLICY_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+#define VP_REPLAY_NEVER UINT32_MAX
+
+/* Which ops use each piece: uses of piece x are ops[start[x] .. start[x+1]),
+ * ascending. start: s->npieces + 1 entries; ops: one per touch of the
+ * step (the sum of its ops' n). */
+void vp_replay_index(const struct vp_step *s, uint32_t *start, uint32_t *ops);
+
+/* Ops from op at to the next use at or after it of a piece used by
+ * u[0..n) (ascending, each < nops), around the loop: 0 when op at uses
+ * it; VP_REPLAY_NEVER when n is 0. */
+uint32_t vp_replay_next(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t at);
+
+/* Visits a step of a piece used by u[0..n): a use more than gap ops after
+ * the use before it, around the loop, starts a visit (at least 1 when
+ * n > 0). */
+uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t gap);
+
+/* The window, the bytes of budget left to what streams: want
+ * (VPAGE_STREAM_WINDOW) when not 0; else twice the most bytes one op of
+ * the step touches (the pieces of the op that runs and of the next one
+ * coming in meanwhile); at least 4 pieces of piece bytes, at most budget. */
+uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t piece, uint64_t want);
+
+/* Chooses the pinned pieces (contract) under budget, window kept free
+ * when the step's pieces do not fit: rank[x] = 1, 2, ... in order of
+ * choosing, 0 when x streams. gap: as for vp_replay_visits. Returns the
+ * bytes pinned, or UINT64_MAX when out of memory (then nothing is
+ * pinned). */
+uint64_t vp_replay_pins(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint64_t budget,
+                        uint64_t window, uint32_t gap, uint32_t *rank);
+
+/* The class and key (policy/stream.h) at tick now of a piece of the step:
+ * pin rank rank (0: not pinned), next use dist ops from the cursor. */
+void vp_replay_rank(uint32_t rank, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key);
+
+#endif

@@ -1,0 +1,172 @@
+/* test_replay.c - the learned page table's replay policy (policy/replay.h)
+ * on its own: each piece's uses and next use around the loop, visits, the
+ * window, the pins, and a loop played through the stream policy's wanted
+ * set (policy/stream.h) with the replay's ranks, moving what it must and
+ * no more than the window besides. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../policy/replay.h"
+#include "../policy/stream.h"
+
+/* A step of nops ops over npieces pieces of one size (10 bytes), each op's
+ * pieces given as a string of piece letters, "ab" for pieces 0 and 1. */
+struct loop {
+    struct vp_step s;
+    struct vp_step_op ops[64];
+    uint32_t touch[256];
+    uint64_t bytes[26];
+    uint32_t start[27], uses[256];
+};
+
+static void make(struct loop *l, const char **ops, size_t nops, size_t npieces)
+{
+    memset(l, 0, sizeof *l);
+    uint32_t k = 0;
+    for (size_t i = 0; i < nops; i++) {
+        l->ops[i] = (struct vp_step_op){1e-3, k, (uint32_t)strlen(ops[i])};
+        for (const char *c = ops[i]; *c; c++) l->touch[k++] = (uint32_t)(*c - 'a');
+    }
+    for (size_t x = 0; x < npieces; x++) l->bytes[x] = 10;
+    l->s = (struct vp_step){nops, npieces, l->ops, l->touch, l->bytes, NULL};
+    vp_replay_index(&l->s, l->start, l->uses);
+}
+
+Test(replay, each_piece_s_uses_are_listed_in_order)
+{
+    struct loop l;
+    const char *ops[] = {"ab", "b", "ca", "a"};
+    make(&l, ops, 4, 3);
+    cr_assert(l.start[0] == 0 && l.start[1] == 3 && l.start[2] == 5 && l.start[3] == 6);
+    uint32_t want[6] = {0, 2, 3, 0, 1, 2};
+    for (int j = 0; j < 6; j++) cr_assert_eq(l.uses[j], want[j], "use %d", j);
+}
+
+Test(replay, the_next_use_is_counted_around_the_loop)
+{
+    uint32_t u[3] = {2, 5, 9};
+    cr_assert_eq(vp_replay_next(u, 3, 10, 0), 2);
+    cr_assert_eq(vp_replay_next(u, 3, 10, 5), 0, "used by the op at the cursor");
+    cr_assert_eq(vp_replay_next(u, 3, 10, 6), 3);
+    uint32_t one[1] = {2};
+    cr_assert_eq(vp_replay_next(one, 1, 10, 3), 9, "the next step's use");
+    cr_assert_eq(vp_replay_next(u, 0, 10, 3), VP_REPLAY_NEVER);
+}
+
+Test(replay, uses_close_together_are_one_visit)
+{
+    uint32_t u[5] = {0, 2, 40, 41, 90};
+    cr_assert_eq(vp_replay_visits(u, 5, 100, 10), 2, "90 and 0 meet around the loop");
+    cr_assert_eq(vp_replay_visits(u, 5, 200, 10), 3);
+    cr_assert_eq(vp_replay_visits(u, 5, 100, 1), 4);
+    cr_assert_eq(vp_replay_visits(u, 1, 3, 4), 1, "a step shorter than the gap");
+    cr_assert_eq(vp_replay_visits(u, 0, 100, 4), 0);
+}
+
+Test(replay, the_window_is_twice_the_largest_op_within_the_budget)
+{
+    struct loop l;
+    const char *ops[] = {"ab", "cde", "f"};
+    make(&l, ops, 3, 6);
+    cr_assert_eq(vp_replay_window(&l.s, 1000, 10, 0), 60);
+    cr_assert_eq(vp_replay_window(&l.s, 1000, 20, 0), 80, "at least four pieces");
+    cr_assert_eq(vp_replay_window(&l.s, 1000, 10, 25), 40, "asked for: still four pieces");
+    cr_assert_eq(vp_replay_window(&l.s, 50, 10, 0), 50, "at most the budget");
+}
+
+Test(replay, everything_is_pinned_when_the_step_fits)
+{
+    struct loop l;
+    const char *ops[] = {"ab", "cd", "a"};
+    make(&l, ops, 3, 5); /* e is never used */
+    uint32_t rank[5];
+    cr_assert_eq(vp_replay_pins(&l.s, l.start, l.uses, 40, 30, 1, rank), 40);
+    for (int x = 0; x < 4; x++) cr_assert(rank[x], "piece %d", x);
+    cr_assert_eq(rank[4], 0, "a piece the step does not use");
+}
+
+Test(replay, pieces_of_many_visits_are_pinned_first_and_the_rest_spread)
+{
+    /* a: used all through the step (an activation: 4 visits with gap 1);
+     * b..i: one use each (weights) */
+    struct loop l;
+    const char *ops[] = {"ab", "c", "ad", "e", "af", "g", "ah", "i"};
+    make(&l, ops, 8, 9);
+    uint32_t rank[9];
+    /* budget 70, window 20: 50 pinned = a and four of the eight weights,
+     * every second one in order of use */
+    cr_assert_eq(vp_replay_pins(&l.s, l.start, l.uses, 70, 20, 1, rank), 50);
+    cr_assert_eq(rank[0], 1, "the activation first");
+    int pinned = 0, in_a_row = 0, most_in_a_row = 0;
+    for (int x = 1; x < 9; x++) {
+        pinned += rank[x] != 0;
+        in_a_row = rank[x] ? in_a_row + 1 : 0;
+        if (in_a_row > most_in_a_row) most_in_a_row = in_a_row;
+    }
+    cr_assert_eq(pinned, 4);
+    cr_assert_eq(most_in_a_row, 1, "the pinned weights are spread over the step");
+}
+
+Test(replay, pinned_pieces_rank_first_the_others_by_next_use)
+{
+    uint8_t cls;
+    uint64_t k1, k2;
+    vp_replay_rank(3, 100, 50, &cls, &k1);
+    cr_assert(cls == VP_SC_PIN && k1 == 3);
+    vp_replay_rank(0, 4, 50, &cls, &k1);
+    vp_replay_rank(0, 9, 50, &cls, &k2);
+    cr_assert(cls == VP_SC_NEXT && k1 == 55 && k2 == 60);
+    cr_assert(vp_stream_comes_ahead(1, cls, k2), "a known next use comes ahead");
+    vp_replay_rank(0, VP_REPLAY_NEVER, 50, &cls, &k1);
+    cr_assert(!vp_stream_comes_ahead(1, cls, k1), "no next use: never ahead");
+}
+
+/* Plays the step's loop three times through the wanted set with the
+ * replay's ranks (moves instant, what an op uses asked for); returns the
+ * bytes brought in during the third. */
+static uint64_t play(struct loop *l, uint64_t budget, uint64_t window)
+{
+    size_t np = l->s.npieces;
+    uint32_t rank[26];
+    uint8_t resident[26] = {0};
+    struct vp_spc c[26];
+    vp_replay_pins(&l->s, l->start, l->uses, budget, window, 1, rank);
+    uint64_t in = 0;
+    for (int step = 0; step < 3; step++)
+        for (uint32_t i = 0; i < l->s.nops; i++) {
+            uint32_t cursor = (i + 1) % (uint32_t)l->s.nops;
+            for (size_t x = 0; x < np; x++) {
+                c[x] = (struct vp_spc){.bytes = l->bytes[x], .ref = (void *)(uintptr_t)x};
+                int asked = 0;
+                for (uint32_t j = 0; j < l->ops[i].n; j++) asked |= l->touch[l->ops[i].first + j] == x;
+                if (asked) {
+                    c[x].cls = VP_SC_NOW;
+                    c[x].key = 1;
+                } else {
+                    uint32_t n = l->start[x + 1] - l->start[x];
+                    vp_replay_rank(rank[x], vp_replay_next(l->uses + l->start[x], n, (uint32_t)l->s.nops, cursor),
+                                   1000, &c[x].cls, &c[x].key);
+                }
+            }
+            vp_stream_desire(c, np, budget);
+            for (size_t j = 0; j < np; j++) {
+                size_t x = (uintptr_t)c[j].ref;
+                if (c[j].want && !resident[x] && step == 2) in += c[j].bytes;
+                resident[x] = c[j].want;
+            }
+        }
+    return in;
+}
+
+Test(replay, a_loop_larger_than_the_budget_moves_what_it_must_and_at_most_the_window_more)
+{
+    /* twelve weights used once a step, one activation used by every op */
+    struct loop l;
+    const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"}; /* m: the activation */
+    make(&l, ops, 12, 13);
+    uint64_t budget = 80, window = 40, touched = 130;
+    uint64_t in = play(&l, budget, window);
+    cr_assert_geq(in, touched - budget, "moved %llu", (unsigned long long)in);
+    cr_assert_leq(in, touched - budget + window, "moved %llu", (unsigned long long)in);
+}
