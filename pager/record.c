@@ -53,6 +53,17 @@ void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece)
 
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ull; }
 
+uint64_t vp_record_id(const char *kernel, const struct vp_record_span *s, size_t n, uint64_t *kid)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t len = 0;
+    for (const char *c = kernel; *c && len < VP_TABLE_NAME - 1; c++, len++)
+        h = mix(h, *c <= ' ' || *c > '~' ? (unsigned char)'_' : (unsigned char)*c);
+    if (!len) h = mix(h, '?');
+    *kid = h;
+    for (size_t j = 0; j < n && j < VP_RECORD_SPANS; j++) h = mix(mix(mix(h, s[j].alloc), s[j].first), s[j].last);
+    return h;
+}
 
 void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other)
 {
@@ -61,15 +72,9 @@ void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *
     if (!ring) ring = calloc(VP_RECORD_OPS, sizeof *ring);
     if (ring && dev == dev_kept) {
         struct rec *r = &ring[launches++ % VP_RECORD_OPS];
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (const char *c = kernel; *c; c++) h = mix(h, (unsigned char)*c);
-        r->kid = h;
         r->n = (uint8_t)(n < VP_RECORD_SPANS ? n : VP_RECORD_SPANS);
-        for (size_t j = 0; j < r->n; j++) {
-            r->s[j] = s[j];
-            h = mix(mix(mix(h, s[j].alloc), s[j].first), s[j].last);
-        }
-        r->id = h;
+        for (size_t j = 0; j < r->n; j++) r->s[j] = s[j];
+        r->id = vp_record_id(kernel, s, r->n, &r->kid);
         r->kernel = kernel;
         r->other = other;
     }
@@ -98,49 +103,58 @@ static long index_of(const void **v, size_t *n, size_t most, const void *x)
     return (long)(*n)++;
 }
 
+/* The table's allocations: those the launches touch, in order of making
+ * (alloc_at: the table's number of each order, -1 for none). Returns 0,
+ * or -1 on an order never made. */
+static int table_allocs(struct vp_table *t, uint64_t start, size_t p, long *alloc_at)
+{
+    for (size_t a = 0; a < nallocs; a++) alloc_at[a] = -1;
+    for (size_t i = 0; i < p; i++) {
+        const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
+        for (uint8_t j = 0; j < r->n; j++) {
+            if (r->s[j].alloc >= nallocs) return -1;
+            alloc_at[r->s[j].alloc] = 0;
+        }
+    }
+    for (size_t a = 0; a < nallocs; a++)
+        if (alloc_at[a] >= 0) {
+            t->alloc_order[t->nallocs] = (uint32_t)a;
+            t->alloc_bytes[t->nallocs] = allocs[a].bytes;
+            alloc_at[a] = (long)t->nallocs++;
+        }
+    return 0;
+}
+
 /* The step's last p launches (the oldest of them at ring index start) into
  * t. Returns 0, or -1 when out of memory. */
 static int make_table(struct vp_table *t, uint64_t start, size_t p)
 {
     long *alloc_at = malloc((nallocs + 1) * sizeof *alloc_at);
     const void **names = malloc(p * sizeof *names);
-    uint32_t *orders = malloc((nallocs + 1) * sizeof *orders);
+    t->version = VP_TABLE_VERSION;
+    t->alloc_bytes = malloc((nallocs + 1) * sizeof *t->alloc_bytes);
+    t->alloc_order = malloc((nallocs + 1) * sizeof *t->alloc_order);
     t->ops = calloc(p, sizeof *t->ops);
     t->spans = calloc(p * VP_RECORD_SPANS, sizeof *t->spans);
-    if (!alloc_at || !names || !orders || !t->ops || !t->spans) goto fail;
-    for (size_t a = 0; a < nallocs; a++) alloc_at[a] = -1;
-    for (size_t i = 0; i < p; i++) {
+    int ok = alloc_at && names && t->alloc_bytes && t->alloc_order && t->ops && t->spans &&
+             table_allocs(t, start, p, alloc_at) == 0;
+    for (size_t i = 0; ok && i < p; i++) {
         const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
         struct vp_table_op *o = &t->ops[t->nops++];
         *o = (struct vp_table_op){(uint32_t)index_of(names, &t->nkernels, p, r->kernel), 0, (uint32_t)t->nspans, r->n};
         if (r->other > t->other) t->other = r->other;
-        for (uint8_t j = 0; j < r->n; j++) {
-            uint32_t a = r->s[j].alloc;
-            if (a >= nallocs) goto fail;
-            if (alloc_at[a] < 0) {
-                alloc_at[a] = (long)t->nallocs;
-                orders[t->nallocs++] = a;
-            }
-            t->spans[t->nspans++] = (struct vp_table_span){(uint32_t)alloc_at[a], r->s[j].first, r->s[j].last, 0};
-        }
+        for (uint8_t j = 0; j < r->n; j++)
+            t->spans[t->nspans++] =
+                (struct vp_table_span){(uint32_t)alloc_at[r->s[j].alloc], r->s[j].first, r->s[j].last, 0};
     }
-    t->alloc_bytes = malloc((t->nallocs + 1) * sizeof *t->alloc_bytes);
-    t->kernel = calloc(t->nkernels + 1, sizeof *t->kernel);
-    if (!t->alloc_bytes || !t->kernel) goto fail;
-    for (size_t a = 0; a < t->nallocs; a++) t->alloc_bytes[a] = allocs[orders[a]].bytes;
-    for (size_t k = 0; k < t->nkernels; k++) snprintf(t->kernel[k], VP_TABLE_NAME, "%s", (const char *)names[k]);
-    t->piece = t->nallocs ? allocs[orders[0]].piece : 1;
-    t->fingerprint = vp_table_fingerprint(t->alloc_bytes, t->nallocs, (const char(*)[VP_TABLE_NAME])t->kernel,
-                                          t->nkernels);
+    t->kernel = ok ? calloc(t->nkernels + 1, sizeof *t->kernel) : NULL;
+    if (t->kernel) {
+        for (size_t k = 0; k < t->nkernels; k++) snprintf(t->kernel[k], VP_TABLE_NAME, "%s", (const char *)names[k]);
+        t->piece = t->nallocs ? allocs[t->alloc_order[0]].piece : 1;
+    }
     free(alloc_at);
     free(names);
-    free(orders);
-    return 0;
-fail:
-    free(alloc_at);
-    free(names);
-    free(orders);
-    return -1;
+    return t->kernel ? 0 : -1;
 }
 
 /* Kernel names as the table takes them: printable ASCII without spaces. */
@@ -151,8 +165,7 @@ static void clean_names(struct vp_table *t)
             if (*c <= ' ' || *c > '~') *c = '_';
         if (!t->kernel[k][0]) strcpy(t->kernel[k], "?");
     }
-    t->fingerprint = vp_table_fingerprint(t->alloc_bytes, t->nallocs, (const char(*)[VP_TABLE_NAME])t->kernel,
-                                          t->nkernels);
+    t->fingerprint = vp_table_fingerprint(t);
 }
 
 static void write_table(const struct vp_table *t, const char *path)
@@ -202,6 +215,18 @@ static size_t find_step(const uint64_t *ids, size_t n, size_t *end)
     return best;
 }
 
+/* A step found by kernel names is the loop when at least half its last
+ * launches are whole the launch a step before (the pieces of some differ:
+ * activations in a caching allocator's other block), not a run of one
+ * kernel on ever other pieces (a loop seen once). */
+static int mostly_same(uint64_t first, size_t end, size_t p)
+{
+    size_t same = 0;
+    for (size_t i = end - p; i < end; i++)
+        same += i >= p && ring[(first + i) % VP_RECORD_OPS].id == ring[(first + i - p) % VP_RECORD_OPS].id;
+    return 2 * same >= p;
+}
+
 void vp_record_finish(void)
 {
     if (!vp_record_on()) return;
@@ -217,6 +242,7 @@ void vp_record_finish(void)
             ids[i] = by_name ? r->kid : r->id;
         }
         p = find_step(ids, n, &end);
+        if (p && by_name && !mostly_same(first, end, p)) p = 0;
     }
     struct vp_table t;
     memset(&t, 0, sizeof t);

@@ -24,7 +24,9 @@
  *   The pieces a step's launches touch may differ from one step to the
  *   next (a caching allocator hands a tensor another block): then the step
  *   is found by kernels alone, may start at another launch of the loop,
- *   and the table keeps the last step's pieces. Only the device of the
+ *   and the table keeps the last step's pieces; at least half its launches
+ *   must be whole the launch a step before (else one kernel run on ever
+ *   other pieces, a loop seen once, would be a step of one launch). Only the device of the
  *   first launch recorded is kept. Launches of more than VP_RECORD_SPANS allocations keep the first
  *   ones. Graph replays and launches whose parameters cannot be read are
  *   not launches here.
@@ -45,6 +47,12 @@ struct vp_record_span {
     uint32_t alloc;       /* its allocation, by order of making */
     uint32_t first, last; /* its pieces */
 };
+
+/* A launch's identity: FNV-1a over its kernel's name as a table keeps it
+ * (books/table.h: at most VP_TABLE_NAME - 1 bytes, '_' for a space or a
+ * byte that is not printable ASCII, "?" for none), then its spans; *kid:
+ * over the name alone. The same in every run of a program. */
+uint64_t vp_record_id(const char *kernel, const struct vp_record_span *s, size_t n, uint64_t *kid);
 
 /* True when launches are recorded (VPAGE_TABLE names a file). */
 int vp_record_on(void);

@@ -12,6 +12,7 @@
 #include "../../driver/query.h"
 #include "../../driver/vmm.h"
 #include "../record.h"
+#include "../replay.h"
 #include "../stream.h"
 #include "internal.h"
 
@@ -110,6 +111,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     uint64_t g = granularity_or_say(dev);
     if (!g) return CUDA_ERROR_NOT_SUPPORTED;
     uint64_t span = round_up(bytes, g), piece = round_up(vp_opt.chunk, g);
+    vp_replay_load();
     if (vp_paged_take(&sp.ss[dev].streamed, span, dev, hook, &sp.ss[dev].refused)) return CUDA_ERROR_OUT_OF_MEMORY;
     uint32_t np = (uint32_t)((span + piece - 1) / piece);
     struct salloc *a = calloc(1, sizeof *a + (size_t)np * sizeof(struct piece));
@@ -126,6 +128,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
         if (vp_allocs_insert_locked(&sp.allocs, a->base, a->size, a)) rc = CUDA_ERROR_OUT_OF_MEMORY;
         else a->order = sp.next_order++;
         if (rc == CUDA_SUCCESS && vp_record_on()) vp_record_alloc(a->order, a->span, a->piece);
+        if (rc == CUDA_SUCCESS) vp_replay_alloc(a->order, a->span, a->piece, dev);
         pthread_mutex_unlock(&sp.pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, np);
     }
@@ -197,6 +200,7 @@ static void stream_report(int json, vp_emit_fn emit, void *ctx, vp_report_extra_
 #define VP_X(name, doc) vp_report_field(json, emit, ctx, #name, atomic_load(&sp.ss[d].name));
         VP_STREAM_STATS(VP_X)
 #undef VP_X
+        vp_replay_report(json, emit, ctx, d);
         if (extra) extra(json, emit, ctx, d);
         vp_report_device_end(json, emit, ctx);
         first = 0;
@@ -249,6 +253,7 @@ static void stream_reset_child(void)
     sp.narenas = 0;
     sp.ctx_dev = -1;
     stream_fence_reset_child();
+    vp_replay_reset_child();
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&sp.ss[d].name, 0);
         VP_STREAM_STATS(VP_X)

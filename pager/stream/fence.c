@@ -15,6 +15,7 @@
 #include "../../books/account.h"
 #include "../../policy/demand.h"
 #include "../record.h"
+#include "../replay.h"
 #include "internal.h"
 
 /* per thread: the allocations of the operation being issued */
@@ -202,7 +203,7 @@ static int use_pieces_locked(struct salloc *a, uint64_t off, uint64_t t)
     uint64_t first, cnt;
     int want = 0;
     vp_policy_demand_range(a->span, off, a->piece, vp_policy_touch_most(vp_cap_of(a->dev)), &first, &cnt);
-    if (rec.n < VP_RECORD_SPANS && vp_record_on()) rec.s[rec.n++] = (struct vp_record_span){a->order, (uint32_t)first,
+    if (rec.n < VP_RECORD_SPANS && (vp_record_on() || vp_replay_on())) rec.s[rec.n++] = (struct vp_record_span){a->order, (uint32_t)first,
                                                                          (uint32_t)(first + cnt - 1)};
     for (uint64_t i = first; i < first + cnt; i++) {
         struct piece *p = &a->pc[i];
@@ -342,6 +343,7 @@ int stream_op_begin(const struct vp_op *o)
         int d = op.a[0]->dev;
         vp_record_launch(o->what, d, rec.s, rec.n, vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
     }
+    if (o->use && op.n && vp_replay_launch(o->what, op.a[0]->dev, rec.s, rec.n)) op.progress = 1;
     if (!op.n && !op.all) {
         pthread_mutex_unlock(&sp.pt.mu);
         return 0;

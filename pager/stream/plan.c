@@ -13,6 +13,7 @@
 #include "../../books/account.h"
 #include "../../common/options.h"
 #include "../../common/trace.h"
+#include "../replay.h"
 #include "internal.h"
 
 /* What one plan of a device works with. */
@@ -20,7 +21,7 @@ struct plan {
     int dev;
     uint64_t budget, held, piece;
     uint64_t hot, cold, pinned; /* bytes of used pieces: hot, the others, pinned */
-    size_t used, placed;        /* pieces used; resident and never used */
+    size_t used, placed, all;   /* pieces used; resident and never used; all */
     struct vp_stream_split split;
     struct vp_spc *c;           /* the candidates, ranked */
     struct move *refs;          /* what each candidate stands for */
@@ -55,6 +56,7 @@ static void census_locked(struct plan *pl)
         struct salloc *a = TAB(i);
         if (a->dev != pl->dev || a->gone) continue;
         pl->piece = a->piece;
+        pl->all += a->npieces;
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct piece *p = &a->pc[k];
             uint64_t len = piece_len(a, k);
@@ -117,11 +119,28 @@ static void pin_asked_locked(struct plan *pl, struct salloc *a, uint32_t k)
         vp_trace("pin", "\t%d\t%#llx\t%u\t%llu", pl->dev, (unsigned long long)a->base, k, (unsigned long long)len);
 }
 
-/* One candidate per piece that is used, or placed and resident, ranked by
- * the policy. Returns -1 when out of host memory. */
+/* The class and key of piece k of a: the replayed table's (pager/replay.h)
+ * when it ranks the piece and no operation being issued asks for it, else
+ * the online policy's. Returns 0 when the piece is no candidate (never
+ * used, not resident, not in the table's step). */
+static int rank_locked(struct plan *pl, struct salloc *a, uint32_t k, uint8_t *cls, uint64_t *key)
+{
+    struct piece *p = &a->pc[k];
+    int table = vp_opt.stream_ahead && !p->requested &&
+                vp_replay_rank_piece(a->order, k, a->dev, sp.tick, cls, key);
+    if (table) return 1;
+    if (!p->u.visit && p->state != P_DEV) return 0;
+    if (p->pin_asked && !p->pinned) pin_asked_locked(pl, a, k);
+    struct vp_piece_view v = {p->u, p->ahead_at, p->pin_seq, p->requested, p->pinned, p->state == P_HOST};
+    vp_stream_rank_piece(&v, sp.tick, vp_opt.stream_ahead, cls, key);
+    return 1;
+}
+
+/* One candidate per piece that is used, placed and resident, or in the
+ * replayed table's step, ranked. Returns -1 when out of host memory. */
 static int candidates_locked(struct plan *pl)
 {
-    size_t most = pl->used + pl->placed;
+    size_t most = pl->all;
     pl->c = malloc((most ? most : 1) * sizeof *pl->c);
     pl->refs = malloc((most ? most : 1) * sizeof *pl->refs);
     if (!pl->c || !pl->refs) return -1;
@@ -129,15 +148,10 @@ static int candidates_locked(struct plan *pl)
         struct salloc *a = TAB(i);
         if (a->dev != pl->dev || a->gone) continue;
         for (uint32_t k = 0; k < a->npieces; k++) {
-            struct piece *p = &a->pc[k];
-            if (!p->u.visit && p->state != P_DEV) continue;
-            if (p->pin_asked && !p->pinned) pin_asked_locked(pl, a, k);
-            struct vp_piece_view v = {p->u, p->ahead_at, p->pin_seq, p->requested, p->pinned, p->state == P_HOST};
             struct vp_spc *c = &pl->c[pl->n];
-            pl->refs[pl->n] = (struct move){.a = a, .i = k};
             *c = (struct vp_spc){.bytes = piece_len(a, k), .ref = &pl->refs[pl->n]};
-            vp_stream_rank_piece(&v, sp.tick, vp_opt.stream_ahead, &c->cls, &c->key);
-            pl->n++;
+            if (!rank_locked(pl, a, k, &c->cls, &c->key)) continue;
+            pl->refs[pl->n++] = (struct move){.a = a, .i = k};
         }
     }
     return 0;
@@ -205,8 +219,9 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
 {
     struct plan pl = {.dev = dev};
     census_locked(&pl);
-    if (!pl.used) return 0;
+    if (!pl.used && !vp_replay_found(dev)) return 0;
     pl.budget = budget_of(dev);
+    vp_replay_budget(dev, pl.budget);
     struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, pl.cold, vp_opt.stream_window};
     pl.split = vp_stream_split_budget(&cs);
     if (pl.pinned > pl.split.pin_room) unpin_locked(&pl);

@@ -1,0 +1,251 @@
+/* replay.c - see replay.h. */
+#define _GNU_SOURCE
+#include "replay.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../books/table.h"
+#include "../books/tablestep.h"
+#include "../common/file.h"
+#include "../common/log.h"
+#include "../common/options.h"
+#include "../policy/replay.h"
+#include "../policy/stream.h"
+#include "shared.h"
+
+struct idpos {
+    uint64_t id;
+    uint32_t pos;
+};
+
+/* The replay's state: the table, what is known of each of its pieces and
+ * launches, and the cursor. */
+static struct {
+    int on, dev;                /* dev: of the table's allocations (-1: none made yet) */
+    struct vp_table t;
+    struct vp_table_step f;
+    uint32_t *ustart, *uses;    /* per piece its uses (policy/replay.h) */
+    uint32_t *rank;             /* per piece its pin rank (0: streams) */
+    uint8_t *streams;           /* per launch: it touches a piece that streams */
+    uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
+    struct idpos *by_id;        /* the launches by identity, then position */
+    uint32_t *alloc_of;         /* per order: the table's allocation + 1 (0: none) */
+    uint32_t norders;
+    uint64_t budget, window, pinned; /* the pins were chosen for budget */
+    uint32_t cursor;            /* the launch the next one is taken to be */
+    int found;
+    uint64_t launches, matched, moved, loose, lost;
+} rp = {.dev = -1};
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+
+int vp_replay_on(void) { return rp.on; }
+
+int vp_replay_found(int dev) { return rp.on && rp.found && dev == rp.dev; }
+
+static int by_id_then_pos(const void *a, const void *b)
+{
+    const struct idpos *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Each launch's identity as the recorder computes it (pager/record.h). */
+static void identities(void)
+{
+    const struct vp_table *t = &rp.t;
+    for (size_t i = 0; i < t->nops; i++) {
+        const struct vp_table_op *o = &t->ops[i];
+        struct vp_record_span s[VP_RECORD_SPANS];
+        size_t n = o->nspans < VP_RECORD_SPANS ? o->nspans : VP_RECORD_SPANS;
+        for (size_t j = 0; j < n; j++) {
+            const struct vp_table_span *ts = &t->spans[o->first_span + j];
+            s[j] = (struct vp_record_span){t->alloc_order[ts->alloc], ts->first, ts->last};
+        }
+        rp.op_id[i] = vp_record_id(t->kernel[o->kernel], s, n, &rp.op_kid[i]);
+        rp.by_id[i] = (struct idpos){rp.op_id[i], (uint32_t)i};
+    }
+    qsort(rp.by_id, t->nops, sizeof *rp.by_id, by_id_then_pos);
+}
+
+/* What the replay keeps of a parsed table. Returns 0, or -1 when out of
+ * memory. */
+static int index_table(void)
+{
+    const struct vp_table *t = &rp.t;
+    if (vp_table_step_make(t, &rp.f)) return -1;
+    size_t np = rp.f.s.npieces, nt = 0, no = t->nops;
+    for (size_t i = 0; i < no; i++) nt += rp.f.ops[i].n;
+    rp.norders = t->nallocs ? t->alloc_order[t->nallocs - 1] + 1 : 0;
+    rp.ustart = malloc((np + 1) * sizeof *rp.ustart);
+    rp.uses = malloc((nt ? nt : 1) * sizeof *rp.uses);
+    rp.rank = calloc(np ? np : 1, sizeof *rp.rank);
+    rp.streams = calloc(no, 1);
+    rp.op_id = malloc(no * sizeof *rp.op_id);
+    rp.op_kid = malloc(no * sizeof *rp.op_kid);
+    rp.by_id = malloc(no * sizeof *rp.by_id);
+    rp.alloc_of = calloc(rp.norders ? rp.norders : 1, sizeof *rp.alloc_of);
+    if (!rp.ustart || !rp.uses || !rp.rank || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id || !rp.alloc_of)
+        return -1;
+    vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
+    for (size_t a = 0; a < t->nallocs; a++) rp.alloc_of[t->alloc_order[a]] = (uint32_t)a + 1;
+    identities();
+    return 0;
+}
+
+static void drop(void)
+{
+    rp.on = 0;
+    vp_table_step_free(&rp.f);
+    vp_table_free(&rp.t);
+    free(rp.ustart);
+    free(rp.uses);
+    free(rp.rank);
+    free(rp.streams);
+    free(rp.op_id);
+    free(rp.op_kid);
+    free(rp.by_id);
+    free(rp.alloc_of);
+    rp.ustart = rp.uses = rp.rank = rp.alloc_of = NULL;
+    rp.streams = NULL;
+    rp.op_id = rp.op_kid = NULL;
+    rp.by_id = NULL;
+}
+
+static void load(void)
+{
+    char path[600];
+    size_t len;
+    const char *why = NULL;
+    vp_expand_path(vp_opt.table, path, sizeof path);
+    char *text = vp_file_slurp(path, VP_TABLE_MAX_BYTES, &len);
+    if (!text) {
+        if (len > VP_TABLE_MAX_BYTES) vp_warn("page table %s is too large: not replayed (VPAGE_TABLE)", path);
+        return; /* no table yet: this run writes it */
+    }
+    if (vp_table_parse(text, len, &rp.t, &why)) {
+        vp_warn("page table %s refused: %s; paging online (VPAGE_TABLE)", path, why);
+    } else if (rp.t.version < 2) {
+        vp_warn("page table %s is of version %u, without allocation orders: not replayed (VPAGE_TABLE)", path,
+                rp.t.version);
+        vp_table_free(&rp.t);
+    } else if (index_table()) {
+        vp_warn("page table %s: out of memory; paging online (VPAGE_TABLE)", path);
+        drop();
+    } else {
+        rp.on = 1;
+        vp_info("page table %s: a step of %zu launches on %zu allocations, replayed (fingerprint %016llx)", path,
+                rp.t.nops, rp.t.nallocs, (unsigned long long)rp.t.fingerprint);
+    }
+    free(text);
+}
+
+void vp_replay_load(void)
+{
+    if (vp_opt.table[0]) pthread_once(&load_once, load);
+}
+
+void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev)
+{
+    if (!rp.on || order >= rp.norders || !rp.alloc_of[order]) return;
+    uint32_t a = rp.alloc_of[order] - 1;
+    if (rp.dev < 0) rp.dev = dev;
+    if (rp.t.alloc_bytes[a] == span && rp.t.piece == piece && dev == rp.dev) return;
+    vp_warn("page table is of another program or shape: allocation %u is %llu bytes in pieces of %llu on device "
+            "%d here, %llu in pieces of %llu in the table; not replayed (VPAGE_TABLE)", order,
+            (unsigned long long)span, (unsigned long long)piece, dev, (unsigned long long)rp.t.alloc_bytes[a],
+            (unsigned long long)rp.t.piece);
+    drop();
+}
+
+/* The launch with identity id nearest at or after the cursor, around the
+ * step; -1 when the step has none. */
+static long find(uint64_t id)
+{
+    size_t lo = 0, hi = rp.t.nops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        struct idpos *m = &rp.by_id[mid];
+        if (m->id < id || (m->id == id && m->pos < rp.cursor)) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < rp.t.nops && rp.by_id[lo].id == id) return rp.by_id[lo].pos;
+    while (lo > 0 && rp.by_id[lo - 1].id == id) lo--; /* none after: the first */
+    return lo < rp.t.nops && rp.by_id[lo].id == id ? (long)rp.by_id[lo].pos : -1;
+}
+
+int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n)
+{
+    if (!rp.on || dev != rp.dev) return 0;
+    uint64_t kid, id = vp_record_id(kernel, s, n, &kid);
+    long at = -1;
+    rp.launches++;
+    if (rp.found && rp.op_id[rp.cursor] == id) {
+        at = rp.cursor;
+        rp.matched++;
+    } else if ((at = find(id)) >= 0) {
+        rp.moved++;
+    } else if (rp.found && rp.op_kid[rp.cursor] == kid) {
+        at = rp.cursor;
+        rp.loose++;
+    } else {
+        rp.lost++;
+        rp.found = 0;
+        return 0;
+    }
+    rp.found = 1;
+    rp.cursor = (uint32_t)((size_t)(at + 1) % rp.t.nops);
+    return rp.streams[at];
+}
+
+void vp_replay_budget(int dev, uint64_t budget)
+{
+    if (!rp.on || dev != rp.dev) return;
+    uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget;
+    if (rp.budget && d < rp.t.piece) return;
+    rp.budget = budget;
+    rp.window = vp_replay_window(&rp.f.s, budget, rp.t.piece, vp_opt.stream_window);
+    rp.pinned = vp_replay_pins(&rp.f.s, rp.ustart, rp.uses, budget, rp.window, VP_VISIT_GAP, rp.rank);
+    if (rp.pinned == UINT64_MAX) rp.pinned = 0;
+    for (size_t i = 0; i < rp.t.nops; i++) {
+        const struct vp_step_op *o = &rp.f.ops[i];
+        rp.streams[i] = 0;
+        for (uint32_t j = 0; j < o->n; j++) rp.streams[i] |= !rp.rank[rp.f.touch[o->first + j]];
+    }
+    vp_info("page table: %.2f GiB of the step's %.2f GiB pinned under a budget of %.2f GiB (window %.2f GiB)",
+            rp.pinned / 1073741824.0, rp.f.touched / 1073741824.0, budget / 1073741824.0,
+            rp.window / 1073741824.0);
+}
+
+int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key)
+{
+    if (!rp.on || !rp.found || dev != rp.dev || order >= rp.norders || !rp.alloc_of[order]) return 0;
+    uint32_t a = rp.alloc_of[order] - 1;
+    if (k >= vp_table_pieces(&rp.t, a)) return 0;
+    uint64_t x = rp.f.base[a] + k;
+    uint32_t n = rp.ustart[x + 1] - rp.ustart[x];
+    if (!n) return 0;
+    vp_replay_rank(rp.rank[x], vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor), now, cls,
+                   key);
+    return 1;
+}
+
+void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
+{
+    if (!vp_opt.table[0] || (rp.dev >= 0 && dev != rp.dev)) return;
+    vp_report_field(json, emit, ctx, "replay_on", (uint64_t)rp.on);
+    vp_report_field(json, emit, ctx, "replay_launches", rp.launches);
+    vp_report_field(json, emit, ctx, "replay_matched", rp.matched);
+    vp_report_field(json, emit, ctx, "replay_moved", rp.moved);
+    vp_report_field(json, emit, ctx, "replay_loose", rp.loose);
+    vp_report_field(json, emit, ctx, "replay_lost", rp.lost);
+    vp_report_field(json, emit, ctx, "replay_pinned", rp.pinned);
+    vp_report_field(json, emit, ctx, "replay_window", rp.window);
+}
+
+void vp_replay_reset_child(void)
+{
+    rp.on = rp.found = 0;
+}

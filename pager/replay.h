@@ -1,0 +1,74 @@
+/* replay.h - the learned page table replayed (VPAGE_TABLE): the step a
+ * run before wrote (pager/record.h, books/table.h) read at start, the
+ * program's launches followed along it with a cursor, and the stream
+ * pager's pieces ranked by the step's known future (policy/replay.h)
+ * instead of the online guesses, from the first step on.
+ *
+ * Contract
+ *   Off unless VPAGE_TABLE names a file that exists: vp_replay_load, at
+ *   the first streamed allocation, reads it once; a file that cannot be
+ *   read or parsed is refused with one line that says why, and the run
+ *   pages online. The table is of this program when every allocation it
+ *   names is made here with the same size and piece (by order of making,
+ *   vp_replay_alloc): the first that differs drops the table, with one
+ *   line, and nothing is replayed from then on.
+ *
+ *   vp_replay_launch follows each kernel launch on streamed memory: the
+ *   launch the cursor expects (the same kernel and pieces) moves it on; a
+ *   launch found elsewhere in the step moves the cursor there; a launch of
+ *   the expected kernel on other pieces (a caching allocator's other
+ *   block) moves it on; anything else leaves the cursor lost until a
+ *   launch is found again. While lost, pieces rank online
+ *   (policy/stream.h): correctness never depends on the table, only which
+ *   pieces are resident when.
+ *
+ *   vp_replay_rank_piece gives the class and key of a piece of the step
+ *   while the cursor is found; vp_replay_budget chooses the pins for the
+ *   device's budget (again when it changes by a piece or more).
+ *
+ *   Locks: none of its own; every call but vp_replay_load is made under
+ *   the stream pager's mutex (pager/stream/internal.h).
+ */
+#ifndef VPAGE_PAGER_REPLAY_H
+#define VPAGE_PAGER_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/vp.h"
+#include "record.h"
+
+/* Reads VPAGE_TABLE once, if it names a file (thread-safe). */
+void vp_replay_load(void);
+
+/* A table is loaded and not dropped. */
+int vp_replay_on(void);
+
+/* Streamed allocation number order was made on dev: span bytes, cut in
+ * pieces of piece. */
+void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev);
+
+/* A kernel launch on dev touching s[0..n). Returns 1 when the cursor is
+ * found and the launch touches a piece that streams (the wanted set moves
+ * on: the pager plans). */
+int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n);
+
+/* The cursor is found on dev. */
+int vp_replay_found(int dev);
+
+/* Chooses the pins for dev's budget of device bytes for pieces. */
+void vp_replay_budget(int dev, uint64_t budget);
+
+/* The class and key (policy/stream.h) at tick now of piece k of the
+ * allocation made order-th, on dev. Returns 1, or 0 when the replay does
+ * not rank it (no table, cursor lost, not a piece the step touches). */
+int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key);
+
+/* The replay's counters for the stats of dev (pager/shared.h's report). */
+void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev);
+
+/* The child after fork: its allocations are not the parent's program's;
+ * nothing is replayed (the table's memory is left to the parent). */
+void vp_replay_reset_child(void);
+
+#endif

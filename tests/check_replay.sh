@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The page table replayed (VPAGE_TABLE, pager/replay.h): tests/replay_loop
+# (twelve 4 MiB weights and an activation, 50 MiB, under a 16 MiB cap)
+# runs six steps and writes the table. Then one step of it runs twice:
+# with no table (online: nothing is known of the loop in its first step,
+# so no piece comes in ahead of its first use) and with the table, which it must
+# say it replays, follow launch by launch, and so bring weights in ahead
+# of use from its first step. Every run counts right. Then a table of
+# another shape (the weights 2 MiB larger) is ignored with one line, and
+# a table cut short is refused with one line; the program still counts
+# right.
+set -u
+prog=$1
+pre=${LD_PRELOAD-}
+unset LD_PRELOAD
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
+run() { # NAME [VAR=V...]: runs the program, its output in $dir/NAME.out, its stats in $dir/NAME.json,
+    local name=$1 # its trace in $dir/NAME.trace
+    shift
+    env "$@" VPAGE_STATS_FILE="$dir/$name.json" VPAGE_TRACE="$dir/$name.trace" LD_PRELOAD="$pre" "$prog" \
+        > "$dir/$name.out" 2>&1 &&
+        grep -q "replay_loop: ok" "$dir/$name.out" || { cat "$dir/$name.out"; echo "$name: failed"; exit 1; }
+}
+first_ahead() { # NAME: pieces whose first coming in was ahead of use (trace lines "in": ... ahead tick class)
+    python3 -c 'import sys
+seen, n = set(), 0
+for f in (l.rstrip("\n").split("\t") for l in open(sys.argv[1])):
+    if len(f) > 6 and f[1] == "in" and (f[3], f[4]) not in seen:
+        seen.add((f[3], f[4]))
+        n += f[6] == "1"
+print(n)' "$dir/$1.trace"
+}
+stat() { # NAME FIELD: the stream pager's counter of device 0
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["paging"]["devices"][0]; print(d[sys.argv[2]])' \
+        "$dir/$1.json" "$2"
+}
+run first
+grep -q "written to $dir/run.table" "$dir/first.out" || { cat "$dir/first.out"; echo "no table written"; exit 1; }
+run cold REPLAY_LOOP_STEPS=1 VPAGE_TABLE="$dir/none.table"
+run second REPLAY_LOOP_STEPS=1
+grep -q "page table $dir/run.table: a step of 12 launches on 13 allocations, replayed" "$dir/second.out" ||
+    { cat "$dir/second.out"; echo "the table was not replayed"; exit 1; }
+matched=$(stat second replay_matched) lost=$(stat second replay_lost)
+a1=$(first_ahead cold) a2=$(first_ahead second)
+echo "one step: $matched of 12 launches matched, $lost lost; pieces in ahead of their first use: $a1 online," \
+    "$a2 replayed; waits $(stat cold waits) online, $(stat second waits) replayed"
+[ "$matched" -ge 11 ] || { echo "the replay followed $matched of 12 launches"; exit 1; }
+[ "$(stat cold replay_on)" = 0 ] || { echo "a run with no table replayed"; exit 1; }
+[ "$a1" = 0 ] || { echo "online, $a1 pieces came in ahead of their first use: the test no longer tells"; exit 1; }
+[ "$a2" -ge 8 ] || { echo "replayed, only $a2 pieces came in ahead of their first use"; exit 1; }
+cp "$dir/run.table" "$dir/good.table"
+run other REPLAY_LOOP_MB=6
+grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||
+    { cat "$dir/other.out"; echo "a table of another shape was not refused"; exit 1; }
+[ "$(stat other replay_on)" = 0 ] || { echo "a table of another shape was replayed"; exit 1; }
+head -c 200 "$dir/good.table" > "$dir/run.table"
+run cut
+grep -q "page table $dir/run.table refused: " "$dir/cut.out" || { cat "$dir/cut.out"; echo "a cut table was not refused"; exit 1; }
+echo "replay: ok"
