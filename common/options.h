@@ -47,9 +47,11 @@ struct vp_cap {
     X(TRACE, trace, STRING, "", "write a trace of stream mode's moves and of "   \
       "the operations on streamed memory to this path (appended; %p becomes "    \
       "the process id); read it with scripts/vpage-trace")                       \
-    X(TABLE, table, STRING, "", "stream mode: write the page table of the "      \
-      "program's loop (one step, found in its launches) to this path at exit; "  \
-      "%p becomes the process id; read it with vpage-table")                     \
+    X(TABLE, table, STRING, "", "stream mode: the page table of the program's " \
+      "loop: read from this path at start if it is there (the step is then "     \
+      "replayed from the first: pieces come in ahead of use by the recorded "    \
+      "step), written at exit (one step, found in its launches); %p becomes "    \
+      "the process id; read it with vpage-table")                                \
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
     X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
       "weight files to track (shell patterns on the file name, comma-separated; "  \

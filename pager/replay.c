@@ -27,7 +27,9 @@ static struct {
     struct vp_table t;
     struct vp_table_step f;
     uint32_t *ustart, *uses;    /* per piece its uses (policy/replay.h) */
-    uint32_t *rank;             /* per piece its pin rank (0: streams) */
+    uint32_t *by;               /* the pieces in pin order (policy/replay.h), nby of them */
+    size_t nby, npinned;        /* the first npinned of them are pinned */
+    uint32_t *place;            /* per piece its place in that order, from 1 (0: untouched) */
     uint8_t *streams;           /* per launch: it touches a piece that streams */
     uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
     struct idpos *by_id;        /* the launches by identity, then position */
@@ -36,7 +38,7 @@ static struct {
     uint64_t budget, window, pinned; /* the pins were chosen for budget */
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found;
-    uint64_t launches, matched, moved, loose, lost;
+    uint64_t launches, matched, moved, loose, lost, repins;
 } rp = {.dev = -1};
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -81,15 +83,20 @@ static int index_table(void)
     rp.norders = t->nallocs ? t->alloc_order[t->nallocs - 1] + 1 : 0;
     rp.ustart = malloc((np + 1) * sizeof *rp.ustart);
     rp.uses = malloc((nt ? nt : 1) * sizeof *rp.uses);
-    rp.rank = calloc(np ? np : 1, sizeof *rp.rank);
+    rp.by = malloc((np ? np : 1) * sizeof *rp.by);
+    rp.place = calloc(np ? np : 1, sizeof *rp.place);
     rp.streams = calloc(no, 1);
     rp.op_id = malloc(no * sizeof *rp.op_id);
     rp.op_kid = malloc(no * sizeof *rp.op_kid);
     rp.by_id = malloc(no * sizeof *rp.by_id);
     rp.alloc_of = calloc(rp.norders ? rp.norders : 1, sizeof *rp.alloc_of);
-    if (!rp.ustart || !rp.uses || !rp.rank || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id || !rp.alloc_of)
+    if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
+        !rp.alloc_of)
         return -1;
     vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
+    rp.nby = vp_replay_pin_order(&rp.f.s, rp.ustart, rp.uses, VP_VISIT_GAP, rp.by);
+    if (!rp.nby) return -1;
+    for (size_t j = 0; j < rp.nby; j++) rp.place[rp.by[j]] = (uint32_t)j + 1;
     for (size_t a = 0; a < t->nallocs; a++) rp.alloc_of[t->alloc_order[a]] = (uint32_t)a + 1;
     identities();
     return 0;
@@ -102,13 +109,14 @@ static void drop(void)
     vp_table_free(&rp.t);
     free(rp.ustart);
     free(rp.uses);
-    free(rp.rank);
+    free(rp.by);
+    free(rp.place);
     free(rp.streams);
     free(rp.op_id);
     free(rp.op_kid);
     free(rp.by_id);
     free(rp.alloc_of);
-    rp.ustart = rp.uses = rp.rank = rp.alloc_of = NULL;
+    rp.ustart = rp.uses = rp.by = rp.place = rp.alloc_of = NULL;
     rp.streams = NULL;
     rp.op_id = rp.op_kid = NULL;
     rp.by_id = NULL;
@@ -205,21 +213,24 @@ void vp_replay_budget(int dev, uint64_t budget)
     if (!rp.on || dev != rp.dev) return;
     uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget;
     if (rp.budget && d < rp.t.piece) return;
+    int first = !rp.budget;
     rp.budget = budget;
     rp.window = vp_replay_window(&rp.f.s, budget, rp.t.piece, vp_opt.stream_window);
-    rp.pinned = vp_replay_pins(&rp.f.s, rp.ustart, rp.uses, budget, rp.window, VP_VISIT_GAP, rp.rank);
-    if (rp.pinned == UINT64_MAX) rp.pinned = 0;
+    size_t was = rp.npinned;
+    rp.npinned = vp_replay_pin_count(&rp.f.s, rp.by, rp.nby, budget, rp.window, &rp.pinned);
+    if (rp.npinned == was && !first) return;
+    rp.repins++;
     for (size_t i = 0; i < rp.t.nops; i++) {
         const struct vp_step_op *o = &rp.f.ops[i];
         rp.streams[i] = 0;
-        for (uint32_t j = 0; j < o->n; j++) rp.streams[i] |= !rp.rank[rp.f.touch[o->first + j]];
+        for (uint32_t j = 0; j < o->n; j++) rp.streams[i] |= rp.place[rp.f.touch[o->first + j]] > rp.npinned;
     }
-    vp_info("page table: %.2f GiB of the step's %.2f GiB pinned under a budget of %.2f GiB (window %.2f GiB)",
-            rp.pinned / 1073741824.0, rp.f.touched / 1073741824.0, budget / 1073741824.0,
-            rp.window / 1073741824.0);
+    vp_info("page table: %.0f MiB of the step's %.0f MiB pinned under a budget of %.0f MiB (window %.0f MiB)",
+            rp.pinned / 1048576.0, rp.f.touched / 1048576.0, budget / 1048576.0, rp.window / 1048576.0);
 }
 
-int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key)
+int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key,
+                         uint64_t *when)
 {
     if (!rp.on || !rp.found || dev != rp.dev || order >= rp.norders || !rp.alloc_of[order]) return 0;
     uint32_t a = rp.alloc_of[order] - 1;
@@ -227,8 +238,9 @@ int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint
     uint64_t x = rp.f.base[a] + k;
     uint32_t n = rp.ustart[x + 1] - rp.ustart[x];
     if (!n) return 0;
-    vp_replay_rank(rp.rank[x], vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor), now, cls,
-                   key);
+    uint32_t pin = rp.place[x] <= rp.npinned ? rp.place[x] : 0;
+    vp_replay_rank(pin, vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor), now, cls, key,
+                   when);
     return 1;
 }
 
@@ -243,6 +255,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_lost", rp.lost);
     vp_report_field(json, emit, ctx, "replay_pinned", rp.pinned);
     vp_report_field(json, emit, ctx, "replay_window", rp.window);
+    vp_report_field(json, emit, ctx, "replay_repins", rp.repins);
 }
 
 void vp_replay_reset_child(void)

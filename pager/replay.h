@@ -60,9 +60,11 @@ int vp_replay_found(int dev);
 void vp_replay_budget(int dev, uint64_t budget);
 
 /* The class and key (policy/stream.h) at tick now of piece k of the
- * allocation made order-th, on dev. Returns 1, or 0 when the replay does
+ * allocation made order-th, on dev, and the tick of its next use (*when:
+ * the order wanted pieces come in). Returns 1, or 0 when the replay does
  * not rank it (no table, cursor lost, not a piece the step touches). */
-int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key);
+int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key,
+                         uint64_t *when);
 
 /* The replay's counters for the stats of dev (pager/shared.h's report). */
 void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev);

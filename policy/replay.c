@@ -53,10 +53,18 @@ uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t pie
 }
 
 struct cand {
-    uint32_t x, visits, first;
+    uint32_t x, visits, first, spread;
 };
 
-static int most_visits_first(const void *a, const void *b)
+static int by_visits_then_spread(const void *a, const void *b)
+{
+    const struct cand *p = a, *q = b;
+    if (p->visits != q->visits) return p->visits > q->visits ? -1 : 1;
+    if (p->spread != q->spread) return p->spread < q->spread ? -1 : 1;
+    return p->x < q->x ? -1 : p->x > q->x;
+}
+
+static int by_visits_then_first(const void *a, const void *b)
 {
     const struct cand *p = a, *q = b;
     if (p->visits != q->visits) return p->visits > q->visits ? -1 : 1;
@@ -64,60 +72,61 @@ static int most_visits_first(const void *a, const void *b)
     return p->x < q->x ? -1 : p->x > q->x;
 }
 
-/* Pins c[0..n) in order while they fit room; the group of equal visits
- * that does not fit whole gets its share, spread. Returns bytes pinned. */
-static uint64_t pin_groups(const struct vp_step *s, const struct cand *c, size_t n, uint64_t room, uint32_t *rank)
+/* i's bits reversed in a field of bits bits. */
+static uint32_t reversed(uint32_t i, unsigned bits)
 {
-    uint64_t pinned = 0;
-    uint32_t next = 1;
-    for (size_t g = 0; g < n;) {
-        size_t e = g;
-        uint64_t bytes = 0;
-        for (; e < n && c[e].visits == c[g].visits; e++) bytes += s->bytes[c[e].x];
-        double share = bytes <= room - pinned ? 1.0 : (double)(room - pinned) / (double)bytes, acc = 0;
-        for (size_t j = g; j < e; j++) {
-            uint64_t b = s->bytes[c[j].x];
-            acc += (double)b * share;
-            if (acc + 0.5 < (double)b || b > room - pinned) continue;
-            acc -= (double)b;
-            rank[c[j].x] = next++;
-            pinned += b;
-        }
-        if (share < 1.0) break;
-        g = e;
-    }
-    return pinned;
+    uint32_t r = 0;
+    for (unsigned b = 0; b < bits; b++) r |= ((i >> b) & 1u) << (bits - 1 - b);
+    return r;
 }
 
-uint64_t vp_replay_pins(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint64_t budget,
-                        uint64_t window, uint32_t gap, uint32_t *rank)
+/* Within each group of equal visits (c sorted by visits, then first use),
+ * each piece's place in the bit-reversed order of its first use. */
+static void spread(struct cand *c, size_t n)
+{
+    for (size_t g = 0, e; g < n; g = e) {
+        for (e = g; e < n && c[e].visits == c[g].visits;) e++;
+        unsigned bits = 0;
+        while (bits < 32 && ((size_t)1 << bits) < e - g) bits++;
+        for (size_t j = g; j < e; j++) c[j].spread = reversed((uint32_t)(j - g), bits);
+    }
+}
+
+size_t vp_replay_pin_order(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint32_t gap,
+                           uint32_t *by)
 {
     struct cand *c = malloc((s->npieces ? s->npieces : 1) * sizeof *c);
-    for (size_t x = 0; x < s->npieces; x++) rank[x] = 0;
-    if (!c) return UINT64_MAX;
+    if (!c) return 0;
     size_t n = 0;
-    uint64_t touched = 0;
     for (size_t x = 0; x < s->npieces; x++) {
         uint32_t k = start[x + 1] - start[x];
-        if (!k) continue;
-        c[n++] = (struct cand){(uint32_t)x, vp_replay_visits(ops + start[x], k, (uint32_t)s->nops, gap),
-                               ops[start[x]]};
-        touched += s->bytes[x];
+        if (k)
+            c[n++] = (struct cand){(uint32_t)x, vp_replay_visits(ops + start[x], k, (uint32_t)s->nops, gap),
+                                   ops[start[x]], 0};
     }
-    qsort(c, n, sizeof *c, most_visits_first);
-    uint64_t room = touched <= budget ? budget : budget > window ? budget - window : 0;
-    uint64_t pinned = pin_groups(s, c, n, room, rank);
+    qsort(c, n, sizeof *c, by_visits_then_first);
+    spread(c, n);
+    qsort(c, n, sizeof *c, by_visits_then_spread);
+    for (size_t j = 0; j < n; j++) by[j] = c[j].x;
     free(c);
-    return pinned;
+    return n;
 }
 
-void vp_replay_rank(uint32_t rank, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key)
+size_t vp_replay_pin_count(const struct vp_step *s, const uint32_t *by, size_t n, uint64_t budget, uint64_t window,
+                           uint64_t *bytes)
 {
-    if (rank) {
-        *cls = VP_SC_PIN;
-        *key = rank;
-    } else {
-        *cls = VP_SC_NEXT;
-        *key = now + 1 + (dist == VP_REPLAY_NEVER ? VP_KEY_GUESS : dist);
-    }
+    uint64_t touched = 0, room, sum = 0;
+    for (size_t j = 0; j < n; j++) touched += s->bytes[by[j]];
+    room = touched <= budget ? budget : budget > window ? budget - window : 0;
+    size_t k = 0;
+    for (; k < n && s->bytes[by[k]] <= room - sum; k++) sum += s->bytes[by[k]];
+    *bytes = sum;
+    return k;
+}
+
+void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key, uint64_t *when)
+{
+    *when = now + 1 + (dist == VP_REPLAY_NEVER ? VP_KEY_GUESS : dist);
+    *cls = pin ? VP_SC_PIN : VP_SC_NEXT;
+    *key = pin ? pin : *when;
 }

@@ -17,11 +17,12 @@
  *     its last use of a visit (furthest next use leaves first).
  *   What the pinned pieces leave of the budget, the window, is what
  *   streams. The pins: everything when the step's pieces fit the budget;
- *   else pieces with the most visits a step first (each visit of a piece
- *   that streams is one move in), and in the group of equal visits that
- *   does not fit whole, a share spread evenly over the step in order of
- *   first use (an error accumulator, as in Bresenham's line), so the bytes
- *   that stream are spread over the step's compute.
+ *   else the first of an order that fit the budget less the window: pieces
+ *   with the most visits a step first (each visit of a piece that streams
+ *   is one move in), and within equal visits an order any first part of
+ *   which is spread evenly over the step, so the bytes that stream are
+ *   spread over the step's compute and a budget that moves changes only
+ *   the last pins.
  */
 #ifndef VPAGE_POLICY_REPLAY_H
 #define VPAGE_POLICY_REPLAY_H
@@ -54,16 +55,26 @@ uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t
  * coming in meanwhile); at least 4 pieces of piece bytes, at most budget. */
 uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t piece, uint64_t want);
 
-/* Chooses the pinned pieces (contract) under budget, window kept free
- * when the step's pieces do not fit: rank[x] = 1, 2, ... in order of
- * choosing, 0 when x streams. gap: as for vp_replay_visits. Returns the
- * bytes pinned, or UINT64_MAX when out of memory (then nothing is
- * pinned). */
-uint64_t vp_replay_pins(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint64_t budget,
-                        uint64_t window, uint32_t gap, uint32_t *rank);
+/* Orders the step's pieces for pinning (contract): by[0..n) are the
+ * pieces the step touches, the first to pin first: most visits a step
+ * first (gap: as for vp_replay_visits); within equal visits any first k
+ * are spread evenly over the step (their order of first use, taken in
+ * bit-reversed order: 0, 4, 2, 6, 1, 5, 3, 7 of eight). So the pins of a
+ * smaller budget are some of those of a larger one: a budget that moves
+ * changes the pins at the edge only. Returns n, or 0 when out of memory. */
+size_t vp_replay_pin_order(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint32_t gap,
+                           uint32_t *by);
+
+/* How many of by[0..n) are pinned: all when the step's pieces fit budget,
+ * else the first ones that fit budget less window. *bytes: their bytes. */
+size_t vp_replay_pin_count(const struct vp_step *s, const uint32_t *by, size_t n, uint64_t budget, uint64_t window,
+                           uint64_t *bytes);
 
 /* The class and key (policy/stream.h) at tick now of a piece of the step:
- * pin rank rank (0: not pinned), next use dist ops from the cursor. */
-void vp_replay_rank(uint32_t rank, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key);
+ * pinned (its place in the pin order, from 1) or not (0), next use dist
+ * ops from the cursor. *when: the tick of that use (VP_KEY_GUESS and
+ * more when it has none), the order pieces come in: pinned or not, the
+ * soonest needed first. */
+void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key, uint64_t *when);
 
 #endif

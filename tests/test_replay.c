@@ -75,13 +75,25 @@ Test(replay, the_window_is_twice_the_largest_op_within_the_budget)
     cr_assert_eq(vp_replay_window(&l.s, 50, 10, 0), 50, "at most the budget");
 }
 
+/* The pins of l under budget and window: rank[x] its place from 1, 0 when not pinned. */
+static uint64_t pins(struct loop *l, uint64_t budget, uint64_t window, uint32_t gap, uint32_t *rank)
+{
+    uint32_t by[26];
+    uint64_t bytes;
+    size_t n = vp_replay_pin_order(&l->s, l->start, l->uses, gap, by);
+    size_t k = vp_replay_pin_count(&l->s, by, n, budget, window, &bytes);
+    memset(rank, 0, l->s.npieces * sizeof *rank);
+    for (size_t j = 0; j < k; j++) rank[by[j]] = (uint32_t)j + 1;
+    return bytes;
+}
+
 Test(replay, everything_is_pinned_when_the_step_fits)
 {
     struct loop l;
     const char *ops[] = {"ab", "cd", "a"};
     make(&l, ops, 3, 5); /* e is never used */
     uint32_t rank[5];
-    cr_assert_eq(vp_replay_pins(&l.s, l.start, l.uses, 40, 30, 1, rank), 40);
+    cr_assert_eq(pins(&l, 40, 30, 1, rank), 40);
     for (int x = 0; x < 4; x++) cr_assert(rank[x], "piece %d", x);
     cr_assert_eq(rank[4], 0, "a piece the step does not use");
 }
@@ -96,7 +108,7 @@ Test(replay, pieces_of_many_visits_are_pinned_first_and_the_rest_spread)
     uint32_t rank[9];
     /* budget 70, window 20: 50 pinned = a and four of the eight weights,
      * every second one in order of use */
-    cr_assert_eq(vp_replay_pins(&l.s, l.start, l.uses, 70, 20, 1, rank), 50);
+    cr_assert_eq(pins(&l, 70, 20, 1, rank), 50);
     cr_assert_eq(rank[0], 1, "the activation first");
     int pinned = 0, in_a_row = 0, most_in_a_row = 0;
     for (int x = 1; x < 9; x++) {
@@ -108,17 +120,30 @@ Test(replay, pieces_of_many_visits_are_pinned_first_and_the_rest_spread)
     cr_assert_eq(most_in_a_row, 1, "the pinned weights are spread over the step");
 }
 
+Test(replay, the_pins_of_a_smaller_budget_are_some_of_those_of_a_larger_one)
+{
+    struct loop l;
+    const char *ops[] = {"ab", "c", "ad", "e", "af", "g", "ah", "i", "j", "k", "l", "m"};
+    make(&l, ops, 12, 13);
+    uint32_t small[13], large[13];
+    for (uint64_t budget = 30; budget <= 130; budget += 10) {
+        pins(&l, budget, 20, 1, small);
+        pins(&l, budget + 10, 20, 1, large);
+        for (int x = 0; x < 13; x++) cr_assert(!small[x] || large[x], "budget %llu: piece %d", (unsigned long long)budget, x);
+    }
+}
+
 Test(replay, pinned_pieces_rank_first_the_others_by_next_use)
 {
     uint8_t cls;
-    uint64_t k1, k2;
-    vp_replay_rank(3, 100, 50, &cls, &k1);
-    cr_assert(cls == VP_SC_PIN && k1 == 3);
-    vp_replay_rank(0, 4, 50, &cls, &k1);
-    vp_replay_rank(0, 9, 50, &cls, &k2);
-    cr_assert(cls == VP_SC_NEXT && k1 == 55 && k2 == 60);
+    uint64_t k1, k2, when;
+    vp_replay_rank(3, 100, 50, &cls, &k1, &when);
+    cr_assert(cls == VP_SC_PIN && k1 == 3 && when == 151, "pinned: by pin order; comes in by its next use");
+    vp_replay_rank(0, 4, 50, &cls, &k1, &when);
+    vp_replay_rank(0, 9, 50, &cls, &k2, &when);
+    cr_assert(cls == VP_SC_NEXT && k1 == 55 && k2 == 60 && when == 60);
     cr_assert(vp_stream_comes_ahead(1, cls, k2), "a known next use comes ahead");
-    vp_replay_rank(0, VP_REPLAY_NEVER, 50, &cls, &k1);
+    vp_replay_rank(0, VP_REPLAY_NEVER, 50, &cls, &k1, &when);
     cr_assert(!vp_stream_comes_ahead(1, cls, k1), "no next use: never ahead");
 }
 
@@ -131,7 +156,8 @@ static uint64_t play(struct loop *l, uint64_t budget, uint64_t window)
     uint32_t rank[26];
     uint8_t resident[26] = {0};
     struct vp_spc c[26];
-    vp_replay_pins(&l->s, l->start, l->uses, budget, window, 1, rank);
+    uint64_t when;
+    pins(l, budget, window, 1, rank);
     uint64_t in = 0;
     for (int step = 0; step < 3; step++)
         for (uint32_t i = 0; i < l->s.nops; i++) {
@@ -146,7 +172,7 @@ static uint64_t play(struct loop *l, uint64_t budget, uint64_t window)
                 } else {
                     uint32_t n = l->start[x + 1] - l->start[x];
                     vp_replay_rank(rank[x], vp_replay_next(l->uses + l->start[x], n, (uint32_t)l->s.nops, cursor),
-                                   1000, &c[x].cls, &c[x].key);
+                                   1000, &c[x].cls, &c[x].key, &when);
                 }
             }
             vp_stream_desire(c, np, budget);

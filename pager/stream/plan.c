@@ -25,6 +25,7 @@ struct plan {
     struct vp_stream_split split;
     struct vp_spc *c;           /* the candidates, ranked */
     struct move *refs;          /* what each candidate stands for */
+    uint64_t *when;             /* per ref: the tick of its next use where the replay knows it, else UINT64_MAX */
     size_t n;
 };
 
@@ -123,11 +124,12 @@ static void pin_asked_locked(struct plan *pl, struct salloc *a, uint32_t k)
  * when it ranks the piece and no operation being issued asks for it, else
  * the online policy's. Returns 0 when the piece is no candidate (never
  * used, not resident, not in the table's step). */
-static int rank_locked(struct plan *pl, struct salloc *a, uint32_t k, uint8_t *cls, uint64_t *key)
+static int rank_locked(struct plan *pl, struct salloc *a, uint32_t k, uint8_t *cls, uint64_t *key, uint64_t *when)
 {
     struct piece *p = &a->pc[k];
+    *when = UINT64_MAX;
     int table = vp_opt.stream_ahead && !p->requested &&
-                vp_replay_rank_piece(a->order, k, a->dev, sp.tick, cls, key);
+                vp_replay_rank_piece(a->order, k, a->dev, sp.tick, cls, key, when);
     if (table) return 1;
     if (!p->u.visit && p->state != P_DEV) return 0;
     if (p->pin_asked && !p->pinned) pin_asked_locked(pl, a, k);
@@ -143,14 +145,15 @@ static int candidates_locked(struct plan *pl)
     size_t most = pl->all;
     pl->c = malloc((most ? most : 1) * sizeof *pl->c);
     pl->refs = malloc((most ? most : 1) * sizeof *pl->refs);
-    if (!pl->c || !pl->refs) return -1;
+    pl->when = malloc((most ? most : 1) * sizeof *pl->when);
+    if (!pl->c || !pl->refs || !pl->when) return -1;
     for (size_t i = 0; i < sp.allocs.tab.n; i++) {
         struct salloc *a = TAB(i);
         if (a->dev != pl->dev || a->gone) continue;
         for (uint32_t k = 0; k < a->npieces; k++) {
             struct vp_spc *c = &pl->c[pl->n];
             *c = (struct vp_spc){.bytes = piece_len(a, k), .ref = &pl->refs[pl->n]};
-            if (!rank_locked(pl, a, k, &c->cls, &c->key)) continue;
+            if (!rank_locked(pl, a, k, &c->cls, &c->key, &pl->when[pl->n])) continue;
             pl->refs[pl->n++] = (struct move){.a = a, .i = k};
         }
     }
@@ -178,14 +181,27 @@ static size_t outs_locked(struct plan *pl, struct move *m, size_t mmax, int *blo
     return nm;
 }
 
-/* In-moves: wanted and not resident, soonest first, while there is room
- * (what goes out now makes room for the next round); ahead of use only
- * what the policy says comes ahead. Returns how many were added to m. */
-static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *blocked)
+/* The order in-moves are taken in: what an operation asks for first,
+ * then by the replayed table's next use, then by rank. */
+static const struct plan *order_of;
+static int in_order(const void *x, const void *y)
 {
-    uint64_t room = pl->budget > pl->held ? pl->budget - pl->held : 0, bytes = 0;
-    size_t nm = 0;
-    for (size_t j = 0; j < pl->n && nm < mmax && bytes < ROUND_BYTES; j++) {
+    size_t i = *(const size_t *)x, j = *(const size_t *)y;
+    const struct move *ri = order_of->c[i].ref, *rj = order_of->c[j].ref;
+    int qi = !ri->a->pc[ri->i].requested, qj = !rj->a->pc[rj->i].requested;
+    uint64_t wi = order_of->when[ri - order_of->refs], wj = order_of->when[rj - order_of->refs];
+    if (qi != qj) return qi - qj;
+    if (wi != wj) return wi < wj ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+/* The candidates that would come in now: wanted, on the host, and asked
+ * for or coming ahead (the policy's rule), into at[]; in the order they
+ * are taken in. Returns how many. */
+static size_t ins_wanted_locked(struct plan *pl, size_t *at)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < pl->n; j++) {
         struct move *r = pl->c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (!pl->c[j].want) {
@@ -193,7 +209,26 @@ static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *bloc
             continue;
         }
         int ahead = vp_stream_comes_ahead(vp_opt.stream_ahead, pl->c[j].cls, pl->c[j].key);
-        if (p->state != P_HOST || (!p->requested && !ahead)) continue;
+        if (p->state == P_HOST && (p->requested || ahead)) at[n++] = j;
+    }
+    order_of = pl; /* mu held: one plan at a time */
+    if (n > 1 && vp_replay_found(pl->dev)) qsort(at, n, sizeof *at, in_order);
+    return n;
+}
+
+/* In-moves: wanted and not resident, in order (ins_wanted_locked), while
+ * there is room (what goes out now makes room for the next round); ahead
+ * of use only what the policy says comes ahead. Returns how many were
+ * added to m. */
+static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *blocked)
+{
+    uint64_t room = pl->budget > pl->held ? pl->budget - pl->held : 0, bytes = 0;
+    size_t nm = 0, *at = malloc((pl->n ? pl->n : 1) * sizeof *at);
+    size_t n = at ? ins_wanted_locked(pl, at) : 0;
+    for (size_t q = 0; q < n && nm < mmax && bytes < ROUND_BYTES; q++) {
+        size_t j = at[q];
+        struct move *r = pl->c[j].ref;
+        struct piece *p = &r->a->pc[r->i];
         if (pl->c[j].bytes > room) {
             *blocked = 1;
             break;
@@ -212,6 +247,7 @@ static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *bloc
         room -= pl->c[j].bytes;
         bytes += pl->c[j].bytes;
     }
+    free(at);
     return nm;
 }
 
@@ -239,6 +275,7 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     }
     free(pl.c);
     free(pl.refs);
+    free(pl.when);
     if (nm && vp_trace_on())
         vp_trace("plan", "\t%d\t%llu\t%llu\t%llu\t%llu\t%llu", dev, (unsigned long long)pl.budget,
                  (unsigned long long)pl.hot, (unsigned long long)pl.cold, (unsigned long long)pl.pinned,
