@@ -130,3 +130,72 @@ void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uin
     *cls = pin ? VP_SC_PIN : VP_SC_NEXT;
     *key = pin ? pin : *when;
 }
+
+/* What vp_replay_play works with. */
+struct play {
+    const struct vp_step *s;
+    uint32_t *start, *uses, *by, *place;
+    uint8_t *resident, *asked;
+    struct vp_spc *c;
+    size_t npinned;
+};
+
+static void play_free(struct play *p)
+{
+    free(p->start);
+    free(p->uses);
+    free(p->by);
+    free(p->place);
+    free(p->resident);
+    free(p->asked);
+    free(p->c);
+}
+
+/* Op i of a step: its pieces asked for, the rest ranked with the cursor
+ * after it; the wanted set becomes resident. Returns the bytes brought in. */
+static uint64_t play_op(struct play *p, uint32_t i, uint64_t budget)
+{
+    const struct vp_step *s = p->s;
+    uint32_t cursor = (i + 1) % (uint32_t)s->nops;
+    uint64_t in = 0, when;
+    for (uint32_t j = 0; j < s->ops[i].n; j++) p->asked[s->touch[s->ops[i].first + j]] = 1;
+    for (size_t x = 0; x < s->npieces; x++) {
+        struct vp_spc *c = &p->c[x];
+        uint32_t n = p->start[x + 1] - p->start[x], pin = p->place[x] <= p->npinned ? p->place[x] : 0;
+        *c = (struct vp_spc){.bytes = s->bytes[x], .ref = (void *)(uintptr_t)x};
+        if (p->asked[x]) c->cls = VP_SC_NOW, c->key = 1;
+        else vp_replay_rank(pin, vp_replay_next(p->uses + p->start[x], n, (uint32_t)s->nops, cursor), 0, &c->cls,
+                            &c->key, &when);
+    }
+    vp_stream_desire(p->c, s->npieces, budget);
+    for (size_t j = 0; j < s->npieces; j++) {
+        size_t x = (uintptr_t)p->c[j].ref;
+        if (p->c[j].want && !p->resident[x]) in += p->c[j].bytes;
+        p->resident[x] = p->c[j].want;
+        p->asked[x] = 0;
+    }
+    return in;
+}
+
+uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, uint64_t *pinned)
+{
+    size_t np = s->npieces ? s->npieces : 1, nt = 1;
+    for (size_t i = 0; i < s->nops; i++) nt += s->ops[i].n;
+    struct play p = {s, malloc((np + 1) * sizeof(uint32_t)), malloc(nt * sizeof(uint32_t)),
+                     malloc(np * sizeof(uint32_t)), calloc(np, sizeof(uint32_t)), calloc(np, 1), calloc(np, 1),
+                     malloc(np * sizeof(struct vp_spc)), 0};
+    uint64_t in = UINT64_MAX;
+    *pinned = 0;
+    if (p.start && p.uses && p.by && p.place && p.resident && p.asked && p.c) {
+        vp_replay_index(s, p.start, p.uses);
+        size_t n = vp_replay_pin_order(s, p.start, p.uses, gap, p.by);
+        for (size_t j = 0; j < n; j++) p.place[p.by[j]] = (uint32_t)j + 1;
+        p.npinned = vp_replay_pin_count(s, p.by, n, budget, window, pinned);
+        for (int step = 0; step < 3; step++) {
+            in = 0;
+            for (uint32_t i = 0; i < s->nops; i++) in += play_op(&p, i, budget);
+        }
+    }
+    play_free(&p);
+    return in;
+}

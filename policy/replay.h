@@ -77,4 +77,14 @@ size_t vp_replay_pin_count(const struct vp_step *s, const uint32_t *by, size_t n
  * soonest needed first. */
 void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uint64_t *key, uint64_t *when);
 
+/* Bytes the replay brings in a step of s's loop under budget, moves taken
+ * as instant: the pins (vp_replay_pin_order, vp_replay_pin_count) under
+ * window, each op's pieces asked for (VP_SC_NOW), the others ranked by
+ * vp_replay_rank with the cursor after the op, and the wanted set
+ * vp_stream_desire's. Three steps are played, the last counted. *pinned:
+ * the pins' bytes. UINT64_MAX when out of memory. For the offline tool
+ * (tools/vpage-table.c): what the pager would move, next to Belady's
+ * plan (policy/plan.h). */
+uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, uint64_t *pinned);
+
 #endif

@@ -147,52 +147,17 @@ Test(replay, pinned_pieces_rank_first_the_others_by_next_use)
     cr_assert(!vp_stream_comes_ahead(1, cls, k1), "no next use: never ahead");
 }
 
-/* Plays the step's loop three times through the wanted set with the
- * replay's ranks (moves instant, what an op uses asked for); returns the
- * bytes brought in during the third. */
-static uint64_t play(struct loop *l, uint64_t budget, uint64_t window)
-{
-    size_t np = l->s.npieces;
-    uint32_t rank[26];
-    uint8_t resident[26] = {0};
-    struct vp_spc c[26];
-    uint64_t when;
-    pins(l, budget, window, 1, rank);
-    uint64_t in = 0;
-    for (int step = 0; step < 3; step++)
-        for (uint32_t i = 0; i < l->s.nops; i++) {
-            uint32_t cursor = (i + 1) % (uint32_t)l->s.nops;
-            for (size_t x = 0; x < np; x++) {
-                c[x] = (struct vp_spc){.bytes = l->bytes[x], .ref = (void *)(uintptr_t)x};
-                int asked = 0;
-                for (uint32_t j = 0; j < l->ops[i].n; j++) asked |= l->touch[l->ops[i].first + j] == x;
-                if (asked) {
-                    c[x].cls = VP_SC_NOW;
-                    c[x].key = 1;
-                } else {
-                    uint32_t n = l->start[x + 1] - l->start[x];
-                    vp_replay_rank(rank[x], vp_replay_next(l->uses + l->start[x], n, (uint32_t)l->s.nops, cursor),
-                                   1000, &c[x].cls, &c[x].key, &when);
-                }
-            }
-            vp_stream_desire(c, np, budget);
-            for (size_t j = 0; j < np; j++) {
-                size_t x = (uintptr_t)c[j].ref;
-                if (c[j].want && !resident[x] && step == 2) in += c[j].bytes;
-                resident[x] = c[j].want;
-            }
-        }
-    return in;
-}
-
 Test(replay, a_loop_larger_than_the_budget_moves_what_it_must_and_at_most_the_window_more)
 {
     /* twelve weights used once a step, one activation used by every op */
     struct loop l;
     const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"}; /* m: the activation */
     make(&l, ops, 12, 13);
-    uint64_t budget = 80, window = 40, touched = 130;
-    uint64_t in = play(&l, budget, window);
+    uint64_t budget = 80, window = 40, touched = 130, pinned;
+    uint64_t in = vp_replay_play(&l.s, budget, window, 1, &pinned);
+    cr_assert_eq(pinned, 40, "the activation and three weights");
     cr_assert_geq(in, touched - budget, "moved %llu", (unsigned long long)in);
     cr_assert_leq(in, touched - budget + window, "moved %llu", (unsigned long long)in);
+    cr_assert_eq(vp_replay_play(&l.s, 200, 40, 1, &pinned), 0, "the loop fits: nothing moves");
+    cr_assert_eq(pinned, touched);
 }

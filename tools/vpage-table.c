@@ -5,11 +5,13 @@
  *   vpage-table show FILE
  *       the step: launches, compute time, allocations and bytes touched,
  *       the kernels that take the most time
- *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--json]
+ *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--json]
  *       for each cap: the plan of the loop under the cap less the step's
  *       other memory (Belady's rule), the bytes it moves a step, what stays
  *       pinned, and the step's predicted time against its compute and the
- *       transfer bound
+ *       transfer bound; then what vpage's replay of the table moves a step
+ *       (policy/replay.h), with its pins and window (--window: as
+ *       VPAGE_STREAM_WINDOW)
  *
  * Exit status 0, 1 when the file is refused (with the reason), 2 on a usage
  * error. Nothing here touches a GPU.
@@ -24,6 +26,8 @@
 #include "../common/file.h"
 #include "../common/options.h"
 #include "../policy/plan.h"
+#include "../policy/replay.h"
+#include "../policy/stream.h"
 
 
 /* ---- show ---- */
@@ -80,6 +84,7 @@ struct args {
     const char *caps;
     double h2d, d2h; /* bytes a second */
     int json;
+    uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
 };
 
 /* The plan of f under budget into p: a first pass for the period, then one
@@ -96,6 +101,19 @@ static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
     return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
 }
 
+/* What the pager's replay of the table moves (policy/replay.h). */
+struct replay {
+    uint64_t in, pinned, window;
+};
+
+static struct replay replay_of(const struct vp_table *t, const struct vp_table_step *f, uint64_t budget, uint64_t want)
+{
+    struct replay r;
+    r.window = vp_replay_window(&f->s, budget, t->piece, want);
+    r.in = vp_replay_play(&f->s, budget, r.window, VP_VISIT_GAP, &r.pinned);
+    return r;
+}
+
 static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint64_t cap, const struct args *a, int first)
 {
     uint64_t budget = cap > t->other ? cap - t->other : 0;
@@ -108,14 +126,16 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
         pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
+    struct replay r = replay_of(t, f, budget, a->window);
     char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
                "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u, "
-               "\"must_move\": %llu}",
+               "\"must_move\": %llu, \"replay_in\": %llu, \"replay_pinned\": %llu, \"replay_window\": %llu}",
                first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
-               p.period_steps, (unsigned long long)must);
+               p.period_steps, (unsigned long long)must, (unsigned long long)r.in, (unsigned long long)r.pinned,
+               (unsigned long long)r.window);
     else if (rc == VP_PLAN_TOO_BIG)
         printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
     else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
@@ -132,6 +152,9 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
         printf("cap %s (budget %s): in %s a step (%s must move), back %s; pinned %s; period %u steps\n",
                human(cap, c1), human(budget, c2), human(p.bytes_in, c3), human(must, c5), human(p.bytes_out, c4),
                human(pinned, c5), p.period_steps);
+    if (!a->json)
+        printf("  vpage's replay (VPAGE_TABLE): in %s a step, %s pinned, a window of %s\n", human(r.in, c1),
+               human(r.pinned, c2), human(r.window, c3));
     free(p.moves);
     free(p.resident_at_start);
     free(p.pinned);
@@ -162,18 +185,23 @@ static int simulate(const struct vp_table *t, struct vp_table_step *f, const str
 static int usage(void)
 {
     fprintf(stderr, "usage: vpage-table show FILE\n"
-                    "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--json]\n");
+                    "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] "
+                    "[--json]\n");
     return 2;
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){NULL, 55e9, 55e9, 0}; /* the H100's pinned copies, measured: ../shared/DEVICE-FACTS.md */
+    *a = (struct args){NULL, 55e9, 55e9, 0, 0}; /* the H100's pinned copies, measured: ../shared/DEVICE-FACTS.md */
+    const char *why;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
         else if (i + 1 < argc && !strcmp(argv[i], "--d2h")) a->d2h = atof(argv[++i]) * 1e9;
+        else if (i + 1 < argc && !strcmp(argv[i], "--window")) {
+            if (vp_parse_size(argv[++i], &a->window, &why)) return -1;
+        }
         else return -1;
     }
     return a->h2d > 0 && a->d2h > 0 ? 0 : -1;
