@@ -11,12 +11,15 @@ secs=${1:-30}
 mkdir -p build/fuzz
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fuzz() { # name, source of the parser, corpus, seconds
+fuzz() { # name, corpus, seconds, the sources it tests (the parser first)
+  local name=$1 corpus=$2 t=$3
+  shift 3
   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    "tests/fuzz/fuzz_$1.c" "$2" -o "build/fuzz/fuzz_$1"
-  mkdir -p "$work/$1"
-  "build/fuzz/fuzz_$1" -max_total_time="$4" -max_len=65536 -timeout=10 \
-    -artifact_prefix=build/fuzz/ "$work/$1" "$3" 2>&1 | tail -n 3
+    "tests/fuzz/fuzz_$name.c" "$@" -o "build/fuzz/fuzz_$name"
+  mkdir -p "$work/$name"
+  "build/fuzz/fuzz_$name" -max_total_time="$t" -max_len=65536 -timeout=10 \
+    -artifact_prefix=build/fuzz/ "$work/$name" "$corpus" 2>&1 | tail -n 3
 }
-fuzz safetensors books/safetensors.c tests/fuzz/corpus $(( (secs + 1) / 2 ))
-fuzz table books/table.c tests/fuzz/corpus_table $(( secs / 2 ))
+fuzz safetensors tests/fuzz/corpus $(( (secs + 1) / 2 )) books/safetensors.c
+fuzz table tests/fuzz/corpus_table $(( secs / 2 )) books/table.c books/tablestep.c policy/replay.c \
+  policy/stream.c policy/demand.c

@@ -1,7 +1,10 @@
 /* fuzz_table.c - libFuzzer target for the page table's file (books/table.h).
  * Besides not crashing: what is refused says why, and what is accepted is
  * consistent (every span inside its allocation, every kernel number
- * known) and reads back the same after being written. Built by
+ * known), reads back the same after being written, and gives the replay
+ * (pager/replay.c) a step it can index and order (books/tablestep.h,
+ * policy/replay.h): each piece's uses ascending and within the step, each
+ * touched piece once in the pin order. Built by
  * scripts/fuzz.sh; replay.c runs the committed corpus through it in every
  * test run. */
 #include <stdint.h>
@@ -9,6 +12,8 @@
 #include <string.h>
 
 #include "../../books/table.h"
+#include "../../books/tablestep.h"
+#include "../../policy/replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,6 +29,34 @@ static void check(const struct vp_table *t)
     }
 }
 
+/* What the replay derives from an accepted table. */
+static void check_replay(const struct vp_table *t)
+{
+    struct vp_table_step f;
+    if (vp_table_step_make(t, &f)) return; /* out of memory, or too many pieces: refused by the replay */
+    size_t np = f.s.npieces, nt = 0;
+    for (size_t i = 0; i < f.s.nops; i++) nt += f.ops[i].n;
+    uint32_t *start = malloc((np + 1) * sizeof *start), *uses = malloc((nt + 1) * sizeof *uses);
+    uint32_t *by = malloc((np + 1) * sizeof *by);
+    uint8_t *seen = calloc(np + 1, 1);
+    if (!start || !uses || !by || !seen) abort();
+    vp_replay_index(&f.s, start, uses);
+    if (start[np] != nt) abort();
+    for (size_t x = 0; x < np; x++)
+        for (uint32_t j = start[x]; j < start[x + 1]; j++)
+            if (uses[j] >= f.s.nops || (j > start[x] && uses[j] <= uses[j - 1])) abort();
+    size_t n = vp_replay_pin_order(&f.s, start, uses, 32, by);
+    for (size_t j = 0; j < n; j++) {
+        if (by[j] >= np || seen[by[j]] || start[by[j] + 1] == start[by[j]]) abort();
+        seen[by[j]] = 1;
+    }
+    free(start);
+    free(uses);
+    free(by);
+    free(seen);
+    vp_table_step_free(&f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct vp_table t, back;
@@ -33,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check(&t);
+    check_replay(&t);
     size_t n = vp_table_write(&t, NULL, 0);
     char *text = malloc(n + 1);
     if (!text || vp_table_write(&t, text, n + 1) != n) abort();
