@@ -30,6 +30,7 @@ static struct {
     uint32_t *by;               /* the pieces in pin order (policy/replay.h), nby of them */
     size_t nby, npinned;        /* the first npinned of them are pinned */
     uint32_t *place;            /* per piece its place in that order, from 1 (0: untouched) */
+    uint8_t *off;               /* per piece: a launch touched it where the table does not (ranked online) */
     uint8_t *streams;           /* per launch: it touches a piece that streams */
     uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
     struct idpos *by_id;        /* the launches by identity, then position */
@@ -38,7 +39,7 @@ static struct {
     uint64_t budget, window, pinned; /* the pins were chosen for budget */
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found;
-    uint64_t launches, matched, moved, loose, lost, repins;
+    uint64_t launches, matched, moved, loose, lost, repins, off_pieces;
 } rp = {.dev = -1};
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -85,12 +86,13 @@ static int index_table(void)
     rp.uses = malloc((nt ? nt : 1) * sizeof *rp.uses);
     rp.by = malloc((np ? np : 1) * sizeof *rp.by);
     rp.place = calloc(np ? np : 1, sizeof *rp.place);
+    rp.off = calloc(np ? np : 1, 1);
     rp.streams = calloc(no, 1);
     rp.op_id = malloc(no * sizeof *rp.op_id);
     rp.op_kid = malloc(no * sizeof *rp.op_kid);
     rp.by_id = malloc(no * sizeof *rp.by_id);
     rp.alloc_of = calloc(rp.norders ? rp.norders : 1, sizeof *rp.alloc_of);
-    if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
+    if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.off || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
         !rp.alloc_of)
         return -1;
     vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
@@ -111,13 +113,14 @@ static void drop(void)
     free(rp.uses);
     free(rp.by);
     free(rp.place);
+    free(rp.off);
     free(rp.streams);
     free(rp.op_id);
     free(rp.op_kid);
     free(rp.by_id);
     free(rp.alloc_of);
     rp.ustart = rp.uses = rp.by = rp.place = rp.alloc_of = NULL;
-    rp.streams = NULL;
+    rp.streams = rp.off = NULL;
     rp.op_id = rp.op_kid = NULL;
     rp.by_id = NULL;
 }
@@ -184,6 +187,34 @@ static long find(uint64_t id)
     return lo < rp.t.nops && rp.by_id[lo].id == id ? (long)rp.by_id[lo].pos : -1;
 }
 
+/* Whether launch at of the step touches piece x. */
+static int op_touches(uint32_t at, uint64_t x)
+{
+    const struct vp_step_op *o = &rp.f.ops[at];
+    for (uint32_t j = 0; j < o->n; j++)
+        if (rp.f.touch[o->first + j] == x) return 1;
+    return 0;
+}
+
+/* A launch taken for launch at of the step on other pieces: the pieces it
+ * touches that the step's launch does not are used otherwise than the
+ * table says (a caching allocator put another tensor there in this run):
+ * from now on they rank online. */
+static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (s[j].alloc >= rp.norders || !rp.alloc_of[s[j].alloc]) continue;
+        uint32_t a = rp.alloc_of[s[j].alloc] - 1;
+        uint64_t np = vp_table_pieces(&rp.t, a);
+        for (uint64_t k = s[j].first; k <= s[j].last && k < np; k++) {
+            uint64_t x = rp.f.base[a] + k;
+            if (rp.off[x] || op_touches(at, x)) continue;
+            rp.off[x] = 1;
+            rp.off_pieces++;
+        }
+    }
+}
+
 int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n)
 {
     if (!rp.on || dev != rp.dev) return 0;
@@ -198,6 +229,7 @@ int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s
     } else if (rp.found && rp.op_kid[rp.cursor] == kid) {
         at = rp.cursor;
         rp.loose++;
+        mark_off((uint32_t)at, s, n);
     } else {
         rp.lost++;
         rp.found = 0;
@@ -237,7 +269,7 @@ int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint
     if (k >= vp_table_pieces(&rp.t, a)) return 0;
     uint64_t x = rp.f.base[a] + k;
     uint32_t n = rp.ustart[x + 1] - rp.ustart[x];
-    if (!n) return 0;
+    if (!n || rp.off[x]) return 0;
     uint32_t pin = rp.place[x] <= rp.npinned ? rp.place[x] : 0;
     vp_replay_rank(pin, vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor), now, cls, key,
                    when);
@@ -256,6 +288,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_pinned", rp.pinned);
     vp_report_field(json, emit, ctx, "replay_window", rp.window);
     vp_report_field(json, emit, ctx, "replay_repins", rp.repins);
+    vp_report_field(json, emit, ctx, "replay_off_pieces", rp.off_pieces);
 }
 
 void vp_replay_reset_child(void)

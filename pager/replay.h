@@ -17,8 +17,11 @@
  *   launch the cursor expects (the same kernel and pieces) moves it on; a
  *   launch found elsewhere in the step moves the cursor there; a launch of
  *   the expected kernel on other pieces (a caching allocator's other
- *   block) moves it on; anything else leaves the cursor lost until a
- *   launch is found again. While lost, pieces rank online
+ *   block) moves it on, and the pieces it touches that the step's launch
+ *   does not are used otherwise than the table says: they rank online
+ *   from then on (a small tensor put in the tail of a weight's block in
+ *   this run would be taken for the weight, used once a step). Anything
+ *   else leaves the cursor lost until a launch is found again. While lost, pieces rank online
  *   (policy/stream.h): correctness never depends on the table, only which
  *   pieces are resident when.
  *

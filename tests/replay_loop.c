@@ -1,11 +1,16 @@
 /* replay_loop.c - a program whose loop is larger than the cap, for the
  * replay of the page table (VPAGE_TABLE, pager/replay.h): twelve weight
- * buffers of REPLAY_LOOP_MB MiB (default 4) and one activation buffer,
- * REPLAY_LOOP_STEPS (default 6) steps of twelve launches (kernel rw on the activation and on one
- * weight in turn, a kernel's time of about 2 ms slept after each), then
- * every counter read back: each weight's first word was incremented once
- * a step, the activation's twelve times. Prints "replay_loop: ok". Run
- * twice under the preload on the fake driver by tests/check_replay.sh. */
+ * buffers of REPLAY_LOOP_MB MiB (default 4) and one activation buffer
+ * holding a small tensor at 1 MiB, REPLAY_LOOP_STEPS (default 6) steps of
+ * 24 launches (kernel rw on the activation and one weight in turn, then
+ * on the small tensor; a kernel's time of about 1 ms slept after each),
+ * then every counter read back: each weight's first word was incremented
+ * once a step, the activation's and the small tensor's twelve times.
+ * Prints "replay_loop: ok". Run under the preload on the fake driver by
+ * tests/check_replay.sh. REPLAY_LOOP_SMALL_IN=k puts the small tensor in
+ * the last 8 bytes of weight k instead (as a caching allocator may put a
+ * small tensor in the tail of another's block): the same launches, those
+ * on the small tensor on other pieces. */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -29,7 +34,7 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
-    CUdeviceptr w[WEIGHTS], act;
+    CUdeviceptr w[WEIGHTS], act, small, none = 0;
     const char *mb = getenv("REPLAY_LOOP_MB");
     size_t bytes = (size_t)(mb ? atoi(mb) : 4) << 20;
     const char *steps = getenv("REPLAY_LOOP_STEPS");
@@ -46,11 +51,15 @@ int main(void)
         CHECK(cuMemAlloc(&w[i], bytes));
         CHECK(cuMemsetD8(w[i], 0, bytes));
     }
-    struct timespec kernel = {0, 2000000};
+    const char *in = getenv("REPLAY_LOOP_SMALL_IN");
+    small = in ? w[atoi(in) % WEIGHTS] + bytes - 8 : act + (1 << 20);
+    struct timespec kernel = {0, 1000000};
     for (uint64_t step = 0; step < STEPS; step++)
         for (int i = 0; i < WEIGHTS; i++) {
-            void *args[2] = {&act, &w[i]};
+            void *args[2] = {&act, &w[i]}, *args1[2] = {&small, &none};
             CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+            nanosleep(&kernel, NULL);
+            CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args1, NULL));
             nanosleep(&kernel, NULL);
         }
     CHECK(cuCtxSynchronize());
@@ -62,6 +71,12 @@ int main(void)
                     (unsigned long long)STEPS);
             return 1;
         }
+    }
+    CHECK(cuMemcpyDtoH(&v, small, sizeof v));
+    if (v != STEPS * WEIGHTS) {
+        fprintf(stderr, "replay_loop: the small tensor counted %llu, not %llu\n", (unsigned long long)v,
+                (unsigned long long)(STEPS * WEIGHTS));
+        return 1;
     }
     CHECK(cuMemcpyDtoH(&v, act, sizeof v));
     if (v != STEPS * WEIGHTS) {
