@@ -264,15 +264,17 @@ void vp_replay_budget(int dev, uint64_t budget)
 int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key,
                          uint64_t *when)
 {
-    if (!rp.on || !rp.found || dev != rp.dev || order >= rp.norders || !rp.alloc_of[order]) return 0;
+    if (!rp.on || dev != rp.dev || order >= rp.norders || !rp.alloc_of[order]) return 0;
     uint32_t a = rp.alloc_of[order] - 1;
     if (k >= vp_table_pieces(&rp.t, a)) return 0;
     uint64_t x = rp.f.base[a] + k;
     uint32_t n = rp.ustart[x + 1] - rp.ustart[x];
     if (!n || rp.off[x]) return 0;
     uint32_t pin = rp.place[x] <= rp.npinned ? rp.place[x] : 0;
-    vp_replay_rank(pin, vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor), now, cls, key,
-                   when);
+    if (!rp.found && !pin) return 0; /* the pins are the loop's wherever the cursor is */
+    uint32_t dist = rp.found ? vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor)
+                             : VP_REPLAY_NEVER;
+    vp_replay_rank(pin, dist, now, cls, key, when);
     return 1;
 }
 

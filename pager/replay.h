@@ -26,8 +26,10 @@
  *   pieces are resident when.
  *
  *   vp_replay_rank_piece gives the class and key of a piece of the step
- *   while the cursor is found; vp_replay_budget chooses the pins for the
- *   device's budget (again when it changes by a piece or more).
+ *   while the cursor is found, and of a pinned piece even while it is not
+ *   (before the loop starts, pieces written then stay: the first step
+ *   begins with its pins resident); vp_replay_budget chooses the pins for
+ *   the device's budget (again when it changes by a piece or more).
  *
  *   Locks: none of its own; every call but vp_replay_load is made under
  *   the stream pager's mutex (pager/stream/internal.h).
@@ -65,7 +67,8 @@ void vp_replay_budget(int dev, uint64_t budget);
 /* The class and key (policy/stream.h) at tick now of piece k of the
  * allocation made order-th, on dev, and the tick of its next use (*when:
  * the order wanted pieces come in). Returns 1, or 0 when the replay does
- * not rank it (no table, cursor lost, not a piece the step touches). */
+ * not rank it (no table, not a piece the step touches, or not pinned
+ * while the cursor is lost). */
 int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key,
                          uint64_t *when);
 
