@@ -279,9 +279,10 @@ MODELS = {
     "wan-14B": (["run_wan.py", "--model", "14B", "--tokens", "4096", "--steps", "2"], 32 * GiB),
     "llm-8B": (["run_llm.py", "--prompt", "512", "--new-tokens", "8", "--deterministic"], 18 * GiB),
 }
-# (cap in GiB, PYTORCH_CUDA_ALLOC_CONF): PyTorch's default allocator at both caps, its stream-ordered one
-# (cuMemAllocAsync, vpage's cache: pager/apool.h) at the smaller
-MODEL_RUNS = ((8, ""), (16, ""), (8, "backend:cudaMallocAsync"))
+# (cap in GiB, PYTORCH_CUDA_ALLOC_CONF, replay): PyTorch's default allocator at both caps, its stream-ordered
+# one (cuMemAllocAsync, vpage's cache: pager/apool.h) at the smaller; the first run writes its page table
+# (VPAGE_TABLE) and the last reads it back and replays it (pager/replay.h)
+MODEL_RUNS = ((8, "", False), (16, "", False), (8, "backend:cudaMallocAsync", False), (8, "", True))
 
 
 def run_model(args, preload, env_extra, timeout=400):
@@ -316,18 +317,25 @@ def model_checks(lib, summary):
             continue
         rec = summary.setdefault("models", {})[name] = {"uncapped": {"checksum": r0["checksum"],
                                                                      "device_peak_bytes": peak0}}
-        for cap_gib, conf in MODEL_RUNS:
+        table = os.path.join(tempfile.mkdtemp(prefix="vpage-table-"), f"{name}.table")
+        for cap_gib, conf, replay in MODEL_RUNS:
             cap = cap_gib * GiB
-            label = f"models/{name} at {cap_gib} GiB" + (f", {conf}" if conf else "")
+            label = f"models/{name} at {cap_gib} GiB" + (f", {conf}" if conf else "") + (", table replayed" if replay else "")
             # the paged bytes live in host memory that the card maps: kept below what it has free (it is shared)
             p, r, peak = run_model(args, lib, {"VPAGE_CAP": f"{cap_gib}G", "VPAGE_PAGING": "stream",
                                                "VPAGE_PAGED_LIMIT": str(int(free * 0.8)),
-                                               "PYTORCH_CUDA_ALLOC_CONF": conf})
+                                               "PYTORCH_CUDA_ALLOC_CONF": conf,
+                                               **({"VPAGE_TABLE": table} if cap_gib == 8 and not conf else {})})
             check(f"{label}: runs under VPAGE_PAGING=stream", r is not None, "" if r else p.stderr[-3000:])
             if r is None:
                 continue
             dev0 = r["vpage"]["paging"]["devices"][0] if r.get("vpage") else {}
-            rec[f"{cap_gib}G" + ("-async" if conf else "")] = {"checksum": r["checksum"], "device_peak_bytes": peak, "paging": dev0}
+            rec[f"{cap_gib}G" + ("-async" if conf else "") + ("-replay" if replay else "")] = {
+                "checksum": r["checksum"], "device_peak_bytes": peak, "paging": dev0}
+            if replay:
+                check(f"{label}: the table was read and followed",
+                      dev0.get("replay_on") == 1 and dev0.get("replay_matched", 0) > dev0.get("replay_lost", 0),
+                      json.dumps({k: v for k, v in dev0.items() if k.startswith("replay")}))
             check(f"{label}: output bit for bit", r["checksum"] == r0["checksum"]
                   and r.get("prefill_checksum") == r0.get("prefill_checksum"),
                   f"{r['checksum']} vs {r0['checksum']} without the preload")
