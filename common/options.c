@@ -87,7 +87,8 @@ static int parse_choice(const char *s, const char *const *names, int *out, const
     return -1;
 }
 
-int vp_parse_size(const char *s, uint64_t *out, const char **why)
+/* vp_parse_size, saying whether a unit was written (*unit_given). */
+static int parse_size(const char *s, uint64_t *out, const char **why, int *unit_given)
 {
     const char *p = s;
     while (isspace((unsigned char)*p)) p++;
@@ -99,7 +100,8 @@ int vp_parse_size(const char *s, uint64_t *out, const char **why)
         whole = whole * 10 + d;
     }
     uint64_t frac = 0, frac_div = 1;
-    if (*p == '.') {
+    int dot = *p == '.';
+    if (dot) {
         p++;
         if (!isdigit((unsigned char)*p)) { *why = "expected digits after '.'"; return -1; }
         while (isdigit((unsigned char)*p)) {
@@ -120,13 +122,33 @@ int vp_parse_size(const char *s, uint64_t *out, const char **why)
     if (*p == 'b' || *p == 'B') p++;
     while (isspace((unsigned char)*p)) p++;
     if (*p) { *why = "unexpected characters after the size (use K, M, G or T)"; return -1; }
-    if (frac && unit == 1) { *why = "a fraction needs a K/M/G/T suffix"; return -1; }
+    if (dot && unit == 1) { *why = "a fraction needs a K/M/G/T suffix"; return -1; }
     if (whole > UINT64_MAX / unit) { *why = "size too large"; return -1; }
     uint64_t v = whole * unit;
-    /* frac / frac_div of a unit; unit <= 2^40 and frac < 10^9 < 2^30: no overflow */
-    uint64_t add = (frac * unit) / frac_div;
+    /* frac / frac_div of a unit: frac < 10^9 and unit <= 2^40, so their
+     * product needs up to 70 bits */
+    uint64_t add = (uint64_t)(((unsigned __int128)frac * unit) / frac_div);
     if (v > UINT64_MAX - add) { *why = "size too large"; return -1; }
     *out = v + add;
+    *unit_given = unit > 1;
+    return 0;
+}
+
+int vp_parse_size(const char *s, uint64_t *out, const char **why)
+{
+    int unit;
+    return parse_size(s, out, why, &unit);
+}
+
+/* One device's cap: a size, not 0, written with a unit below 1 MiB (16
+ * alone is 16 bytes: a forgotten unit), not the largest size (no cap). */
+static int one_cap(const char *s, uint64_t *v, const char **why)
+{
+    int unit;
+    if (parse_size(s, v, why, &unit)) return -1;
+    if (*v == 0) { *why = "a cap of 0 refuses every allocation (use none for no cap)"; return -1; }
+    if (!unit && *v < (1ull << 20)) { *why = "a size without a unit is in bytes, and a cap below 1 MiB is not meant (write 16G)"; return -1; }
+    if (*v == VP_NO_CAP) { *why = "the largest size means no cap (write none for no cap)"; return -1; }
     return 0;
 }
 
@@ -154,15 +176,13 @@ int vp_cap_parse(const char *s, struct vp_cap *out, const char **why)
             long d = strtol(tok, &end, 10);
             while (isspace((unsigned char)*end)) end++;
             if (*end || d < 0 || d >= VP_MAX_DEVICES) { *why = "device must be a number from 0 to 63 (0:16G)"; return -1; }
-            if (vp_parse_size(colon + 1, &v, why)) return -1;
-            if (v == 0) { *why = "a cap of 0 refuses every allocation (use none for no cap)"; return -1; }
+            if (one_cap(colon + 1, &v, why)) return -1;
             if (c.dev[d] != VP_NO_CAP) { *why = "a device is listed twice"; return -1; }
             c.dev[d] = v;
             any_dev = true;
         } else {
             if (plain) { *why = "two caps for every device"; return -1; }
-            if (vp_parse_size(tok, &v, why)) return -1;
-            if (v == 0) { *why = "a cap of 0 refuses every allocation (use none for no cap)"; return -1; }
+            if (one_cap(tok, &v, why)) return -1;
             c.all = v;
             plain = true;
         }
@@ -263,6 +283,46 @@ static int apply(int i, const char *s, const char **why)
     return -1;
 }
 
+/* s as a log line shows it: control bytes escaped (\xNN: a value cannot
+ * forge log lines), cut after 120 bytes with "..." (the reason after it
+ * is never lost to the line's length). */
+static const char *shown(const char *s, char *buf, size_t len)
+{
+    size_t o = 0, i = 0;
+    for (; s[i] && i < 120 && o + 5 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+        else buf[o++] = (char)c;
+    }
+    if (s[i] && o + 4 < len) o += (size_t)snprintf(buf + o, len - o, "...");
+    buf[o] = '\0';
+    return buf;
+}
+
+/* The smallest cap set on any device (VP_NO_CAP: none). */
+static uint64_t smallest_cap(void)
+{
+    uint64_t least = vp_opt.cap.all;
+    for (int d = 0; d < VP_MAX_DEVICES; d++)
+        if (vp_opt.cap.dev[d] < least) least = vp_opt.cap.dev[d];
+    return least;
+}
+
+/* VPAGE_CHUNK is at most the smallest cap (a piece larger than the cap
+ * could never come in): larger, it becomes that cap rounded down to 2M
+ * (at least 2M), with one line. */
+static void bound_chunk(void)
+{
+    uint64_t least = smallest_cap();
+    if (least == VP_NO_CAP || vp_opt.chunk <= least) return;
+    uint64_t c = least / (2ull << 20) * (2ull << 20);
+    if (c < (2ull << 20)) c = 2ull << 20;
+    char a[32], b[32], d[32];
+    vp_log_always("VPAGE_CHUNK=%s is larger than the smallest cap (%s): using %s", vp_fmt_bytes(vp_opt.chunk, a, sizeof a),
+                  vp_fmt_bytes(least, b, sizeof b), vp_fmt_bytes(c, d, sizeof d));
+    vp_opt.chunk = c;
+}
+
 int vp_options_load(void)
 {
     int rc = 0;
@@ -277,16 +337,19 @@ int vp_options_load(void)
             continue;
         }
         vp_opt.origin[i] = 2;
+        char v[512];
         if (i == OPT_CAP) {
             vp_log_always("%s='%s' is not valid: %s; refusing to run (no CUDA call will succeed)",
-                          defs[i].env, s, why);
+                          defs[i].env, shown(s, v, sizeof v), why);
             rc = -1;
         } else {
+            const char *bad = why;
             (void)apply(i, defs[i].def, &why);
             vp_log_always("%s='%s' is not valid: %s; using the default '%s'",
-                          defs[i].env, s, why, defs[i].def);
+                          defs[i].env, shown(s, v, sizeof v), bad, defs[i].def);
         }
     }
+    if (rc == 0) bound_chunk();
     return rc;
 }
 

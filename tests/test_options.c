@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdio.h>
 
 #include "../common/options.h"
 
@@ -38,6 +40,8 @@ Test(options, sizes)
     cr_assert_eq(size_ok("8GB"), 8ull << 30);
     cr_assert_eq(size_ok(" 24 G "), 24ull << 30);
     cr_assert_eq(size_ok("16777215T"), 16777215ull << 40);
+    cr_assert_eq(size_ok("1.99999999T"), 2199023244556ull, "a fraction of a large unit, exact to the byte");
+    cr_assert_eq(size_ok("0.999999999T"), 1099511626676ull);
 }
 
 Test(options, bad_sizes)
@@ -49,6 +53,7 @@ Test(options, bad_sizes)
     size_bad("-1G");
     size_bad("16G16");
     size_bad("1.5");
+    size_bad("1.0");
     size_bad("1.G");
     size_bad("99999999999999999999");
     size_bad("16777216T");
@@ -111,17 +116,12 @@ Test(options, caps)
 Test(options, bad_caps_are_errors_not_no_limit)
 {
     const char *bad[] = {"", "0", "0:0", "abc", "16", "16X", "0:", ":16G", "x:16G", "64:1G", "-1:1G",
-                         "0:1G,0:2G", "1G,2G", ",", "16G,"};
+                         "0:1G,0:2G", "1G,2G", ",", "16G,", "0:16", "1.0", "18446744073709551615", "1048575"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct vp_cap c;
         c.all = 42;
         const char *why = NULL;
         int rc = vp_cap_parse(bad[i], &c, &why);
-        if (!strcmp(bad[i], "16")) {
-            /* 16 bytes is a valid, if tiny, cap */
-            cr_assert_eq(rc, 0);
-            continue;
-        }
         if (!strcmp(bad[i], "16G,")) {
             /* a trailing comma is harmless */
             cr_assert_eq(rc, 0);
@@ -131,6 +131,19 @@ Test(options, bad_caps_are_errors_not_no_limit)
         cr_assert_not_null(why, "no reason given for '%s'", bad[i]);
         cr_assert_eq(c.all, 42, "a rejected cap changed the output");
     }
+}
+
+Test(options, a_cap_with_a_unit_may_be_small_and_one_without_may_be_large)
+{
+    struct vp_cap c;
+    const char *why = NULL;
+    cr_assert_eq(vp_cap_parse("100K", &c, &why), 0, "%s", why);
+    cr_assert_eq(c.all, 100ull << 10);
+    cr_assert_eq(vp_cap_parse("1048576", &c, &why), 0, "%s", why);
+    cr_assert_eq(vp_cap_parse("16", &c, &why), -1);
+    cr_assert(strstr(why, "without a unit"), "%s", why);
+    cr_assert_eq(vp_cap_parse("18446744073709551615", &c, &why), -1);
+    cr_assert(strstr(why, "no cap"), "%s", why);
 }
 
 Test(options, load_reports_bad_values)
@@ -147,4 +160,40 @@ Test(options, load_reports_bad_values)
     unsetenv("VPAGE_CAP");
     cr_assert_eq(vp_options_load(), 0);
     cr_assert_eq(vp_cap_of(0), VP_NO_CAP, "unset means no cap");
+}
+
+Test(options, a_chunk_larger_than_the_cap_becomes_the_cap)
+{
+    setenv("VPAGE_CAP", "1G", 1);
+    setenv("VPAGE_CHUNK", "16T", 1);
+    cr_assert_eq(vp_options_load(), 0);
+    cr_assert_eq(vp_opt.chunk, 1ull << 30);
+    setenv("VPAGE_CAP", "0:8G,1:3M", 1);
+    cr_assert_eq(vp_options_load(), 0);
+    cr_assert_eq(vp_opt.chunk, 2ull << 20, "the smallest cap, rounded down to 2M");
+    setenv("VPAGE_CHUNK", "2M", 1);
+    cr_assert_eq(vp_options_load(), 0);
+    cr_assert_eq(vp_opt.chunk, 2ull << 20);
+    unsetenv("VPAGE_CAP");
+    unsetenv("VPAGE_CHUNK");
+}
+
+Test(options, echoed_values_are_escaped_and_cut_and_the_reason_stays, .init = cr_redirect_stderr)
+{
+    char longv[3000];
+    memset(longv, 'a', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    setenv("VPAGE_LOG", "loud\nvpage[1]: forged line", 1);
+    vp_options_load();
+    setenv("VPAGE_POLICY", longv, 1);
+    vp_options_load();
+    unsetenv("VPAGE_LOG");
+    unsetenv("VPAGE_POLICY");
+    fflush(stderr);
+    FILE *f = cr_get_redirected_stderr();
+    char line[4096], all[16384] = "";
+    while (fgets(line, sizeof line, f)) strncat(all, line, sizeof all - strlen(all) - 1);
+    cr_assert(strstr(all, "VPAGE_LOG='loud\\x0avpage[1]: forged line' is not valid"), "%s", all);
+    cr_assert(!strstr(all, "\nvpage[1]: forged"), "a value forged a line: %s", all);
+    cr_assert(strstr(all, "aaa...' is not valid: ") && strstr(all, "using the default 'lru'"), "%s", all);
 }
