@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "file.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +25,16 @@ void vp_expand_path(const char *tmpl, char *out, size_t len)
     out[o] = '\0';
 }
 
-int vp_file_open(const char *path, int append)
+int vp_file_open(const char *path, int append, const char **why)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, 0644);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, flags, 0644);
+    if (fd < 0)
+        *why = errno == ELOOP ? "it is a symbolic link, which vpage does not write through"
+               : errno == EACCES ? "permission denied"
+               : errno == ENOENT ? "its folder does not exist"
+                                 : "it cannot be opened for writing";
+    return fd;
 }
 
 void vp_file_write(int fd, const char *p, size_t n)

@@ -16,8 +16,11 @@
 void vp_expand_path(const char *tmpl, char *out, size_t len);
 
 /* Opens path for writing, created 0644 if missing: emptied (append 0) or
- * appended to (append 1). Returns the descriptor (close-on-exec), or -1. */
-int vp_file_open(const char *path, int append);
+ * appended to (append 1); never through a symbolic link (O_NOFOLLOW: a
+ * predictable path such as /tmp/vpage-%p.json cannot be made to clobber
+ * another file). Returns the descriptor (close-on-exec), or -1 with
+ * *why set to the reason. */
+int vp_file_open(const char *path, int append, const char **why);
 
 /* Writes all n bytes, or as many as the system takes before an error. */
 void vp_file_write(int fd, const char *p, size_t n);

@@ -46,10 +46,11 @@ static int open_locked(void)
     if (failed) return -1;
     char path[600];
     vp_expand_path(vp_opt.trace, path, sizeof path);
-    fd = vp_file_open(path, 1);
+    const char *why;
+    fd = vp_file_open(path, 1, &why);
     if (fd < 0) {
         failed = 1;
-        vp_warn("cannot write the trace to %s (VPAGE_TRACE); tracing nothing", path);
+        vp_warn("cannot write the trace to %s (VPAGE_TRACE): %s; tracing nothing", path, why);
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);

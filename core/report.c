@@ -212,8 +212,9 @@ void vp_report_at_exit(void)
         char path[600];
         vp_expand_path(vp_opt.stats_file, path, sizeof path);
         char *j = render(build_json, &n);
-        int fd = vp_file_open(path, 0);
-        if (fd < 0) vp_warn("cannot write stats to %s (VPAGE_STATS_FILE)", path);
+        const char *why;
+        int fd = vp_file_open(path, 0, &why);
+        if (fd < 0) vp_warn("cannot write stats to %s (VPAGE_STATS_FILE): %s", path, why);
         else {
             if (j) vp_file_write(fd, j, n);
             vp_file_close(fd);

@@ -172,9 +172,10 @@ static void write_table(const struct vp_table *t, const char *path)
 {
     size_t n = vp_table_write(t, NULL, 0);
     char *text = malloc(n + 1);
-    int fd = text ? vp_file_open(path, 0) : -1;
+    const char *why = "out of memory";
+    int fd = text ? vp_file_open(path, 0, &why) : -1;
     if (fd < 0) {
-        vp_warn("cannot write the page table to %s (VPAGE_TABLE)", path);
+        vp_warn("cannot write the page table to %s (VPAGE_TABLE): %s", path, why);
     } else {
         vp_table_write(t, text, n + 1);
         vp_file_write(fd, text, n);
