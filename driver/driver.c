@@ -3,6 +3,7 @@
 #include "driver.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "../common/log.h"
@@ -22,12 +23,28 @@ static void *driver_base;
 extern void *real_dlsym;
 void *real_dlsym;
 
+/* Where the C library's dlsym cannot be found: every lookup fails, with
+ * one line, instead of a call through NULL. */
+static void *no_dlsym(void *handle, const char *name)
+{
+    static atomic_int said;
+    (void)handle;
+    if (!atomic_exchange(&said, 1))
+        vp_log_always("cannot find the C library's dlsym under any version vpage knows (GLIBC_2.34, 2.2.5, 2.17, "
+                      "2.4, 2.0): every dlsym fails (first: %s)", name ? name : "(null)");
+    return NULL;
+}
+
 VP_UNINSTRUMENTED vp_dlsym_fn vp_dlsym_get(void)
 {
+    /* dlsym's version: 2.34 where libdl merged into libc; before, the
+     * first version of each architecture (x86-64, aarch64, arm, i386) */
+    static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_2.4", "GLIBC_2.0"};
     vp_dlsym_fn f = (vp_dlsym_fn)__atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE);
     if (vp_likely(f)) return f;
-    f = (vp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
-    if (!f) f = (vp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    for (size_t i = 0; !f && i < sizeof versions / sizeof *versions; i++)
+        f = (vp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", versions[i]);
+    if (!f) f = no_dlsym;
     __atomic_store_n(&real_dlsym, (void *)f, __ATOMIC_RELEASE);
     return f;
 }
