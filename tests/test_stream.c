@@ -9,6 +9,8 @@
  * of a move would crash the test or lose an increment. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -1212,4 +1214,48 @@ Test(stream, unpageable_memory_takes_room_from_resident_pieces)
     CU_OK(c.cuMemPoolDestroy(pool));
     CU_OK(c.cuMemFree(s));
     ASSERT_BOOKS_MATCH(0);
+}
+
+/* The loop of a_fork_while_the_pager_moves_pieces_hangs_neither_side, on a
+ * thread of its own. */
+static void *loop_rounds(void *arg)
+{
+    struct loop *l = arg;
+    for (int round = 0; round < 6; round++) loop_round(l, 4, 1, 0, 1);
+    return NULL;
+}
+
+Test(stream, a_fork_while_the_pager_moves_pieces_hangs_neither_side, .timeout = 120)
+{
+    /* issue 20: fork was tested with paging off only. A thread runs a loop
+     * twice the cap (the pager thread moving pieces all along) while the
+     * main thread forks; each child goes through vpage's file hooks (the
+     * weights lock) and exits. Every child must exit, and the parent's
+     * bytes must be as the launches left them. */
+    struct cu c;
+    struct loop l;
+    streaming(64, "2M");
+    load_or_die(&c, WAY_PROCADDR);
+    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, loop_rounds, &l), 0);
+    for (int k = 0; k < 20; k++) {
+        sleep_ms(5);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int fd = open("/dev/null", O_RDONLY);
+            if (fd >= 0) close(fd);
+            _exit(0);
+        }
+        int st = 0, waited = 0;
+        while (waitpid(pid, &st, WNOHANG) == 0 && waited < 10000) {
+            sleep_ms(1);
+            waited++;
+        }
+        if (waited >= 10000) kill(pid, SIGKILL);
+        cr_assert(waited < 10000 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d hung or failed (status %d)", k, st);
+    }
+    pthread_join(t, NULL);
+    cr_assert_gt(paging_stat("moves_out"), 0, "the pager moved pieces meanwhile: %s", stats());
+    loop_check_and_free(&l);
 }
