@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include "init.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 
 #include "../books/registry.h"
@@ -21,6 +23,7 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int state; /* 0 not yet, 1 ready, -1 no driver */
 static atomic_int refused;
+static char refused_why[700];
 static _Thread_local int starting;
 
 static void before_fork(void)
@@ -54,13 +57,52 @@ static void after_fork_child(void)
     vp_record_reset_child();
 }
 
+/* Refuses from now on, saying why once. */
+static void refuse(const char *why)
+{
+    if (atomic_exchange(&refused, 1)) return;
+    snprintf(refused_why, sizeof refused_why, "%s", why);
+    vp_log_always("refusing to run: %s", why);
+}
+
+int vp_capped(void)
+{
+    if (vp_opt.paging != VP_PAGING_OFF || vp_opt.cap.all != VP_NO_CAP) return 1;
+    for (int d = 0; d < VP_MAX_DEVICES; d++)
+        if (vp_opt.cap.dev[d] != VP_NO_CAP) return 1;
+    return 0;
+}
+
+const char *vp_refused_why(void) { return vp_refused() ? refused_why : ""; }
+
+int vp_driver_failed(void) { return atomic_load(&state) < 0; }
+
+void vp_refuse_foreign(const char *name, const void *fn)
+{
+    Dl_info di;
+    char why[700];
+    snprintf(why, sizeof why, "the program found %s in %s, another copy of the driver than the one vpage wraps "
+             "(%s); it would run uncapped (VPAGE_LIBCUDA names the driver to wrap)", name,
+             dladdr(fn, &di) && di.dli_fname ? di.dli_fname : "an unknown object", vp_driver_path());
+    refuse(why);
+}
+
 static void start(void)
 {
     starting = 1;
-    if (vp_options_load()) atomic_store(&refused, 1);
+    if (vp_options_load()) {
+        atomic_store(&refused, 1);
+        snprintf(refused_why, sizeof refused_why, "VPAGE_CAP is not valid (see above)");
+    }
     if (vp_opt.help) vp_options_print();
     vp_pager_choose(vp_opt.paging);
     int rc = vp_driver_open();
+    if (rc != 0 && vp_capped()) {
+        char why[700];
+        snprintf(why, sizeof why, "the driver %s (VPAGE_LIBCUDA) could not be loaded, and a cap is set: every "
+                 "driver call fails rather than run uncapped", vp_opt.libcuda);
+        refuse(why);
+    }
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     atomic_store(&state, rc == 0 ? 1 : -1);
     starting = 0;

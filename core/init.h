@@ -29,8 +29,26 @@
  * passes through or fails as the driver would when absent). */
 int vp_init(void);
 
-/* True when the options forbid running (a malformed VPAGE_CAP): the shims
- * then fail cuInit and every allocation. */
+/* True when vpage refuses to run: the shims then fail cuInit and every
+ * allocation. It refuses on a malformed VPAGE_CAP, and, with a cap set
+ * or paging on (vp_capped), rather than let the program run uncapped:
+ * when the driver cannot be loaded (every driver call then fails as
+ * without one), or when the program finds a driver function in another
+ * copy of the driver than the one vpage wraps (vp_refuse_foreign). Each
+ * refusal is one line, whatever VPAGE_LOG says. */
 int vp_refused(void);
+
+/* Why, for cuInit's line ("" when not refused). */
+const char *vp_refused_why(void);
+
+/* A cap is set on some device, or paging is on. */
+int vp_capped(void);
+
+/* The driver could not be loaded (not: vpage is still starting). */
+int vp_driver_failed(void);
+
+/* The program found name at fn, in another copy of the driver than
+ * vpage's, with a cap set: refuses from now on (see vp_refused). */
+void vp_refuse_foreign(const char *name, const void *fn);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../common/log.h"
@@ -17,6 +18,7 @@
 struct vp_real vp_real;
 
 static void *driver_base;
+static char driver_file[512];
 
 /* read by interpose/dlsym.c's assembly: a plain pointer, written once
  * (racing writers store the same value) */
@@ -71,9 +73,12 @@ int vp_driver_open(void)
         return -1;
     }
     driver_base = di.dli_fbase;
+    snprintf(driver_file, sizeof driver_file, "%s", di.dli_fname ? di.dli_fname : "");
     vp_info("driver %s loaded from %s", vp_opt.libcuda, di.dli_fname);
     return 0;
 }
+
+const char *vp_driver_path(void) { return driver_file; }
 
 int vp_driver_owns(const void *addr)
 {

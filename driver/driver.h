@@ -51,6 +51,9 @@ int vp_driver_open(void);
 /* True when addr lies inside the loaded driver library. */
 int vp_driver_owns(const void *addr);
 
+/* The file the driver was loaded from ("" before, or without one). */
+const char *vp_driver_path(void);
+
 /* The real dlsym of the C library (uninstrumented: the sanitizer runtimes
  * look symbols up through it before they are ready). */
 void *vp_dlsym_real(void *handle, const char *name);

@@ -83,9 +83,18 @@ __attribute__((used)) VP_UNINSTRUMENTED void *vp_dlsym_cu(void *handle, const ch
     if (!p) return p;
     void *w = vp_hook_wrapper(name);
     if (!w) return p;
-    if (p == w) return vp_init() == 0 ? w : p; /* found our own export */
-    if (vp_init() != 0) return p;
-    return vp_driver_owns(p) ? w : p;
+    if (p == w) { /* found our own export; vpage starts at the first lookup */
+        (void)vp_init();
+        return w;
+    }
+    /* with a cap set, a driver function vpage cannot wrap would run the
+     * program uncapped: the wrapper is returned, and it fails (no driver:
+     * NOT_INITIALIZED; another copy of the driver: refused, core/init.h) */
+    if (vp_init() != 0) return vp_driver_failed() && vp_capped() ? w : p;
+    if (vp_driver_owns(p)) return w;
+    if (!vp_capped()) return p;
+    vp_refuse_foreign(name, p);
+    return w;
 }
 
 #if defined(__x86_64__)

@@ -32,7 +32,7 @@ VP_EXPORT CUresult cuInit(unsigned int flags)
 {
     ENTER(cuInit);
     if (vp_refused()) {
-        vp_log_always("cuInit refused: VPAGE_CAP is not valid (see above)");
+        vp_log_always("cuInit refused: %s", vp_refused_why());
         return CUDA_ERROR_INVALID_VALUE;
     }
     return vp_real.cuInit(flags);
