@@ -8,12 +8,8 @@
 # - when it reaches another copy of the driver than the one vpage wraps
 #   (the same library under another path), with a cap set, cuInit fails
 #   and the line names both copies; without a cap it runs.
-set -u
+. "$(dirname "$0")/check-lib.sh"
 prog=$1
-pre=${LD_PRELOAD-}
-unset LD_PRELOAD
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 fake=$(for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libcuda.so.1" ] && echo "$d/libcuda.so.1" && break; done)
 [ -n "$fake" ] || { echo "no fake libcuda.so.1 on LD_LIBRARY_PATH"; exit 1; }
 cp "$fake" "$dir/libcuda-copy.so.1"

@@ -5,12 +5,8 @@
 # with each of the three pointing at a link to a file of its own: the
 # files keep their contents, the program still runs, and each refusal is
 # one line that says why.
-set -u
+. "$(dirname "$0")/check-lib.sh"
 prog=$1
-pre=${LD_PRELOAD-}
-unset LD_PRELOAD
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 for f in stats trace table; do
     echo "precious $f" > "$dir/$f.victim"
     ln -s "$dir/$f.victim" "$dir/$f.link"

@@ -7,14 +7,8 @@
 # pieces each; vpage-table reads it, and its plan under the cap brings in
 # less than the whole loop's 24 MiB a step (what evicting the least recently
 # used would).
-set -u
+. "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
-# the preload is for the program under test; the helpers here run without it
-# (under ASan their own leaks would be reported and fail them)
-pre=${LD_PRELOAD-}
-unset LD_PRELOAD
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; echo "record_loop failed"; exit 1; }
 grep -q "page table: a step of 6 launches on 6 allocations written to $dir/run.table" "$dir/out" ||

@@ -11,12 +11,8 @@
 # a table cut short is refused with one line; the program still counts
 # right. And a run whose small tensor sits in a weight's tail keeps it
 # resident although the table takes that piece for the weight's.
-set -u
+. "$(dirname "$0")/check-lib.sh"
 prog=$1
-pre=${LD_PRELOAD-}
-unset LD_PRELOAD
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
 run() { # NAME [VAR=V...]: runs the program, its output in $dir/NAME.out, its stats in $dir/NAME.json,
     local name=$1 # its trace in $dir/NAME.trace
