@@ -64,7 +64,7 @@ int vp_weights_wanted(const char *path)
     if (!pats || !*pats) return 0;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    char pat[128];
+    char pat[VP_PATTERN_MAX];
     for (const char *p = pats; *p;) {
         size_t n = strcspn(p, ",");
         if (n && n < sizeof pat) {

@@ -198,11 +198,26 @@ _Static_assert(sizeof vp_opt.stats_file == sizeof vp_opt.libcuda && sizeof vp_op
 static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
 static char patterns[512];
 
+/* Whether s is a list of weight-file patterns vpage can use: shorter than
+ * its buffer, each pattern shorter than VP_PATTERN_MAX (books/weights.c). */
+static int weight_files_ok(const char *s, const char **why)
+{
+    if (strlen(s) >= sizeof patterns) { *why = "too long (511 bytes at most)"; return 0; }
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n >= VP_PATTERN_MAX) { *why = "a pattern is longer than 127 bytes"; return 0; }
+        p += n + (p[n] == ',');
+    }
+    return 1;
+}
+
+/* The patterns as the option table took them: a bad value means the
+ * default, as its one line says. */
 static void load_patterns(void)
 {
-    const char *s = getenv("VPAGE_WEIGHT_FILES");
-    if (!s) s = defs[OPT_WEIGHT_FILES].def;
-    if (!strcasecmp(s, "none") || !strcasecmp(s, "off") || strlen(s) >= sizeof patterns) s = "";
+    const char *s = getenv("VPAGE_WEIGHT_FILES"), *why;
+    if (!s || !weight_files_ok(s, &why)) s = defs[OPT_WEIGHT_FILES].def;
+    if (!strcasecmp(s, "none") || !strcasecmp(s, "off")) s = "";
     strcpy(patterns, s);
 }
 
@@ -273,7 +288,8 @@ static int apply(int i, const char *s, const char **why)
                     : i == OPT_LIBCUDA  ? vp_opt.libcuda
                                         : vp_opt.weight_files;
         size_t cap = sizeof vp_opt.stats_file; /* all five are 512 bytes */
-        if (strlen(s) >= cap) { *why = "too long"; return -1; }
+        if (strlen(s) >= cap) { *why = "too long (511 bytes at most)"; return -1; }
+        if (i == OPT_WEIGHT_FILES && !weight_files_ok(s, why)) return -1;
         if (i == OPT_LIBCUDA && !*s) { *why = "empty"; return -1; }
         strcpy(dst, s);
         return 0;

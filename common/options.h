@@ -29,6 +29,8 @@ enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
 enum vp_stream_place { VP_PLACE_HOST, VP_PLACE_DEVICE };
 enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
 
+#define VP_PATTERN_MAX 128 /* bytes of one VPAGE_WEIGHT_FILES pattern, with its NUL */
+
 struct vp_cap {
     uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
     uint64_t dev[VP_MAX_DEVICES];  /* per-device cap, VP_NO_CAP if none */

@@ -197,3 +197,24 @@ Test(options, echoed_values_are_escaped_and_cut_and_the_reason_stays, .init = cr
     cr_assert(!strstr(all, "\nvpage[1]: forged"), "a value forged a line: %s", all);
     cr_assert(strstr(all, "aaa...' is not valid: ") && strstr(all, "using the default 'lru'"), "%s", all);
 }
+
+Test(options, weight_file_patterns_too_long_are_refused_and_the_default_used)
+{
+    char pat[300] = "*.safetensors,";
+    memset(pat + strlen(pat), 'p', 200);
+    pat[214] = 0;
+    setenv("VPAGE_WEIGHT_FILES", pat, 1);
+    vp_options_load();
+    cr_assert_str_eq(vp_opt.weight_files, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf",
+                     "a pattern over 127 bytes: the default, as the line says");
+    char longv[700];
+    memset(longv, 'a', sizeof longv - 1);
+    longv[sizeof longv - 1] = 0;
+    setenv("VPAGE_WEIGHT_FILES", longv, 1);
+    vp_options_load();
+    cr_assert_str_eq(vp_opt.weight_files, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf");
+    setenv("VPAGE_WEIGHT_FILES", "*.st,model-*.bin", 1);
+    vp_options_load();
+    cr_assert_str_eq(vp_opt.weight_files, "*.st,model-*.bin");
+    unsetenv("VPAGE_WEIGHT_FILES");
+}
