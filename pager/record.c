@@ -65,7 +65,8 @@ uint64_t vp_record_id(const char *kernel, const struct vp_record_span *s, size_t
     return h;
 }
 
-void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other)
+void vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n,
+                      uint64_t other)
 {
     pthread_mutex_lock(&mu);
     if (dev_kept < 0) dev_kept = dev;
@@ -74,7 +75,8 @@ void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *
         struct rec *r = &ring[launches++ % VP_RECORD_OPS];
         r->n = (uint8_t)(n < VP_RECORD_SPANS ? n : VP_RECORD_SPANS);
         for (size_t j = 0; j < r->n; j++) r->s[j] = s[j];
-        r->id = vp_record_id(kernel, s, r->n, &r->kid);
+        r->id = id;
+        r->kid = kid;
         r->kernel = kernel;
         r->other = other;
     }

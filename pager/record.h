@@ -60,9 +60,11 @@ int vp_record_on(void);
 /* Paged allocation number order was made: bytes, cut in pieces of piece. */
 void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece);
 
-/* A kernel launch on device dev touching s[0..n); other: device bytes
- * counted outside paged memory now. */
-void vp_record_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n, uint64_t other);
+/* A kernel launch on device dev touching s[0..n), its identity id and
+ * its kernel's kid (vp_record_id, computed once by the caller for this
+ * and the replay); other: device bytes counted outside paged memory now. */
+void vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n,
+                      uint64_t other);
 
 /* At exit: writes the table (see contract). */
 void vp_record_finish(void);

@@ -215,10 +215,9 @@ static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
     }
 }
 
-int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n)
+int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
 {
     if (!rp.on || dev != rp.dev) return 0;
-    uint64_t kid, id = vp_record_id(kernel, s, n, &kid);
     long at = -1;
     rp.launches++;
     if (rp.found && rp.op_id[rp.cursor] == id) {

@@ -53,10 +53,11 @@ int vp_replay_on(void);
  * pieces of piece. */
 void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev);
 
-/* A kernel launch on dev touching s[0..n). Returns 1 when the cursor is
- * found and the launch touches a piece that streams (the wanted set moves
- * on: the pager plans). */
-int vp_replay_launch(const char *kernel, int dev, const struct vp_record_span *s, size_t n);
+/* A kernel launch on dev touching s[0..n), of identity id and kernel kid
+ * (vp_record_id). Returns 1 when the cursor is found and the launch
+ * touches a piece that streams (the wanted set moves on: the pager
+ * plans). */
+int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n);
 
 /* The cursor is found on dev. */
 int vp_replay_found(int dev);

@@ -332,6 +332,19 @@ static void note_tmaps(const struct vp_op *o)
     count(&sp.ss[d].tmaps_unknown, o->tmaps_unknown);
 }
 
+/* A kernel launch on streamed memory, to the recorder and the replay
+ * (pager/record.h, pager/replay.h): its identity, hashed once. mu held. */
+static void note_launch_locked(const char *kernel)
+{
+    int rec_on = vp_record_on(), replay_on = vp_replay_on(), d = op.a[0]->dev;
+    if (!rec_on && !replay_on) return;
+    uint64_t kid, id = vp_record_id(kernel, rec.s, rec.n, &kid);
+    if (rec_on)
+        vp_record_launch(kernel, id, kid, d, rec.s, rec.n,
+                         vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
+    if (vp_replay_launch(id, kid, d, rec.s, rec.n)) op.progress = 1;
+}
+
 int stream_op_begin(const struct vp_op *o)
 {
     note_tmaps(o);
@@ -339,11 +352,7 @@ int stream_op_begin(const struct vp_op *o)
     pthread_mutex_lock(&sp.pt.mu);
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);
-    if (o->use && op.n && vp_record_on()) {
-        int d = op.a[0]->dev;
-        vp_record_launch(o->what, d, rec.s, rec.n, vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
-    }
-    if (o->use && op.n && vp_replay_launch(o->what, op.a[0]->dev, rec.s, rec.n)) op.progress = 1;
+    if (o->use && op.n) note_launch_locked(o->what);
     if (!op.n && !op.all) {
         pthread_mutex_unlock(&sp.pt.mu);
         return 0;
