@@ -172,7 +172,8 @@ static int one_kernel(struct parse *c)
     if (t->nkernels == VP_TABLE_MAX_KERNELS) return FAIL(c, "too many kernels");
     if (!n || n >= VP_TABLE_NAME) return FAIL(c, "a kernel name is empty or too long");
     for (size_t i = 0; i < n; i++)
-        if (c->at[i] <= ' ' || c->at[i] > '~') return FAIL(c, "a kernel name is not printable ASCII without spaces");
+        if (!vp_table_name_byte((unsigned char)c->at[i]))
+            return FAIL(c, "a kernel name is not printable ASCII without spaces");
     if (room(c, (void **)&t->kernel, t->nkernels, &c->cap_kernel, sizeof *t->kernel)) return -1;
     memcpy(t->kernel[t->nkernels], c->at, n);
     t->kernel[t->nkernels++][n] = '\0';

@@ -68,6 +68,10 @@ struct vp_table {
     struct vp_table_span *spans;        /* nspans */
 };
 
+/* Whether a kernel name keeps byte c in a table: printable ASCII but the
+ * space (the recorder writes '_' for any other). */
+static inline int vp_table_name_byte(unsigned char c) { return c > ' ' && c <= '~'; }
+
 /* The fingerprint of t's program: FNV-1a over the allocation sizes (8
  * bytes each, little-endian; from version 2 each followed by its order,
  * 4 bytes) and the kernel names (each with its NUL). */

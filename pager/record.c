@@ -58,7 +58,7 @@ uint64_t vp_record_id(const char *kernel, const struct vp_record_span *s, size_t
     uint64_t h = 0xcbf29ce484222325ull;
     size_t len = 0;
     for (const char *c = kernel; *c && len < VP_TABLE_NAME - 1; c++, len++)
-        h = mix(h, *c <= ' ' || *c > '~' ? (unsigned char)'_' : (unsigned char)*c);
+        h = mix(h, vp_table_name_byte((unsigned char)*c) ? (unsigned char)*c : (unsigned char)'_');
     if (!len) h = mix(h, '?');
     *kid = h;
     for (size_t j = 0; j < n && j < VP_RECORD_SPANS; j++) h = mix(mix(mix(h, s[j].alloc), s[j].first), s[j].last);
@@ -164,7 +164,7 @@ static void clean_names(struct vp_table *t)
 {
     for (size_t k = 0; k < t->nkernels; k++) {
         for (char *c = t->kernel[k]; *c; c++)
-            if (*c <= ' ' || *c > '~') *c = '_';
+            if (!vp_table_name_byte((unsigned char)*c)) *c = '_';
         if (!t->kernel[k][0]) strcpy(t->kernel[k], "?");
     }
     t->fingerprint = vp_table_fingerprint(t);
