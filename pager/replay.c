@@ -96,9 +96,8 @@ static int index_table(void)
         !rp.alloc_of)
         return -1;
     vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
-    rp.nby = vp_replay_pin_order(&rp.f.s, rp.ustart, rp.uses, VP_VISIT_GAP, rp.by);
+    rp.nby = vp_replay_pin_order(&rp.f.s, rp.ustart, rp.uses, VP_VISIT_GAP, rp.by, rp.place);
     if (!rp.nby) return -1;
-    for (size_t j = 0; j < rp.nby; j++) rp.place[rp.by[j]] = (uint32_t)j + 1;
     for (size_t a = 0; a < t->nallocs; a++) rp.alloc_of[t->alloc_order[a]] = (uint32_t)a + 1;
     identities();
     return 0;

@@ -93,10 +93,11 @@ static void spread(struct cand *c, size_t n)
 }
 
 size_t vp_replay_pin_order(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint32_t gap,
-                           uint32_t *by)
+                           uint32_t *by, uint32_t *place)
 {
     struct cand *c = malloc((s->npieces ? s->npieces : 1) * sizeof *c);
     if (!c) return 0;
+    for (size_t x = 0; place && x < s->npieces; x++) place[x] = 0;
     size_t n = 0;
     for (size_t x = 0; x < s->npieces; x++) {
         uint32_t k = start[x + 1] - start[x];
@@ -107,7 +108,10 @@ size_t vp_replay_pin_order(const struct vp_step *s, const uint32_t *start, const
     qsort(c, n, sizeof *c, by_visits_then_first);
     spread(c, n);
     qsort(c, n, sizeof *c, by_visits_then_spread);
-    for (size_t j = 0; j < n; j++) by[j] = c[j].x;
+    for (size_t j = 0; j < n; j++) {
+        by[j] = c[j].x;
+        if (place) place[c[j].x] = (uint32_t)j + 1;
+    }
     free(c);
     return n;
 }
@@ -188,8 +192,7 @@ uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t windo
     *pinned = 0;
     if (p.start && p.uses && p.by && p.place && p.resident && p.asked && p.c) {
         vp_replay_index(s, p.start, p.uses);
-        size_t n = vp_replay_pin_order(s, p.start, p.uses, gap, p.by);
-        for (size_t j = 0; j < n; j++) p.place[p.by[j]] = (uint32_t)j + 1;
+        size_t n = vp_replay_pin_order(s, p.start, p.uses, gap, p.by, p.place);
         p.npinned = vp_replay_pin_count(s, p.by, n, budget, window, pinned);
         for (int step = 0; step < 3; step++) {
             in = 0;

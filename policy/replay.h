@@ -61,9 +61,11 @@ uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t pie
  * are spread evenly over the step (their order of first use, taken in
  * bit-reversed order: 0, 4, 2, 6, 1, 5, 3, 7 of eight). So the pins of a
  * smaller budget are some of those of a larger one: a budget that moves
- * changes the pins at the edge only. Returns n, or 0 when out of memory. */
+ * changes the pins at the edge only. place (NULL, or one per piece of
+ * the step): each piece's place in that order, from 1; 0 for a piece the
+ * step does not touch. Returns n, or 0 when out of memory. */
 size_t vp_replay_pin_order(const struct vp_step *s, const uint32_t *start, const uint32_t *ops, uint32_t gap,
-                           uint32_t *by);
+                           uint32_t *by, uint32_t *place);
 
 /* How many of by[0..n) are pinned: all when the step's pieces fit budget,
  * else the first ones that fit budget less window. *bytes: their bytes. */

@@ -80,7 +80,7 @@ static uint64_t pins(struct loop *l, uint64_t budget, uint64_t window, uint32_t 
 {
     uint32_t by[26];
     uint64_t bytes;
-    size_t n = vp_replay_pin_order(&l->s, l->start, l->uses, gap, by);
+    size_t n = vp_replay_pin_order(&l->s, l->start, l->uses, gap, by, NULL);
     size_t k = vp_replay_pin_count(&l->s, by, n, budget, window, &bytes);
     memset(rank, 0, l->s.npieces * sizeof *rank);
     for (size_t j = 0; j < k; j++) rank[by[j]] = (uint32_t)j + 1;

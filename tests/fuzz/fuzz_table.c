@@ -45,7 +45,7 @@ static void check_replay(const struct vp_table *t)
     for (size_t x = 0; x < np; x++)
         for (uint32_t j = start[x]; j < start[x + 1]; j++)
             if (uses[j] >= f.s.nops || (j > start[x] && uses[j] <= uses[j - 1])) abort();
-    size_t n = vp_replay_pin_order(&f.s, start, uses, 32, by);
+    size_t n = vp_replay_pin_order(&f.s, start, uses, 32, by, NULL);
     for (size_t j = 0; j < n; j++) {
         if (by[j] >= np || seen[by[j]] || start[by[j] + 1] == start[by[j]]) abort();
         seen[by[j]] = 1;
