@@ -8,6 +8,11 @@
  *
  *   launch_overhead [launches]        real GPU: PTX kernel
  *   launch_overhead --fake [launches] fake driver: "empty:0" image
+ *
+ * LAUNCH_BUFFERS=N (with LAUNCH_BUFFER_MB, default 8) passes each launch a
+ * pointer into one of N device buffers in turn (cuMemAlloc), so that under
+ * VPAGE_PAGING=stream with a cap above N buffers the launches are fenced
+ * on streamed memory that fits: the cost of paging when nothing moves.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -56,6 +61,7 @@ int main(int argc, char **argv)
     CUresult (*launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                        void **, void **);
     CUresult (*sync)(void);
+    CUresult (*alloc)(CUdeviceptr *, size_t);
     GET(init, "cuInit");
     GET(dev_get, "cuDeviceGet");
     GET(retain, "cuDevicePrimaryCtxRetain");
@@ -64,28 +70,40 @@ int main(int argc, char **argv)
     GET(getfn, "cuModuleGetFunction");
     GET(launch, "cuLaunchKernel");
     GET(sync, "cuCtxSynchronize");
+    GET(alloc, "cuMemAlloc");
     CUdevice d;
     CUcontext ctx;
     CUmodule mod;
     CUfunction f;
     if (init(0) || dev_get(&d, 0) || retain(&ctx, d) || set(ctx)) { fprintf(stderr, "no device\n"); return 1; }
     if (load(&mod, fake ? "empty:1" : ptx) || getfn(&f, mod, "empty")) { fprintf(stderr, "no kernel\n"); return 1; }
+    const char *nb_s = getenv("LAUNCH_BUFFERS"), *mb_s = getenv("LAUNCH_BUFFER_MB");
+    int nb = nb_s ? atoi(nb_s) : 0;
+    size_t bytes = (size_t)(mb_s ? atoi(mb_s) : 8) << 20;
+    CUdeviceptr buf[256];
+    if (nb < 0 || nb > 256) { fprintf(stderr, "LAUNCH_BUFFERS: 0 to 256\n"); return 1; }
+    for (int i = 0; i < nb; i++)
+        if (alloc(&buf[i], bytes)) { fprintf(stderr, "cuMemAlloc failed\n"); return 1; }
     unsigned long long arg = 0;
     void *params[] = {&arg};
-    for (int i = 0; i < 2048; i++) launch(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL);
+    int next = 0;
+#define NEXT_ARG() (arg = nb ? (unsigned long long)buf[next++ % nb] : 0)
+    for (int i = 0; i < 2048; i++) { NEXT_ARG(); launch(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL); }
     sync();
     double in_launch = 0;
     long done = 0;
     while (done < n) {
         double t0 = now();
         for (int i = 0; i < 256; i++) {
+            NEXT_ARG();
             if (launch(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL) != CUDA_SUCCESS) { fprintf(stderr, "launch failed\n"); return 1; }
         }
         in_launch += now() - t0;
         done += 256;
         sync();
     }
-    printf("{\"launches\": %ld, \"ns_per_launch\": %.1f, \"preloaded\": %s}\n", done, in_launch * 1e9 / (double)done,
+    printf("{\"launches\": %ld, \"buffers\": %d, \"ns_per_launch\": %.1f, \"preloaded\": %s}\n", done, nb,
+           in_launch * 1e9 / (double)done,
            dlsym(RTLD_DEFAULT, "vpage_stats_json") ? "true" : "false");
     return 0;
 }

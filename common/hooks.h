@@ -260,6 +260,7 @@
     X(CUresult, cuDeviceGetMemPool, (CUmemoryPool *pool, CUdevice dev))        \
     X(CUresult, cuDeviceGetDefaultMemPool, (CUmemoryPool *pool, CUdevice dev)) \
     X(CUresult, cuStreamSynchronize, (CUstream stream))                        \
+    X(CUresult, cuCtxSynchronize, (void))                                      \
     X(CUresult, cuStreamIsCapturing,                                           \
       (CUstream stream, CUstreamCaptureStatus *status))                        \
     X(CUresult, cuDeviceGetGraphMemAttribute,                                  \

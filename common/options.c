@@ -256,6 +256,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_STREAM_HASH: return vp_parse_bool(s, &vp_opt.stream_hash, why);
     case OPT_STREAM_LAZY_MAP: return vp_parse_bool(s, &vp_opt.stream_lazy_map, why);
     case OPT_STREAM_AHEAD: return vp_parse_bool(s, &vp_opt.stream_ahead, why);
+    case OPT_STREAM_FIT: return vp_parse_bool(s, &vp_opt.stream_fit, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);

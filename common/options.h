@@ -92,6 +92,10 @@ struct vp_cap {
       "a loop larger than the budget stays pinned; off: demand paging, a "      \
       "piece comes in only when an operation asks for it and the least "        \
       "recently used leave first")                                              \
+    X(STREAM_FIT, stream_fit, BOOL, "on", "stream mode: while every streamed " \
+      "piece is resident, the program's operations are not fenced (no lock, "   \
+      "no event: free when nothing moves); the first move after waits for the " \
+      "device once; off: every operation on streamed memory is fenced")        \
     X(STREAM_THREADS, stream_threads, SIZE, "4", "stream mode: threads that "   \
       "remap pieces at once, the pager's own included (1 to 16; the driver "    \
       "remaps different ranges in parallel)")                                   \
@@ -119,6 +123,7 @@ struct vp_options {
     bool stream_hash;
     bool stream_lazy_map;
     bool stream_ahead;
+    bool stream_fit;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     int stream_place; /* enum vp_stream_place */

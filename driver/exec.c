@@ -54,6 +54,11 @@ void vp_drv_stream_drop(CUstream s)
 
 CUresult vp_drv_sync(CUstream s) { return vp_real.cuStreamSynchronize(s); }
 
+CUresult vp_drv_ctx_sync(void)
+{
+    return vp_real.cuCtxSynchronize ? vp_real.cuCtxSynchronize() : CUDA_ERROR_NOT_FOUND;
+}
+
 CUresult vp_drv_event_new(CUevent *ev) { return vp_real.cuEventCreate(ev, CU_EVENT_DISABLE_TIMING); }
 
 CUresult vp_drv_record(CUevent ev, CUstream s) { return vp_real.cuEventRecord(ev, s); }

@@ -37,6 +37,8 @@ int vp_drv_capture_mode(CUstreamCaptureMode *mode);
 CUresult vp_drv_stream_new(CUstream *s, int high);
 void vp_drv_stream_drop(CUstream s);
 CUresult vp_drv_sync(CUstream s);
+/* Waits for all work of the calling thread's current context. */
+CUresult vp_drv_ctx_sync(void);
 
 /* Events without timing: made, recorded on a stream, asked (CUDA_SUCCESS
  * once what came before the record is done, CUDA_ERROR_NOT_READY before)

@@ -863,6 +863,7 @@ Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
      * leaves the pager asleep (each plan holds the lock every launch
      * takes; planning after every launch serialised a Llama decode loop) */
     streaming(64, "2M");
+    setenv("VPAGE_STREAM_FIT", "0", 1); /* fenced: the state of fit below skips the pager altogether */
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     struct loop l;
@@ -885,6 +886,102 @@ Test(stream, a_loop_that_fits_is_not_planned_again_once_it_settled)
     cr_assert_lt(paging_stat("plans") - plans, launches / 8, "%llu plans in %llu launches",
                  (unsigned long long)(paging_stat("plans") - plans), (unsigned long long)launches);
     loop_check_and_free(&l);
+}
+
+/* Waits (at most 3 s) until the pager found everything resident and let
+ * operations go unfenced (VPAGE_STREAM_FIT, pager/stream/fit.c), once more
+ * than the last time it was called. */
+static void until_fit(void)
+{
+    static uint64_t seen;
+    for (int t = 0; t < 300 && paging_stat("fit_enters") == seen; t++) sleep_ms(10);
+    cr_assert_gt(paging_stat("fit_enters"), seen, "everything is resident, yet operations are fenced: %s", stats());
+    seen = paging_stat("fit_enters");
+}
+
+/* The first word of a buffer. */
+static uint64_t word(struct cu *c, CUdeviceptr d)
+{
+    uint64_t w;
+    CU_OK(c->cuMemcpyDtoH(&w, d, 8));
+    return w;
+}
+
+Test(stream, while_everything_fits_operations_go_unfenced)
+{
+    /* four buffers of 8 MiB under a 64 MiB cap: once they are in, a launch
+     * neither takes the pager's lock nor records an event (a decode loop
+     * that fits paid 19% for them on an H100) */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 4 };
+    CUdeviceptr buf[N];
+    uint64_t incs[N] = {0};
+    alloc_filled(&c, buf, N, 8 * MiB);
+    for (int i = 0; i < N; i++, incs[i - 1]++) launch2(&c, f, buf[i], 0);
+    until_fit();
+    uint64_t events = fake_u64("fake_cuda_events_recorded"), ops = paging_stat("fit_ops");
+    for (int r = 0; r < 100; r++)
+        for (int i = 0; i < N; i++, incs[i - 1]++) launch2(&c, f, buf[i], 0);
+    cr_assert_eq(fake_u64("fake_cuda_events_recorded"), events, "events recorded while everything fits");
+    cr_assert_geq(paging_stat("fit_ops") - ops, 100 * N, "%s", stats());
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 8 * MiB, incs[i]);
+    free_all(&c, buf, N);
+}
+
+Test(stream, leaving_the_fit_state_waits_for_unfenced_work_and_keeps_what_it_wrote)
+{
+    /* four buffers placed in device memory at once (clean: nothing touched
+     * them), written by unfenced launches that run for 40 ms; then more
+     * than the cap is used, so they must leave: not under the work in
+     * flight, and with what it wrote (copied back, not dropped as clean) */
+    streaming(64, "2M");
+    setenv("VPAGE_STREAM_PLACE", "device", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    enum { N = 4, M = 6, K = 3 };
+    CUdeviceptr buf[N], more[M];
+    uint64_t base[N];
+    for (int i = 0; i < N; i++) CU_OK(c.cuMemAlloc(&buf[i], 8 * MiB));
+    until_fit();
+    for (int i = 0; i < N; i++) base[i] = word(&c, buf[i]);
+    setenv("FAKE_CUDA_LAG_MS", "40", 1);
+    for (int k = 0; k < K; k++)
+        for (int i = 0; i < N; i++) launch2(&c, f, buf[i], 0);
+    for (int j = 0; j < M; j++) CU_OK(c.cuMemAlloc(&more[j], 8 * MiB)); /* 80 MiB in all */
+    for (int j = 0; j < M; j++) launch2(&c, f, more[j], 0);
+    cr_assert_gt(paging_stat("moves_out"), 0, "%s", stats());
+    cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "pieces left under unfenced work: %s", stats());
+    cr_assert_geq(paging_stat("fit_syncs"), 1, "%s", stats());
+    unsetenv("FAKE_CUDA_LAG_MS");
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(word(&c, buf[i]), base[i] + K, "buffer %d lost what unfenced launches wrote: %s", i, stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    free_all(&c, more, M);
+    free_all(&c, buf, N);
+}
+
+Test(stream, a_free_while_everything_fits_waits_for_the_work_on_it)
+{
+    streaming(64, "2M");
+    setenv("VPAGE_STREAM_PLACE", "device", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUdeviceptr a, b;
+    CU_OK(c.cuMemAlloc(&a, 8 * MiB));
+    CU_OK(c.cuMemAlloc(&b, 8 * MiB));
+    until_fit();
+    setenv("FAKE_CUDA_LAG_MS", "40", 1);
+    launch2(&c, f, a, b);
+    CU_OK(c.cuMemFree(a));
+    cr_assert_eq(fake_u64("fake_cuda_violations"), 0, "freed under unfenced work: %s", stats());
+    until_fit(); /* entered again once the pager is idle */
+    CU_OK(c.cuMemFree(b));
+    ASSERT_BOOKS_MATCH(0);
 }
 
 Test(stream, nothing_moves_while_an_operation_on_it_is_in_flight)

@@ -93,6 +93,14 @@ static CUresult build(struct salloc *a, uint64_t g)
     return rc == CUDA_ERROR_OUT_OF_MEMORY ? rc : CUDA_ERROR_NOT_SUPPORTED;
 }
 
+/* Every piece of a in device memory. */
+static int all_placed(const struct salloc *a)
+{
+    for (uint32_t k = 0; k < a->npieces; k++)
+        if (a->pc[k].state != P_DEV) return 0;
+    return 1;
+}
+
 /* The granularity of dev, or 0 (said once) when the driver gives none. */
 static uint64_t granularity_or_say(int dev)
 {
@@ -129,6 +137,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
         else a->order = sp.next_order++;
         if (rc == CUDA_SUCCESS && vp_record_on()) vp_record_alloc(a->order, a->span, a->piece);
         if (rc == CUDA_SUCCESS) vp_replay_alloc(a->order, a->span, a->piece, dev);
+        if (rc == CUDA_SUCCESS && !all_placed(a)) fit_leave_locked();
         pthread_mutex_unlock(&sp.pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, np);
     }
@@ -155,6 +164,7 @@ static int stream_free(CUdeviceptr dptr, CUresult *rc, uint64_t *size)
         return 0;
     }
     a->gone = 1;
+    fit_quiet_locked();
     while (a->busy || a->pending) pthread_cond_wait(&sp.pt.done_cv, &sp.pt.mu);
     vp_allocs_remove_locked(&sp.allocs, a->base);
     pthread_mutex_unlock(&sp.pt.mu);
@@ -200,6 +210,7 @@ static void stream_report(int json, vp_emit_fn emit, void *ctx, vp_report_extra_
 #define VP_X(name, doc) vp_report_field(json, emit, ctx, #name, atomic_load(&sp.ss[d].name));
         VP_STREAM_STATS(VP_X)
 #undef VP_X
+        vp_report_field(json, emit, ctx, "fit_ops", fit_ops());
         vp_replay_report(json, emit, ctx, d);
         if (extra) extra(json, emit, ctx, d);
         vp_report_device_end(json, emit, ctx);
@@ -253,6 +264,7 @@ static void stream_reset_child(void)
     sp.narenas = 0;
     sp.ctx_dev = -1;
     stream_fence_reset_child();
+    fit_reset_child();
     vp_replay_reset_child();
     for (int d = 0; d < VP_MAX_DEVICES; d++) {
 #define VP_X(name, doc) atomic_store(&sp.ss[d].name, 0);

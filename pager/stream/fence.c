@@ -29,7 +29,7 @@ static __thread struct {
  * recorded into a graph, not run (a replay fences everything) */
 static __thread int capturing_here;
 
-int op_on_here(void) { return op.on; }
+int op_on_here(void) { return op.on || fit_here(); }
 
 /* ---- the event ring ---- */
 
@@ -349,6 +349,7 @@ int stream_op_begin(const struct vp_op *o)
 {
     note_tmaps(o);
     if (!atomic_load_explicit(&sp.allocs.n, memory_order_relaxed) || capturing_here) return 0;
+    if (fit_begin()) return 1;
     pthread_mutex_lock(&sp.pt.mu);
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);
@@ -376,7 +377,7 @@ int stream_op_begin(const struct vp_op *o)
 
 void stream_op_end(CUstream stream, int per_thread)
 {
-    if (!op.on) return;
+    if (fit_end() || !op.on) return;
     if (per_thread && !stream) stream = CU_STREAM_PER_THREAD;
     int dev = vp_drv_current_device();
     if (dev < 0 || dev >= VP_MAX_DEVICES) dev = 0;

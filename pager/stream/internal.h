@@ -31,6 +31,7 @@
  *   slots.c   slots: made, reused, given back
  *   fence.c   the program's operations: op_begin/op_end, the event ring,
  *             bare pieces mapped for an operation
+ *   fit.c     the fit state: operations unfenced while all is resident
  *   plan.c    a plan: pins, the ranking (policy/stream.h), the moves
  *   moves.c   a round's copies, hashes and remaps
  *   thread.c  the pager thread: rounds, reclaims
@@ -146,7 +147,10 @@ struct move {
     X(wait_timeouts, "operations that went ahead after waiting for pieces to come in")         \
     X(reclaims, "times unpageable memory took room from resident pieces")                    \
     X(refused, "streamed allocations refused (VPAGE_PAGED_LIMIT)")                            \
-    X(driver_errors, "driver calls of the pager that failed")
+    X(driver_errors, "driver calls of the pager that failed")                               \
+    X(fit_enters, "times everything streamed became resident and operations went unfenced (VPAGE_STREAM_FIT)") \
+    X(fit_syncs, "device synchronisations after unfenced operations, before pieces could move again") \
+    X(fit_sync_ns, "nanoseconds those synchronisations took")
 
 struct stream_stats {
 #define VP_X(name, doc) atomic_uint_fast64_t name;
@@ -288,6 +292,17 @@ int stream_op_begin(const struct vp_op *o);           /* the ops table's (pager/
 void stream_op_end(CUstream stream, int per_thread);
 void stream_capture(int delta);
 void stream_fence_reset_child(void);
+
+/* fit.c: the fit state (see there) */
+int fit_begin(void);              /* an operation: 1 when it goes unfenced (fit_end must follow) */
+int fit_end(void);                /* 1 when this thread's operation went unfenced */
+int fit_here(void);               /* this thread is issuing an unfenced operation */
+uint64_t fit_ops(void);           /* operations that went unfenced */
+void fit_try_enter_locked(void);  /* the pager thread, idle */
+void fit_leave_locked(void);      /* something may have to move */
+void fit_pager_turn_locked(void); /* the pager thread, before it plans: leaves and synchronises as needed */
+void fit_quiet_locked(void);      /* a free: no unfenced work left before it */
+void fit_reset_child(void);
 
 /* plan.c (mu held) */
 size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked);

@@ -128,6 +128,7 @@ static void *pager_main(void *arg)
     pthread_mutex_lock(&sp.pt.mu);
     while (!sp.pt.stopping) {
         struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
+        fit_pager_turn_locked();
         reclaims_locked(prev);
         int blocked = 0;
         /* while a stream is captured nothing new is planned (the capturing
@@ -146,6 +147,7 @@ static void *pager_main(void *arg)
             continue;
         }
         if (had_prev || sp.pt.stopping) continue;
+        if (!blocked) fit_try_enter_locked();
         vp_cond_wait_ns(&sp.pt.work_cv, &sp.pt.mu, blocked ? 500000 : 50000000);
     }
     round_flush_locked(&rounds[cur ^ 1]);

@@ -231,7 +231,8 @@ FAKE_EXPORT CUresult cuCtxSetCurrent(CUcontext c)
 }
 FAKE_EXPORT CUresult cuCtxGetCurrent(CUcontext *c) { *c = (CUcontext)(uintptr_t)(0x100 + cur_dev); return CUDA_SUCCESS; }
 FAKE_EXPORT CUresult cuCtxGetDevice(CUdevice *d) { NEED_INIT(); *d = cur_dev; return CUDA_SUCCESS; }
-FAKE_EXPORT CUresult cuCtxSynchronize(void) { return CUDA_SUCCESS; }
+static CUresult ctx_sync(void);
+FAKE_EXPORT CUresult cuCtxSynchronize(void) { return ctx_sync(); }
 FAKE_EXPORT CUresult cuGetErrorString(CUresult e, const char **s)
 {
     *s = e == CUDA_SUCCESS ? "no error" : e == CUDA_ERROR_OUT_OF_MEMORY ? "out of memory" : "fake error";
@@ -659,7 +660,7 @@ FAKE_EXPORT CUresult cuMemSetAccess(CUdeviceptr p, size_t size, const CUmemAcces
  * "in flight" for n ms: an event recorded on it completes n ms later, and
  * an unmap of an address an rw kernel touched less than n ms ago is
  * counted as a violation (fake_cuda_violations), the fault a real device
- * would take. */
+ * would take; cuCtxSynchronize returns once all of it has run. */
 static atomic_uint_fast64_t events_recorded, violations;
 FAKE_EXPORT uint64_t fake_cuda_events_recorded(void) { return atomic_load(&events_recorded); }
 FAKE_EXPORT uint64_t fake_cuda_violations(void) { return atomic_load(&violations); }
@@ -699,6 +700,25 @@ static void check_unmap(uint64_t p, uint64_t size)
     for (size_t i = 0; i < FLIGHT; i++)
         if (flight[i].until > now && flight[i].addr >= p && flight[i].addr < p + size) atomic_fetch_add(&violations, 1);
     pthread_mutex_unlock(&mu);
+}
+
+/* Every kernel in flight has run: the context synchronised (every
+ * device's, in the fake; its work lags on every stream alike). */
+static CUresult ctx_sync(void)
+{
+    CUresult u = unsafe_call();
+    if (u != CUDA_SUCCESS) return u;
+    double last = 0;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < FLIGHT; i++)
+        if (flight[i].until > last) last = flight[i].until;
+    pthread_mutex_unlock(&mu);
+    double left = last - fake_now();
+    if (left > 0) {
+        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuEventCreate(CUevent *e, unsigned int flags) { (void)flags; *e = (CUevent)calloc(1, sizeof(double)); return *e ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY; }
