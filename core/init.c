@@ -12,6 +12,7 @@
 #include "../common/log.h"
 #include "../common/options.h"
 #include "../common/stats.h"
+#include "../include/vpage.h"
 #include "../common/trace.h"
 #include "../common/vp.h"
 #include "../driver/driver.h"
@@ -118,6 +119,12 @@ int vp_init(void)
 }
 
 int vp_refused(void) { return atomic_load_explicit(&refused, memory_order_relaxed); }
+
+VP_EXPORT void vpage_print_options(void)
+{
+    if (!atomic_load(&state) && !starting) (void)vp_options_load();
+    vp_options_print();
+}
 
 __attribute__((destructor)) static void vp_fini(void)
 {

@@ -24,6 +24,10 @@ int vpage_counted(int dev, uint64_t *current, uint64_t *peak);
  * the file has no safetensors header) into buf and returns 1; else 0. */
 int vpage_provenance(uint64_t dptr, char *buf, size_t len);
 
+/* Prints every VPAGE_ option with its value, its origin and its meaning to
+ * stderr (what VPAGE_HELP=1 prints; `vpage options` calls it). */
+void vpage_print_options(void);
+
 /* Writes out what the trace (VPAGE_TRACE) holds in its buffer, so that the
  * file can be read while the program runs. Nothing without a trace. */
 void vpage_trace_flush(void);
