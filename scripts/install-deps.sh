@@ -21,6 +21,10 @@ if [ "${1:-}" = "--test" ]; then
     want+=(libclang-rt-dev)
   fi
   [ -f /usr/include/gelf.h ] || want+=(libelf-dev)
+  # the wheel's check (tests/check_install.sh): a Python with meson-python and pip
+  if ! python3 -c 'import mesonpy, pip' 2>/dev/null && ! /usr/bin/python3 -c 'import mesonpy, pip' 2>/dev/null; then
+    want+=(python3-mesonpy python3-pip)
+  fi
 fi
 if [ ${#want[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
