@@ -16,8 +16,9 @@ backend:cudaMallocAsync):
             memory does (cuMemGetInfo delta), within module/workspace overhead
 and once:
   stream    the same with VPAGE_PAGING=stream (pieces move in and out), under
-            PyTorch's default allocator and under backend:cudaMallocAsync
-            (its cuMemAllocAsync served by vpage's cache, pager/apool.h)
+            PyTorch's default allocator, under backend:cudaMallocAsync
+            (its cuMemAllocAsync served by vpage's cache, pager/apool.h) and
+            under expandable_segments:True (turned off under paging)
   paging    with VPAGE_PAGING=demand and a cap below the model's memory, the
             model's outputs are bit-identical to the run without the
             preload, the pager's resident peak stays within the cap, and,
@@ -254,9 +255,11 @@ def paging_checks(outdir, lib, summary):
 
 
 def stream_checks(outdir, lib, summary):
-    """Stream mode under PyTorch's default allocator (cuMemAlloc segments) and under backend:cudaMallocAsync
-    (cuMemAllocAsync from the default pool: pager/apool.h)."""
-    for label, conf in (("stream", ""), ("stream-async", "backend:cudaMallocAsync")):
+    """Stream mode under PyTorch's default allocator (cuMemAlloc segments), under backend:cudaMallocAsync
+    (cuMemAllocAsync from the default pool: pager/apool.h), and under expandable_segments:True (turned off
+    under paging before PyTorch reads it: core/torchenv.c; its VMM chunks would not be paged)."""
+    for label, conf in (("stream", ""), ("stream-async", "backend:cudaMallocAsync"),
+                        ("stream-expandable", "expandable_segments:True")):
         dev = paged_model_run(outdir, lib, summary, label, "stream", conf)
         if dev is None:
             continue
