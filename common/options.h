@@ -28,6 +28,7 @@ enum vp_paging { VP_PAGING_OFF, VP_PAGING_DEMAND, VP_PAGING_STREAM };
 enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
 enum vp_stream_place { VP_PLACE_HOST, VP_PLACE_DEVICE };
 enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
+enum vp_cupti { VP_CUPTI_AUTO, VP_CUPTI_ON, VP_CUPTI_OFF };
 
 #define VP_PATTERN_MAX 128 /* bytes of one VPAGE_WEIGHT_FILES pattern, with its NUL */
 
@@ -54,6 +55,12 @@ struct vp_cap {
       "replayed from the first: pieces come in ahead of use by the recorded "    \
       "step), written at exit (one step, found in its launches); %p becomes "    \
       "the process id; read it with vpage-table")                                \
+    X(CUPTI, cupti, CHOICE, "auto", "stream mode, with VPAGE_TABLE: the "         \
+      "kernels' times on the device from CUPTI's activity records, written in "    \
+      "the table (auto: when it can be loaded, else one info line; on: the same, " \
+      "a warning when it cannot; off: never loaded, times 0; another tool that "   \
+      "takes CUPTI's activity buffers, torch.profiler or Nsight, gets none while " \
+      "vpage has them)")                                                          \
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
     X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
       "weight files to track (shell patterns on the file name, comma-separated; "  \
@@ -127,6 +134,7 @@ struct vp_options {
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
     int stream_place; /* enum vp_stream_place */
+    int cupti;        /* enum vp_cupti */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
     unsigned char origin[32];

@@ -11,9 +11,12 @@
 #include "../common/file.h"
 #include "../common/log.h"
 #include "../common/options.h"
+#include "../driver/cupti.h"
 #include "../policy/plan.h"
 
 struct rec {
+    uint64_t seq;           /* its number among the launches recorded, from 1 */
+    uint64_t dur_ns;        /* its kernel's time on the device (CUPTI), 0: not known */
     uint64_t id;            /* the launch's identity: its kernel's name and pieces */
     uint64_t kid;           /* its kernel's: the name alone */
     const char *kernel;     /* the registry's name: lives as long as the process */
@@ -65,14 +68,31 @@ uint64_t vp_record_id(const char *kernel, const struct vp_record_span *s, size_t
     return h;
 }
 
-void vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n,
-                      uint64_t other)
+/* A kernel's time from CUPTI, for launch seq (driver/cupti.h's sink). */
+static void timed(uint64_t seq, uint64_t dur_ns)
 {
+    pthread_mutex_lock(&mu);
+    if (ring && seq && ring[(seq - 1) % VP_RECORD_OPS].seq == seq) ring[(seq - 1) % VP_RECORD_OPS].dur_ns = dur_ns;
+    pthread_mutex_unlock(&mu);
+}
+
+void vp_record_start(void)
+{
+    if (vp_record_on() && vp_opt.cupti != VP_CUPTI_OFF) vp_cupti_start(timed, vp_opt.cupti == VP_CUPTI_ON);
+}
+
+uint64_t vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s,
+                          size_t n, uint64_t other)
+{
+    uint64_t seq = 0;
     pthread_mutex_lock(&mu);
     if (dev_kept < 0) dev_kept = dev;
     if (!ring) ring = calloc(VP_RECORD_OPS, sizeof *ring);
     if (ring && dev == dev_kept) {
-        struct rec *r = &ring[launches++ % VP_RECORD_OPS];
+        seq = ++launches;
+        struct rec *r = &ring[(seq - 1) % VP_RECORD_OPS];
+        r->seq = seq;
+        r->dur_ns = 0;
         r->n = (uint8_t)(n < VP_RECORD_SPANS ? n : VP_RECORD_SPANS);
         for (size_t j = 0; j < r->n; j++) r->s[j] = s[j];
         r->id = id;
@@ -81,6 +101,7 @@ void vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, co
         r->other = other;
     }
     pthread_mutex_unlock(&mu);
+    return seq;
 }
 
 void vp_record_reset_child(void)
@@ -89,6 +110,7 @@ void vp_record_reset_child(void)
     ring = NULL; /* the parent's: not freed, not ours */
     launches = 0;
     dev_kept = -1;
+    vp_cupti_reset_child();
     allocs = NULL;
     nallocs = capallocs = 0;
 }
@@ -142,8 +164,11 @@ static int make_table(struct vp_table *t, uint64_t start, size_t p)
              table_allocs(t, start, p, alloc_at) == 0;
     for (size_t i = 0; ok && i < p; i++) {
         const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
+        /* a time CUPTI did not give (yet): the launch's a step before */
+        uint64_t dur = r->dur_ns ? r->dur_ns : start >= p ? ring[(start + i - p) % VP_RECORD_OPS].dur_ns : 0;
         struct vp_table_op *o = &t->ops[t->nops++];
-        *o = (struct vp_table_op){(uint32_t)index_of(names, &t->nkernels, p, r->kernel), 0, (uint32_t)t->nspans, r->n};
+        *o = (struct vp_table_op){(uint32_t)index_of(names, &t->nkernels, p, r->kernel), dur, (uint32_t)t->nspans,
+                                  r->n};
         if (r->other > t->other) t->other = r->other;
         for (uint8_t j = 0; j < r->n; j++)
             t->spans[t->nspans++] =
@@ -233,6 +258,7 @@ static int mostly_same(uint64_t first, size_t end, size_t p)
 void vp_record_finish(void)
 {
     if (!vp_record_on()) return;
+    vp_cupti_flush(); /* the kernels' times: their sink takes mu */
     pthread_mutex_lock(&mu);
     size_t n = launches < VP_RECORD_OPS ? (size_t)launches : VP_RECORD_OPS, end = 0;
     uint64_t *ids = malloc((n ? n : 1) * sizeof *ids), first = launches - n;

@@ -17,9 +17,11 @@
  *   most launches, and writes that last step as a table: every launch's
  *   kernel and pieces, the
  *   allocations and kernels they name, and the most device memory counted
- *   outside paged memory meanwhile ("other"). Launch times are not known
- *   here yet (no CUPTI): they are written as 0, and "w" (writes) is not
- *   known either. No step found: no file, and one line that says so.
+ *   outside paged memory meanwhile ("other"). Each launch's time on the
+ *   device comes from CUPTI where it runs (VPAGE_CUPTI; a launch CUPTI
+ *   did not time takes the time of its twin a step before, else 0); "w"
+ *   (writes) is not known. No step found: no file, and one line that says
+ *   so.
  *
  *   The pieces a step's launches touch may differ from one step to the
  *   next (a caching allocator hands a tensor another block): then the step
@@ -60,11 +62,17 @@ int vp_record_on(void);
 /* Paged allocation number order was made: bytes, cut in pieces of piece. */
 void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece);
 
+/* Starts timing kernels with CUPTI when launches are recorded and
+ * VPAGE_CUPTI allows (driver/cupti.h); at the first paged allocation. */
+void vp_record_start(void);
+
 /* A kernel launch on device dev touching s[0..n), its identity id and
  * its kernel's kid (vp_record_id, computed once by the caller for this
- * and the replay); other: device bytes counted outside paged memory now. */
-void vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n,
-                      uint64_t other);
+ * and the replay); other: device bytes counted outside paged memory now.
+ * Returns its number among the launches recorded (from 1: the id to push
+ * to CUPTI around it, vp_cupti_push), or 0 when it is not recorded. */
+uint64_t vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s,
+                          size_t n, uint64_t other);
 
 /* At exit: writes the table (see contract). */
 void vp_record_finish(void);

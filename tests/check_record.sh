@@ -6,11 +6,15 @@
 # must be one step: six launches of two kernels on six allocations of two
 # pieces each; vpage-table reads it, and its plan under the cap brings in
 # less than the whole loop's 24 MiB a step (what evicting the least recently
-# used would).
+# used would). Kernel times come from CUPTI (the fake libcupti.so.13 beside
+# the fake driver: every kernel lasts FAKE_CUPTI_KERNEL_NS): each launch of
+# the table carries its kernel's time and the plan's step takes the six;
+# with VPAGE_CUPTI=off, or when CUPTI refuses (another tool holds it), the
+# table is written with times 0, and VPAGE_CUPTI=on says why.
 . "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
-LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; echo "record_loop failed"; exit 1; }
+FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; echo "record_loop failed"; exit 1; }
 grep -q "page table: a step of 6 launches on 6 allocations written to $dir/run.table" "$dir/out" ||
   { cat "$dir/out"; echo "no table written"; exit 1; }
 "$tool" show "$dir/run.table" > "$dir/show" || { cat "$dir/show"; exit 1; }
@@ -25,6 +29,14 @@ c = json.loads(sys.argv[1])["caps"][0]
 mib = 1 << 20
 assert c["status"] == 0, c
 assert 0 < c["bytes_in"] < 24 * mib, "the plan brings in %d bytes a step" % c["bytes_in"]
+assert abs(c["compute_s"] - 6 * 4321e-9) < 1e-6, "the step's compute is %g s, not six kernels of 4321 ns" % c["compute_s"]
 print("plan: %.1f MiB in a step, %.1f MiB pinned" % (c["bytes_in"] / mib, c["pinned"] / mib))
 PY
+times() { grep '^op ' "$dir/run.table" | awk '{print $3}' | sort -u | tr '\n' ' '; }
+[ "$(times)" = "4321 " ] || { grep '^op ' "$dir/run.table"; echo "the launches do not carry CUPTI's times"; exit 1; }
+for case in "VPAGE_CUPTI=off" "VPAGE_CUPTI=on FAKE_CUPTI_BUSY=1"; do
+    env $case FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
+    [ "$(times)" = "0 " ] || { grep '^op ' "$dir/run.table"; echo "$case: times where none were given"; exit 1; }
+done
+grep -q "CUPTI: registering activity buffers failed" "$dir/out" || { cat "$dir/out"; echo "CUPTI refused, not said"; exit 1; }
 echo "record: ok"

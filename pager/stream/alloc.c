@@ -120,6 +120,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     if (!g) return CUDA_ERROR_NOT_SUPPORTED;
     uint64_t span = round_up(bytes, g), piece = round_up(vp_opt.chunk, g);
     vp_replay_load();
+    vp_record_start();
     if (vp_paged_take(&sp.ss[dev].streamed, span, dev, hook, &sp.ss[dev].refused)) return CUDA_ERROR_OUT_OF_MEMORY;
     uint32_t np = (uint32_t)((span + piece - 1) / piece);
     struct salloc *a = calloc(1, sizeof *a + (size_t)np * sizeof(struct piece));

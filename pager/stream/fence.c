@@ -9,6 +9,7 @@
 #include "../../common/log.h"
 #include "../../common/options.h"
 #include "../../common/trace.h"
+#include "../../driver/cupti.h"
 #include "../../driver/exec.h"
 #include "../../driver/query.h"
 #include "../../driver/vmm.h"
@@ -189,10 +190,12 @@ static int map_bare_locked(void)
 
 /* ---- an operation ---- */
 
-/* The launch being recorded (pager/record.h), per thread. */
+/* The launch being recorded (pager/record.h), per thread; seq: its
+ * number, pushed to CUPTI around it (0: none). */
 static __thread struct {
     struct vp_record_span s[VP_RECORD_SPANS];
     size_t n;
+    uint64_t seq;
 } rec;
 
 /* Notes a use at tick t of the pieces the address a + off is taken to
@@ -235,6 +238,7 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     op.all = o->all;
     op.progress = 0;
     rec.n = 0;
+    rec.seq = 0;
     for (size_t j = 0; j < o->n; j++) {
         struct salloc *a = find_locked(o->ptrs[j]);
         if (!a || a->gone) continue;
@@ -340,8 +344,8 @@ static void note_launch_locked(const char *kernel)
     if (!rec_on && !replay_on) return;
     uint64_t kid, id = vp_record_id(kernel, rec.s, rec.n, &kid);
     if (rec_on)
-        vp_record_launch(kernel, id, kid, d, rec.s, rec.n,
-                         vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
+        rec.seq = vp_record_launch(kernel, id, kid, d, rec.s, rec.n,
+                                   vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
     if (vp_replay_launch(id, kid, d, rec.s, rec.n)) op.progress = 1;
 }
 
@@ -372,12 +376,17 @@ int stream_op_begin(const struct vp_op *o)
     if (vp_trace_on()) trace_op(dev, o->use ? t : 0, o->what, waited_s);
     hold_locked();
     pthread_mutex_unlock(&sp.pt.mu);
+    if (rec.seq) vp_cupti_push(rec.seq);
     return 1;
 }
 
 void stream_op_end(CUstream stream, int per_thread)
 {
     if (fit_end() || !op.on) return;
+    if (rec.seq) {
+        vp_cupti_pop();
+        rec.seq = 0;
+    }
     if (per_thread && !stream) stream = CU_STREAM_PER_THREAD;
     int dev = vp_drv_current_device();
     if (dev < 0 || dev >= VP_MAX_DEVICES) dev = 0;

@@ -934,10 +934,20 @@ FAKE_EXPORT CUresult cuFuncGetParamInfo(CUfunction fn, size_t i, size_t *off, si
 }
 
 /* ---- launches ---- */
+/* The fake CUPTI's (fake_cupti.c) record of a launch, once it asked for
+ * them (its kernel records enabled). */
+static void (*_Atomic cupti_hook)(void);
+FAKE_EXPORT void fake_cuda_set_cupti(void (*fn)(void)) { cupti_hook = fn; }
+static void cupti_launch(void)
+{
+    void (*f)(void) = cupti_hook;
+    if (f) f();
+}
 static CUresult launch(CUfunction f)
 {
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
     atomic_fetch_add(&launches, 1);
+    cupti_launch();
     return CUDA_SUCCESS;
 }
 /* Kernels named rw* run at launch: each parameter is a pointer to a

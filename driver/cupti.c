@@ -1,0 +1,217 @@
+/* cupti.c - see cupti.h. */
+#define _GNU_SOURCE
+#include "cupti.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "driver.h"
+
+/* ---- CUPTI's ABI, as much as vpage uses (cupti_activity.h) ---- */
+typedef int cupti_rc;
+enum {
+    K_DRIVER = 4,               /* CUPTI_ACTIVITY_KIND_DRIVER */
+    K_CONCURRENT_KERNEL = 10,   /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */
+    K_EXTERNAL_CORRELATION = 39,
+    EXT_CUSTOM0 = 3,            /* CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0 */
+    FLUSH_FORCED = 1,           /* CUPTI_ACTIVITY_FLAG_FLUSH_FORCED */
+};
+/* the driver calls that launch a kernel (cupti_driver_cbid.h): cuLaunchKernel,
+ * its _ptsz, cuLaunchKernelEx, its _ptsz */
+static const unsigned launch_cbids[] = {307, 442, 652, 653};
+/* offsets in CUpti_ActivityKernel4..10 and CUpti_ActivityExternalCorrelation */
+enum { KERNEL_START = 16, KERNEL_END = 24, KERNEL_CORR = 92, EXT_KIND = 4, EXT_ID = 8, EXT_CORR = 16 };
+
+typedef void (*req_fn)(uint8_t **buf, size_t *size, size_t *max_records);
+typedef void (*done_fn)(void *ctx, uint32_t stream, uint8_t *buf, size_t size, size_t valid);
+
+static struct {
+    cupti_rc (*register_callbacks)(req_fn, done_fn);
+    cupti_rc (*enable)(int kind);
+    cupti_rc (*enable_driver_api)(unsigned cbid, uint8_t on);
+    cupti_rc (*push)(int kind, uint64_t id);
+    cupti_rc (*pop)(int kind, uint64_t *last);
+    cupti_rc (*next_record)(uint8_t *buf, size_t valid, void **rec);
+    cupti_rc (*flush_all)(uint32_t flag);
+    cupti_rc (*result_string)(cupti_rc rc, const char **s);
+} api;
+
+#define BUF_BYTES (4u << 20)
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static atomic_int on;
+static int start_rc = -1, start_loud;
+static vp_cupti_sink sink;
+
+/* corr % VP_CUPTI_MAP -> the launch it stands for, joined from its two records */
+static struct corr {
+    uint32_t corr;
+    uint8_t have_id, have_kernel;
+    uint64_t id, dur;
+} map[VP_CUPTI_MAP];
+static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- records ---- */
+
+static uint32_t u32_at(const uint8_t *r, size_t off)
+{
+    uint32_t v;
+    memcpy(&v, r + off, sizeof v);
+    return v;
+}
+
+static uint64_t u64_at(const uint8_t *r, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, r + off, sizeof v);
+    return v;
+}
+
+/* One half of a launch's join: its id (have_id) or its kernel's time.
+ * Returns 1 with *id, *dur when both halves are in. map_mu held. */
+static int join_locked(uint32_t corr, int is_id, uint64_t v, uint64_t *id, uint64_t *dur)
+{
+    struct corr *c = &map[corr % VP_CUPTI_MAP];
+    if (c->corr != corr || !(c->have_id || c->have_kernel)) *c = (struct corr){.corr = corr};
+    if (is_id) c->have_id = 1, c->id = v;
+    else c->have_kernel = 1, c->dur = v;
+    if (!c->have_id || !c->have_kernel) return 0;
+    *id = c->id;
+    *dur = c->dur;
+    c->have_id = c->have_kernel = 0;
+    return 1;
+}
+
+static void take(const uint8_t *r)
+{
+    uint32_t kind = u32_at(r, 0);
+    uint64_t id, dur;
+    int both = 0;
+    pthread_mutex_lock(&map_mu);
+    if (kind == K_EXTERNAL_CORRELATION && u32_at(r, EXT_KIND) == EXT_CUSTOM0)
+        both = join_locked(u32_at(r, EXT_CORR), 1, u64_at(r, EXT_ID), &id, &dur);
+    else if (kind == K_CONCURRENT_KERNEL) {
+        uint64_t s = u64_at(r, KERNEL_START), e = u64_at(r, KERNEL_END);
+        both = join_locked(u32_at(r, KERNEL_CORR), 0, e > s ? e - s : 0, &id, &dur);
+    }
+    pthread_mutex_unlock(&map_mu);
+    if (both && sink) sink(id, dur);
+}
+
+static void buffer_requested(uint8_t **buf, size_t *size, size_t *max_records)
+{
+    *buf = aligned_alloc(8, BUF_BYTES);
+    *size = *buf ? BUF_BYTES : 0;
+    *max_records = 0;
+}
+
+static void buffer_completed(void *ctx, uint32_t stream, uint8_t *buf, size_t size, size_t valid)
+{
+    (void)ctx, (void)stream, (void)size;
+    void *r = NULL;
+    while (buf && api.next_record(buf, valid, &r) == 0 && r) take(r);
+    free(buf);
+}
+
+/* ---- loading ---- */
+
+static void *open_cupti(void)
+{
+    static const char *names[] = {"libcupti.so.13", "libcupti.so.12", "libcupti.so"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        if (h) return h;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        void *h = dlopen(names[i], RTLD_NOW);
+        if (h) return h;
+    }
+    return NULL;
+}
+
+static const char *why(cupti_rc rc)
+{
+    const char *s = NULL;
+    if (api.result_string && api.result_string(rc, &s) == 0 && s) return s;
+    return "an error";
+}
+
+/* Enables what is needed; NULL, or what failed. */
+static const char *enable_all(void)
+{
+    static char msg[160];
+    cupti_rc rc = api.register_callbacks(buffer_requested, buffer_completed);
+    const char *what = "registering activity buffers";
+    if (!rc) rc = api.enable(K_CONCURRENT_KERNEL), what = "enabling kernel records";
+    if (!rc) rc = api.enable(K_EXTERNAL_CORRELATION), what = "enabling correlation records";
+    /* correlation records come with API records: those of the launches alone
+     * where CUPTI can choose, else of every driver call */
+    for (size_t i = 0; !rc && api.enable_driver_api && i < sizeof launch_cbids / sizeof *launch_cbids; i++)
+        rc = api.enable_driver_api(launch_cbids[i], 1), what = "enabling launch records";
+    if (!rc && !api.enable_driver_api) rc = api.enable(K_DRIVER), what = "enabling driver call records";
+    if (!rc) return NULL;
+    snprintf(msg, sizeof msg, "%s failed (%s; another tool may hold CUPTI)", what, why(rc));
+    return msg;
+}
+
+static void start(void)
+{
+    const char *bad = NULL;
+    void *h = open_cupti();
+#define GET(field, name) (api.field = (__typeof__(api.field))vp_dlsym_real(h, name))
+    if (!h) bad = "libcupti.so could not be loaded (not in the process, nor where the loader looks)";
+    else if (!GET(register_callbacks, "cuptiActivityRegisterCallbacks") || !GET(enable, "cuptiActivityEnable") ||
+             !GET(push, "cuptiActivityPushExternalCorrelationId") ||
+             !GET(pop, "cuptiActivityPopExternalCorrelationId") ||
+             !GET(next_record, "cuptiActivityGetNextRecord") || !GET(flush_all, "cuptiActivityFlushAll"))
+        bad = "the CUPTI found lacks the activity calls vpage uses";
+    else {
+        GET(enable_driver_api, "cuptiActivityEnableDriverApi");
+        GET(result_string, "cuptiGetResultString");
+        bad = enable_all();
+    }
+#undef GET
+    if (bad) {
+        vp_log(start_loud ? VP_WARN : VP_INFO, "CUPTI: %s: the page table's launches carry no times", bad);
+        return;
+    }
+    start_rc = 0;
+    atomic_store(&on, 1);
+}
+
+int vp_cupti_start(vp_cupti_sink s, int loud)
+{
+    sink = s;
+    start_loud = loud;
+    pthread_once(&once, start);
+    return start_rc;
+}
+
+int vp_cupti_on(void) { return atomic_load_explicit(&on, memory_order_relaxed); }
+
+void vp_cupti_push(uint64_t id)
+{
+    if (vp_cupti_on()) api.push(EXT_CUSTOM0, id);
+}
+
+void vp_cupti_pop(void)
+{
+    uint64_t last;
+    if (vp_cupti_on()) api.pop(EXT_CUSTOM0, &last);
+}
+
+void vp_cupti_flush(void)
+{
+    if (vp_cupti_on()) api.flush_all(FLUSH_FORCED);
+}
+
+void vp_cupti_reset_child(void)
+{
+    atomic_store(&on, 0);
+    pthread_mutex_init(&map_mu, NULL);
+}

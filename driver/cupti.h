@@ -1,0 +1,59 @@
+/* cupti.h - kernel times from CUPTI's activity records, for the page
+ * table's launches (VPAGE_CUPTI, pager/record.h).
+ *
+ * Contract
+ *   The only code that calls CUPTI. vp_cupti_start loads it at run time,
+ *   once: a copy already in the process (PyTorch's own), else by name
+ *   (libcupti.so.13, .12, libcupti.so: the toolkit's, found as the dynamic
+ *   loader finds libraries). It registers activity buffers and enables
+ *   concurrent-kernel and external-correlation records; it subscribes to
+ *   no callbacks (CUPTI allows one subscriber, and torch.profiler or
+ *   Nsight may want it), yet another tool that registers activity buffers
+ *   after vpage takes the records from it. Without CUPTI, or when it
+ *   refuses, vp_cupti_start says why once and everything else does
+ *   nothing.
+ *
+ *   A launch is named by an id of the caller's: vp_cupti_push(id) before
+ *   it is issued and vp_cupti_pop() after, on the issuing thread. Its
+ *   kernel's device start and end come back to the sink given to
+ *   vp_cupti_start, as (id, nanoseconds on the device), from a buffer
+ *   CUPTI completes (its thread, or inside a driver call) or from
+ *   vp_cupti_flush; a kernel of a launch never pushed, or whose id
+ *   arrives after the map of correlations wrapped (VP_CUPTI_MAP entries),
+ *   comes back not at all.
+ *
+ *   The record layouts read are the fields of CUpti_ActivityKernel4 to
+ *   CUpti_ActivityKernel10 (CUDA 9 to 13; the offsets did not move) and
+ *   CUpti_ActivityExternalCorrelation, so cupti.h is not needed to build.
+ *
+ *   Locks: one leaf mutex of its own (the map), never held across a
+ *   CUPTI or driver call.
+ */
+#ifndef VPAGE_DRIVER_CUPTI_H
+#define VPAGE_DRIVER_CUPTI_H
+
+#include <stdint.h>
+
+#define VP_CUPTI_MAP (1u << 16)
+
+typedef void (*vp_cupti_sink)(uint64_t id, uint64_t dur_ns);
+
+/* Loads and enables CUPTI, once (later calls return the first's result).
+ * loud: say why at warning level when it cannot (else info). Returns 0,
+ * or -1 when kernels will not be timed. */
+int vp_cupti_start(vp_cupti_sink sink, int loud);
+
+/* True once vp_cupti_start succeeded. */
+int vp_cupti_on(void);
+
+/* Around the launch of id (nothing when CUPTI is off). */
+void vp_cupti_push(uint64_t id);
+void vp_cupti_pop(void);
+
+/* Hands every record CUPTI holds to the sink (at exit). */
+void vp_cupti_flush(void);
+
+/* The child after fork: CUPTI is the parent's. */
+void vp_cupti_reset_child(void);
+
+#endif
