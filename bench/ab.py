@@ -12,7 +12,8 @@ FILE.json:
 {"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
 "script", "rows": [{"name", "env", "lib" (the library it preloaded), "status", "time_s" (median step or
 s_per_token), "ratio" (to the first row), "checksum", "paging" (the pager's
-stats of device 0), "step_s", "moved_per_unit"}]}. A row that fails keeps
+stats of device 0), "step_s", "moved_per_unit", "host_taken_mib" and
+"device_peak_mib" (sampled from outside, bench/vpage_query.py)}]}. A row that fails keeps
 its stderr's last lines. For choosing defaults and showing what an option
 does; the comparison with the peers is bench/compare.py's.
 """
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from vpage_query import DeviceSampler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,8 +68,9 @@ def main():
         row = {"name": name, "env": env_extra, "lib": row_lib}
         t0 = time.time()
         try:
-            p = subprocess.run([sys.executable, os.path.join(HERE, script[0]), *script[1:], "--json", out],
-                               env=env, capture_output=True, text=True, timeout=a.timeout)
+            with DeviceSampler() as dev:
+                p = subprocess.run([sys.executable, os.path.join(HERE, script[0]), *script[1:], "--json", out],
+                                   env=env, capture_output=True, text=True, timeout=a.timeout)
         except subprocess.TimeoutExpired:
             row.update(status="failed", why=f"timed out after {a.timeout} s")
         else:
@@ -75,6 +79,7 @@ def main():
             else:
                 res = json.load(open(out))
                 row.update(status="ok", time_s=res.get("median_step_s", res.get("s_per_token")),
+                           host_taken_mib=dev.host_taken_mib(), device_peak_mib=dev.peak() - dev.base,
                            checksum=res.get("checksum"), step_s=res.get("step_s"),
                            moved_per_unit=res.get("moved_per_unit"))
                 try:
@@ -91,6 +96,7 @@ def main():
             row["ratio"] = row["time_s"] / first["time_s"]
         doc["rows"].append(row)
         print(f"{name}: {row['status']} {row.get('time_s')} ratio {row.get('ratio')} checksum {row.get('checksum')} "
+              f"steps {row.get('step_s')} host taken {row.get('host_taken_mib')} MiB "
               f"wall {row['wall_s']} s {row.get('why', '')}", flush=True)
         with open(a.out, "w") as fh:
             json.dump(doc, fh, indent=1)

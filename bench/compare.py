@@ -148,6 +148,7 @@ def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
             t_a, t_b = res["timed_window"]
             r["device_peak_mib"] = dev.peak(t_a, t_b) - dev.base
             r["device_peak_any_mib"] = dev.peak() - dev.base
+            r["host_taken_mib"] = dev.host_taken_mib()
         else:
             r.update(status="failed", why=why_failed(p), stderr_tail=p.stderr[-2000:])
     os.unlink(out)
@@ -156,7 +157,8 @@ def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
         r["trace"] = os.path.basename(trace) + ".gz"
     r["wall_s"] = time.time() - t0
     print(f"  {name} {row} cap {cap}: {r['status']} {r.get('why', '')} time {r.get('time_s')} "
-          f"device peak {r.get('device_peak_mib')} MiB, wall {r['wall_s']:.0f} s", flush=True)
+          f"device peak {r.get('device_peak_mib')} MiB, host taken {r.get('host_taken_mib')} MiB, "
+          f"wall {r['wall_s']:.0f} s", flush=True)
     return r
 
 

@@ -25,23 +25,46 @@ def device_free_mib():
     return _smi_mib("memory.free")
 
 
+def host_available_mib():
+    """The host's MemAvailable (/proc/meminfo), in MiB; None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class DeviceSampler:
-    """Samples device_used_mib() every `period` seconds on a thread, from
-    outside the measured process: `with DeviceSampler() as s: ...`, then
-    s.base (before), s.peak() (highest sample) or s.peak(t0, t1) (highest
-    sample taken between two time.time() values)."""
+    """Samples device_used_mib() and the host's available memory every
+    `period` seconds on a thread, from outside the measured process:
+    `with DeviceSampler() as s: ...`, then s.base (before), s.peak()
+    (highest sample) or s.peak(t0, t1) (highest sample taken between two
+    time.time() values), and s.host_taken_mib(): the most the host's
+    available memory fell below its value before (pinned memory and page
+    cache included, which RSS does not show; other programs count too)."""
 
     def __init__(self, period=0.1):
         self.period, self.samples, self._stop = period, [], threading.Event()
         self.base = device_used_mib()
+        self.host_base = host_available_mib()
+        self.host_low = self.host_base
 
     def _run(self):
         while not self._stop.is_set():
+            h = host_available_mib()
+            if h is not None and self.host_low is not None:
+                self.host_low = min(self.host_low, h)
             try:
                 self.samples.append((time.time(), device_used_mib()))
             except Exception:  # a slow or failed query loses one sample
                 pass
             time.sleep(self.period)
+
+    def host_taken_mib(self):
+        return None if self.host_base is None or self.host_low is None else self.host_base - self.host_low
 
     def __enter__(self):
         self._th = threading.Thread(target=self._run, daemon=True)

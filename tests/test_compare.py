@@ -32,7 +32,7 @@ def recorded():
 def measured(doc):
     """The recorded rows as compare.py measured them, before finish() added anything."""
     keep = ("workload", "row", "cap_gib", "status", "why", "time_s", "checksum", "weight_bytes", "peak_allocated",
-            "device_peak_mib", "host_rss_peak_mib", "prefill_s")
+            "device_peak_mib", "host_taken_mib", "host_rss_peak_mib", "prefill_s")
     d = copy.deepcopy(doc)
     d["rows"] = [{k: r[k] for k in keep if k in r} for r in d["rows"] if r["row"] != "bound"]
     return d
@@ -214,6 +214,20 @@ def the_table_has_bytes_moved_a_step_when_a_row_measured_them():
         block.append(l)
     assert any("3.0 / 1.5 GB" in l for l in block), block
     assert {l.count("|") for l in block} == {lines[h].count("|")}, "every row of that table has the column"
+
+
+@test
+def the_table_gives_the_host_memory_taken_next_to_rss():
+    doc = measured(recorded())
+    row = next(r for r in doc["rows"] if r["status"] == "ok" and r.get("cap_gib") is not None)
+    row["host_taken_mib"], row["host_rss_peak_mib"] = 28 * 1024, 1.25 * 1024
+    lines = compare_lib.table(compare_lib.finish(doc)).splitlines()
+    head = next(l for l in lines if l.startswith("| mode"))
+    cols = [c.strip() for c in head.split("|")]
+    got = next(l for l in lines if l.startswith("| ") and "28.0 GiB" in l)
+    cells = [c.strip() for c in got.split("|")]
+    assert cells[cols.index("host memory taken")] == "28.0 GiB", got
+    assert cells[cols.index("host RSS peak")] == "1.2 GiB", got
 
 
 @test
