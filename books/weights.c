@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +55,24 @@ static atomic_int active;
 static atomic_short fd_file[MAX_FDS]; /* file index + 1 for tracked fds */
 static atomic_uint_fast64_t rejected_msgs;
 
+/* This thread holds mu, or is taking or leaving it: a signal handler
+ * that runs on it (and opens, closes or maps a file) must not take mu
+ * again, or the thread waits for itself. Set before the lock is taken and
+ * cleared after it is left, so no moment between is uncovered. */
+static __thread volatile sig_atomic_t held;
+
+static void lock(void)
+{
+    held = 1;
+    pthread_mutex_lock(&mu);
+}
+
+static void unlock(void)
+{
+    pthread_mutex_unlock(&mu);
+    held = 0;
+}
+
 int vp_weights_active(void) { return atomic_load_explicit(&active, memory_order_relaxed); }
 
 /* ---- names ---- */
@@ -101,24 +120,28 @@ static int file_index_locked(const struct stat *st, int fd)
 void vp_weights_opened(int fd)
 {
     struct stat st;
-    if (fd < 0 || fd >= MAX_FDS || fstat(fd, &st) || !S_ISREG(st.st_mode)) return;
-    pthread_mutex_lock(&mu);
+    if (held || fd < 0 || fd >= MAX_FDS || fstat(fd, &st) || !S_ISREG(st.st_mode)) return;
+    lock();
     int i = file_index_locked(&st, fd);
     if (i >= 0) {
         files[i]->open_fds++;
         atomic_store(&fd_file[fd], (short)(i + 1));
     }
-    pthread_mutex_unlock(&mu);
+    unlock();
     if (i >= 0) atomic_store(&active, 1);
 }
 
 void vp_weights_closed(int fd)
 {
     if (fd < 0 || fd >= MAX_FDS || !atomic_load_explicit(&fd_file[fd], memory_order_relaxed)) return;
-    pthread_mutex_lock(&mu);
+    if (held) { /* a signal handler on a thread inside the books: the fd untracked, its count left */
+        atomic_store(&fd_file[fd], 0);
+        return;
+    }
+    lock();
     int i = atomic_exchange(&fd_file[fd], 0) - 1;
     if (i >= 0 && files[i]->open_fds > 0) files[i]->open_fds--;
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 static int push(void **arr, size_t *n, size_t *cap, size_t size)
@@ -134,40 +157,40 @@ static int push(void **arr, size_t *n, size_t *cap, size_t size)
 
 void vp_weights_mapped(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    if (fd < 0 || fd >= MAX_FDS) return;
+    if (held || fd < 0 || fd >= MAX_FDS) return;
     /* a writable shared mapping writes the file itself: not a stable source */
     if ((prot & PROT_WRITE) && !(flags & MAP_PRIVATE)) return;
     int fi = atomic_load_explicit(&fd_file[fd], memory_order_relaxed) - 1;
     if (fi < 0) return;
-    pthread_mutex_lock(&mu);
+    lock();
     if (push((void **)&maps, &nmaps, &capmaps, sizeof *maps) == 0)
         maps[nmaps++] = (struct hmap){(uintptr_t)addr, len, (uint64_t)off, fi, (prot & PROT_WRITE) != 0};
-    pthread_mutex_unlock(&mu);
+    unlock();
     atomic_store(&active, 1);
 }
 
 /* Drops every mapping that overlaps [addr, addr+len). */
 static void drop_maps(uintptr_t a, size_t len)
 {
-    if (!vp_weights_active()) return;
-    pthread_mutex_lock(&mu);
+    if (held || !vp_weights_active()) return;
+    lock();
     for (size_t i = 0; i < nmaps;) {
         if (maps[i].addr < a + len && a < maps[i].addr + maps[i].len) maps[i] = maps[--nmaps];
         else i++;
     }
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 void vp_weights_unmapped(void *addr, size_t len) { drop_maps((uintptr_t)addr, len); }
 
 void vp_weights_protected(void *addr, size_t len, int prot)
 {
-    if (!(prot & PROT_WRITE) || !vp_weights_active()) return;
+    if (held || !(prot & PROT_WRITE) || !vp_weights_active()) return;
     uintptr_t a = (uintptr_t)addr;
-    pthread_mutex_lock(&mu); /* made writable: from now on its pages must be checked */
+    lock(); /* made writable: from now on its pages must be checked */
     for (size_t i = 0; i < nmaps; i++)
         if (maps[i].addr < a + len && a < maps[i].addr + maps[i].len) maps[i].cow = 1;
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 /* True when no page of [a, a+n) has been written privately: each is either
@@ -284,9 +307,9 @@ static void cut_locked(uint64_t d, uint64_t n)
 void vp_weights_written(uint64_t dst, size_t n)
 {
     if (!vp_weights_active() || !n) return;
-    pthread_mutex_lock(&mu);
+    lock();
     cut_locked(dst, n);
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 /* A copy from memory that is no mapping of a weight file (a pinned staging
@@ -362,7 +385,7 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
 {
     if (!vp_weights_active() || !n) return;
     uintptr_t s = (uintptr_t)src;
-    pthread_mutex_lock(&mu);
+    lock();
     cut_locked(dst, n);
     const struct hmap *m = NULL;
     for (size_t i = 0; i < nmaps; i++)
@@ -389,7 +412,7 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
             ncopies++;
         }
     }
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 /* ---- what is known ---- */
@@ -398,13 +421,13 @@ uint64_t vp_weights_clean_bytes(uint64_t dptr, uint64_t n)
 {
     if (!vp_weights_active()) return 0;
     uint64_t sum = 0, end = dptr + n;
-    pthread_mutex_lock(&mu);
+    lock();
     for (size_t i = first_after(dptr); i < ncopies && copies[i].dptr < end; i++) {
         uint64_t a = copies[i].dptr > dptr ? copies[i].dptr : dptr;
         uint64_t b = copies[i].dptr + copies[i].len < end ? copies[i].dptr + copies[i].len : end;
         sum += b - a;
     }
-    pthread_mutex_unlock(&mu);
+    unlock();
     return sum;
 }
 
@@ -413,7 +436,7 @@ int vp_weights_describe(uint64_t dptr, char *buf, size_t len)
     if (len) buf[0] = '\0';
     if (!vp_weights_active()) return 0;
     int found = 0;
-    pthread_mutex_lock(&mu);
+    lock();
     size_t i = first_after(dptr);
     if (i < ncopies && copies[i].dptr <= dptr) {
         const struct copy *c = &copies[i];
@@ -423,13 +446,13 @@ int vp_weights_describe(uint64_t dptr, char *buf, size_t len)
         snprintf(buf, len, "%s:%llu:%s", f->path, (unsigned long long)off, t ? t->name : "");
         found = 1;
     }
-    pthread_mutex_unlock(&mu);
+    unlock();
     return found;
 }
 
 void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx)
 {
-    pthread_mutex_lock(&mu);
+    lock();
     if (json) emit(ctx, "[");
     int first = 1;
     for (int fi = 0; fi < nfiles; fi++) {
@@ -464,7 +487,7 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
         first = 0;
     }
     if (json) emit(ctx, "]");
-    pthread_mutex_unlock(&mu);
+    unlock();
 }
 
 void vp_weights_reset_child(void)
@@ -472,5 +495,5 @@ void vp_weights_reset_child(void)
     ncopies = 0; /* device memory was the parent's; files and mappings are inherited */
 }
 
-void vp_weights_lock(void) { pthread_mutex_lock(&mu); }
-void vp_weights_unlock(void) { pthread_mutex_unlock(&mu); }
+void vp_weights_lock(void) { lock(); }
+void vp_weights_unlock(void) { unlock(); }

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,16 +215,20 @@ static int weight_files_ok(const char *s, const char **why)
 
 /* The patterns as the option table took them: a bad value means the
  * default, as its one line says. */
+static __thread volatile sig_atomic_t loading_here; /* a signal handler on the loading thread */
 static void load_patterns(void)
 {
+    loading_here = 1;
     const char *s = getenv("VPAGE_WEIGHT_FILES"), *why;
     if (!s || !weight_files_ok(s, &why)) s = defs[OPT_WEIGHT_FILES].def;
     if (!strcasecmp(s, "none") || !strcasecmp(s, "off")) s = "";
     strcpy(patterns, s);
+    loading_here = 0;
 }
 
 const char *vp_weight_patterns(void)
 {
+    if (loading_here) return NULL; /* a signal handler inside the once: nothing is tracked */
     pthread_once(&patterns_once, load_patterns);
     return patterns;
 }

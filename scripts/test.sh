@@ -29,7 +29,7 @@ setup build -Dchecks=true || exit 1
 run plain build
 run valgrind build --suite cpu --setup valgrind
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dchecks=true || exit 1
-run asan build-asan --suite cpu --suite docs --suite cli
+run asan build-asan --suite cpu --suite docs --suite cli --suite hooks
 echo "== fuzz"
 if scripts/fuzz.sh 30; then r=OK; else r=FAIL; status=1; fi
 echo "{\"name\": \"fuzz safetensors header\", \"result\": \"$r\"}" > build/testlog-fuzz.json
