@@ -22,7 +22,7 @@
 #include "safetensors.h"
 
 #define MAX_FILES 4096
-#define MAX_FDS 65536
+#define MAX_FDS VP_WEIGHTS_MAX_FDS
 
 enum hdr { HDR_UNREAD, HDR_OK, HDR_REJECTED, HDR_NOT_SAFETENSORS };
 
@@ -34,7 +34,9 @@ struct wfile {
     enum hdr hdr;
     const char *why; /* HDR_REJECTED: the parser's reason */
     struct vp_st_file st;
+    struct bysize *bs; /* its tensors by size, then index (HDR_OK) */
     size_t next; /* staged copies: the tensor to try first (loaders go in order) */
+    uint64_t compared; /* tensors compared with copies (at most MATCH_TRIES a copy) */
     int open_fds; /* tracked fds open on it now (a pread loader keeps one) */
 };
 
@@ -42,6 +44,12 @@ struct wfile {
  * weights PROT_READ|PROT_WRITE, MAP_PRIVATE): its pages hold the file's
  * bytes until written, which pagemap tells (still_file_pages). */
 struct hmap { uintptr_t addr, len; uint64_t off; int file; int cow; };
+struct bysize { uint64_t size; size_t i; };
+
+/* Most tensors of a copy's size compared with it, from the one after the
+ * last match: a copy's cost does not grow with a file's tensor count
+ * (loaders copy in order; one out of order by more is not named). */
+#define MATCH_TRIES 8
 struct copy { uint64_t dptr, len, off; int file; };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -129,6 +137,11 @@ void vp_weights_opened(int fd)
     }
     unlock();
     if (i >= 0) atomic_store(&active, 1);
+}
+
+int vp_weights_tracked(int fd)
+{
+    return fd >= 0 && fd < MAX_FDS && atomic_load_explicit(&fd_file[fd], memory_order_relaxed) != 0;
 }
 
 void vp_weights_closed(int fd)
@@ -220,6 +233,66 @@ static int still_file_pages(uintptr_t a, size_t n)
 
 /* ---- the header, read once, at the first copy out of the file ---- */
 
+static int by_size(const void *x, const void *y)
+{
+    const struct bysize *a = x, *b = y;
+    if (a->size != b->size) return a->size < b->size ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* f->bs from its parsed tensors. Returns 0, or -1 (out of memory, said in
+ * f->why). */
+static int index_sizes(struct wfile *f)
+{
+    f->bs = malloc((f->st.ntensors ? f->st.ntensors : 1) * sizeof *f->bs);
+    if (!f->bs) {
+        vp_st_free(&f->st);
+        f->why = "out of memory";
+        return -1;
+    }
+    for (size_t i = 0; i < f->st.ntensors; i++) f->bs[i] = (struct bysize){f->st.t[i].end - f->st.t[i].begin, i};
+    qsort(f->bs, f->st.ntensors, sizeof *f->bs, by_size);
+    return 0;
+}
+
+/* The first entry of f->bs at or after (size, from); sets *count to the
+ * entries of that size and *rot to where, among them, `from` falls. */
+static size_t size_range(const struct wfile *f, uint64_t size, size_t from, size_t *count, size_t *rot)
+{
+    size_t lo = 0, hi = f->st.ntensors;
+    while (lo < hi) { /* first of size */
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->bs[mid].size < size) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t first = lo, end = lo;
+    hi = f->st.ntensors;
+    while (end < hi) { /* past the last of size */
+        size_t mid = end + (hi - end) / 2;
+        if (f->bs[mid].size <= size) end = mid + 1;
+        else hi = mid;
+    }
+    size_t at = first;
+    hi = end;
+    while (at < hi) { /* first of size with index >= from */
+        size_t mid = at + (hi - at) / 2;
+        if (f->bs[mid].i < from) at = mid + 1;
+        else hi = mid;
+    }
+    *count = end - first;
+    *rot = at - first;
+    return first;
+}
+
+/* The k-th tensor (k < MATCH_TRIES and < the count) of size n to try for
+ * a copy into f: from the one after the last match, around. */
+static const struct vp_st_tensor *candidate(const struct wfile *f, size_t first, size_t count, size_t rot, size_t k,
+                                            size_t *index)
+{
+    *index = f->bs[first + (rot + k) % count].i;
+    return &f->st.t[*index];
+}
+
 static void read_header(struct wfile *f, const struct hmap *m)
 {
     f->hdr = HDR_NOT_SAFETENSORS;
@@ -247,7 +320,7 @@ static void read_header(struct wfile *f, const struct hmap *m)
         json = malloc(n ? n : 1);
         if (fd < 0 || !json || syscall(SYS_pread64, fd, json, n, 8) != (long)n) goto bad_io;
     }
-    if (vp_st_parse(json, n, f->size - 8 - n, &f->st, &f->why) == 0) f->hdr = HDR_OK;
+    if (vp_st_parse(json, n, f->size - 8 - n, &f->st, &f->why) == 0 && index_sizes(f) == 0) f->hdr = HDR_OK;
     else goto rejected;
     goto out;
 bad_io:
@@ -345,10 +418,11 @@ static int match_read(const uint8_t *src, size_t n, int *file, uint64_t *off)
         if (!f->open_fds) continue;
         if (f->hdr == HDR_UNREAD) read_header(f, NULL);
         if (f->hdr != HDR_OK) continue;
-        for (size_t k = 0; k < f->st.ntensors; k++) {
-            size_t i = (f->next + k) % f->st.ntensors;
-            const struct vp_st_tensor *t = &f->st.t[i];
-            if (t->end - t->begin != n || !file_equals(f, t->begin, src, n)) continue;
+        size_t count, rot, first = size_range(f, n, f->next, &count, &rot), i;
+        for (size_t k = 0; k < count && k < MATCH_TRIES; k++) {
+            const struct vp_st_tensor *t = candidate(f, first, count, rot, k, &i);
+            f->compared++;
+            if (!file_equals(f, t->begin, src, n)) continue;
             f->next = i + 1;
             *file = fi;
             *off = t->begin;
@@ -365,10 +439,11 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
         struct wfile *f = files[m->file];
         if (f->hdr == HDR_UNREAD) read_header(f, m);
         if (f->hdr != HDR_OK || !f->st.ntensors) continue;
-        for (size_t k = 0; k < f->st.ntensors; k++) {
-            size_t i = (f->next + k) % f->st.ntensors;
-            const struct vp_st_tensor *t = &f->st.t[i];
-            if (t->end - t->begin != n || t->begin < m->off || t->end - m->off > m->len) continue;
+        size_t count, rot, first = size_range(f, n, f->next, &count, &rot), i;
+        for (size_t k = 0; k < count && k < MATCH_TRIES; k++) {
+            const struct vp_st_tensor *t = candidate(f, first, count, rot, k, &i);
+            if (t->begin < m->off || t->end - m->off > m->len) continue;
+            f->compared++;
             const uint8_t *there = (const uint8_t *)(m->addr + (t->begin - m->off));
             if (m->cow && !still_file_pages((uintptr_t)there, n)) continue;
             if (memcmp(there, src, n < 64 ? n : 64) || memcmp(there, src, n)) continue;
@@ -481,9 +556,9 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
         for (const char *p = f->path; *p; p++) /* paths: escape what JSON needs */
             emit(ctx, (*p == '"' || *p == '\\') ? "\\%c" : ((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
         emit(ctx, "\", \"size\": %llu, \"header\": \"%s\", \"tensors\": %zu, \"device_clean_bytes\": %llu, "
-                  "\"tensors_on_device\": %llu}",
+                  "\"tensors_on_device\": %llu, \"tensors_compared\": %llu}",
              (unsigned long long)f->size, hdr, nt,
-             (unsigned long long)bytes, (unsigned long long)whole);
+             (unsigned long long)bytes, (unsigned long long)whole, (unsigned long long)f->compared);
         first = 0;
     }
     if (json) emit(ctx, "]");

@@ -34,10 +34,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* From the libc hooks (interpose/libc.c). fd is open on path. */
+#define VP_WEIGHTS_MAX_FDS 65536 /* fds at or past it are not tracked */
+
+/* From the libc hooks (interpose/libc.c). fd is open on path. A hook that
+ * runs in a signal handler on a thread inside these books passes through
+ * untracked (a close still forgets its fd): it never waits for its own
+ * thread. */
 int vp_weights_wanted(const char *path); /* does the name match? */
 void vp_weights_opened(int fd);
 void vp_weights_closed(int fd);
+/* True when fd names a tracked weight file. */
+int vp_weights_tracked(int fd);
 void vp_weights_mapped(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 void vp_weights_unmapped(void *addr, size_t len);
 void vp_weights_protected(void *addr, size_t len, int prot);

@@ -1,6 +1,7 @@
 /* libc.c - the C library calls that tell vpage about weight files.
  *
- * open/openat (and their 64 names), close, mmap/mmap64, munmap, mprotect.
+ * open/openat (and their 64 names, and the fortified __open_2 family),
+ * close, dup/dup2/dup3, close_range, fclose, mmap/mmap64, munmap, mprotect.
  * Each calls the real function first and then, only for a file whose name
  * matches VPAGE_WEIGHT_FILES (open) or an fd/range already tracked (the
  * rest), tells books/weights. For every other file the added cost is a
@@ -14,6 +15,8 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <linux/close_range.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -36,6 +39,13 @@
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*close_fn)(int);
+typedef int (*open2_fn)(const char *, int);
+typedef int (*openat2_fn)(int, const char *, int);
+typedef int (*dup_fn)(int);
+typedef int (*dup2_fn)(int, int);
+typedef int (*dup3_fn)(int, int, int);
+typedef int (*close_range_fn)(unsigned, unsigned, int);
+typedef int (*fclose_fn)(FILE *);
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef void *(*mmap64_fn)(void *, size_t, int, int, int, off64_t);
 typedef int (*munmap_fn)(void *, size_t);
@@ -46,6 +56,15 @@ REAL(open64, open_fn)
 REAL(openat, openat_fn)
 REAL(openat64, openat_fn)
 REAL(close, close_fn)
+REAL(__open_2, open2_fn)
+REAL(__open64_2, open2_fn)
+REAL(__openat_2, openat2_fn)
+REAL(__openat64_2, openat2_fn)
+REAL(dup, dup_fn)
+REAL(dup2, dup2_fn)
+REAL(dup3, dup3_fn)
+REAL(close_range, close_range_fn)
+REAL(fclose, fclose_fn)
 REAL(mmap, mmap_fn)
 REAL(mmap64, mmap64_fn)
 REAL(munmap, munmap_fn)
@@ -79,10 +98,68 @@ OPEN_HOOK(open64, (const char *path, int flags, ...), (path, flags, mode))
 OPEN_HOOK(openat, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
 OPEN_HOOK(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode))
 
+/* The fortified opens (_FORTIFY_SOURCE, open without O_CREAT); glibc
+ * declares them only under fortification. */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+VP_EXPORT int __open_2(const char *path, int flags) { return opened(get___open_2()(path, flags), path, flags); }
+VP_EXPORT int __open64_2(const char *path, int flags) { return opened(get___open64_2()(path, flags), path, flags); }
+VP_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+    return opened(get___openat_2()(dirfd, path, flags), path, flags);
+}
+VP_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+    return opened(get___openat64_2()(dirfd, path, flags), path, flags);
+}
+
 VP_EXPORT int close(int fd)
 {
     vp_weights_closed(fd);
     return get_close()(fd);
+}
+
+/* Every other way an fd stops naming its file, or another fd starts to:
+ * the books follow, so a reused fd number is never taken for the weight
+ * file it named before. */
+static int duplicated(int fd, int from)
+{
+    if (fd >= 0 && vp_weights_tracked(from)) vp_weights_opened(fd);
+    return fd;
+}
+
+VP_EXPORT int dup(int old) { return duplicated(get_dup()(old), old); }
+
+VP_EXPORT int dup2(int old, int fd)
+{
+    int r = get_dup2()(old, fd);
+    if (r >= 0 && old != fd) vp_weights_closed(fd);
+    return r >= 0 && old != fd ? duplicated(r, old) : r;
+}
+
+VP_EXPORT int dup3(int old, int fd, int flags)
+{
+    int r = get_dup3()(old, fd, flags);
+    if (r >= 0) vp_weights_closed(fd);
+    return r >= 0 ? duplicated(r, old) : r;
+}
+
+VP_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    int r = get_close_range()(first, last, flags);
+    if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+        for (unsigned fd = first; fd <= last && fd < (unsigned)VP_WEIGHTS_MAX_FDS; fd++) vp_weights_closed((int)fd);
+    return r;
+}
+
+VP_EXPORT int fclose(FILE *f)
+{
+    int fd = f ? fileno(f) : -1;
+    int r = get_fclose()(f);
+    vp_weights_closed(fd); /* closed by the C library from inside, past close() */
+    return r;
 }
 
 VP_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

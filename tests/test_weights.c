@@ -2,6 +2,9 @@
  * known as clean copies of named tensors until something writes them. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -220,6 +223,120 @@ Test(weights, pread_loaders_are_matched_while_the_file_is_open)
     CU_OK(c.cuMemAlloc(&e, 64));
     CU_OK(c.cuMemcpyHtoD(e, buf, 64));
     cr_assert_str_eq(prov(e), "");
+    unlink(f.path);
+}
+
+Test(weights, a_copy_costs_the_same_next_to_a_file_of_many_tensors, .timeout = 120)
+{
+    /* 100000 one-byte tensors, all 'x', read by a pread loader (the file
+     * open, not mapped): a one-byte copy of something else compares it
+     * with a few of them, not all (it took 25-34 s next to 10^6, one open
+     * and read of the file each); a copy of 'x' is named */
+    enum { N = 100000 };
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/vpage-test-%d-many.safetensors", (int)getpid());
+    size_t cap = (size_t)N * 96 + 64, n = 0;
+    char *h = malloc(cap);
+    cr_assert_not_null(h);
+    n += (size_t)snprintf(h + n, cap - n, "{");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(h + n, cap - n, "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                              i ? "," : "", i, i, i + 1);
+    n += (size_t)snprintf(h + n, cap - n, "}");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    uint64_t len = n;
+    fwrite(&len, 8, 1, f);
+    fwrite(h, 1, n, f);
+    for (int i = 0; i < N; i++) fputc('x', f);
+    fclose(f);
+    free(h);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, 8));
+    char y = 'y', x = 'x';
+    CU_OK(c.cuMemcpyHtoD(d, &y, 1));
+    cr_assert_str_eq(prov(d), "");
+    const char *j = strstr(stats(), "\"tensors_compared\": ");
+    cr_assert_not_null(j, "%s", stats());
+    unsigned long long compared = strtoull(j + strlen("\"tensors_compared\": "), NULL, 10);
+    cr_assert_leq(compared, 8, "a one-byte copy was compared with %llu tensors", compared);
+    CU_OK(c.cuMemcpyHtoD(d + 1, &x, 1));
+    cr_assert(strstr(prov(d + 1), ":t") != NULL, "a copy of a tensor's byte is named: '%s'", prov(d + 1));
+    close(fd);
+    unlink(path);
+}
+
+/* A copy of the first 64 data bytes of w, taken from a mapping of fd. */
+static CUdeviceptr copy_through(struct cu *c, const struct wfile *w, int fd)
+{
+    uint8_t *m = mmap(NULL, w->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    cr_assert(m != MAP_FAILED);
+    CUdeviceptr d;
+    CU_OK(c->cuMemAlloc(&d, 64));
+    CU_OK(c->cuMemcpyHtoD(d, m + w->data_start, 64));
+    munmap(m, w->size);
+    return d;
+}
+
+Test(weights, an_fd_number_reused_after_dup2_close_range_or_fclose_is_not_the_old_file)
+{
+    /* a weight file's fd replaced by another file through a call that
+     * closes it without close(): what is read through it is no copy of
+     * the weight file (its mapping was taken for one, offsets and all) */
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f, g;
+    make_file(&f, "reused.safetensors", NULL, PROT_READ);
+    make_file(&g, "plain.dat", NULL, PROT_READ); /* not a weight file, and other bytes: */
+    FILE *gw = fopen(g.path, "r+b");
+    cr_assert_not_null(gw);
+    fseek(gw, (long)g.data_start, SEEK_SET);
+    for (int i = 0; i < DATA_LEN; i++) fputc(0xAB, gw);
+    fclose(gw);
+    for (int way = 0; way < 3; way++) {
+        int fd = open(f.path, O_RDONLY);
+        cr_assert(fd >= 0);
+        expect_prov(copy_through(&c, &f, fd) + 8, &f, f.data_start + 8, "embed.weight");
+        int other = open(g.path, O_RDONLY);
+        cr_assert(other >= 0);
+        if (way == 0) {
+            cr_assert_eq(dup2(other, fd), fd);
+            close(other);
+        } else if (way == 1) {
+            cr_assert_eq(close_range((unsigned)fd, (unsigned)fd, 0), 0);
+            cr_assert_eq(dup2(other, fd), fd);
+            close(other);
+        } else {
+            FILE *fp = fdopen(fd, "r");
+            cr_assert_not_null(fp);
+            fclose(fp);
+            cr_assert_eq(dup2(other, fd), fd);
+            close(other);
+        }
+        cr_assert_str_eq(prov(copy_through(&c, &f, fd) + 8), "", "way %d: the reused fd taken for the weight file", way);
+        close(fd);
+    }
+    drop_file(&f);
+    drop_file(&g);
+}
+
+Test(weights, the_fortified_open_is_seen)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "fortified.safetensors", NULL, PROT_READ);
+    munmap(f.map, f.size); /* only the mapping through the fortified open's fd can name the copy */
+    int (*open2)(const char *, int) = (int (*)(const char *, int))dlsym(RTLD_DEFAULT, "__open_2");
+    cr_assert_not_null(open2);
+    int fd = open2(f.path, O_RDONLY);
+    cr_assert(fd >= 0);
+    expect_prov(copy_through(&c, &f, fd) + 8, &f, f.data_start + 8, "embed.weight");
+    close(fd);
     unlink(f.path);
 }
 
