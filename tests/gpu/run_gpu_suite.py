@@ -269,7 +269,7 @@ def stream_checks(outdir, lib, summary):
         check(f"{label}: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, d)
         check(f"{label}: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0, d)
         check(f"{label}: the driver refused nothing", dev.get("driver_errors", 1) == 0, d)
-        if conf:
+        if "cudaMallocAsync" in conf:
             calls = ep.get("cuMemAllocAsync", {}).get("calls", 0) + ep.get("cuMemAllocAsync_ptsz", {}).get("calls", 0)
             check(f"{label}: PyTorch allocated with cuMemAllocAsync, and the cache served and reused blocks",
                   calls > 0 and dev.get("async_made", 0) > 0 and dev.get("async_reused", 0) > 0,
