@@ -82,7 +82,10 @@ static CUresult build(struct salloc *a, uint64_t g)
     a->base = range_take(a->span, g, &a->arena);
     CUresult rc = a->base ? vp_drv_reserve(&a->home, a->span, g) : CUDA_ERROR_OUT_OF_MEMORY;
     if (rc != CUDA_SUCCESS) a->home = 0;
-    int place = vp_opt.stream_place == VP_PLACE_DEVICE;
+    /* while all is resident (fit.c), a new allocation that fits is placed
+     * too, so the state holds through a program's growth (a decode loop's
+     * caching allocator makes blocks as the KV cache grows) */
+    int place = vp_opt.stream_place == VP_PLACE_DEVICE || fit_active();
     for (; rc == CUDA_SUCCESS && made < a->npieces; made++)
         if ((rc = make_piece(a, made, &place)) != CUDA_SUCCESS) break;
     if (rc == CUDA_SUCCESS) return rc;

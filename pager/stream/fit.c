@@ -4,8 +4,10 @@
  *
  * Entered by the pager thread when it goes idle with every piece of every
  * device resident (VPAGE_STREAM_FIT, not while a table is recorded or
- * replayed: those follow the launches). Left by whatever could make a
- * piece move (an allocation not all resident, a reclaim); then, before any
+ * replayed: those follow the launches). A new allocation is then placed
+ * in device memory while the cap has room (alloc.c), and the state holds.
+ * Left by whatever could make a piece move (an allocation not all
+ * resident, a reclaim); then, before any
  * piece moves, the pager waits for the operations being issued without a
  * fence, synchronises each device that has streamed memory (the fences the
  * unfenced work would have left are gone), and counts every resident piece
@@ -53,6 +55,8 @@ int fit_end(void)
 }
 
 int fit_here(void) { return here; }
+
+int fit_active(void) { return atomic_load_explicit(&fit, memory_order_relaxed); }
 
 uint64_t fit_ops(void) { return atomic_load(&ops); }
 

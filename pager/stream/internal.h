@@ -297,6 +297,7 @@ void stream_fence_reset_child(void);
 int fit_begin(void);              /* an operation: 1 when it goes unfenced (fit_end must follow) */
 int fit_end(void);                /* 1 when this thread's operation went unfenced */
 int fit_here(void);               /* this thread is issuing an unfenced operation */
+int fit_active(void);             /* operations go unfenced now */
 uint64_t fit_ops(void);           /* operations that went unfenced */
 void fit_try_enter_locked(void);  /* the pager thread, idle */
 void fit_leave_locked(void);      /* something may have to move */
