@@ -3,6 +3,7 @@
 #include "cupti.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -120,14 +121,37 @@ static void buffer_completed(void *ctx, uint32_t stream, uint8_t *buf, size_t si
 
 /* ---- loading ---- */
 
+static const char *const names[] = {"libcupti.so.13", "libcupti.so.12", "libcupti.so"};
+
+/* The folder of a loaded CUDA runtime (libcudart.so*), into dir. */
+static int runtime_dir(struct dl_phdr_info *info, size_t size, void *dir)
+{
+    (void)size;
+    const char *p = info->dlpi_name, *base = p ? strrchr(p, '/') : NULL;
+    if (!base || strncmp(base + 1, "libcudart.so", 12) || (size_t)(base - p) >= 512) return 0;
+    memcpy(dir, p, (size_t)(base - p));
+    ((char *)dir)[base - p] = '\0';
+    return 1;
+}
+
+/* CUPTI already in the process; else beside the CUDA runtime the program
+ * loaded (PyTorch's wheels keep libcupti there, out of the loader's path);
+ * else by name. */
 static void *open_cupti(void)
 {
-    static const char *names[] = {"libcupti.so.13", "libcupti.so.12", "libcupti.so"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    size_t n = sizeof names / sizeof *names;
+    for (size_t i = 0; i < n; i++) {
         void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
         if (h) return h;
     }
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    char dir[512] = "", path[600];
+    if (dl_iterate_phdr(runtime_dir, dir))
+        for (size_t i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+            void *h = dlopen(path, RTLD_NOW);
+            if (h) return h;
+        }
+    for (size_t i = 0; i < n; i++) {
         void *h = dlopen(names[i], RTLD_NOW);
         if (h) return h;
     }

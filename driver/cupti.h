@@ -3,9 +3,10 @@
  *
  * Contract
  *   The only code that calls CUPTI. vp_cupti_start loads it at run time,
- *   once: a copy already in the process (PyTorch's own), else by name
- *   (libcupti.so.13, .12, libcupti.so: the toolkit's, found as the dynamic
- *   loader finds libraries). It registers activity buffers and enables
+ *   once: a copy already in the process, else the one beside the CUDA
+ *   runtime the program loaded (libcudart.so*: PyTorch's wheels keep
+ *   libcupti.so.13 there), else by name (libcupti.so.13, .12, libcupti.so:
+ *   the toolkit's, found as the dynamic loader finds libraries). It registers activity buffers and enables
  *   concurrent-kernel and external-correlation records; it subscribes to
  *   no callbacks (CUPTI allows one subscriber, and torch.profiler or
  *   Nsight may want it), yet another tool that registers activity buffers

@@ -39,4 +39,16 @@ for case in "VPAGE_CUPTI=off" "VPAGE_CUPTI=on FAKE_CUPTI_BUSY=1"; do
     [ "$(times)" = "0 " ] || { grep '^op ' "$dir/run.table"; echo "$case: times where none were given"; exit 1; }
 done
 grep -q "CUPTI: registering activity buffers failed" "$dir/out" || { cat "$dir/out"; echo "CUPTI refused, not said"; exit 1; }
+# CUPTI where the loader does not look, beside the CUDA runtime the program
+# loaded (as PyTorch's wheels keep it): the driver alone on the path, the
+# stand-in libcudart.so.13 of tests/ preloaded from the folder that has libcupti
+cupti=$(for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libcupti.so.13" ] && echo "$d/libcupti.so.13" && break; done)
+fakecuda=$(for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libcuda.so.1" ] && echo "$d/libcuda.so.1" && break; done)
+mkdir "$dir/drv" "$dir/rt"
+cp "$fakecuda" "$dir/drv/"
+cp "$cupti" "$dir/rt/libcupti.so.13"
+cp "$(dirname "$cupti")/libcudart.so.13" "$dir/rt/"
+LD_LIBRARY_PATH=$dir/drv FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD="$pre:$dir/rt/libcudart.so.13" "$prog" > "$dir/out" 2>&1 ||
+    { cat "$dir/out"; exit 1; }
+[ "$(times)" = "4321 " ] || { cat "$dir/out"; echo "CUPTI beside the runtime not found"; exit 1; }
 echo "record: ok"
