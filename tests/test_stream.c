@@ -236,6 +236,58 @@ Test(stream, pieces_whose_copy_back_failed_stay_and_keep_their_bytes)
     free_all(&c, buf, N);
 }
 
+/* Faults of the driver under the pager (FAKE_CUDA_FAIL): kernels change
+ * buffers four times the cap while every n-th call of one kind fails;
+ * vpage goes on, the program's bytes are right, the device stays within
+ * the cap and the books match the fake's. */
+static void under_faults(const char *fail)
+{
+    struct cu c;
+    enum { N = 8 };
+    CUdeviceptr buf[N];
+    CUfunction rw = over_the_cap(&c, buf, N);
+    setenv("FAKE_CUDA_FAIL", fail, 1);
+    launch_each(&c, rw, buf, N, 3);
+    unsetenv("FAKE_CUDA_FAIL");
+    cr_assert_gt(fake_u64("fake_cuda_failed"), 0, "%s: nothing failed", fail);
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 3);
+    cr_assert_leq(fake_peak(0), 64 * MiB, "%s", fail);
+    free_all(&c, buf, N);
+}
+
+Test(stream, a_failed_unmap_loses_nothing) { under_faults("cuMemUnmap:4"); }
+Test(stream, a_failed_map_loses_nothing) { under_faults("cuMemMap:5"); }
+Test(stream, a_failed_set_access_loses_nothing) { under_faults("cuMemSetAccess:5"); }
+Test(stream, failed_event_records_and_queries_lose_nothing) { under_faults("cuEventRecord:3,cuEventQuery:2"); }
+Test(stream, a_failed_physical_allocation_loses_nothing) { under_faults("cuMemCreate:3"); }
+
+Test(stream, an_allocation_whose_driver_calls_fail_fails_cleanly_or_works)
+{
+    /* streamed allocations made while every n-th map, physical allocation
+     * or access call fails: each either works (its bytes hold) or returns
+     * an error, with nothing of it left in vpage's books or the fake's */
+    streaming(64, "2M");
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    const char *kinds[] = {"cuMemMap:3", "cuMemCreate:4", "cuMemSetAccess:3"};
+    for (int k = 0; k < 3; k++) {
+        enum { N = 12 };
+        CUdeviceptr buf[N];
+        int ok[N], made = 0;
+        setenv("FAKE_CUDA_FAIL", kinds[k], 1);
+        for (int i = 0; i < N; i++) made += ok[i] = c.cuMemAlloc(&buf[i], 8 * MiB) == CUDA_SUCCESS;
+        unsetenv("FAKE_CUDA_FAIL");
+        cr_assert(made > 0 && made < N, "%s: %d of %d made", kinds[k], made, N);
+        for (int i = 0; i < N; i++)
+            if (ok[i]) fill(&c, buf[i], i, 8 * MiB);
+        for (int i = 0; i < N; i++)
+            if (ok[i]) check(&c, buf[i], i, 8 * MiB, 0);
+        for (int i = 0; i < N; i++)
+            if (ok[i]) CU_OK(c.cuMemFree(buf[i]));
+        ASSERT_BOOKS_MATCH(0);
+    }
+}
+
 Test(stream, after_a_graph_replay_pieces_leaving_are_mapped_back_at_once)
 {
     /* a graph replay may touch anything: it maps every bare piece first,

@@ -27,6 +27,8 @@
  * the memory of pages that left it, as the UVM driver was seen to do
  * (bench/probes/uvm_keep.c): it stays in fake_cuda_used until the
  * allocation is freed, and only those same pages coming back reuse it.
+ * FAKE_CUDA_FAIL=NAME:N makes every N-th call of a VMM or event function
+ * fail (the faults section below).
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -575,6 +577,28 @@ FAKE_EXPORT CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *p, size_t n, CUme
 FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
 FAKE_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { (void)s; return free_any(p, 0); }
 
+/* ---- faults ----
+ * FAKE_CUDA_FAIL=NAME:N[,NAME:N...]: every N-th call of each NAME
+ * (cuMemCreate, cuMemMap, cuMemUnmap, cuMemSetAccess, cuEventRecord,
+ * cuEventQuery) fails with CUDA_ERROR_UNKNOWN and does nothing, as a
+ * driver may under memory pressure or a reset; read at each call. */
+enum { F_CREATE, F_MAP, F_UNMAP, F_ACCESS, F_RECORD, F_QUERY, F_COUNT };
+static const char *const fail_names[F_COUNT] = {"cuMemCreate", "cuMemMap", "cuMemUnmap", "cuMemSetAccess",
+                                                "cuEventRecord", "cuEventQuery"};
+static atomic_uint_fast64_t fail_calls[F_COUNT], failed_calls;
+FAKE_EXPORT uint64_t fake_cuda_failed(void) { return atomic_load(&failed_calls); }
+static int injected(int which)
+{
+    const char *v = getenv("FAKE_CUDA_FAIL"), *p;
+    size_t n = strlen(fail_names[which]);
+    for (p = v; p && (p = strstr(p, fail_names[which])) && p[n] != ':'; p += n) {}
+    if (!p) return 0;
+    uint64_t every = strtoull(p + n + 1, NULL, 10);
+    if (!every || (atomic_fetch_add(&fail_calls[which], 1) + 1) % every) return 0;
+    atomic_fetch_add(&failed_calls, 1);
+    return 1;
+}
+
 /* ---- VMM ---- */
 static void check_unmap(uint64_t p, uint64_t size);
 static void in_flight(uint64_t addr);
@@ -582,6 +606,7 @@ FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, c
 {
     (void)flags;
     NEED_INIT();
+    if (injected(F_CREATE)) return CUDA_ERROR_UNKNOWN;
     int on_dev = prop->location.type == CU_MEM_LOCATION_TYPE_DEVICE;
     if (!on_dev && prop->location.type != CU_MEM_LOCATION_TYPE_HOST_NUMA) return CUDA_ERROR_INVALID_VALUE;
     if (!size || size % (2ull << 20)) return CUDA_ERROR_INVALID_VALUE;
@@ -632,6 +657,7 @@ FAKE_EXPORT CUresult cuMemAddressFree(CUdeviceptr p, size_t size) { munmap((void
 FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGenericAllocationHandle h, unsigned long long f)
 {
     (void)f;
+    if (injected(F_MAP)) return CUDA_ERROR_UNKNOWN;
     pthread_mutex_lock(&mu);
     int fd = -1;
     for (struct alloc *a = allocs; a; a = a->next)
@@ -644,6 +670,7 @@ FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGener
 /* An unmapped address faults when touched, as on the device. */
 FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size)
 {
+    if (injected(F_UNMAP)) return CUDA_ERROR_UNKNOWN;
     check_unmap(p, size);
     void *m = mmap((void *)(uintptr_t)p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
@@ -651,6 +678,7 @@ FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size)
 FAKE_EXPORT CUresult cuMemSetAccess(CUdeviceptr p, size_t size, const CUmemAccessDesc *d, size_t n)
 {
     (void)p; (void)size;
+    if (injected(F_ACCESS)) return CUDA_ERROR_UNKNOWN;
     return d && n ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -726,6 +754,7 @@ FAKE_EXPORT CUresult cuEventDestroy_v2(CUevent e) { free(e); return CUDA_SUCCESS
 FAKE_EXPORT CUresult cuEventRecord(CUevent e, CUstream s)
 {
     if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    if (injected(F_RECORD)) return CUDA_ERROR_UNKNOWN;
     atomic_fetch_add(&events_recorded, 1);
     int dflt = !s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD;
     *(volatile double *)e = fake_now() + (dflt ? lag_s() : 0.0);
@@ -734,6 +763,7 @@ FAKE_EXPORT CUresult cuEventRecord(CUevent e, CUstream s)
 FAKE_EXPORT CUresult cuEventQuery(CUevent e)
 {
     if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    if (injected(F_QUERY)) return CUDA_ERROR_UNKNOWN;
     return fake_now() >= *(volatile double *)e ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 FAKE_EXPORT CUresult cuEventSynchronize(CUevent e)
