@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "../common/file.h"
@@ -293,33 +294,25 @@ static const struct vp_st_tensor *candidate(const struct wfile *f, size_t first,
     return &f->st.t[*index];
 }
 
-static void read_header(struct wfile *f, const struct hmap *m)
+/* Read from the file, never from the program's mapping: a file cut short
+ * under it would raise SIGBUS in vpage's hook. */
+static void read_header(struct wfile *f)
 {
     f->hdr = HDR_NOT_SAFETENSORS;
     const char *suffix = ".safetensors";
     size_t pl = strlen(f->path), sl = strlen(suffix);
     if (pl < sl || strcmp(f->path + pl - sl, suffix) != 0) return;
     uint8_t lenbuf[8];
-    const uint8_t *base = m && m->off == 0 ? (const uint8_t *)m->addr : NULL; /* m may be NULL */
     char *json = NULL;
     uint64_t n = 0;
-    int fd = -1;
-    if (base && m->len >= 8) memcpy(lenbuf, base, 8);
-    else {
-        /* the raw system calls: vpage's own reads must not reach its hooks */
-        fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || syscall(SYS_pread64, fd, lenbuf, 8, 0) != 8) goto bad_io;
-    }
+    /* the raw system calls: vpage's own reads must not reach its hooks */
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || syscall(SYS_pread64, fd, lenbuf, 8, 0) != 8) goto bad_io;
     for (int i = 7; i >= 0; i--) n = n << 8 | lenbuf[i];
     f->why = "header length past the end of the file";
     if (n > VP_ST_MAX_HEADER || n + 8 > f->size) goto rejected;
-    if (base && m->len >= 8 + n) {
-        json = (char *)base + 8;
-    } else {
-        if (fd < 0) fd = (int)syscall(SYS_openat, AT_FDCWD, f->path, O_RDONLY | O_CLOEXEC);
-        json = malloc(n ? n : 1);
-        if (fd < 0 || !json || syscall(SYS_pread64, fd, json, n, 8) != (long)n) goto bad_io;
-    }
+    json = malloc(n ? n : 1);
+    if (!json || syscall(SYS_pread64, fd, json, n, 8) != (long)n) goto bad_io;
     if (vp_st_parse(json, n, f->size - 8 - n, &f->st, &f->why) == 0 && index_sizes(f) == 0) f->hdr = HDR_OK;
     else goto rejected;
     goto out;
@@ -330,7 +323,7 @@ rejected:
     vp_log_limited(VP_WARN, &rejected_msgs, "%s: not a valid safetensors header (%s): tracked without tensor names",
                    f->path, f->why);
 out:
-    if (json && !(base && json == (char *)base + 8)) free(json);
+    free(json);
     if (fd >= 0) vp_file_close(fd);
 }
 
@@ -416,7 +409,7 @@ static int match_read(const uint8_t *src, size_t n, int *file, uint64_t *off)
     for (int fi = 0; fi < nfiles; fi++) {
         struct wfile *f = files[fi];
         if (!f->open_fds) continue;
-        if (f->hdr == HDR_UNREAD) read_header(f, NULL);
+        if (f->hdr == HDR_UNREAD) read_header(f);
         if (f->hdr != HDR_OK) continue;
         size_t count, rot, first = size_range(f, n, f->next, &count, &rot), i;
         for (size_t k = 0; k < count && k < MATCH_TRIES; k++) {
@@ -432,12 +425,31 @@ static int match_read(const uint8_t *src, size_t n, int *file, uint64_t *off)
     return 0;
 }
 
+/* Do the n bytes of the program's mapping at there equal src? Read with
+ * process_vm_readv, which answers EFAULT where a plain read would raise
+ * SIGBUS (the file cut short under the mapping: a re-save while the
+ * program runs), in 1 MiB pieces. */
+static int mapped_equals(const uint8_t *there, const uint8_t *src, size_t n)
+{
+    size_t piece = n < (1u << 20) ? n : (1u << 20);
+    uint8_t *buf = malloc(piece ? piece : 1);
+    int same = buf != NULL;
+    for (size_t done = 0; same && done < n;) {
+        size_t k = n - done < piece ? n - done : piece;
+        struct iovec local = {buf, k}, remote = {(void *)(there + done), k};
+        same = process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)k && !memcmp(buf, src + done, k);
+        done += k;
+    }
+    free(buf);
+    return same;
+}
+
 static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t *off)
 {
     for (size_t mi = nmaps; mi-- > 0;) {
         struct hmap *m = &maps[mi];
         struct wfile *f = files[m->file];
-        if (f->hdr == HDR_UNREAD) read_header(f, m);
+        if (f->hdr == HDR_UNREAD) read_header(f);
         if (f->hdr != HDR_OK || !f->st.ntensors) continue;
         size_t count, rot, first = size_range(f, n, f->next, &count, &rot), i;
         for (size_t k = 0; k < count && k < MATCH_TRIES; k++) {
@@ -446,7 +458,7 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
             f->compared++;
             const uint8_t *there = (const uint8_t *)(m->addr + (t->begin - m->off));
             if (m->cow && !still_file_pages((uintptr_t)there, n)) continue;
-            if (memcmp(there, src, n < 64 ? n : 64) || memcmp(there, src, n)) continue;
+            if (!mapped_equals(there, src, n < 64 ? n : 64) || !mapped_equals(there, src, n)) continue;
             f->next = i + 1;
             *mm = m;
             *off = t->begin;
@@ -469,7 +481,7 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
     uint64_t off = 0;
     if (m) {
         struct wfile *f = files[m->file];
-        if (f->hdr == HDR_UNREAD) read_header(f, m); /* once per file, under the lock */
+        if (f->hdr == HDR_UNREAD) read_header(f); /* once per file, under the lock */
         off = m->off + (s - m->addr);
     } else {
         struct hmap *hm = NULL;

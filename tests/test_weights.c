@@ -340,6 +340,27 @@ Test(weights, the_fortified_open_is_seen)
     unlink(f.path);
 }
 
+Test(weights, a_weight_file_cut_short_under_its_mapping_costs_no_sigbus)
+{
+    /* a re-save while the program runs: the mapped file is truncated;
+     * a copy from a staging buffer is then compared with the mapping's
+     * tensors, whose pages are gone (a plain read raises SIGBUS) */
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    struct wfile f;
+    make_file(&f, "shrunk.safetensors", NULL, PROT_READ);
+    uint8_t staged[64];
+    memcpy(staged, f.map + f.data_start, 64); /* the first tensor's bytes */
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, 64));
+    CU_OK(c.cuMemcpyHtoD(d, staged, 64)); /* matched: the header is read */
+    expect_prov(d + 8, &f, f.data_start + 8, "embed.weight");
+    cr_assert_eq(truncate(f.path, 0), 0);
+    CU_OK(c.cuMemcpyHtoD(d, staged, 64)); /* compared with pages that are gone */
+    cr_assert_str_eq(prov(d), "", "bytes the file no longer has");
+    drop_file(&f);
+}
+
 Test(weights, a_hostile_header_is_tracked_without_names)
 {
     struct cu c;
