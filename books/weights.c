@@ -256,32 +256,27 @@ static int index_sizes(struct wfile *f)
     return 0;
 }
 
-/* The first entry of f->bs at or after (size, from); sets *count to the
- * entries of that size and *rot to where, among them, `from` falls. */
+/* The first entry of f->bs at or after (size, i), in its order. */
+static size_t lower_bound(const struct wfile *f, uint64_t size, size_t i)
+{
+    const struct bysize key = {size, i};
+    size_t lo = 0, hi = f->st.ntensors;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (by_size(&f->bs[mid], &key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* The first entry of f->bs of size; sets *count to the entries of that
+ * size and *rot to where, among them, `from` falls. */
 static size_t size_range(const struct wfile *f, uint64_t size, size_t from, size_t *count, size_t *rot)
 {
-    size_t lo = 0, hi = f->st.ntensors;
-    while (lo < hi) { /* first of size */
-        size_t mid = lo + (hi - lo) / 2;
-        if (f->bs[mid].size < size) lo = mid + 1;
-        else hi = mid;
-    }
-    size_t first = lo, end = lo;
-    hi = f->st.ntensors;
-    while (end < hi) { /* past the last of size */
-        size_t mid = end + (hi - end) / 2;
-        if (f->bs[mid].size <= size) end = mid + 1;
-        else hi = mid;
-    }
-    size_t at = first;
-    hi = end;
-    while (at < hi) { /* first of size with index >= from */
-        size_t mid = at + (hi - at) / 2;
-        if (f->bs[mid].i < from) at = mid + 1;
-        else hi = mid;
-    }
+    size_t first = lower_bound(f, size, 0);
+    size_t end = size == UINT64_MAX ? f->st.ntensors : lower_bound(f, size + 1, 0);
     *count = end - first;
-    *rot = at - first;
+    *rot = lower_bound(f, size, from) - first;
     return first;
 }
 

@@ -46,7 +46,7 @@ static struct {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int on;
-static int start_rc = -1, start_loud;
+static int start_loud;
 static vp_cupti_sink sink;
 
 /* corr % VP_CUPTI_MAP -> the launch it stands for, joined from its two records */
@@ -204,7 +204,6 @@ static void start(void)
         vp_log(start_loud ? VP_WARN : VP_INFO, "CUPTI: %s: the page table's launches carry no times", bad);
         return;
     }
-    start_rc = 0;
     atomic_store(&on, 1);
 }
 
@@ -213,7 +212,7 @@ int vp_cupti_start(vp_cupti_sink s, int loud)
     sink = s;
     start_loud = loud;
     pthread_once(&once, start);
-    return start_rc;
+    return vp_cupti_on() ? 0 : -1;
 }
 
 int vp_cupti_on(void) { return atomic_load_explicit(&on, memory_order_relaxed); }

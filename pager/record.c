@@ -76,9 +76,13 @@ static void timed(uint64_t seq, uint64_t dur_ns)
     pthread_mutex_unlock(&mu);
 }
 
+static pthread_once_t cupti_once = PTHREAD_ONCE_INIT;
+
+static void start_cupti(void) { vp_cupti_start(timed, vp_opt.cupti == VP_CUPTI_ON); }
+
 void vp_record_start(void)
 {
-    if (vp_record_on() && vp_opt.cupti != VP_CUPTI_OFF) vp_cupti_start(timed, vp_opt.cupti == VP_CUPTI_ON);
+    if (vp_record_on() && vp_opt.cupti != VP_CUPTI_OFF) pthread_once(&cupti_once, start_cupti);
 }
 
 uint64_t vp_record_launch(const char *kernel, uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s,

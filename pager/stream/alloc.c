@@ -96,14 +96,6 @@ static CUresult build(struct salloc *a, uint64_t g)
     return rc == CUDA_ERROR_OUT_OF_MEMORY ? rc : CUDA_ERROR_NOT_SUPPORTED;
 }
 
-/* Every piece of a in device memory. */
-static int all_placed(const struct salloc *a)
-{
-    for (uint32_t k = 0; k < a->npieces; k++)
-        if (a->pc[k].state != P_DEV) return 0;
-    return 1;
-}
-
 /* The granularity of dev, or 0 (said once) when the driver gives none. */
 static uint64_t granularity_or_say(int dev)
 {
@@ -141,7 +133,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
         else a->order = sp.next_order++;
         if (rc == CUDA_SUCCESS && vp_record_on()) vp_record_alloc(a->order, a->span, a->piece);
         if (rc == CUDA_SUCCESS) vp_replay_alloc(a->order, a->span, a->piece, dev);
-        if (rc == CUDA_SUCCESS && !all_placed(a)) fit_leave_locked();
+        if (rc == CUDA_SUCCESS && !all_pieces_resident(a)) fit_leave_locked();
         pthread_mutex_unlock(&sp.pt.mu);
         if (rc != CUDA_SUCCESS) undo_alloc(a, np);
     }

@@ -64,12 +64,8 @@ uint64_t fit_ops(void) { return atomic_load(&ops); }
 static int all_resident_locked(void)
 {
     if (sp.moving_any || vp_pager_thread_reclaim_asked_locked(&sp.pt)) return 0;
-    for (size_t i = 0; i < sp.allocs.tab.n; i++) {
-        struct salloc *a = TAB(i);
-        if (a->gone || a->busy) return 0;
-        for (uint32_t k = 0; k < a->npieces; k++)
-            if (a->pc[k].state != P_DEV) return 0;
-    }
+    for (size_t i = 0; i < sp.allocs.tab.n; i++)
+        if (TAB(i)->gone || TAB(i)->busy || !all_pieces_resident(TAB(i))) return 0;
     return sp.allocs.tab.n > 0;
 }
 
@@ -91,10 +87,16 @@ void fit_leave_locked(void)
     pthread_cond_signal(&sp.pt.work_cv);
 }
 
+/* Waits until no operation is being issued unfenced. */
+static void drain_issuing(void)
+{
+    while (atomic_load(&issuing)) sched_yield();
+}
+
 /* Synchronises every device with streamed memory, from the calling
- * thread (relaxed capture mode meanwhile). Returns 0, or -1 when one
- * failed. mu not held. */
-static int sync_devices(void)
+ * thread (relaxed capture mode meanwhile), up to the first that fails
+ * (said). mu not held. */
+static void sync_devices(void)
 {
     CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
     int swapped = vp_drv_capture_mode(&mode), bad = 0;
@@ -110,7 +112,6 @@ static int sync_devices(void)
         count(&sp.ss[d].fit_sync_ns, (uint64_t)((now_s() - t0) * 1e9));
     }
     if (swapped) vp_drv_capture_mode(&mode);
-    return bad ? -1 : 0;
 }
 
 /* Synchronises after the state was left: waits for the unfenced
@@ -120,7 +121,7 @@ static int sync_devices(void)
 static void sync_locked(void)
 {
     pthread_mutex_unlock(&sp.pt.mu);
-    while (atomic_load(&issuing)) sched_yield();
+    drain_issuing();
     sync_devices();
     pthread_mutex_lock(&sp.pt.mu);
     for (size_t i = 0; i < sp.allocs.tab.n; i++) {
@@ -145,7 +146,7 @@ void fit_quiet_locked(void)
     if (!unsynced) return;
     /* the pager thread has stopped (exit): the caller's own context */
     pthread_mutex_unlock(&sp.pt.mu);
-    while (atomic_load(&issuing)) sched_yield();
+    drain_issuing();
     vp_drv_ctx_sync();
     pthread_mutex_lock(&sp.pt.mu);
 }

@@ -258,6 +258,13 @@ static inline uint64_t piece_len(const struct salloc *a, uint32_t i)
 }
 static inline struct salloc *find_locked(CUdeviceptr a) { return vp_rangetab_find(&sp.allocs.tab, a); }
 static inline int is_hot(const struct piece *p) { return vp_uses_hot(&p->u, sp.tick); }
+/* Every piece of a in device memory. */
+static inline int all_pieces_resident(const struct salloc *a)
+{
+    for (uint32_t k = 0; k < a->npieces; k++)
+        if (a->pc[k].state != P_DEV) return 0;
+    return 1;
+}
 static inline double now_s(void)
 {
     struct timespec ts;
