@@ -29,7 +29,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rec *ring;    /* VP_RECORD_OPS, made at the first launch */
 static uint64_t launches;   /* recorded, in all */
 static int dev_kept = -1;
-static struct { uint64_t bytes, piece; } *allocs;
+static struct { uint64_t bytes, piece, made; } *allocs; /* made: launches recorded before it */
 static size_t nallocs, capallocs;
 
 int vp_record_on(void) { return vp_opt.table[0] != 0; }
@@ -49,6 +49,7 @@ void vp_record_alloc(uint32_t order, uint64_t bytes, uint64_t piece)
     if (order < capallocs) {
         allocs[order].bytes = bytes;
         allocs[order].piece = piece;
+        allocs[order].made = launches;
         if (order >= nallocs) nallocs = order + 1u;
     }
     pthread_mutex_unlock(&mu);
@@ -232,11 +233,11 @@ static size_t extent(const uint64_t *ids, size_t end, size_t p)
  * not three like launches of the tail). Sets *end (the step's last launch
  * + 1, counted in ids) and returns the period, or 0. */
 #define VP_RECORD_TAIL 256
-static size_t find_step(const uint64_t *ids, size_t n, size_t *end)
+static size_t find_step(const uint64_t *ids, size_t n, size_t from, size_t *end)
 {
     size_t best = 0, best_len = 0;
     for (size_t tail = 0; tail <= VP_RECORD_TAIL && tail < n; tail++) {
-        size_t p = vp_plan_period(ids, n - tail, 3);
+        size_t p = vp_plan_period(ids, n - tail, 3, from);
         size_t len = p ? extent(ids, n - tail, p) : 0;
         if (len > best_len) {
             best = p;
@@ -247,16 +248,54 @@ static size_t find_step(const uint64_t *ids, size_t n, size_t *end)
     return best;
 }
 
-/* A step found by kernel names is the loop when at least half its last
- * launches are whole the launch a step before (the pieces of some differ:
- * activations in a caching allocator's other block), not a run of one
- * kernel on ever other pieces (a loop seen once). */
-static int mostly_same(uint64_t first, size_t end, size_t p)
+/* A launch's identity over the allocations made before launch number
+ * since (as vp_record_id, its spans on later ones left out): a buffer
+ * made anew each step (a KV cache grown by a token) is not the step's
+ * own, the weights it runs with are. */
+static uint64_t settled_id(const struct rec *r, uint64_t since)
+{
+    uint64_t h = r->kid;
+    for (uint8_t j = 0; j < r->n; j++)
+        if (r->s[j].alloc < nallocs && allocs[r->s[j].alloc].made <= since)
+            h = mix(mix(mix(h, r->s[j].alloc), r->s[j].first), r->s[j].last);
+    return h;
+}
+
+/* Of the last p launches before end, how many are the launch a step
+ * before on the allocations made before the three steps seen (the pieces
+ * of some may differ: activations in a caching allocator's other block). */
+static size_t same_as_before(uint64_t first, size_t end, size_t p)
 {
     size_t same = 0;
+    uint64_t since = first + (end >= 3 * p ? end - 3 * p : 0);
     for (size_t i = end - p; i < end; i++)
-        same += i >= p && ring[(first + i) % VP_RECORD_OPS].id == ring[(first + i - p) % VP_RECORD_OPS].id;
-    return 2 * same >= p;
+        same += i >= p && settled_id(&ring[(first + i) % VP_RECORD_OPS], since) ==
+                              settled_id(&ring[(first + i - p) % VP_RECORD_OPS], since);
+    return same;
+}
+
+/* The step, first by whole launches; else by kernel names alone (the
+ * pieces a launch touches may differ from step to step): of the periods
+ * of the names, the one whose launches are most often the launch a step
+ * before (the shortest of equals), and that more than half of them are:
+ * not a run of one kernel on ever other pieces (a loop seen once), nor a
+ * part of the loop (one layer of many, on other weights). Returns its
+ * period (0: none) and sets *end. */
+#define VP_RECORD_PERIOD_TRIES 64
+static size_t step_of(uint64_t *ids, size_t n, uint64_t first, size_t *end)
+{
+    for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
+    size_t p = find_step(ids, n, 1, end);
+    if (p) return p;
+    for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].kid;
+    size_t best = 0, best_same = 0, best_end = 0, e;
+    for (int tries = 0; tries < VP_RECORD_PERIOD_TRIES && (p = find_step(ids, n, p + 1, &e)); tries++) {
+        size_t same = same_as_before(first, e, p);
+        if (!best || same * best > best_same * p) best = p, best_same = same, best_end = e;
+        if (same == p) break;
+    }
+    *end = best_end;
+    return 2 * best_same > best ? best : 0;
 }
 
 void vp_record_finish(void)
@@ -266,17 +305,7 @@ void vp_record_finish(void)
     pthread_mutex_lock(&mu);
     size_t n = launches < VP_RECORD_OPS ? (size_t)launches : VP_RECORD_OPS, end = 0;
     uint64_t *ids = malloc((n ? n : 1) * sizeof *ids), first = launches - n;
-    /* the step by whole launches; else by kernel names alone (the pieces a
-     * launch touches may differ from step to step) */
-    size_t p = 0;
-    for (int by_name = 0; ids && !p && by_name < 2; by_name++) {
-        for (size_t i = 0; i < n; i++) {
-            const struct rec *r = &ring[(first + i) % VP_RECORD_OPS];
-            ids[i] = by_name ? r->kid : r->id;
-        }
-        p = find_step(ids, n, &end);
-        if (p && by_name && !mostly_same(first, end, p)) p = 0;
-    }
+    size_t p = ids ? step_of(ids, n, first, &end) : 0;
     struct vp_table t;
     memset(&t, 0, sizeof t);
     char path[600];

@@ -24,15 +24,19 @@
  *   so.
  *
  *   The pieces a step's launches touch may differ from one step to the
- *   next (a caching allocator hands a tensor another block): then the step
- *   is found by kernels alone, may start at another launch of the loop,
- *   and the table keeps the last step's pieces; at least half its launches
- *   must be whole the launch a step before (else one kernel run on ever
- *   other pieces, a loop seen once, would be a step of one launch). Only the device of the
- *   first launch recorded is kept. Launches of more than VP_RECORD_SPANS allocations keep the first
- *   ones. Graph replays and launches whose parameters cannot be read are
- *   not launches here.
- *
+ *   next (a caching allocator hands a tensor another block; a buffer is
+ *   made anew each step, as a KV cache grown by a token): then the step is
+ *   found by kernels alone, may start at another launch of the loop, and
+ *   the table keeps the last step's pieces. Of the periods of the kernels,
+ *   the step is the one whose launches are most often the launch a step
+ *   before, counting only the allocations made before the three steps
+ *   seen; more than half must be (else one kernel run on ever other
+ *   pieces, a loop seen once, or one layer of many would be a step).
+ *   Only the device of the first launch recorded is kept. Launches of
+ *   more than VP_RECORD_SPANS allocations keep the first ones. Graph
+ *   replays and launches whose parameters cannot be read are not
+ *   launches here.
+
  *   Locks: one leaf mutex of its own; vp_record_launch and vp_record_alloc
  *   are called under the pager's mutex (the order of issue).
  */

@@ -15,6 +15,10 @@
 #include "../policy/stream.h"
 #include "shared.h"
 
+/* How many of a kernel's launches in the step, from the cursor on, are
+ * tried for one sharing a piece with a launch found by its kernel alone. */
+#define VP_REPLAY_KERNEL_TRIES 64
+
 struct idpos {
     uint64_t id;
     uint32_t pos;
@@ -34,12 +38,13 @@ static struct {
     uint8_t *streams;           /* per launch: it touches a piece that streams */
     uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
     struct idpos *by_id;        /* the launches by identity, then position */
+    struct idpos *by_kid;       /* the launches by kernel, then position */
     uint32_t *alloc_of;         /* per order: the table's allocation + 1 (0: none) */
     uint32_t norders;
     uint64_t budget, window, pinned; /* the pins were chosen for budget */
     uint32_t cursor;            /* the launch the next one is taken to be */
-    int found;
-    uint64_t launches, matched, moved, loose, lost, repins, off_pieces;
+    int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
+    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces;
 } rp = {.dev = -1};
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -69,8 +74,10 @@ static void identities(void)
         }
         rp.op_id[i] = vp_record_id(t->kernel[o->kernel], s, n, &rp.op_kid[i]);
         rp.by_id[i] = (struct idpos){rp.op_id[i], (uint32_t)i};
+        rp.by_kid[i] = (struct idpos){rp.op_kid[i], (uint32_t)i};
     }
     qsort(rp.by_id, t->nops, sizeof *rp.by_id, by_id_then_pos);
+    qsort(rp.by_kid, t->nops, sizeof *rp.by_kid, by_id_then_pos);
 }
 
 /* What the replay keeps of a parsed table. Returns 0, or -1 when out of
@@ -91,9 +98,10 @@ static int index_table(void)
     rp.op_id = malloc(no * sizeof *rp.op_id);
     rp.op_kid = malloc(no * sizeof *rp.op_kid);
     rp.by_id = malloc(no * sizeof *rp.by_id);
+    rp.by_kid = malloc(no * sizeof *rp.by_kid);
     rp.alloc_of = calloc(rp.norders ? rp.norders : 1, sizeof *rp.alloc_of);
     if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.off || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
-        !rp.alloc_of)
+        !rp.by_kid || !rp.alloc_of)
         return -1;
     vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
     rp.nby = vp_replay_pin_order(&rp.f.s, rp.ustart, rp.uses, VP_VISIT_GAP, rp.by, rp.place);
@@ -117,11 +125,12 @@ static void drop(void)
     free(rp.op_id);
     free(rp.op_kid);
     free(rp.by_id);
+    free(rp.by_kid);
     free(rp.alloc_of);
     rp.ustart = rp.uses = rp.by = rp.place = rp.alloc_of = NULL;
     rp.streams = rp.off = NULL;
     rp.op_id = rp.op_kid = NULL;
-    rp.by_id = NULL;
+    rp.by_id = rp.by_kid = NULL;
 }
 
 static void load(void)
@@ -170,20 +179,27 @@ void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev)
     drop();
 }
 
-/* The launch with identity id nearest at or after the cursor, around the
- * step; -1 when the step has none. */
-static long find(uint64_t id)
+/* The index in arr (the step's launches by key, then position) of the
+ * launch of key nearest at or after the cursor, around the step; -1 when
+ * the step has none. */
+static long nearest(const struct idpos *arr, uint64_t key)
 {
     size_t lo = 0, hi = rp.t.nops;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        struct idpos *m = &rp.by_id[mid];
-        if (m->id < id || (m->id == id && m->pos < rp.cursor)) lo = mid + 1;
+        if (arr[mid].id < key || (arr[mid].id == key && arr[mid].pos < rp.cursor)) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < rp.t.nops && rp.by_id[lo].id == id) return rp.by_id[lo].pos;
-    while (lo > 0 && rp.by_id[lo - 1].id == id) lo--; /* none after: the first */
-    return lo < rp.t.nops && rp.by_id[lo].id == id ? (long)rp.by_id[lo].pos : -1;
+    if (lo < rp.t.nops && arr[lo].id == key) return (long)lo;
+    while (lo > 0 && arr[lo - 1].id == key) lo--; /* none after: the first */
+    return lo < rp.t.nops && arr[lo].id == key ? (long)lo : -1;
+}
+
+/* The launch with identity id nearest at or after the cursor; -1: none. */
+static long find(uint64_t id)
+{
+    long i = nearest(rp.by_id, id);
+    return i < 0 ? -1 : (long)rp.by_id[i].pos;
 }
 
 /* Whether launch at of the step touches piece x. */
@@ -214,26 +230,68 @@ static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
     }
 }
 
+/* Whether launch at of the step touches the first piece of one of s[0..n)
+ * that the table knows (a weight's, as a rule: activations move between
+ * runs). */
+static int op_shares(uint32_t at, const struct vp_record_span *s, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (s[j].alloc >= rp.norders || !rp.alloc_of[s[j].alloc]) continue;
+        uint32_t a = rp.alloc_of[s[j].alloc] - 1;
+        if (s[j].first < vp_table_pieces(&rp.t, a) && op_touches(at, rp.f.base[a] + s[j].first)) return 1;
+    }
+    return 0;
+}
+
+/* A launch of kernel kid whose pieces the step does not have together (a
+ * caching allocator's other block, a tensor made anew each step): of the
+ * step's launches of that kernel from the cursor on, the first that shares
+ * one of its pieces (*sure = 1), else the first after the cursor (0).
+ * Returns its position, or -1 when the step never runs that kernel. */
+static long find_kernel(uint64_t kid, const struct vp_record_span *s, size_t n, int *sure)
+{
+    long i = nearest(rp.by_kid, kid);
+    if (i < 0) return -1;
+    size_t lo = (size_t)i, hi = (size_t)i + 1; /* the kernel's launches: by_kid[lo..hi) */
+    while (lo > 0 && rp.by_kid[lo - 1].id == kid) lo--;
+    while (hi < rp.t.nops && rp.by_kid[hi].id == kid) hi++;
+    size_t count = hi - lo, tries = count < VP_REPLAY_KERNEL_TRIES ? count : VP_REPLAY_KERNEL_TRIES;
+    for (size_t k = 0; k < tries; k++) {
+        uint32_t at = rp.by_kid[lo + ((size_t)i - lo + k) % count].pos;
+        if (op_shares(at, s, n)) {
+            *sure = 1;
+            return at;
+        }
+    }
+    *sure = 0;
+    return rp.by_kid[i].pos;
+}
+
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
 {
     if (!rp.on || dev != rp.dev) return 0;
     long at = -1;
+    int sure = 0;
     rp.launches++;
     if (rp.found && rp.op_id[rp.cursor] == id) {
         at = rp.cursor;
         rp.matched++;
     } else if ((at = find(id)) >= 0) {
         rp.moved++;
-    } else if (rp.found && rp.op_kid[rp.cursor] == kid) {
+    } else if (rp.found && !rp.skipped && rp.op_kid[rp.cursor] == kid) {
         at = rp.cursor;
         rp.loose++;
         mark_off((uint32_t)at, s, n);
+    } else if ((at = find_kernel(kid, s, n, &sure)) >= 0) {
+        rp.kernel++;
+        if (sure) mark_off((uint32_t)at, s, n);
     } else {
-        rp.lost++;
-        rp.found = 0;
+        rp.lost++; /* the cursor stays: the launch may stand for the one there */
+        rp.skipped = 1;
         return 0;
     }
     rp.found = 1;
+    rp.skipped = 0;
     rp.cursor = (uint32_t)((size_t)(at + 1) % rp.t.nops);
     return rp.streams[at];
 }
@@ -284,6 +342,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_matched", rp.matched);
     vp_report_field(json, emit, ctx, "replay_moved", rp.moved);
     vp_report_field(json, emit, ctx, "replay_loose", rp.loose);
+    vp_report_field(json, emit, ctx, "replay_kernel", rp.kernel);
     vp_report_field(json, emit, ctx, "replay_lost", rp.lost);
     vp_report_field(json, emit, ctx, "replay_pinned", rp.pinned);
     vp_report_field(json, emit, ctx, "replay_window", rp.window);
@@ -293,5 +352,5 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
 
 void vp_replay_reset_child(void)
 {
-    rp.on = rp.found = 0;
+    rp.on = rp.found = rp.skipped = 0;
 }

@@ -20,11 +20,18 @@
  *   block) moves it on, and the pieces it touches that the step's launch
  *   does not are used otherwise than the table says: they rank online
  *   from then on (a small tensor put in the tail of a weight's block in
- *   this run would be taken for the weight, used once a step). Anything
- *   else leaves the cursor lost until a launch is found again. While lost, pieces rank online
+ *   this run would be taken for the weight, used once a step). Any other
+ *   launch of a kernel the step runs (a buffer made anew each step, or
+ *   the cursor out of step) moves the cursor to the nearest launch of
+ *   that kernel from the cursor on that shares one of its pieces (a
+ *   weight's), else to the nearest launch of that kernel; only a shared
+ *   piece marks the others as used otherwise. A launch of a kernel the
+ *   step never runs leaves the cursor where it is (it may stand for the
+ *   launch there), and the next launch is not taken for the one expected
+ *   by its kernel alone. Before the first launch found, pieces rank online
  *   (policy/stream.h): correctness never depends on the table, only which
  *   pieces are resident when.
- *
+
  *   vp_replay_rank_piece gives the class and key of a piece of the step
  *   while the cursor is found, and of a pinned piece even while it is not
  *   (before the loop starts, pieces written then stay: the first step
@@ -69,7 +76,7 @@ void vp_replay_budget(int dev, uint64_t budget);
  * allocation made order-th, on dev, and the tick of its next use (*when:
  * the order wanted pieces come in). Returns 1, or 0 when the replay does
  * not rank it (no table, not a piece the step touches, or not pinned
- * while the cursor is lost). */
+ * before the first launch found). */
 int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint8_t *cls, uint64_t *key,
                          uint64_t *when);
 

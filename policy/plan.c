@@ -5,10 +5,10 @@
 #include <string.h>
 
 
-size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps)
+size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps, size_t from)
 {
     if (reps < 2 || n < reps) return 0;
-    for (size_t p = 1; p <= n / reps; p++) {
+    for (size_t p = from ? from : 1; p <= n / reps; p++) {
         size_t span = (size_t)(reps - 1) * p, k = 1;
         while (k <= span && ids[n - k] == ids[n - k - p]) k++;
         if (k > span) return p;

@@ -54,9 +54,10 @@
 
 /* ---- the step ---- */
 
-/* The shortest period p (1 <= p <= n / reps) such that the last reps * p
- * identities are the same p repeated; 0 when there is none. */
-size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps);
+/* The shortest period p (from <= p <= n / reps, from >= 1) such that the
+ * last reps * p identities are the same p repeated; 0 when there is none.
+ * (A caller that finds p is not its loop asks again from p + 1.) */
+size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps, size_t from);
 
 struct vp_step_op {
     double dur_s;    /* its time on the device */

@@ -10,7 +10,11 @@
 # another shape (the weights 2 MiB larger) is ignored with one line, and
 # a table cut short is refused with one line; the program still counts
 # right. And a run whose small tensor sits in a weight's tail keeps it
-# resident although the table takes that piece for the weight's.
+# resident although the table takes that piece for the weight's. And a
+# run whose weights' launches each step use a buffer made anew (another
+# order of making than the table's) while its other launches run a kernel
+# the table never saw still follows the weights by their kernel and
+# pieces (replay_kernel), and brings them in ahead.
 . "$(dirname "$0")/check-lib.sh"
 prog=$1
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -63,6 +67,14 @@ print(sum(1 for f in lines if f[1] == "in" and f[3] == w3 and f[4] == "1"))' "$d
 echo "small tensor in a weight's tail: $off pieces ranked online; that piece came in $ins times in 48 launches"
 [ "$off" -ge 1 ] || { echo "no piece was found used otherwise than the table says"; exit 1; }
 [ "$ins" -le 4 ] || { echo "the piece every launch uses came in $ins times"; exit 1; }
+run fresh REPLAY_LOOP_FRESH=1 VPAGE_TABLE="$dir/fresh.table"
+run fresh1 REPLAY_LOOP_FRESH=1 REPLAY_LOOP_VARIANT=1 REPLAY_LOOP_STEPS=1 VPAGE_TABLE="$dir/fresh.table"
+kernel=$(stat fresh1 replay_kernel) lost=$(stat fresh1 replay_lost) a3=$(first_ahead fresh1)
+echo "buffers made anew, another kernel between: $kernel of 24 launches found by kernel, $lost lost;" \
+    "pieces in ahead of their first use: $a3"
+[ "$kernel" -ge 11 ] || { echo "only $kernel launches were found by their kernel"; exit 1; }
+[ "$lost" -le 12 ] || { echo "$lost launches lost"; exit 1; }
+[ "$a3" -ge 8 ] || { echo "only $a3 pieces came in ahead of their first use"; exit 1; }
 run other REPLAY_LOOP_MB=6
 grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||
     { cat "$dir/other.out"; echo "a table of another shape was not refused"; exit 1; }

@@ -10,7 +10,12 @@
  * tests/check_replay.sh. REPLAY_LOOP_SMALL_IN=k puts the small tensor in
  * the last 8 bytes of weight k instead (as a caching allocator may put a
  * small tensor in the tail of another's block): the same launches, those
- * on the small tensor on other pieces. */
+ * on the small tensor on other pieces. REPLAY_LOOP_FRESH=1 gives the
+ * weights' launches a buffer made anew each step (2 MiB, freed at the
+ * step's end) instead of the activation, as a KV cache or a tensor made
+ * per token is: its order of making differs from run to run.
+ * REPLAY_LOOP_VARIANT=1 runs the small tensor's launches with another
+ * kernel of the same work, "rwv" (as a kernel chosen by a length would). */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -34,7 +39,9 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
+    CUfunction rwv;
     CUdeviceptr w[WEIGHTS], act, small, none = 0;
+    const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
     size_t bytes = (size_t)(mb ? atoi(mb) : 4) << 20;
     const char *steps = getenv("REPLAY_LOOP_STEPS");
@@ -43,8 +50,9 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "rw:2"));
+    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2"));
     CHECK(cuModuleGetFunction(&rw, m, "rw"));
+    CHECK(cuModuleGetFunction(&rwv, m, "rwv"));
     CHECK(cuMemAlloc(&act, 2 << 20));
     CHECK(cuMemsetD8(act, 0, 2 << 20));
     for (int i = 0; i < WEIGHTS; i++) {
@@ -54,14 +62,30 @@ int main(void)
     const char *in = getenv("REPLAY_LOOP_SMALL_IN");
     small = in ? w[atoi(in) % WEIGHTS] + bytes - 8 : act + (1 << 20);
     struct timespec kernel = {0, 1000000};
-    for (uint64_t step = 0; step < STEPS; step++)
+    for (uint64_t step = 0; step < STEPS; step++) {
+        CUdeviceptr buf = act;
+        if (fresh) {
+            CHECK(cuMemAlloc(&buf, 2 << 20));
+            CHECK(cuMemsetD8(buf, 0, 2 << 20));
+        }
         for (int i = 0; i < WEIGHTS; i++) {
-            void *args[2] = {&act, &w[i]}, *args1[2] = {&small, &none};
+            void *args[2] = {&buf, &w[i]}, *args1[2] = {&small, &none};
             CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
             nanosleep(&kernel, NULL);
-            CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args1, NULL));
+            CHECK(cuLaunchKernel(variant ? rwv : rw, 1, 1, 1, 32, 1, 1, 0, NULL, args1, NULL));
             nanosleep(&kernel, NULL);
         }
+        if (fresh) {
+            uint64_t v;
+            CHECK(cuMemcpyDtoH(&v, buf, sizeof v));
+            if (v != WEIGHTS) {
+                fprintf(stderr, "replay_loop: step %llu's buffer counted %llu, not %d\n", (unsigned long long)step,
+                        (unsigned long long)v, WEIGHTS);
+                return 1;
+            }
+            CHECK(cuMemFree(buf));
+        }
+    }
     CHECK(cuCtxSynchronize());
     uint64_t v;
     for (int i = 0; i < WEIGHTS; i++) {
@@ -79,9 +103,9 @@ int main(void)
         return 1;
     }
     CHECK(cuMemcpyDtoH(&v, act, sizeof v));
-    if (v != STEPS * WEIGHTS) {
+    if (v != (fresh ? 0 : STEPS * WEIGHTS)) {
         fprintf(stderr, "replay_loop: the activation counted %llu, not %llu\n", (unsigned long long)v,
-                (unsigned long long)(STEPS * WEIGHTS));
+                (unsigned long long)(fresh ? 0 : STEPS * WEIGHTS));
         return 1;
     }
     puts("replay_loop: ok");

@@ -18,13 +18,27 @@ Test(plan, the_step_is_the_shortest_period_the_stream_ends_with)
     uint64_t step[5] = {7, 8, 7, 9, 10};
     ids[0] = 1, ids[1] = 2, ids[2] = 3;
     for (int i = 0; i < 20; i++) ids[3 + i] = step[i % 5];
-    cr_assert_eq(vp_plan_period(ids, 23, 3), 5);
-    cr_assert_eq(vp_plan_period(ids, 23, 4), 5);
-    cr_assert_eq(vp_plan_period(ids, 23, 5), 0, "only four steps were seen");
+    cr_assert_eq(vp_plan_period(ids, 23, 3, 1), 5);
+    cr_assert_eq(vp_plan_period(ids, 23, 4, 1), 5);
+    cr_assert_eq(vp_plan_period(ids, 23, 5, 1), 0, "only four steps were seen");
     uint64_t one[6] = {4, 4, 4, 4, 4, 4};
-    cr_assert_eq(vp_plan_period(one, 6, 3), 1);
+    cr_assert_eq(vp_plan_period(one, 6, 3, 1), 1);
     uint64_t none[6] = {1, 2, 3, 4, 5, 6};
-    cr_assert_eq(vp_plan_period(none, 6, 2), 0);
+    cr_assert_eq(vp_plan_period(none, 6, 2, 1), 0);
+}
+
+Test(plan, asked_from_a_longer_period_it_finds_the_next_one)
+{
+    /* one kernel all along: every period holds; from 3 on, the next is 3 */
+    uint64_t one[12] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
+    cr_assert_eq(vp_plan_period(one, 12, 3, 3), 3);
+    cr_assert_eq(vp_plan_period(one, 12, 3, 5), 0, "5 * 3 launches were not seen");
+    uint64_t ids[20];
+    uint64_t step[5] = {7, 8, 7, 9, 10};
+    for (int i = 0; i < 20; i++) ids[i] = step[i % 5];
+    cr_assert_eq(vp_plan_period(ids, 20, 3, 2), 5);
+    cr_assert_eq(vp_plan_period(ids, 20, 3, 6), 0, "10 is a period, but not seen three times");
+    cr_assert_eq(vp_plan_period(ids, 20, 2, 6), 10);
 }
 
 Test(plan, a_step_with_a_repeated_layer_is_the_whole_step_not_the_layer)
@@ -33,7 +47,7 @@ Test(plan, a_step_with_a_repeated_layer_is_the_whole_step_not_the_layer)
     uint64_t step[7] = {1, 2, 1, 2, 1, 2, 9};
     uint64_t ids[21];
     for (int i = 0; i < 21; i++) ids[i] = step[i % 7];
-    cr_assert_eq(vp_plan_period(ids, 21, 3), 7);
+    cr_assert_eq(vp_plan_period(ids, 21, 3, 1), 7);
 }
 
 /* ---- tables ---- */
