@@ -88,7 +88,8 @@ int vp_weights_active(void) { return atomic_load_explicit(&active, memory_order_
 
 int vp_weights_wanted(const char *path)
 {
-    const char *pats = vp_weight_patterns();
+    char own[VP_PATTERNS_BYTES];
+    const char *pats = vp_weight_patterns(own);
     if (!pats || !*pats) return 0;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;

@@ -3,14 +3,14 @@
 #include "options.h"
 
 #include <ctype.h>
-#include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+#include "vp.h"
 
 enum vp_opt_type { T_SIZE, T_BOOL, T_LEVEL, T_STRING, T_CAP, T_CHOICE };
 
@@ -197,8 +197,8 @@ int vp_cap_parse(const char *s, struct vp_cap *out, const char **why)
 _Static_assert(sizeof vp_opt.stats_file == sizeof vp_opt.libcuda && sizeof vp_opt.libcuda == sizeof vp_opt.weight_files,
                "string options share one size");
 
-static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
-static char patterns[512];
+static atomic_int patterns_state; /* 0: not read, 1: being read, 2: read */
+static char patterns[VP_PATTERNS_BYTES];
 
 /* Whether s is a list of weight-file patterns vpage can use: shorter than
  * its buffer, each pattern shorter than VP_PATTERN_MAX (books/weights.c). */
@@ -213,24 +213,28 @@ static int weight_files_ok(const char *s, const char **why)
     return 1;
 }
 
-/* The patterns as the option table took them: a bad value means the
- * default, as its one line says. */
-static __thread volatile sig_atomic_t loading_here; /* a signal handler on the loading thread */
-static void load_patterns(void)
+/* The patterns as the option table takes them into to: a bad value means
+ * the default, as its one line says. Takes no lock (a signal handler may
+ * run it). */
+static void read_patterns(char *to)
 {
-    loading_here = 1;
     const char *s = getenv("VPAGE_WEIGHT_FILES"), *why;
     if (!s || !weight_files_ok(s, &why)) s = defs[OPT_WEIGHT_FILES].def;
     if (!strcasecmp(s, "none") || !strcasecmp(s, "off")) s = "";
-    strcpy(patterns, s);
-    loading_here = 0;
+    strcpy(to, s);
 }
 
-const char *vp_weight_patterns(void)
+const char *vp_weight_patterns(char own[VP_PATTERNS_BYTES])
 {
-    if (loading_here) return NULL; /* a signal handler inside the once: nothing is tracked */
-    pthread_once(&patterns_once, load_patterns);
-    return patterns;
+    int state = atomic_load_explicit(&patterns_state, memory_order_acquire);
+    if (vp_likely(state == 2)) return patterns;
+    if (state == 0 && atomic_compare_exchange_strong(&patterns_state, &state, 1)) {
+        read_patterns(patterns);
+        atomic_store_explicit(&patterns_state, 2, memory_order_release);
+        return patterns;
+    }
+    read_patterns(own); /* being read elsewhere: not waited for */
+    return own;
 }
 
 uint64_t vp_cap_of(int dev)

@@ -159,8 +159,11 @@ int vp_cap_parse(const char *s, struct vp_cap *out, const char **why);
 
 /* VPAGE_WEIGHT_FILES, read on its own on first use (the file hooks run
  * before CUDA starts, and must not report on other options then): the
- * patterns, or "" for none. */
-const char *vp_weight_patterns(void);
+ * patterns, or "" for none. It never waits: a caller that finds another
+ * (another thread, or the thread a signal handler interrupted) reading
+ * them reads them into own and gets own back. */
+#define VP_PATTERNS_BYTES 512
+const char *vp_weight_patterns(char own[VP_PATTERNS_BYTES]);
 
 /* Cap of one device, VP_NO_CAP when none applies. */
 uint64_t vp_cap_of(int dev);

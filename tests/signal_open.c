@@ -3,10 +3,11 @@
  * file hooks (interpose/libc.c) take the weights' lock, and a handler that
  * opens a file on a thread inside them must not wait for that thread.
  *
- *   signal_open [ROUNDS]
+ *   signal_open [ROUNDS [US]]
  * makes a.safetensors in a new temporary folder, then ROUNDS (default
  * 3000) times opens, maps, makes writable, unmaps and closes it while
- * SIGALRM arrives every 20 us, its handler opening and closing
+ * SIGALRM arrives every US microseconds (default 20; more under an
+ * emulator, where a handler takes longer than that), its handler opening and closing
  * b.safetensors there. Prints "signal_open: ok" with the signals handled.
  * A deadlock hangs it (the suite's timeout fails it); before the hooks
  * knew, it hung within 5000 rounds every time. */
@@ -43,7 +44,7 @@ static int make(const char *path)
 
 int main(int argc, char **argv)
 {
-    long rounds = argc > 1 ? atol(argv[1]) : 3000;
+    long rounds = argc > 1 ? atol(argv[1]) : 3000, us = argc > 2 ? atol(argv[2]) : 20;
     char dir[] = "/tmp/vpage-signal-XXXXXX", mine[4096];
     if (!mkdtemp(dir)) {
         perror("signal_open: mkdtemp");
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_alarm;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 20}, {0, 20}};
+    struct itimerval it = {{0, us}, {0, us}};
     setitimer(ITIMER_REAL, &it, NULL);
     for (long i = 0; i < rounds; i++) {
         int fd = open(mine, O_RDONLY);
