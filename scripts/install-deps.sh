@@ -21,6 +21,11 @@ if [ "${1:-}" = "--test" ]; then
     want+=(libclang-rt-dev)
   fi
   [ -f /usr/include/gelf.h ] || want+=(libelf-dev)
+  # the aarch64 build and its checks under emulation (scripts/test-aarch64.sh)
+  need_cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+  [ -f /usr/aarch64-linux-gnu/include/stdio.h ] || want+=(libc6-dev-arm64-cross)
+  need_cmd qemu-aarch64 qemu-user
+  need_cmd file file
   # the wheel's check (tests/check_install.sh): a Python with meson-python and pip
   if ! python3 -c 'import mesonpy, pip' 2>/dev/null && ! /usr/bin/python3 -c 'import mesonpy, pip' 2>/dev/null; then
     want+=(python3-mesonpy python3-pip)

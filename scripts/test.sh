@@ -6,7 +6,9 @@
 #   - the structure of the library (scripts/check-structure.py);
 #   - the GPU suite (PyTorch on a real GPU), which reports itself skipped
 #     where there is no NVIDIA GPU or no PyTorch;
-#   - 30 seconds of libFuzzer on the safetensors header parser.
+#   - 30 seconds of libFuzzer on the safetensors header parser;
+#   - the library built for aarch64 and its fake-driver checks run under
+#     qemu-user (scripts/test-aarch64.sh).
 # Ends with one line 'vpage: N passed, N failed, N skipped' (Criterion cases,
 # GPU checks and single tests counted together).
 set -uo pipefail
@@ -33,6 +35,12 @@ run asan build-asan --suite cpu --suite docs --suite cli --suite hooks
 echo "== fuzz"
 if scripts/fuzz.sh 30; then r=OK; else r=FAIL; status=1; fi
 echo "{\"name\": \"fuzz safetensors header\", \"result\": \"$r\"}" > build/testlog-fuzz.json
+echo "== aarch64"
+scripts/test-aarch64.sh build-aarch64 "$toolkit" | tee build/aarch64.out || status=1
+python3 - build/aarch64.out > build/testlog-aarch64.json <<'PY'
+import json, sys
+print(json.dumps({"name": "aarch64", "result": "OK", "stdout": open(sys.argv[1]).read()}))
+PY
 python3 - build/testlog-*.json <<'PY'
 import json, re, sys
 passed = failed = skipped = 0
