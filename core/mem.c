@@ -21,6 +21,11 @@ static struct vp_map ptrs = VP_MAP_INIT;    /* device pointer -> record */
 static struct vp_map handles = VP_MAP_INIT; /* VMM handle -> record */
 static struct vp_map arrays = VP_MAP_INIT;  /* CUarray -> record */
 static struct vp_map pools = VP_MAP_INIT;   /* pool -> {reserved bytes, dev} */
+/* Held from a driver pool's usage read to its books' update (allocations,
+ * trims, refreshes): a pool that another thread grows or trims meanwhile
+ * would be counted past the cap for a moment (issue 20). Taken before the
+ * maps' locks. */
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static atomic_uint_fast64_t refusals_printed, unhooked_devices, graph_over_cap;
 static atomic_int graph_mem_seen[VP_MAX_DEVICES];   /* allocations captured into graphs */
@@ -313,11 +318,18 @@ static void collect_pool(uint64_t key, struct vp_rec *r, void *arg)
 
 /* Re-reads every pool of dev (-1: of every device). Pools release memory at
  * synchronisation points vpage does not see. */
-static void pools_refresh(int dev)
+static void pools_refresh_locked(int dev)
 {
     struct pool_list l = {.n = 0, .want_dev = dev};
     vp_map_each(&pools, collect_pool, &l);
     for (int i = 0; i < l.n; i++) pool_sync(l.p[i], l.dev[i], 0, 0);
+}
+
+static void pools_refresh(int dev)
+{
+    pthread_mutex_lock(&pool_mu);
+    pools_refresh_locked(dev);
+    pthread_mutex_unlock(&pool_mu);
 }
 
 struct alloc_async_args {
@@ -332,6 +344,50 @@ static CUresult call_alloc_async_cb(void *p)
 {
     struct alloc_async_args *a = p;
     return vp_drv_alloc_async(a->hook, a->dptr, a->bytes, a->pool, a->stream);
+}
+
+/* cuMemAllocAsync from driver pool p, counted by what p reserves: what p
+ * must grow by (beyond what it keeps unused, and its growth steps seen so
+ * far) is paid for before the driver call, and what it did not grow by is
+ * given back after it. Called with pool_mu held: no allocation or trim
+ * through vpage changes p between its usage read and its books' update
+ * (the driver's own release at a synchronisation only shrinks it). */
+static CUresult pool_alloc_locked(enum vp_hook_id hook, int dev, CUmemoryPool p, CUdeviceptr *dptr, size_t bytes,
+                                  CUmemoryPool pool, CUstream stream, int ptsz)
+{
+    uint64_t reserved = 0, used = 0, growth = round_up(bytes, POOL_GRANULE);
+    if (vp_drv_pool_usage(p, &reserved, &used) == 0)
+        growth = used + bytes > reserved ? round_up(used + bytes - reserved, POOL_GRANULE) : 0;
+    struct vp_rec seen;
+    uint64_t asked = growth;
+    if (growth && vp_map_get(&pools, (uint64_t)(uintptr_t)p, &seen)) growth += seen.aux;
+    if (growth && reserve_room(dev, VP_KIND_pool, growth)) {
+        pools_refresh_locked(dev);
+        if (reserve_room(dev, VP_KIND_pool, growth)) {
+            refuse_msg(hook, dev, bytes);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    CUresult rc = vp_drv_alloc_async(hook, dptr, bytes, pool, stream);
+    /* count what the pool holds now, paid for by the provisional growth */
+    pool_sync(p, dev, asked, growth);
+    if (rc != CUDA_SUCCESS) return finish(hook, rc, bytes);
+    if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
+        /* the pool grew past its steps seen so far: give back what it
+         * keeps unused, and if that is not enough, this allocation */
+        vp_drv_pool_trim(p, 0);
+        pool_sync(p, dev, 0, 0);
+        if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
+            vp_drv_free_async(ptsz, *dptr, stream);
+            vp_drv_sync(stream);
+            vp_drv_pool_trim(p, 0);
+            pool_sync(p, dev, 0, 0);
+            refuse_msg(hook, dev, bytes);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    record(&ptrs, *dptr, (struct vp_rec){bytes, 0, (int16_t)dev, VP_KIND_pool, hook});
+    return finish(hook, rc, bytes);
 }
 
 CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool,
@@ -360,40 +416,10 @@ CUresult vp_mem_alloc_async(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byte
         struct alloc_async_args aa = {hook, dptr, bytes, pool, stream};
         return counted_alloc(hook, VP_KIND_alloc, dptr, bytes, call_alloc_async_cb, &aa);
     }
-    uint64_t reserved = 0, used = 0, growth = round_up(bytes, POOL_GRANULE);
-    if (p && vp_drv_pool_usage(p, &reserved, &used) == 0)
-        growth = used + bytes > reserved ? round_up(used + bytes - reserved, POOL_GRANULE) : 0;
-    struct vp_rec seen;
-    uint64_t asked = growth;
-    if (growth && p && vp_map_get(&pools, (uint64_t)(uintptr_t)p, &seen)) growth += seen.aux;
-    if (growth && reserve_room(dev, VP_KIND_pool, growth)) {
-        pools_refresh(dev);
-        if (reserve_room(dev, VP_KIND_pool, growth)) {
-            refuse_msg(hook, dev, bytes);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-    }
-    CUresult rc = vp_drv_alloc_async(hook, dptr, bytes, pool, stream);
-    /* count what the pool holds now, paid for by the provisional growth */
-    pool_sync(p, dev, asked, growth);
-    if (rc != CUDA_SUCCESS) return finish(hook, rc, bytes);
-
-    if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
-        /* the pool grew past the cap (its own rounding): give back what it
-         * keeps unused, and if that is not enough, this allocation */
-        if (p) vp_drv_pool_trim(p, 0);
-        pool_sync(p, dev, 0, 0);
-        if (vp_acct_get(dev, VP_KIND_COUNT).cur > vp_cap_of(dev)) {
-            vp_drv_free_async(ptsz, *dptr, stream);
-            vp_drv_sync(stream);
-            if (p) vp_drv_pool_trim(p, 0);
-            pool_sync(p, dev, 0, 0);
-            refuse_msg(hook, dev, bytes);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-    }
-    record(&ptrs, *dptr, (struct vp_rec){bytes, 0, (int16_t)dev, VP_KIND_pool, hook});
-    return finish(hook, rc, bytes);
+    pthread_mutex_lock(&pool_mu);
+    CUresult rc = pool_alloc_locked(hook, dev, p, dptr, bytes, pool, stream, ptsz);
+    pthread_mutex_unlock(&pool_mu);
+    return rc;
 }
 
 struct free_async_args {
@@ -433,10 +459,12 @@ CUresult vp_mem_pool_trim(CUmemoryPool pool, size_t keep)
     if (vp_pager()->pages && usable_device(cur) && pool && pool == vp_drv_default_pool(cur) &&
         vp_drv_pool_is_default(cur))
         vp_apool_trim(cur);
+    pthread_mutex_lock(&pool_mu);
     CUresult rc = vp_drv_pool_trim(pool, keep);
     struct vp_rec r;
     int dev = vp_map_get(&pools, (uint64_t)(uintptr_t)pool, &r) ? r.dev : cur;
     if (usable_device(dev)) pool_sync(pool, dev, 0, 0);
+    pthread_mutex_unlock(&pool_mu);
     return finish(VP_HOOK_cuMemPoolTrimTo, rc, 0);
 }
 
@@ -460,10 +488,12 @@ CUresult vp_mem_pool_attribute(CUmemoryPool pool, CUmemPool_attribute attr, void
 
 CUresult vp_mem_pool_destroy(CUmemoryPool pool)
 {
+    pthread_mutex_lock(&pool_mu);
     CUresult rc = vp_drv_pool_destroy(pool);
     struct vp_rec r;
     if (rc == CUDA_SUCCESS && vp_map_take(&pools, (uint64_t)(uintptr_t)pool, &r))
         vp_acct_release(r.dev, VP_KIND_pool, r.bytes);
+    pthread_mutex_unlock(&pool_mu);
     return finish(VP_HOOK_cuMemPoolDestroy, rc, 0);
 }
 
@@ -602,6 +632,7 @@ CUresult vp_mem_device_total(size_t *bytes, CUdevice dev)
 
 void vp_mem_lock_all(void)
 {
+    pthread_mutex_lock(&pool_mu);
     pthread_mutex_lock(&ptrs.lock);
     pthread_mutex_lock(&handles.lock);
     pthread_mutex_lock(&arrays.lock);
@@ -616,10 +647,12 @@ void vp_mem_unlock_all(void)
     pthread_mutex_unlock(&arrays.lock);
     pthread_mutex_unlock(&handles.lock);
     pthread_mutex_unlock(&ptrs.lock);
+    pthread_mutex_unlock(&pool_mu);
 }
 
 void vp_mem_reset_child(void)
 {
+    pthread_mutex_init(&pool_mu, NULL);
     vp_map_clear(&ptrs);
     vp_map_clear(&handles);
     vp_map_clear(&arrays);

@@ -2,8 +2,7 @@
  * eight threads, each a seeded random mix of allocations (cuMemAlloc, and
  * cuMemAllocAsync with cuMemFreeAsync), frees, launches of a kernel that
  * counts on its buffers, copies in and out, and VMM chunks made, mapped,
- * written and released (trims of the default pool too with
- * VP_PROPERTY_TRIMS=1), under a 64 MiB cap on a
+ * written and released, and trims of the default pool, under a 64 MiB cap on a
  * card of that size, in each paging mode. After every operation vpage's
  * counted bytes are at most the cap; every buffer reads back as the
  * launches left it when it is freed; at the end the device's own peak is
@@ -42,11 +41,6 @@ struct thread {
 };
 
 static atomic_uint_fast64_t over_cap;
-/* VP_PROPERTY_TRIMS=1 adds trims of the default pool to the mix: with them
- * counted bytes were seen past the cap for a moment in paging-off mode
- * (6 samples in one run of 8 x 3000 operations, about one run in ten): the
- * pool's books under concurrent trims, not fixed yet (issue 20) */
-static int trims;
 
 static uint64_t next(uint64_t *s) /* xorshift64* */
 {
@@ -154,7 +148,7 @@ static void one_op(struct thread *t, int op)
         async_pair(t, r >> 24, op);
     } else if (kind < 98) {
         vmm_pair(t, op);
-    } else if (trims) {
+    } else {
         trim(t, op);
     }
     uint64_t cur = vpage_now(0);
@@ -176,7 +170,6 @@ static void property(const char *mode)
     const char *s = getenv("VP_PROPERTY_SEED"), *n = getenv("VP_PROPERTY_OPS");
     uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + 1;
     int ops = n ? atoi(n) : 300;
-    trims = getenv("VP_PROPERTY_TRIMS") != NULL;
     fprintf(stderr, "property (%s): VP_PROPERTY_SEED=%llu VP_PROPERTY_OPS=%d\n", mode, (unsigned long long)seed, ops);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
