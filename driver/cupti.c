@@ -46,6 +46,7 @@ static struct {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int on;
+static atomic_uint_fast64_t pushed;
 static int start_loud;
 static vp_cupti_sink sink;
 
@@ -56,6 +57,9 @@ static struct corr {
     uint64_t id, dur;
 } map[VP_CUPTI_MAP];
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
+/* what came in, for the line at a flush: buffers, kernel and correlation
+ * records, launches joined (under map_mu) */
+static uint64_t got_buffers, got_kernels, got_corrs, got_joined, got_pushed;
 
 /* ---- records ---- */
 
@@ -94,12 +98,15 @@ static void take(const uint8_t *r)
     uint64_t id, dur;
     int both = 0;
     pthread_mutex_lock(&map_mu);
-    if (kind == K_EXTERNAL_CORRELATION && u32_at(r, EXT_KIND) == EXT_CUSTOM0)
+    if (kind == K_EXTERNAL_CORRELATION && u32_at(r, EXT_KIND) == EXT_CUSTOM0) {
+        got_corrs++;
         both = join_locked(u32_at(r, EXT_CORR), 1, u64_at(r, EXT_ID), &id, &dur);
-    else if (kind == K_CONCURRENT_KERNEL) {
+    } else if (kind == K_CONCURRENT_KERNEL) {
         uint64_t s = u64_at(r, KERNEL_START), e = u64_at(r, KERNEL_END);
+        got_kernels++;
         both = join_locked(u32_at(r, KERNEL_CORR), 0, e > s ? e - s : 0, &id, &dur);
     }
+    got_joined += both;
     pthread_mutex_unlock(&map_mu);
     if (both && sink) sink(id, dur);
 }
@@ -115,6 +122,9 @@ static void buffer_completed(void *ctx, uint32_t stream, uint8_t *buf, size_t si
 {
     (void)ctx, (void)stream, (void)size;
     void *r = NULL;
+    pthread_mutex_lock(&map_mu);
+    got_buffers++;
+    pthread_mutex_unlock(&map_mu);
     while (buf && api.next_record(buf, valid, &r) == 0 && r) take(r);
     free(buf);
 }
@@ -219,7 +229,7 @@ int vp_cupti_on(void) { return atomic_load_explicit(&on, memory_order_relaxed); 
 
 void vp_cupti_push(uint64_t id)
 {
-    if (vp_cupti_on()) api.push(EXT_CUSTOM0, id);
+    if (vp_cupti_on() && api.push(EXT_CUSTOM0, id) == 0) atomic_fetch_add_explicit(&pushed, 1, memory_order_relaxed);
 }
 
 void vp_cupti_pop(void)
@@ -230,7 +240,15 @@ void vp_cupti_pop(void)
 
 void vp_cupti_flush(void)
 {
-    if (vp_cupti_on()) api.flush_all(FLUSH_FORCED);
+    if (!vp_cupti_on()) return;
+    cupti_rc rc = api.flush_all(FLUSH_FORCED);
+    pthread_mutex_lock(&map_mu);
+    got_pushed = atomic_load(&pushed);
+    vp_info("CUPTI: flushed (%s): %llu launches marked, %llu buffers, %llu kernel records, %llu correlation records, "
+            "%llu launches timed", rc ? why(rc) : "ok", (unsigned long long)got_pushed,
+            (unsigned long long)got_buffers, (unsigned long long)got_kernels, (unsigned long long)got_corrs,
+            (unsigned long long)got_joined);
+    pthread_mutex_unlock(&map_mu);
 }
 
 void vp_cupti_reset_child(void)
