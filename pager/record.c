@@ -233,7 +233,7 @@ static size_t extent(const uint64_t *ids, size_t end, size_t p)
  * not three like launches of the tail). Sets *end (the step's last launch
  * + 1, counted in ids) and returns the period, or 0. */
 #define VP_RECORD_TAIL 256
-static size_t find_step(const uint64_t *ids, size_t n, size_t from, size_t *end)
+static size_t find_step(const uint64_t *ids, size_t n, size_t from, size_t *end, size_t *covers)
 {
     size_t best = 0, best_len = 0;
     for (size_t tail = 0; tail <= VP_RECORD_TAIL && tail < n; tail++) {
@@ -245,6 +245,7 @@ static size_t find_step(const uint64_t *ids, size_t n, size_t from, size_t *end)
             *end = n - tail;
         }
     }
+    if (covers) *covers = best_len;
     return best;
 }
 
@@ -274,28 +275,45 @@ static size_t same_as_before(uint64_t first, size_t end, size_t p)
     return same;
 }
 
-/* The step, first by whole launches; else by kernel names alone (the
- * pieces a launch touches may differ from step to step): of the periods
- * of the names, the one whose launches are most often the launch a step
- * before (the shortest of equals), and that more than half of them are:
- * not a run of one kernel on ever other pieces (a loop seen once), nor a
- * part of the loop (one layer of many, on other weights). Returns its
- * period (0: none) and sets *end. */
+/* The step by kernel names alone (the pieces a launch touches may differ
+ * from step to step): of the periods of the names, the one whose launches
+ * are most often the launch a step before (the shortest of equals), and
+ * that more than half of them are: not a run of one kernel on ever other
+ * pieces (a loop seen once), nor a part of the loop (one layer of many,
+ * on other weights). Returns its period (0: none), sets *end and *covers
+ * (the launches its names repeat over). */
 #define VP_RECORD_PERIOD_TRIES 64
-static size_t step_of(uint64_t *ids, size_t n, uint64_t first, size_t *end)
+static size_t step_by_names(uint64_t *ids, size_t n, uint64_t first, size_t *end, size_t *covers)
 {
-    for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
-    size_t p = find_step(ids, n, 1, end);
-    if (p) return p;
     for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].kid;
-    size_t best = 0, best_same = 0, best_end = 0, e;
-    for (int tries = 0; tries < VP_RECORD_PERIOD_TRIES && (p = find_step(ids, n, p + 1, &e)); tries++) {
+    size_t p = 0, best = 0, best_same = 0, best_end = 0, best_len = 0, e, len;
+    for (int tries = 0; tries < VP_RECORD_PERIOD_TRIES && (p = find_step(ids, n, p + 1, &e, &len)); tries++) {
         size_t same = same_as_before(first, e, p);
-        if (!best || same * best > best_same * p) best = p, best_same = same, best_end = e;
+        if (!best || same * best > best_same * p) best = p, best_same = same, best_end = e, best_len = len;
         if (same == p) break;
     }
     *end = best_end;
+    *covers = best_len;
     return 2 * best_same > best ? best : 0;
+}
+
+/* The step: the period of whole launches (kernel and pieces), unless the
+ * step by kernel names covers more than twice the launches (a loop whose
+ * buffers change every step, as a decoded token's KV cache, ended by a
+ * few like launches that repeat whole). Returns its period (0: none) and
+ * sets *end. */
+static size_t step_of(uint64_t *ids, size_t n, uint64_t first, size_t *end)
+{
+    for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
+    size_t whole_end = 0, whole_len = 0, names_end = 0, names_len = 0;
+    size_t whole = find_step(ids, n, 1, &whole_end, &whole_len);
+    size_t names = step_by_names(ids, n, first, &names_end, &names_len);
+    if (names && (!whole || names_len > 2 * whole_len)) {
+        *end = names_end;
+        return names;
+    }
+    *end = whole_end;
+    return whole;
 }
 
 void vp_record_finish(void)

@@ -14,7 +14,8 @@
 # run whose weights' launches each step use a buffer made anew (another
 # order of making than the table's) while its other launches run a kernel
 # the table never saw still follows the weights by their kernel and
-# pieces (replay_kernel), and brings them in ahead.
+# pieces (replay_kernel), and brings them in ahead; its table is the
+# loop's step although the run ends with launches that repeat whole.
 . "$(dirname "$0")/check-lib.sh"
 prog=$1
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -67,7 +68,9 @@ print(sum(1 for f in lines if f[1] == "in" and f[3] == w3 and f[4] == "1"))' "$d
 echo "small tensor in a weight's tail: $off pieces ranked online; that piece came in $ins times in 48 launches"
 [ "$off" -ge 1 ] || { echo "no piece was found used otherwise than the table says"; exit 1; }
 [ "$ins" -le 4 ] || { echo "the piece every launch uses came in $ins times"; exit 1; }
-run fresh REPLAY_LOOP_FRESH=1 VPAGE_TABLE="$dir/fresh.table"
+run fresh REPLAY_LOOP_FRESH=1 REPLAY_LOOP_TAIL=4 VPAGE_TABLE="$dir/fresh.table"
+grep -q "page table: a step of 24 launches on 14 allocations written" "$dir/fresh.out" ||
+    { grep "page table" "$dir/fresh.out"; echo "the loop of buffers made anew was not the step"; exit 1; }
 run fresh1 REPLAY_LOOP_FRESH=1 REPLAY_LOOP_VARIANT=1 REPLAY_LOOP_STEPS=1 VPAGE_TABLE="$dir/fresh.table"
 kernel=$(stat fresh1 replay_kernel) lost=$(stat fresh1 replay_lost) a3=$(first_ahead fresh1)
 echo "buffers made anew, another kernel between: $kernel of 24 launches found by kernel, $lost lost;" \

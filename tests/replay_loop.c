@@ -15,7 +15,9 @@
  * step's end) instead of the activation, as a KV cache or a tensor made
  * per token is: its order of making differs from run to run.
  * REPLAY_LOOP_VARIANT=1 runs the small tensor's launches with another
- * kernel of the same work, "rwv" (as a kernel chosen by a length would). */
+ * kernel of the same work, "rwv" (as a kernel chosen by a length would).
+ * REPLAY_LOOP_TAIL=k ends the run with k launches of "rwt" on the
+ * activation alone (a run's own last kernels, repeated whole). */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -39,7 +41,7 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
-    CUfunction rwv;
+    CUfunction rwv, rwt;
     CUdeviceptr w[WEIGHTS], act, small, none = 0;
     const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
@@ -50,9 +52,10 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2"));
+    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2"));
     CHECK(cuModuleGetFunction(&rw, m, "rw"));
     CHECK(cuModuleGetFunction(&rwv, m, "rwv"));
+    CHECK(cuModuleGetFunction(&rwt, m, "rwt"));
     CHECK(cuMemAlloc(&act, 2 << 20));
     CHECK(cuMemsetD8(act, 0, 2 << 20));
     for (int i = 0; i < WEIGHTS; i++) {
@@ -86,6 +89,12 @@ int main(void)
             CHECK(cuMemFree(buf));
         }
     }
+    const char *tail = getenv("REPLAY_LOOP_TAIL");
+    const uint64_t TAIL = tail ? (uint64_t)atoi(tail) : 0;
+    for (uint64_t i = 0; i < TAIL; i++) {
+        void *args[2] = {&act, &none};
+        CHECK(cuLaunchKernel(rwt, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+    }
     CHECK(cuCtxSynchronize());
     uint64_t v;
     for (int i = 0; i < WEIGHTS; i++) {
@@ -103,9 +112,9 @@ int main(void)
         return 1;
     }
     CHECK(cuMemcpyDtoH(&v, act, sizeof v));
-    if (v != (fresh ? 0 : STEPS * WEIGHTS)) {
+    if (v != (fresh ? 0 : STEPS * WEIGHTS) + TAIL) {
         fprintf(stderr, "replay_loop: the activation counted %llu, not %llu\n", (unsigned long long)v,
-                (unsigned long long)(fresh ? 0 : STEPS * WEIGHTS));
+                (unsigned long long)((fresh ? 0 : STEPS * WEIGHTS) + TAIL));
         return 1;
     }
     puts("replay_loop: ok");
