@@ -156,10 +156,11 @@ VP_EXPORT int close_range(unsigned first, unsigned last, int flags)
 
 VP_EXPORT int fclose(FILE *f)
 {
-    int fd = f ? fileno(f) : -1;
-    int r = get_fclose()(f);
-    vp_weights_closed(fd); /* closed by the C library from inside, past close() */
-    return r;
+    /* closed by the C library from inside, past close(); untracked first,
+     * as close() does: once closed, another thread's open may take the
+     * number (fclose releases the stream even when it fails) */
+    vp_weights_closed(f ? fileno(f) : -1);
+    return get_fclose()(f);
 }
 
 VP_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
