@@ -39,10 +39,12 @@ static struct {
     cupti_rc (*pop)(int kind, uint64_t *last);
     cupti_rc (*next_record)(uint8_t *buf, size_t valid, void **rec);
     cupti_rc (*flush_all)(uint32_t flag);
+    cupti_rc (*flush_period)(uint32_t ms);
     cupti_rc (*result_string)(cupti_rc rc, const char **s);
 } api;
 
 #define BUF_BYTES (4u << 20)
+#define VP_CUPTI_FLUSH_MS 200
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int on;
@@ -207,7 +209,11 @@ static void start(void)
     else {
         GET(enable_driver_api, "cuptiActivityEnableDriverApi");
         GET(result_string, "cuptiGetResultString");
+        GET(flush_period, "cuptiActivityFlushPeriod");
         bad = enable_all();
+        /* completed buffers come in while the program runs, not only at
+         * the flush at exit (which may come after CUPTI's own teardown) */
+        if (!bad && api.flush_period) api.flush_period(VP_CUPTI_FLUSH_MS);
     }
 #undef GET
     if (bad) {
