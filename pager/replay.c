@@ -42,10 +42,14 @@ static struct {
     uint32_t *alloc_of;         /* per order: the table's allocation + 1 (0: none) */
     uint32_t norders;
     uint64_t budget, window, pinned; /* the pins were chosen for budget */
+    uint64_t expect;            /* bytes in a step the replay's policy plays for the budget
+                                 * (UINT64_MAX: not known) */
+    uint64_t lap_in, lap_ops;   /* bytes in, launches followed since the cursor last went back */
+    uint32_t last_at;           /* the launch the last one was taken for */
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
-    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces;
-} rp = {.dev = -1};
+    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, gave_up;
+} rp = {.dev = -1, .expect = UINT64_MAX};
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
@@ -267,6 +271,28 @@ static long find_kernel(uint64_t kid, const struct vp_record_span *s, size_t n, 
     return rp.by_kid[i].pos;
 }
 
+/* A lap of the step ended (the cursor went back): the replay gives up,
+ * and pages online from then on, when the lap covered half the step or
+ * more and brought in more than twice what its policy plays for a step
+ * plus the budget (a first step's pins): the table does not fit this run
+ * (a decode whose steps differ from the one recorded), and online paging
+ * moves less. */
+static void lap_end(void)
+{
+    uint64_t lap = rp.lap_in, ops = rp.lap_ops;
+    rp.lap_in = rp.lap_ops = 0;
+    if (rp.expect == UINT64_MAX || 2 * ops < rp.t.nops || lap <= 2 * rp.expect + rp.budget) return;
+    vp_warn("page table: a step of it brought in %.0f MiB where it plays for %.0f MiB: paging online from now on "
+            "(VPAGE_TABLE)", lap / 1048576.0, rp.expect / 1048576.0);
+    rp.gave_up++;
+    drop();
+}
+
+void vp_replay_came_in(int dev, uint64_t bytes)
+{
+    if (rp.on && dev == rp.dev) rp.lap_in += bytes;
+}
+
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
 {
     if (!rp.on || dev != rp.dev) return 0;
@@ -292,6 +318,12 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     }
     rp.found = 1;
     rp.skipped = 0;
+    if ((uint32_t)at < rp.last_at) {
+        lap_end();
+        if (!rp.on) return 0;
+    }
+    rp.last_at = (uint32_t)at;
+    rp.lap_ops++;
     rp.cursor = (uint32_t)((size_t)(at + 1) % rp.t.nops);
     return rp.streams[at];
 }
@@ -308,6 +340,8 @@ void vp_replay_budget(int dev, uint64_t budget)
     rp.npinned = vp_replay_pin_count(&rp.f.s, rp.by, rp.nby, budget, rp.window, &rp.pinned);
     if (rp.npinned == was && !first) return;
     rp.repins++;
+    uint64_t pinned;
+    rp.expect = vp_replay_play(&rp.f.s, budget, rp.window, VP_VISIT_GAP, &pinned); /* UINT64_MAX: out of memory */
     for (size_t i = 0; i < rp.t.nops; i++) {
         const struct vp_step_op *o = &rp.f.ops[i];
         rp.streams[i] = 0;
@@ -348,6 +382,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_window", rp.window);
     vp_report_field(json, emit, ctx, "replay_repins", rp.repins);
     vp_report_field(json, emit, ctx, "replay_off_pieces", rp.off_pieces);
+    vp_report_field(json, emit, ctx, "replay_gave_up", rp.gave_up);
 }
 
 void vp_replay_reset_child(void)

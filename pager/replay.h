@@ -83,6 +83,11 @@ int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint
 /* The replay's counters for the stats of dev (pager/shared.h's report). */
 void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev);
 
+/* Bytes of a piece that came in on dev (the stream pager's moves): a step
+ * that brings in more than twice what the replay's policy plays for it,
+ * plus the budget, ends the replay (one line; paged online from then on). */
+void vp_replay_came_in(int dev, uint64_t bytes);
+
 /* The child after fork: its allocations are not the parent's program's;
  * nothing is replayed (the table's memory is left to the parent). */
 void vp_replay_reset_child(void);

@@ -16,6 +16,7 @@
 #include "../../common/trace.h"
 #include "../../driver/exec.h"
 #include "../../driver/vmm.h"
+#include "../replay.h"
 #include "internal.h"
 
 /* Makes dev current on the pager thread, with a stream each way. */
@@ -340,6 +341,7 @@ void finish_locked(int dev, struct move *m, size_t n)
                          (unsigned long long)len, p->ahead, (unsigned long long)(p->ahead ? p->ahead_at : 0),
                          p->ahead ? p->ahead_cls : -1);
             count(&sp.ss[dev].bytes_in, len);
+            vp_replay_came_in(dev, len);
             if (p->ahead) count(&sp.ss[dev].bytes_ahead, len);
             count(&sp.ss[dev].moves_in, 1);
             p->bare = 0;
