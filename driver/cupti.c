@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/log.h"
 #include "driver.h"
@@ -17,6 +18,7 @@
 typedef int cupti_rc;
 enum {
     K_DRIVER = 4,               /* CUPTI_ACTIVITY_KIND_DRIVER */
+    K_RUNTIME = 5,              /* CUPTI_ACTIVITY_KIND_RUNTIME */
     K_CONCURRENT_KERNEL = 10,   /* CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL */
     K_EXTERNAL_CORRELATION = 39,
     EXT_CUSTOM0 = 3,            /* CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0 */
@@ -25,8 +27,14 @@ enum {
 /* the driver calls that launch a kernel (cupti_driver_cbid.h): cuLaunchKernel,
  * its _ptsz, cuLaunchKernelEx, its _ptsz */
 static const unsigned launch_cbids[] = {307, 442, 652, 653};
-/* offsets in CUpti_ActivityKernel4..10 and CUpti_ActivityExternalCorrelation */
+/* the runtime calls that launch a kernel (cupti_runtime_cbid.h):
+ * cudaLaunchKernel, its _ptsz, cudaLaunchKernelExC, its _ptsz,
+ * __cudaLaunchKernel (13.0), its _ptsz, cudaLaunchCooperativeKernel */
+static const unsigned runtime_launch_cbids[] = {211, 214, 430, 431, 505, 506, 269};
+/* offsets in CUpti_ActivityKernel4..10, CUpti_ActivityExternalCorrelation
+ * and CUpti_ActivityAPI */
 enum { KERNEL_START = 16, KERNEL_END = 24, KERNEL_CORR = 92, EXT_KIND = 4, EXT_ID = 8, EXT_CORR = 16 };
+enum { API_CBID = 4, API_START = 8, API_END = 16, API_THREAD = 28, API_CORR = 32 };
 
 typedef void (*req_fn)(uint8_t **buf, size_t *size, size_t *max_records);
 typedef void (*done_fn)(void *ctx, uint32_t stream, uint8_t *buf, size_t size, size_t valid);
@@ -40,6 +48,8 @@ static struct {
     cupti_rc (*next_record)(uint8_t *buf, size_t valid, void **rec);
     cupti_rc (*flush_all)(uint32_t flag);
     cupti_rc (*flush_period)(uint32_t ms);
+    cupti_rc (*enable_runtime_api)(unsigned cbid, uint8_t on);
+    cupti_rc (*timestamp)(uint64_t *t);
     cupti_rc (*result_string)(cupti_rc rc, const char **s);
 } api;
 
@@ -61,7 +71,21 @@ static struct corr {
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 /* what came in, for the line at a flush: buffers, kernel and correlation
  * records, launches joined (under map_mu) */
-static uint64_t got_buffers, got_kernels, got_corrs, got_joined, got_pushed;
+static uint64_t got_buffers, got_kernels, got_corrs, got_calls, got_joined, got_pushed;
+
+/* A launch issued through the CUDA runtime (PyTorch's) gets no external-
+ * correlation record: the runtime's API record, and its correlation id,
+ * begin before vpage's driver-level hook pushes the id. So each pushed
+ * launch also leaves its thread and the time of its push here (by id), and
+ * the runtime's launch record whose call spans that time on that thread
+ * names it. */
+#define STAMPS (1u << 16)
+static struct stamp {
+    _Atomic uint64_t id; /* written last (release); 0: empty */
+    uint64_t t;
+    uint32_t thread, tid; /* pthread_self's, as CUPTI names threads by default; gettid's, as it may be set to */
+} stamps[STAMPS];
+static uint64_t stamp_hint; /* the id the last runtime record named (map_mu) */
 
 /* ---- records ---- */
 
@@ -94,6 +118,27 @@ static int join_locked(uint32_t corr, int is_id, uint64_t v, uint64_t *id, uint6
     return 1;
 }
 
+/* The launch pushed on thread between start and end (CUPTI's clock), found
+ * from the last one named on (runtime records come about in order); 0:
+ * none. map_mu held. */
+static uint64_t stamped(uint32_t thread, uint64_t start, uint64_t end)
+{
+    uint64_t from = stamp_hint > 256 ? stamp_hint - 256 : 1;
+    for (uint64_t id = from; id < from + STAMPS / 2; id++) {
+        struct stamp *st = &stamps[id % STAMPS];
+        uint64_t got = atomic_load_explicit(&st->id, memory_order_acquire);
+        if (got != id) {
+            if (got < id) break; /* not pushed yet: none further */
+            continue;
+        }
+        if ((st->thread == thread || st->tid == thread) && st->t >= start && st->t <= end) {
+            stamp_hint = id;
+            return id;
+        }
+    }
+    return 0;
+}
+
 static void take(const uint8_t *r)
 {
     uint32_t kind = u32_at(r, 0);
@@ -103,6 +148,10 @@ static void take(const uint8_t *r)
     if (kind == K_EXTERNAL_CORRELATION && u32_at(r, EXT_KIND) == EXT_CUSTOM0) {
         got_corrs++;
         both = join_locked(u32_at(r, EXT_CORR), 1, u64_at(r, EXT_ID), &id, &dur);
+    } else if (kind == K_RUNTIME) {
+        uint64_t launch = stamped(u32_at(r, API_THREAD), u64_at(r, API_START), u64_at(r, API_END));
+        got_calls++;
+        if (launch) both = join_locked(u32_at(r, API_CORR), 1, launch, &id, &dur);
     } else if (kind == K_CONCURRENT_KERNEL) {
         uint64_t s = u64_at(r, KERNEL_START), e = u64_at(r, KERNEL_END);
         got_kernels++;
@@ -190,6 +239,11 @@ static const char *enable_all(void)
     for (size_t i = 0; !rc && api.enable_driver_api && i < sizeof launch_cbids / sizeof *launch_cbids; i++)
         rc = api.enable_driver_api(launch_cbids[i], 1), what = "enabling launch records";
     if (!rc && !api.enable_driver_api) rc = api.enable(K_DRIVER), what = "enabling driver call records";
+    /* the runtime's launch records, where CUPTI can choose them alone (all
+     * of the runtime's calls would cost every call a record) */
+    for (size_t i = 0; !rc && api.enable_runtime_api && api.timestamp &&
+                       i < sizeof runtime_launch_cbids / sizeof *runtime_launch_cbids; i++)
+        rc = api.enable_runtime_api(runtime_launch_cbids[i], 1), what = "enabling runtime launch records";
     if (!rc) return NULL;
     snprintf(msg, sizeof msg, "%s failed (%s; another tool may hold CUPTI)", what, why(rc));
     return msg;
@@ -210,6 +264,8 @@ static void start(void)
         GET(enable_driver_api, "cuptiActivityEnableDriverApi");
         GET(result_string, "cuptiGetResultString");
         GET(flush_period, "cuptiActivityFlushPeriod");
+        GET(enable_runtime_api, "cuptiActivityEnableRuntimeApi");
+        GET(timestamp, "cuptiGetTimestamp");
         bad = enable_all();
         /* completed buffers come in while the program runs, not only at
          * the flush at exit (which may come after CUPTI's own teardown) */
@@ -235,7 +291,14 @@ int vp_cupti_on(void) { return atomic_load_explicit(&on, memory_order_relaxed); 
 
 void vp_cupti_push(uint64_t id)
 {
-    if (vp_cupti_on() && api.push(EXT_CUSTOM0, id) == 0) atomic_fetch_add_explicit(&pushed, 1, memory_order_relaxed);
+    if (!vp_cupti_on() || !id || api.push(EXT_CUSTOM0, id)) return;
+    atomic_fetch_add_explicit(&pushed, 1, memory_order_relaxed);
+    struct stamp *st = &stamps[id % STAMPS];
+    if (api.timestamp && api.timestamp(&st->t) == 0) {
+        st->thread = (uint32_t)pthread_self();
+        st->tid = (uint32_t)gettid();
+        atomic_store_explicit(&st->id, id, memory_order_release);
+    }
 }
 
 void vp_cupti_pop(void)
@@ -251,14 +314,15 @@ void vp_cupti_flush(void)
     pthread_mutex_lock(&map_mu);
     got_pushed = atomic_load(&pushed);
     vp_info("CUPTI: flushed (%s): %llu launches marked, %llu buffers, %llu kernel records, %llu correlation records, "
-            "%llu launches timed", rc ? why(rc) : "ok", (unsigned long long)got_pushed,
+            "%llu runtime launch records, %llu launches timed", rc ? why(rc) : "ok", (unsigned long long)got_pushed,
             (unsigned long long)got_buffers, (unsigned long long)got_kernels, (unsigned long long)got_corrs,
-            (unsigned long long)got_joined);
+            (unsigned long long)got_calls, (unsigned long long)got_joined);
     pthread_mutex_unlock(&map_mu);
 }
 
 void vp_cupti_reset_child(void)
 {
     atomic_store(&on, 0);
+    stamp_hint = 0;
     pthread_mutex_init(&map_mu, NULL);
 }

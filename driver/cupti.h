@@ -7,7 +7,8 @@
  *   runtime the program loaded (libcudart.so*: PyTorch's wheels keep
  *   libcupti.so.13 there), else by name (libcupti.so.13, .12, libcupti.so:
  *   the toolkit's, found as the dynamic loader finds libraries). It registers activity buffers and enables
- *   concurrent-kernel and external-correlation records; it subscribes to
+ *   concurrent-kernel and external-correlation records, the driver's and
+ *   the runtime's launch records, and a flush every 200 ms; it subscribes to
  *   no callbacks (CUPTI allows one subscriber, and torch.profiler or
  *   Nsight may want it), yet another tool that registers activity buffers
  *   after vpage takes the records from it. Without CUPTI, or when it
@@ -15,7 +16,12 @@
  *   nothing.
  *
  *   A launch is named by an id of the caller's: vp_cupti_push(id) before
- *   it is issued and vp_cupti_pop() after, on the issuing thread. Its
+ *   it is issued and vp_cupti_pop() after, on the issuing thread. A launch
+ *   made at the driver is joined to its kernel through the external-
+ *   correlation record of that id; one made through the CUDA runtime (as
+ *   PyTorch's are: its API record begins before the push, and no external
+ *   record comes) through the runtime's launch record whose call spans the
+ *   push's time on the same thread. Its
  *   kernel's device start and end come back to the sink given to
  *   vp_cupti_start, as (id, nanoseconds on the device), from a buffer
  *   CUPTI completes (its thread, or inside a driver call) or from
@@ -24,8 +30,9 @@
  *   comes back not at all.
  *
  *   The record layouts read are the fields of CUpti_ActivityKernel4 to
- *   CUpti_ActivityKernel10 (CUDA 9 to 13; the offsets did not move) and
- *   CUpti_ActivityExternalCorrelation, so cupti.h is not needed to build.
+ *   CUpti_ActivityKernel10 (CUDA 9 to 13; the offsets did not move),
+ *   CUpti_ActivityExternalCorrelation and CUpti_ActivityAPI, so cupti.h is
+ *   not needed to build.
  *
  *   Locks: one leaf mutex of its own (the map), never held across a
  *   CUPTI or driver call.

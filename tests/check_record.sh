@@ -10,7 +10,10 @@
 # the fake driver: every kernel lasts FAKE_CUPTI_KERNEL_NS): each launch of
 # the table carries its kernel's time and the plan's step takes the six;
 # with VPAGE_CUPTI=off, or when CUPTI refuses (another tool holds it), the
-# table is written with times 0, and VPAGE_CUPTI=on says why.
+# table is written with times 0, and VPAGE_CUPTI=on says why. Launches made
+# through the CUDA runtime (FAKE_CUPTI_RUNTIME=1: no external-correlation
+# records, the runtime's launch records instead, as on an H100 under
+# PyTorch) are timed too.
 . "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -34,6 +37,8 @@ print("plan: %.1f MiB in a step, %.1f MiB pinned" % (c["bytes_in"] / mib, c["pin
 PY
 times() { grep '^op ' "$dir/run.table" | awk '{print $3}' | sort -u | tr '\n' ' '; }
 [ "$(times)" = "4321 " ] || { grep '^op ' "$dir/run.table"; echo "the launches do not carry CUPTI's times"; exit 1; }
+FAKE_CUPTI_RUNTIME=1 FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
+[ "$(times)" = "4321 " ] || { grep '^op ' "$dir/run.table"; echo "launches through the runtime are not timed"; exit 1; }
 for case in "VPAGE_CUPTI=off" "VPAGE_CUPTI=on FAKE_CUPTI_BUSY=1"; do
     env $case FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
     [ "$(times)" = "0 " ] || { grep '^op ' "$dir/run.table"; echo "$case: times where none were given"; exit 1; }

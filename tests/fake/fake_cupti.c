@@ -13,6 +13,15 @@
  * hands over (cuptiActivityRegisterCallbacks) and come back to it when a
  * buffer is full or at cuptiActivityFlushAll. FAKE_CUPTI_BUSY=1 makes
  * registering fail, as when another tool holds CUPTI.
+ *
+ * FAKE_CUPTI_RUNTIME=1 stands for a launch through the CUDA runtime, as
+ * PyTorch's are: the runtime's API call begins before the driver-level
+ * hook pushes its id, so no external-correlation record comes; instead,
+ * once runtime API records are enabled (cuptiActivityEnableRuntimeApi for
+ * the launch's cbid, or the RUNTIME kind), a runtime API record
+ * (CUpti_ActivityAPI: cbid 211, cudaLaunchKernel; from the push, on the
+ * clock of cuptiGetTimestamp, to the launch; threadId as pthread_self)
+ * shares the kernel record's correlation id.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -31,12 +40,26 @@ typedef void (*done_fn)(void *ctx, uint32_t stream, uint8_t *buf, size_t size, s
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static req_fn req;
 static done_fn done;
-static int kernels_on, corr_on;
+static int kernels_on, corr_on, runtime_on;
 static uint32_t next_corr;
 static uint8_t *buf;
 static size_t size, used;
 static __thread uint64_t stack[16];
 static __thread int depth;
+static __thread uint64_t pushed_at; /* the runtime call's start, in runtime mode */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+FAKE_EXPORT int cuptiGetTimestamp(uint64_t *t)
+{
+    *t = now_ns();
+    return 0;
+}
 
 FAKE_EXPORT int cuptiActivityRegisterCallbacks(req_fn r, done_fn d)
 {
@@ -56,6 +79,13 @@ FAKE_EXPORT int cuptiActivityEnable(int kind)
         kernels_on = 1;
     }
     if (kind == 39) corr_on = 1;
+    if (kind == 5) runtime_on = 1;
+    return 0;
+}
+
+FAKE_EXPORT int cuptiActivityEnableRuntimeApi(unsigned cbid, uint8_t on)
+{
+    if (cbid == 211) runtime_on = on;
     return 0;
 }
 
@@ -64,6 +94,7 @@ FAKE_EXPORT int cuptiActivityEnableDriverApi(unsigned cbid, uint8_t on) { (void)
 FAKE_EXPORT int cuptiActivityPushExternalCorrelationId(int kind, uint64_t id)
 {
     if (kind != 3 || depth == 16) return 1;
+    pushed_at = now_ns() - 1;
     stack[depth++] = id;
     return 0;
 }
@@ -134,15 +165,20 @@ static void put64(uint8_t *r, size_t off, uint64_t v) { memcpy(r + off, &v, 8); 
 FAKE_EXPORT void fake_cupti_launch(void)
 {
     const char *ns = getenv("FAKE_CUPTI_KERNEL_NS");
-    uint64_t dur = ns ? strtoull(ns, NULL, 10) : 1000;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t dur = ns ? strtoull(ns, NULL, 10) : 1000, now = now_ns();
+    int runtime = getenv("FAKE_CUPTI_RUNTIME") != NULL;
     pthread_mutex_lock(&mu);
     if (req && done && kernels_on) {
         uint32_t corr = ++next_corr;
         uint8_t *r;
-        if (corr_on && depth && (r = slot_locked())) {
+        if (runtime && runtime_on && depth && (r = slot_locked())) {
+            put32(r, 0, 5);
+            put32(r, 4, 211);
+            put64(r, 8, pushed_at);
+            put64(r, 16, now + 1);
+            put32(r, 28, (uint32_t)pthread_self());
+            put32(r, 32, corr);
+        } else if (!runtime && corr_on && depth && (r = slot_locked())) {
             put32(r, 0, 39);
             put32(r, 4, 3);
             put64(r, 8, stack[depth - 1]);
