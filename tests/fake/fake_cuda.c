@@ -647,7 +647,12 @@ FAKE_EXPORT CUresult cuMemAddressReserve(CUdeviceptr *p, size_t size, size_t ali
     if (!align) align = 2ull << 20;
     void *m = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
-    uint64_t b = ((uint64_t)(uintptr_t)m + align - 1) / align * align;
+    uint64_t start = (uint64_t)(uintptr_t)m, b = (start + align - 1) / align * align;
+    /* the slack around the aligned range goes now: cuMemAddressFree frees
+     * the range alone, and a long run would otherwise leave two mappings a
+     * reservation until the process's map count runs out */
+    if (b > start) munmap(m, b - start);
+    if (start + size + align > b + size) munmap((void *)(uintptr_t)(b + size), start + size + align - b - size);
     *p = b;
     return CUDA_SUCCESS;
 }
