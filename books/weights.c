@@ -148,7 +148,7 @@ int vp_weights_tracked(int fd)
 
 void vp_weights_closed(int fd)
 {
-    if (fd < 0 || fd >= MAX_FDS || !atomic_load_explicit(&fd_file[fd], memory_order_relaxed)) return;
+    if (!vp_weights_tracked(fd)) return;
     if (held) { /* a signal handler on a thread inside the books: the fd untracked, its count left */
         atomic_store(&fd_file[fd], 0);
         return;

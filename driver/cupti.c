@@ -34,7 +34,7 @@ static const unsigned runtime_launch_cbids[] = {211, 214, 430, 431, 505, 506, 26
 /* offsets in CUpti_ActivityKernel4..10, CUpti_ActivityExternalCorrelation
  * and CUpti_ActivityAPI */
 enum { KERNEL_START = 16, KERNEL_END = 24, KERNEL_CORR = 92, EXT_KIND = 4, EXT_ID = 8, EXT_CORR = 16 };
-enum { API_CBID = 4, API_START = 8, API_END = 16, API_THREAD = 28, API_CORR = 32 };
+enum { API_START = 8, API_END = 16, API_THREAD = 28, API_CORR = 32 };
 
 typedef void (*req_fn)(uint8_t **buf, size_t *size, size_t *max_records);
 typedef void (*done_fn)(void *ctx, uint32_t stream, uint8_t *buf, size_t size, size_t valid);
@@ -59,6 +59,7 @@ static struct {
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int on;
 static atomic_uint_fast64_t pushed;
+static int stamping; /* the runtime's launch records are on: pushes leave stamps */
 static int start_loud;
 static vp_cupti_sink sink;
 
@@ -71,7 +72,7 @@ static struct corr {
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 /* what came in, for the line at a flush: buffers, kernel and correlation
  * records, launches joined (under map_mu) */
-static uint64_t got_buffers, got_kernels, got_corrs, got_calls, got_joined, got_pushed;
+static uint64_t got_buffers, got_kernels, got_corrs, got_calls, got_joined;
 
 /* A launch issued through the CUDA runtime (PyTorch's) gets no external-
  * correlation record: the runtime's API record, and its correlation id,
@@ -244,6 +245,7 @@ static const char *enable_all(void)
     for (size_t i = 0; !rc && api.enable_runtime_api && api.timestamp &&
                        i < sizeof runtime_launch_cbids / sizeof *runtime_launch_cbids; i++)
         rc = api.enable_runtime_api(runtime_launch_cbids[i], 1), what = "enabling runtime launch records";
+    stamping = !rc && api.enable_runtime_api && api.timestamp;
     if (!rc) return NULL;
     snprintf(msg, sizeof msg, "%s failed (%s; another tool may hold CUPTI)", what, why(rc));
     return msg;
@@ -294,7 +296,7 @@ void vp_cupti_push(uint64_t id)
     if (!vp_cupti_on() || !id || api.push(EXT_CUSTOM0, id)) return;
     atomic_fetch_add_explicit(&pushed, 1, memory_order_relaxed);
     struct stamp *st = &stamps[id % STAMPS];
-    if (api.timestamp && api.timestamp(&st->t) == 0) {
+    if (stamping && api.timestamp(&st->t) == 0) {
         st->thread = (uint32_t)pthread_self();
         st->tid = (uint32_t)gettid();
         atomic_store_explicit(&st->id, id, memory_order_release);
@@ -312,9 +314,8 @@ void vp_cupti_flush(void)
     if (!vp_cupti_on()) return;
     cupti_rc rc = api.flush_all(FLUSH_FORCED);
     pthread_mutex_lock(&map_mu);
-    got_pushed = atomic_load(&pushed);
     vp_info("CUPTI: flushed (%s): %llu launches marked, %llu buffers, %llu kernel records, %llu correlation records, "
-            "%llu runtime launch records, %llu launches timed", rc ? why(rc) : "ok", (unsigned long long)got_pushed,
+            "%llu runtime launch records, %llu launches timed", rc ? why(rc) : "ok", (unsigned long long)atomic_load(&pushed),
             (unsigned long long)got_buffers, (unsigned long long)got_kernels, (unsigned long long)got_corrs,
             (unsigned long long)got_calls, (unsigned long long)got_joined);
     pthread_mutex_unlock(&map_mu);

@@ -135,15 +135,17 @@ VP_EXPORT int dup(int old) { return duplicated(get_dup()(old), old); }
 VP_EXPORT int dup2(int old, int fd)
 {
     int r = get_dup2()(old, fd);
-    if (r >= 0 && old != fd) vp_weights_closed(fd);
-    return r >= 0 && old != fd ? duplicated(r, old) : r;
+    if (r < 0 || old == fd) return r; /* the same fd: nothing changed */
+    vp_weights_closed(fd);
+    return duplicated(r, old);
 }
 
 VP_EXPORT int dup3(int old, int fd, int flags)
 {
     int r = get_dup3()(old, fd, flags);
-    if (r >= 0) vp_weights_closed(fd);
-    return r >= 0 ? duplicated(r, old) : r;
+    if (r < 0) return r;
+    vp_weights_closed(fd);
+    return duplicated(r, old);
 }
 
 VP_EXPORT int close_range(unsigned first, unsigned last, int flags)

@@ -307,6 +307,10 @@ static size_t step_of(uint64_t *ids, size_t n, uint64_t first, size_t *end)
     for (size_t i = 0; i < n; i++) ids[i] = ring[(first + i) % VP_RECORD_OPS].id;
     size_t whole_end = 0, whole_len = 0, names_end = 0, names_len = 0;
     size_t whole = find_step(ids, n, 1, &whole_end, &whole_len);
+    if (whole && 2 * whole_len >= n) { /* no step by names covers more than n */
+        *end = whole_end;
+        return whole;
+    }
     size_t names = step_by_names(ids, n, first, &names_end, &names_len);
     if (names && (!whole || names_len > 2 * whole_len)) {
         *end = names_end;

@@ -959,6 +959,15 @@ static uint64_t word(struct cu *c, CUdeviceptr d)
     return w;
 }
 
+/* n buffers of 8 MiB made, filled and launched on once (incs counts),
+ * until the pager has them all resident and goes unfenced. */
+static void fill_until_fit(struct cu *c, CUfunction f, CUdeviceptr *buf, uint64_t *incs, int n)
+{
+    alloc_filled(c, buf, n, 8 * MiB);
+    for (int i = 0; i < n; i++, incs[i - 1]++) launch2(c, f, buf[i], 0);
+    until_fit();
+}
+
 Test(stream, while_everything_fits_operations_go_unfenced)
 {
     /* four buffers of 8 MiB under a 64 MiB cap: once they are in, a launch
@@ -971,9 +980,7 @@ Test(stream, while_everything_fits_operations_go_unfenced)
     enum { N = 4 };
     CUdeviceptr buf[N];
     uint64_t incs[N] = {0};
-    alloc_filled(&c, buf, N, 8 * MiB);
-    for (int i = 0; i < N; i++, incs[i - 1]++) launch2(&c, f, buf[i], 0);
-    until_fit();
+    fill_until_fit(&c, f, buf, incs, N);
     uint64_t events = fake_u64("fake_cuda_events_recorded"), ops = paging_stat("fit_ops");
     for (int r = 0; r < 100; r++)
         for (int i = 0; i < N; i++, incs[i - 1]++) launch2(&c, f, buf[i], 0);
@@ -995,9 +1002,7 @@ Test(stream, while_everything_fits_a_new_allocation_that_fits_is_placed_and_noth
     enum { N = 4 };
     CUdeviceptr buf[N + 2];
     uint64_t incs[N + 2] = {0};
-    alloc_filled(&c, buf, N, 8 * MiB);
-    for (int i = 0; i < N; i++, incs[i - 1]++) launch2(&c, f, buf[i], 0);
-    until_fit();
+    fill_until_fit(&c, f, buf, incs, N);
     uint64_t events = fake_u64("fake_cuda_events_recorded"), syncs = paging_stat("fit_syncs");
     for (int j = N; j < N + 2; j++) {
         CU_OK(c.cuMemAlloc(&buf[j], 8 * MiB));
