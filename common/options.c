@@ -214,8 +214,7 @@ static int weight_files_ok(const char *s, const char **why)
 }
 
 /* The patterns as the option table takes them into to: a bad value means
- * the default, as its one line says. Takes no lock (a signal handler may
- * run it). */
+ * the default, as its one line says. Takes no lock. */
 static void read_patterns(char *to)
 {
     const char *s = getenv("VPAGE_WEIGHT_FILES"), *why;
@@ -224,16 +223,27 @@ static void read_patterns(char *to)
     strcpy(to, s);
 }
 
+/* Reads the patterns into the shared copy unless another caller is, or
+ * has; returns 1 when it did. */
+static int claim_patterns(void)
+{
+    int state = 0;
+    if (!atomic_compare_exchange_strong(&patterns_state, &state, 1)) return 0;
+    read_patterns(patterns);
+    atomic_store_explicit(&patterns_state, 2, memory_order_release);
+    return 1;
+}
+
+/* When the library loads, before the program's main, so that the file
+ * hooks find them read (a program's weight files are opened before its
+ * first CUDA call, on any thread, maybe in a signal handler). */
+__attribute__((constructor)) static void patterns_at_load(void) { (void)claim_patterns(); }
+
 const char *vp_weight_patterns(char own[VP_PATTERNS_BYTES])
 {
-    int state = atomic_load_explicit(&patterns_state, memory_order_acquire);
-    if (vp_likely(state == 2)) return patterns;
-    if (state == 0 && atomic_compare_exchange_strong(&patterns_state, &state, 1)) {
-        read_patterns(patterns);
-        atomic_store_explicit(&patterns_state, 2, memory_order_release);
-        return patterns;
-    }
-    read_patterns(own); /* being read elsewhere: not waited for */
+    if (vp_likely(atomic_load_explicit(&patterns_state, memory_order_acquire) == 2)) return patterns;
+    if (claim_patterns()) return patterns;
+    read_patterns(own); /* a file opened by another library's constructor, while they are read: not waited for */
     return own;
 }
 

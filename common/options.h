@@ -64,7 +64,8 @@ struct vp_cap {
     X(LIBCUDA, libcuda, STRING, "libcuda.so.1", "the driver library to load")      \
     X(WEIGHT_FILES, weight_files, STRING, "*.safetensors,*.bin,*.pt,*.pth,*.ckpt,*.gguf", \
       "weight files to track (shell patterns on the file name, comma-separated; "  \
-      "none: track nothing)")                                                      \
+      "none: track nothing; read when the library loads, before the program "    \
+      "runs)")                                                                     \
     X(WARN_MAX, warn_max, SIZE, "20", "most copies of one repeated warning "       \
       "(then they are counted only)")                                              \
     X(PAGING, paging, CHOICE, "off", "off: allocations past the cap fail; demand: " \
@@ -157,11 +158,13 @@ int vp_parse_bool(const char *s, bool *out, const char **why);
 int vp_parse_level(const char *s, enum vp_level *out, const char **why);
 int vp_cap_parse(const char *s, struct vp_cap *out, const char **why);
 
-/* VPAGE_WEIGHT_FILES, read on its own on first use (the file hooks run
- * before CUDA starts, and must not report on other options then): the
- * patterns, or "" for none. It never waits: a caller that finds another
- * (another thread, or the thread a signal handler interrupted) reading
- * them reads them into own and gets own back. */
+/* VPAGE_WEIGHT_FILES as the file hooks use it: the patterns, or "" for
+ * none. Read on its own, once, when the library loads (the program opens
+ * its weight files before CUDA starts, and nothing may be reported then;
+ * the table's line about a bad value comes at vp_options_load): a later
+ * change of the environment does not change them. It never waits: a
+ * caller that comes while they are being read (an open from another
+ * library's constructor) reads them into own and gets own back. */
 #define VP_PATTERNS_BYTES 512
 const char *vp_weight_patterns(char own[VP_PATTERNS_BYTES]);
 

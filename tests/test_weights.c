@@ -433,15 +433,3 @@ Test(weights, unmapped_ranges_are_forgotten)
     munmap(anon, size);
     unlink(f.path);
 }
-
-Test(weights, the_option_turns_tracking_off)
-{
-    setenv("VPAGE_WEIGHT_FILES", "none", 1);
-    struct cu c;
-    load_or_die(&c, WAY_PROCADDR);
-    struct wfile f;
-    make_file(&f, "off.safetensors", NULL, PROT_READ);
-    CUdeviceptr d = copy_whole(&c, &f);
-    cr_assert_str_eq(prov(d), "");
-    drop_file(&f);
-}
