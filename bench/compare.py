@@ -15,7 +15,11 @@ For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
   group         diffusers group offloading, block level, on a side stream
   sequential    accelerate's cpu_offload
 and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
---rows picks rows and the order they run in, --caps the caps; --trace DIR
+A workload loaded from files (wan-14B-files) first writes its checkpoint
+into --files DIR unless it is there, then drops the files from the page
+cache before each row, so every row reads them from disk; its rows also
+carry the load's time and the host memory the row filled, page cache
+included (host_filled_mib). --rows picks rows and the order they run in, --caps the caps; --trace DIR
 keeps each vpage row's trace there (WORKLOAD-ROW-CAP.trace.gz).
 While a row runs, the device's own memory use is sampled with nvidia-smi;
 its peak over the timed window, above what the device used before the
@@ -56,6 +60,12 @@ WORKLOADS = {
     # --deterministic: without it two resident runs differ (results/*-llm-determinism.json)
     "llm-8B": dict(script="run_llm.py", args=["--prompt", "512", "--new-tokens", "64", "--deterministic"],
                    caps_gib=[8, 16], unit="token", title="Llama-3-8B-shaped, prefill 512 tokens, decode 64, bf16"),
+    # the 14B as users load it: a diffusers checkpoint on disk (written once by the harness, --files), read by
+    # from_pretrained into host memory and moved to the GPU; each row starts with the files out of the page cache
+    "wan-14B-files": dict(script="run_wan.py", args=["--model", "14B", "--impl", "diffusers", "--tokens", "4096",
+                                                     "--steps", "5"], files=True, caps_gib=[8, 16], unit="step",
+                          title="Wan 2.1 14B DiT from its checkpoint's files (from_pretrained, then .to('cuda')), "
+                                "4096 tokens, bf16, 5 steps"),
     # small shapes, for a check of the harness itself
     "wan-tiny": dict(script="run_wan.py", args=["--model", "tiny", "--tokens", "1024", "--steps", "3"],
                      caps_gib=[0.0625], unit="step", title="Wan-shaped DiT, 2 tiny blocks (harness check)"),
@@ -126,13 +136,38 @@ def row_env(base, env_extra, preload, trace):
     return env
 
 
-def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
+def checkpoint(w, files, timeout):
+    """Writes a files workload's checkpoint into FILES unless it is there (no preload, the model built on the
+    GPU as in the other workloads); returns FILES."""
+    if not os.path.exists(os.path.join(files, "config.json")):
+        print(f"  writing the checkpoint into {files}", flush=True)
+        subprocess.run([sys.executable, os.path.join(HERE, w["script"]), *w["args"], "--save-pretrained", files],
+                       check=True, timeout=timeout, env=row_env(os.environ, {}, None, None))
+        os.sync()
+    return files
+
+
+def drop_cached(folder):
+    """Asks the kernel to drop the page cache of the files in folder (they are clean: written and synced)."""
+    for root, _, names in os.walk(folder):
+        for n in names:
+            fd = os.open(os.path.join(root, n), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None, files=None):
     env_extra, preload, offload = spec(row, cap, lib, paged_limit)
     trace = trace_file(trace_dir, name, row, cap)
     env = row_env(os.environ, env_extra, preload, trace)
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [sys.executable, os.path.join(HERE, w["script"]), *w["args"], "--offload", offload, "--json", out]
+    if files:
+        cmd[-2:-2] = ["--from-pretrained", files]
+        drop_cached(files)
     r = {"workload": name, "row": row, "cap_gib": cap, "env": env_extra, "args": cmd[2:-2]}
     t0 = time.time()
     try:
@@ -149,6 +184,8 @@ def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
             r["device_peak_mib"] = dev.peak(t_a, t_b) - dev.base
             r["device_peak_any_mib"] = dev.peak() - dev.base
             r["host_taken_mib"] = dev.host_taken_mib()
+            r["host_filled_mib"] = dev.host_filled_mib()
+            r["load_s"] = res.get("build_s")
         else:
             r.update(status="failed", why=why_failed(p), stderr_tail=p.stderr[-2000:])
     os.unlink(out)
@@ -157,7 +194,8 @@ def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None):
         r["trace"] = os.path.basename(trace) + ".gz"
     r["wall_s"] = time.time() - t0
     print(f"  {name} {row} cap {cap}: {r['status']} {r.get('why', '')} time {r.get('time_s')} "
-          f"device peak {r.get('device_peak_mib')} MiB, host taken {r.get('host_taken_mib')} MiB, "
+          f"device peak {r.get('device_peak_mib')} MiB, host taken {r.get('host_taken_mib')} MiB "
+          f"(with page cache {r.get('host_filled_mib')}), load {r.get('load_s')} s, "
           f"wall {r['wall_s']:.0f} s", flush=True)
     return r
 
@@ -180,6 +218,8 @@ def main():
     ap.add_argument("--merge", action="store_true", help="keep other workloads' rows of today's file")
     ap.add_argument("--caps", help="caps in GiB for the capped rows (default: the workload's), e.g. 8,16")
     ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
+    ap.add_argument("--files", metavar="DIR", default=os.path.join(tempfile.gettempdir(), "vpage-checkpoints"),
+                    help="where workloads loaded from files keep their checkpoints (one folder each)")
     ap.add_argument("--trace", metavar="DIR", help="each vpage row writes its trace (VPAGE_TRACE) here, gzipped: "
                                                   "WORKLOAD-ROW-CAP.trace.gz, for scripts/vpage-trace")
     a = ap.parse_args()
@@ -222,15 +262,17 @@ def main():
 
     for name in names:
         w = WORKLOADS[name]
-        doc["workloads"][name] = dict({k: w[k] for k in ("title", "unit", "caps_gib")}, h2d_bytes_per_s=bw)
+        doc["workloads"][name] = dict({k: w[k] for k in ("title", "unit", "caps_gib")}, h2d_bytes_per_s=bw,
+                                      files=bool(w.get("files")))
         print(f"== {name}", flush=True)
+        files = checkpoint(w, os.path.join(a.files, name), a.timeout) if w.get("files") else None
         for row in rows:
             if row == "group" and missing:
                 doc["rows"].append({"workload": name, "row": row, "status": "skipped", "why": missing})
                 continue
             caps = chosen_caps or w["caps_gib"]
             for cap in (caps if row in compare_lib.CAPPED else [None]):
-                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace))
+                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace, files))
                 save()
     final = save()
     with open(stem + ".svg", "w") as fh:

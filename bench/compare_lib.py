@@ -9,7 +9,9 @@ A measured row: {"workload", "row" (one of ROWS), "cap_gib" (vpage rows at a cap
 "skipped"), "why" (when not ok), "time_s" (per step or per decoded token), "checksum", "weight_bytes",
 "peak_allocated", "device_peak_mib" (the device's own use over the timed window, above what it used before
 the process started), "host_taken_mib" (the most the host's MemAvailable fell below its value before the
-row, sampled from outside: pinned memory and page cache included), "host_rss_peak_mib", ...}.
+row, sampled from outside: pinned and anonymous memory, which RSS does not all show), "host_filled_mib" (the
+most its MemFree fell: the same plus page cache read in, such as a checkpoint's files), "load_s" (the model's
+build or load), "host_rss_peak_mib", ...}.
 finish() adds to every ok row: ratio_resident, identical, bound_s, ratio_bound; and one "bound" row per cap.
 
 The transfer lower bound of a workload at a memory budget M bytes:
@@ -117,26 +119,33 @@ def table(doc):
         if w.get("note"):
             parts.append(f"{w['note']}\n")
         moved = any(r.get("moved_per_unit") for r in doc["rows"] if r["workload"] == name)
-        parts.append(f"| mode | time per {w['unit']} | x resident | x bound | device peak | host memory taken | "
-                     f"host RSS peak | same output |" + (f" moved a {w['unit']} (in / back) |" if moved else ""))
-        parts.append("| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if moved else ""))
-        end = " |" if moved else ""
+        files = bool(w.get("files"))
+        extra = ([f"moved a {w['unit']} (in / back)"] if moved else []) + \
+                (["load", "host memory with page cache"] if files else [])
+        head = ["mode", f"time per {w['unit']}", "x resident", "x bound", "device peak", "host memory taken",
+                "host RSS peak", "same output"] + extra
+        parts.append("| " + " | ".join(head) + " |")
+        parts.append("|" + " --- |" * len(head))
+        blank = " |" * len(extra)
         for r in doc["rows"]:
             if r["workload"] != name:
                 continue
             if r["status"] != "ok":
-                parts.append(f"| {label(r)} | {r['status']}: {short_why(r)} | | | | | | |" + end)
+                parts.append(f"| {label(r)} | {r['status']}: {short_why(r)} | | | | | | |" + blank)
                 continue
             if r["row"] == "bound":
                 parts.append(f"| {label(r)} ({r['must_move_bytes'] / 1e9:.1f} GB to move) | {_time(r, w['unit'])} | "
-                             f"{r['ratio_resident']:.2f} | 1.00 | | | | |" + end)
+                             f"{r['ratio_resident']:.2f} | 1.00 | | | | |" + blank)
                 continue
             same = {True: "yes", False: "NO"}.get(r.get("identical"), "")
             m = r.get("moved_per_unit")
+            cells = ([f"{m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB" if m else ""] if moved else []) + \
+                    ([f"{r['load_s']:.1f} s" if r.get("load_s") is not None else "",
+                      _mib(r.get("host_filled_mib"))] if files else [])
             parts.append(f"| {label(r)} | {_time(r, w['unit'])} | {_ratio(r, 'ratio_resident')} | "
                          f"{_ratio(r, 'ratio_bound')} | {_mib(r.get('device_peak_mib'))} | "
                          f"{_mib(r.get('host_taken_mib'))} | {_mib(r.get('host_rss_peak_mib'))} | {same} |"
-                         + ((f" {m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB |" if m else " |") if moved else ""))
+                         + "".join(f" {c} |" if c else " |" for c in cells))
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

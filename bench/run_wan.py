@@ -23,6 +23,13 @@ Prints per-step time, peak device memory, a checksum of the final latents
 without the preload, or with an offload) and vpage's stats when preloaded.
 --json writes all of it. --save-weights/--load-weights keep the weights in a
 safetensors file so the weight-file path is exercised.
+
+--save-pretrained DIR writes the model (random weights, as above) as a
+diffusers checkpoint (config and safetensors shards) and exits;
+--from-pretrained DIR then loads it the way users do:
+WanTransformer3DModel.from_pretrained(DIR, torch_dtype=...) into host
+memory, then .to("cuda") (or the offload's placement). build_s is then the
+load's time.
 """
 import argparse
 import hashlib
@@ -154,6 +161,16 @@ def make(name, impl):
                                  ffn_dim=c["ffn"], num_layers=c["layers"])
 
 
+def from_pretrained(path, dtype, offload):
+    """The model as a user loads it: diffusers' from_pretrained reads the safetensors shards into host memory,
+    then the model goes to the GPU (or to the offload)."""
+    from diffusers import WanTransformer3DModel
+    model = WanTransformer3DModel.from_pretrained(path, torch_dtype=dtype)
+    if offload == "none":
+        model = model.to(workload.DEVICE)
+    return workload.apply_offload(model.eval(), offload)
+
+
 def build(name, impl, dtype, seed, load, offload):
     home = workload.home_of(offload)
     with workload.params_on_meta():
@@ -183,16 +200,27 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-weights", metavar="FILE.safetensors")
     ap.add_argument("--load-weights", metavar="FILE.safetensors")
+    ap.add_argument("--save-pretrained", metavar="DIR", help="save the model as a diffusers checkpoint and exit")
+    ap.add_argument("--from-pretrained", metavar="DIR", help="load the model from a diffusers checkpoint")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
     a = ap.parse_args()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
     impl = a.impl if a.impl != "auto" else ("diffusers" if have_diffusers() else "plain")
+    if (a.save_pretrained or a.from_pretrained) and impl != "diffusers":
+        ap.error("--save-pretrained and --from-pretrained need diffusers (--impl diffusers)")
 
     t0 = time.perf_counter()
-    model = build(a.model, impl, dtype, a.seed, a.load_weights, a.offload)
+    if a.from_pretrained:
+        model = from_pretrained(a.from_pretrained, dtype, a.offload)
+    else:
+        model = build(a.model, impl, dtype, a.seed, a.load_weights, a.offload)
     workload.sync()
     res = workload.Result(a.offload, time.perf_counter() - t0, model)
     used = {"after_build": device_used_mib()}
+    if a.save_pretrained:
+        model.save_pretrained(a.save_pretrained)
+        print(f"saved {a.save_pretrained}", flush=True)
+        return
     if a.save_weights:
         from safetensors.torch import save_model
         save_model(model, a.save_weights)

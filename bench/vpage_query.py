@@ -25,16 +25,26 @@ def device_free_mib():
     return _smi_mib("memory.free")
 
 
-def host_available_mib():
-    """The host's MemAvailable (/proc/meminfo), in MiB; None where unknown."""
+def _meminfo_mib(key):
+    """A field of /proc/meminfo (KEY: MemAvailable, MemFree, ...), in MiB; None where unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def host_available_mib():
+    """The host's MemAvailable, in MiB: free memory plus the page cache the kernel could drop."""
+    return _meminfo_mib("MemAvailable")
+
+
+def host_free_mib():
+    """The host's MemFree, in MiB: memory holding nothing, page cache not counted as free."""
+    return _meminfo_mib("MemFree")
 
 
 class DeviceSampler:
@@ -42,21 +52,28 @@ class DeviceSampler:
     `period` seconds on a thread, from outside the measured process:
     `with DeviceSampler() as s: ...`, then s.base (before), s.peak()
     (highest sample) or s.peak(t0, t1) (highest sample taken between two
-    time.time() values), and s.host_taken_mib(): the most the host's
-    available memory fell below its value before (pinned memory and page
-    cache included, which RSS does not show; other programs count too)."""
+    time.time() values), s.host_taken_mib(): the most the host's
+    available memory fell below its value before (pinned and anonymous
+    memory, which RSS does not all show; other programs count too), and
+    s.host_filled_mib(): the most its free memory fell (the same plus the
+    page cache read in meanwhile, such as a checkpoint's files)."""
 
     def __init__(self, period=0.1):
         self.period, self.samples, self._stop = period, [], threading.Event()
         self.base = device_used_mib()
         self.host_base = host_available_mib()
         self.host_low = self.host_base
+        self.free_base = host_free_mib()
+        self.free_low = self.free_base
 
     def _run(self):
         while not self._stop.is_set():
             h = host_available_mib()
             if h is not None and self.host_low is not None:
                 self.host_low = min(self.host_low, h)
+            f = host_free_mib()
+            if f is not None and self.free_low is not None:
+                self.free_low = min(self.free_low, f)
             try:
                 self.samples.append((time.time(), device_used_mib()))
             except Exception:  # a slow or failed query loses one sample
@@ -65,6 +82,9 @@ class DeviceSampler:
 
     def host_taken_mib(self):
         return None if self.host_base is None or self.host_low is None else self.host_base - self.host_low
+
+    def host_filled_mib(self):
+        return None if self.free_base is None or self.free_low is None else self.free_base - self.free_low
 
     def __enter__(self):
         self._th = threading.Thread(target=self._run, daemon=True)

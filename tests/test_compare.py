@@ -231,6 +231,41 @@ def the_table_gives_the_host_memory_taken_next_to_rss():
 
 
 @test
+def a_workload_from_files_shows_its_load_and_the_page_cache_it_filled():
+    doc = measured(recorded())
+    name = doc["rows"][0]["workload"]
+    assert "host memory with page cache" not in compare_lib.table(compare_lib.finish(copy.deepcopy(doc)))
+    doc["workloads"][name]["files"] = True
+    row = next(r for r in doc["rows"] if r["workload"] == name and r["status"] == "ok" and r.get("cap_gib"))
+    row["load_s"], row["host_filled_mib"] = 41.25, 58 * 1024
+    lines = compare_lib.table(compare_lib.finish(doc)).splitlines()
+    h = next(i for i, l in enumerate(lines) if l.startswith("| mode") and "with page cache" in l)
+    cols = [c.strip() for c in lines[h].split("|")]
+    got = next(l for l in lines if "41.2 s" in l)
+    cells = [c.strip() for c in got.split("|")]
+    assert cells[cols.index("load")] == "41.2 s", got
+    assert cells[cols.index("host memory with page cache")] == "58.0 GiB", got
+    block = []
+    for l in lines[h:]:
+        if not l.startswith("|"):
+            break
+        block.append(l)
+    assert len(block) > 3 and {l.count("|") for l in block} == {lines[h].count("|")}, "the columns in every row"
+
+
+@test
+def the_page_cache_a_row_fills_is_sampled_from_memfree():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import vpage_query
+    s = vpage_query.DeviceSampler.__new__(vpage_query.DeviceSampler)
+    s.free_base, s.free_low = 1000.0, 400.0
+    assert s.host_filled_mib() == 600.0
+    s.free_low = None
+    assert s.host_filled_mib() is None
+    assert vpage_query.host_free_mib() is None or vpage_query.host_free_mib() > 0
+
+
+@test
 def moved_between_two_readings_is_their_difference():
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import vpage_query
