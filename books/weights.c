@@ -22,6 +22,10 @@
 #include "../common/options.h"
 #include "safetensors.h"
 
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21 /* Linux 5.4; older C library headers lack the name */
+#endif
+
 #define MAX_FILES 4096
 #define MAX_FDS VP_WEIGHTS_MAX_FDS
 
@@ -39,6 +43,7 @@ struct wfile {
     size_t next; /* staged copies: the tensor to try first (loaders go in order) */
     uint64_t compared; /* tensors compared with copies (at most MATCH_TRIES a copy) */
     int open_fds; /* tracked fds open on it now (a pread loader keeps one) */
+    uint64_t given_back; /* bytes of its pages given back to the kernel after a copy */
 };
 
 /* cow: a private mapping that may be written (torch's from_file maps
@@ -63,6 +68,7 @@ static size_t ncopies, capcopies;
 static atomic_int active;
 static atomic_short fd_file[MAX_FDS]; /* file index + 1 for tracked fds */
 static atomic_uint_fast64_t rejected_msgs;
+static int (*_Atomic holder)(uint64_t dptr); /* vp_weights_give_back_pages */
 
 /* This thread holds mu, or is taking or leaving it: a signal handler
  * that runs on it (and opens, closes or maps a file) must not take mu
@@ -464,6 +470,31 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
     return 0;
 }
 
+void vp_weights_give_back_pages(int (*holds)(uint64_t dptr)) { atomic_store(&holder, holds); }
+
+/* The whole pages of [s, s+n), or 0 when none. */
+static size_t inner_pages(uintptr_t s, size_t n, uintptr_t *first)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = (s + ps - 1) & ~(ps - 1), b = (s + n) & ~(ps - 1);
+    *first = a;
+    return b > a ? b - a : 0;
+}
+
+/* After a copy straight out of file's mapping at [s, s+n) into dst: its
+ * pages given back when vpage keeps dst's bytes itself. Without the lock
+ * (the holder takes the pager's). */
+static void maybe_give_back(int file, uint64_t dst, uintptr_t s, size_t n)
+{
+    int (*holds)(uint64_t) = atomic_load_explicit(&holder, memory_order_relaxed);
+    uintptr_t a;
+    size_t len = inner_pages(s, n, &a);
+    if (!holds || !len || !holds(dst)) return;
+    if (madvise((void *)a, len, MADV_PAGEOUT)) return; /* before Linux 5.4, or not allowed: the cache stays */
+    lock();
+    files[file]->given_back += len;
+    unlock();
+}
+
 void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
 {
     if (!vp_weights_active() || !n) return;
@@ -475,6 +506,7 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
         if (maps[i].addr <= s && s + n <= maps[i].addr + maps[i].len) { m = &maps[i]; break; }
     if (m && m->cow && !still_file_pages(s, n)) m = NULL; /* written since it was mapped */
     uint64_t off = 0;
+    int direct = m != NULL; /* straight out of the mapping at s */
     if (m) {
         struct wfile *f = files[m->file];
         if (f->hdr == HDR_UNREAD) read_header(f); /* once per file, under the lock */
@@ -496,6 +528,7 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
         }
     }
     unlock();
+    if (direct) maybe_give_back(file, dst, s, n);
 }
 
 /* ---- what is known ---- */
@@ -556,17 +589,18 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
                           : f->hdr == HDR_NOT_SAFETENSORS ? "not safetensors" : "unread";
         size_t nt = f->hdr == HDR_OK ? f->st.ntensors : 0;
         if (!json) {
-            emit(ctx, "  %s: %zu tensors (header %s), %llu of them and %llu bytes on the device as clean copies\n",
-                 f->path, nt, hdr, (unsigned long long)whole, (unsigned long long)bytes);
+            emit(ctx, "  %s: %zu tensors (header %s), %llu of them and %llu bytes on the device as clean copies; "
+                 "%llu bytes of its pages given back\n", f->path, nt, hdr, (unsigned long long)whole,
+                 (unsigned long long)bytes, (unsigned long long)f->given_back);
             continue;
         }
         emit(ctx, "%s{\"path\": \"", first ? "" : ", ");
         for (const char *p = f->path; *p; p++) /* paths: escape what JSON needs */
             emit(ctx, (*p == '"' || *p == '\\') ? "\\%c" : ((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
         emit(ctx, "\", \"size\": %llu, \"header\": \"%s\", \"tensors\": %zu, \"device_clean_bytes\": %llu, "
-                  "\"tensors_on_device\": %llu, \"tensors_compared\": %llu}",
-             (unsigned long long)f->size, hdr, nt,
-             (unsigned long long)bytes, (unsigned long long)whole, (unsigned long long)f->compared);
+                  "\"tensors_on_device\": %llu, \"tensors_compared\": %llu, \"pages_given_back\": %llu}",
+             (unsigned long long)f->size, hdr, nt, (unsigned long long)bytes, (unsigned long long)whole,
+             (unsigned long long)f->compared, (unsigned long long)f->given_back);
         first = 0;
     }
     if (json) emit(ctx, "]");

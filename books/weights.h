@@ -55,6 +55,17 @@ void vp_weights_protected(void *addr, size_t len, int prot);
  * 0 for unified copies (cuMemcpy*), whose src may be device memory: then
  * only a src inside a weight-file mapping counts. */
 void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src);
+/* From start (core/init.c), when the file's pages are to be given back
+ * (VPAGE_DROP_FILE_PAGES under stream mode): holds(dptr) tells device
+ * memory whose bytes vpage keeps in host memory itself. A copy issued
+ * straight out of a weight-file mapping (not staged) into such memory
+ * then gives the whole pages of its source back to the kernel
+ * (madvise MADV_PAGEOUT, after the copy returned and outside the lock):
+ * the page cache drops them unless another process maps them, the
+ * mapping stays valid (a later read comes from the file again). Counted
+ * per file (pages_given_back in the report). */
+void vp_weights_give_back_pages(int (*holds)(uint64_t dptr));
+
 /* dst..dst+n was written (copy from elsewhere, memset) or freed. */
 void vp_weights_written(uint64_t dst, size_t n);
 

@@ -277,6 +277,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_STREAM_LAZY_MAP: return vp_parse_bool(s, &vp_opt.stream_lazy_map, why);
     case OPT_STREAM_AHEAD: return vp_parse_bool(s, &vp_opt.stream_ahead, why);
     case OPT_STREAM_FIT: return vp_parse_bool(s, &vp_opt.stream_fit, why);
+    case OPT_DROP_FILE_PAGES: return vp_parse_bool(s, &vp_opt.drop_file_pages, why);
     case OPT_CUPTI: return parse_choice(s, cupti_names, &vp_opt.cupti, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);

@@ -110,6 +110,11 @@ struct vp_cap {
     X(CLEAN_EVICT, clean_evict, CHOICE, "collapse", "how chunks that are clean "  \
       "copies of weight-file bytes leave the device: collapse (read-mostly "       \
       "duplicate dropped, no bus traffic) or writeback (copied back to the host)") \
+    X(DROP_FILE_PAGES, drop_file_pages, BOOL, "on", "stream mode: the pages "   \
+      "of a mapped weight file leave the host's page cache once copied into "     \
+      "streamed memory, whose bytes vpage keeps in host memory itself (the "      \
+      "model is then held once, not twice; a later load reads them from the "     \
+      "disk again); off: they stay cached")                                      \
     X(HELP, help, BOOL, "off", "print every option with its value and origin "     \
       "on first CUDA use")
 
@@ -134,6 +139,7 @@ struct vp_options {
     bool stream_fit;
     int policy;       /* enum vp_policy_opt */
     int clean_evict;  /* enum vp_clean_evict */
+    bool drop_file_pages;
     int stream_place; /* enum vp_stream_place */
     int cupti;        /* enum vp_cupti */
     bool help;

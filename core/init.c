@@ -88,6 +88,9 @@ void vp_refuse_foreign(const char *name, const void *fn)
     refuse(why);
 }
 
+/* Device memory whose bytes vpage keeps in host memory: stream mode's. */
+static int kept_on_host(uint64_t dptr) { return vp_pager()->owns((CUdeviceptr)dptr); }
+
 static void start(void)
 {
     starting = 1;
@@ -97,6 +100,7 @@ static void start(void)
     }
     if (vp_opt.help) vp_options_print();
     vp_pager_choose(vp_opt.paging);
+    if (vp_opt.paging == VP_PAGING_STREAM && vp_opt.drop_file_pages) vp_weights_give_back_pages(kept_on_host);
     int rc = vp_driver_open();
     if (rc != 0 && vp_capped()) {
         char why[700];

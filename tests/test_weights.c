@@ -433,3 +433,109 @@ Test(weights, unmapped_ranges_are_forgotten)
     munmap(anon, size);
     unlink(f.path);
 }
+
+/* A safetensors file of one U8 tensor of n bytes in the current folder (on
+ * disk: a page cache to give back), mapped read-only and read through, so
+ * every page is cached. */
+static void make_big(struct wfile *w, size_t n)
+{
+    snprintf(w->path, sizeof w->path, "vpage-test-%d-big.safetensors", (int)getpid());
+    char h[128];
+    int hl = snprintf(h, sizeof h, "{\"w\":{\"dtype\":\"U8\",\"shape\":[%zu],\"data_offsets\":[0,%zu]}}", n, n);
+    FILE *f = fopen(w->path, "wb");
+    cr_assert_not_null(f);
+    uint64_t len = (uint64_t)hl;
+    fwrite(&len, 8, 1, f);
+    fwrite(h, 1, (size_t)hl, f);
+    for (size_t i = 0; i < n; i++) fputc((int)(i * 13 % 251), f);
+    cr_assert_eq(fflush(f), 0);
+    cr_assert_eq(fsync(fileno(f)), 0, "written back: dirty pages are not dropped at once");
+    cr_assert_eq(fclose(f), 0);
+    w->data_start = 8 + (size_t)hl;
+    w->size = w->data_start + n;
+    int fd = open(w->path, O_RDONLY);
+    cr_assert(fd >= 0);
+    w->map = mmap(NULL, w->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    cr_assert(w->map != MAP_FAILED);
+    close(fd);
+    volatile uint8_t sum = 0;
+    for (size_t i = 0; i < w->size; i += 4096) sum += w->map[i];
+    (void)sum;
+}
+
+/* Pages of [p, p+n) in the page cache (mincore). */
+static size_t cached_pages(const uint8_t *p, size_t n)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p & ~(ps - 1);
+    size_t pages = ((uintptr_t)p + n - a + ps - 1) / ps, in = 0;
+    unsigned char *v = malloc(pages);
+    cr_assert_not_null(v);
+    cr_assert_eq(mincore((void *)a, pages * ps, v), 0);
+    for (size_t i = 0; i < pages; i++) in += v[i] & 1;
+    free(v);
+    return in;
+}
+
+/* Copies the mapped tensor into a new streamed allocation; returns the
+ * pages of the tensor still cached after, and checks the device bytes. */
+static size_t cached_after_streamed_copy(struct wfile *f, size_t n)
+{
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    const uint8_t *src = f->map + f->data_start;
+    cr_assert_geq(cached_pages(src, n), n / 4096 - 1, "read through: cached");
+    CUdeviceptr d;
+    CU_OK(c.cuMemAlloc(&d, n));
+    CU_OK(c.cuMemcpyHtoD(d, src, n));
+    size_t left = cached_pages(src, n);
+    uint8_t *back = malloc(n);
+    cr_assert_not_null(back);
+    CU_OK(c.cuMemcpyDtoH(back, d, n));
+    cr_assert_eq(memcmp(back, src, n), 0, "the device holds the file's bytes (the mapping reads them again)");
+    free(back);
+    CU_OK(c.cuMemFree(d));
+    return left;
+}
+
+Test(weights, pages_copied_into_streamed_memory_leave_the_page_cache)
+{
+    /* stream mode keeps the bytes of its memory in host memory itself: the
+     * weight file's cached pages would hold the model a second time */
+    pager_env("stream", 64, "2M");
+    struct wfile f;
+    size_t n = 8 << 20;
+    make_big(&f, n);
+    size_t left = cached_after_streamed_copy(&f, n);
+    unlink(f.path);
+    cr_assert_leq(left, 2, "%zu of %zu pages still cached after the copy", left, n / 4096);
+    cr_assert(strstr(stats(), "\"pages_given_back\": 8384512") || strstr(stats(), "\"pages_given_back\": 8388608"),
+              "%s", stats());
+    munmap(f.map, f.size);
+}
+
+Test(weights, the_option_keeps_the_pages_cached)
+{
+    pager_env("stream", 64, "2M");
+    setenv("VPAGE_DROP_FILE_PAGES", "off", 1);
+    struct wfile f;
+    size_t n = 8 << 20;
+    make_big(&f, n);
+    size_t left = cached_after_streamed_copy(&f, n);
+    unlink(f.path);
+    cr_assert_geq(left, n / 4096 - 1, "only %zu of %zu pages cached", left, n / 4096);
+    cr_assert(strstr(stats(), "\"pages_given_back\": 0"), "%s", stats());
+    munmap(f.map, f.size);
+}
+
+Test(weights, pages_copied_into_memory_vpage_does_not_keep_stay_cached)
+{
+    /* paging off: the device holds the only copy vpage knows; the page
+     * cache is the program's to keep */
+    struct wfile f;
+    size_t n = 8 << 20;
+    make_big(&f, n);
+    size_t left = cached_after_streamed_copy(&f, n);
+    unlink(f.path);
+    cr_assert_geq(left, n / 4096 - 1, "only %zu of %zu pages cached", left, n / 4096);
+    munmap(f.map, f.size);
+}
