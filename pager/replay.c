@@ -44,8 +44,7 @@ static struct {
     uint64_t budget, window, pinned; /* the pins were chosen for budget */
     uint64_t expect;            /* bytes in a step the replay's policy plays for the budget
                                  * (UINT64_MAX: not known) */
-    uint64_t lap_in, lap_ops;   /* bytes in, launches followed since the cursor last went back */
-    uint32_t last_at;           /* the launch the last one was taken for */
+    uint64_t lap_in, lap_ops;   /* bytes in, launches followed in this lap (a step's count of them) */
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
     uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, gave_up;
@@ -271,17 +270,19 @@ static long find_kernel(uint64_t kid, const struct vp_record_span *s, size_t n, 
     return rp.by_kid[i].pos;
 }
 
-/* A lap of the step ended (the cursor went back): the replay gives up,
- * and pages online from then on, when the lap covered half the step or
- * more and brought in more than twice what its policy plays for a step
- * plus the budget (a first step's pins): the table does not fit this run
- * (a decode whose steps differ from the one recorded), and online paging
- * moves less. */
+/* A lap ended: as many launches followed as the step has (counted, not
+ * seen from the cursor going back: a launch found by its kernel or
+ * elsewhere in the step may send it back anywhere, and a lap cut at each
+ * such jump never grew to a step's). The replay gives up, and pages
+ * online from then on, when the lap brought in more than twice what its
+ * policy plays for a step plus the budget (a first step's pins): the
+ * table does not fit this run (a decode whose steps differ from the one
+ * recorded), and online paging moves less. */
 static void lap_end(void)
 {
-    uint64_t lap = rp.lap_in, ops = rp.lap_ops;
+    uint64_t lap = rp.lap_in;
     rp.lap_in = rp.lap_ops = 0;
-    if (rp.expect == UINT64_MAX || 2 * ops < rp.t.nops || lap <= 2 * rp.expect + rp.budget) return;
+    if (rp.expect == UINT64_MAX || lap <= 2 * rp.expect + rp.budget) return;
     vp_warn("page table: a step of it brought in %.0f MiB where it plays for %.0f MiB: paging online from now on "
             "(VPAGE_TABLE)", lap / 1048576.0, rp.expect / 1048576.0);
     rp.gave_up++;
@@ -318,12 +319,10 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     }
     rp.found = 1;
     rp.skipped = 0;
-    if ((uint32_t)at < rp.last_at) {
+    if (++rp.lap_ops >= rp.t.nops) {
         lap_end();
         if (!rp.on) return 0;
     }
-    rp.last_at = (uint32_t)at;
-    rp.lap_ops++;
     rp.cursor = (uint32_t)((size_t)(at + 1) % rp.t.nops);
     return rp.streams[at];
 }
