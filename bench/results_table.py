@@ -91,16 +91,28 @@ def measurements():
     return "\n".join(rows)
 
 
-def newest_compares():
-    """The result files of bench/compare.py (named <date>-<GPU>.json, "kind": "compare") of the newest date, one
-    per machine."""
+def _compares():
+    """Every result file of bench/compare.py ("kind": "compare"), as (path, document), by name."""
     files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", "????-??-??-*.json")))
     docs = [(f, json.load(open(f))) for f in files]
-    docs = [(f, d) for f, d in docs if isinstance(d, dict) and d.get("kind") == "compare"]
+    return [(f, d) for f, d in docs if isinstance(d, dict) and d.get("kind") == "compare"]
+
+
+def _is_main(f, d):
+    """A main comparison: named <date>-<GPU>.json, not the file of a commit, a setting or a workload."""
+    return os.path.basename(f)[11:-len(".json")] == d["gpu"].replace(" ", "-")
+
+
+def newest_compares():
+    """The comparisons of the newest date that has a main one (one per machine, with the files of commits or
+    settings of that date), and every comparison of a later date (a workload measured on its own since)."""
+    docs = _compares()
+    mains = [os.path.basename(f)[:10] for f, d in docs if _is_main(f, d)]
     if not docs:
         return []
-    date = max(os.path.basename(f)[:10] for f, _ in docs)
-    return [(f, d) for f, d in docs if os.path.basename(f).startswith(date)]
+    date = max(mains) if mains else max(os.path.basename(f)[:10] for f, _ in docs)
+    later = [(f, d) for f, d in docs if os.path.basename(f)[:10] > date]
+    return sorted(later, reverse=True) + [(f, d) for f, d in docs if os.path.basename(f).startswith(date)]
 
 
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -138,7 +150,7 @@ def summary():
     """One table: the newest main comparison (<date>-<GPU>.json, not the files of a commit or a setting) on the
     reference machine (any machine where it has none), time per step (or token) and its ratio to resident, for
     resident, stream mode at each cap and the peers."""
-    docs = [(f, d) for f, d in newest_compares() if os.path.basename(f)[11:-len(".json")] == d["gpu"].replace(" ", "-")]
+    docs = [(f, d) for f, d in newest_compares() if _is_main(f, d)]
     docs = [x for x in docs if REFERENCE_GPU in x[1]["gpu"]] or docs[:1]
     if not docs:
         return "No comparison has been measured yet (bench/compare.py)."
