@@ -18,7 +18,12 @@
 # loop's step although the run ends with launches that repeat whole. And
 # a table that does not fit the run (its weights' spans taken out: it
 # plays for no bytes a step, the run brings in every weight each step) is
-# given up after a step, with one line, and the run pages online.
+# given up after a step, with one line, and the run pages online. And a
+# run that visits the weights in another order than the table's (each
+# launch found elsewhere in the step, the cursor sent back every four
+# weights) gives the table up after a step's launches, moving little more
+# than online paging does (before, each jump back began a new lap, none
+# was ever judged, and the run moved twice what online paging moves).
 . "$(dirname "$0")/check-lib.sh"
 prog=$1
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -89,6 +94,13 @@ grep -q "page table: a step of it brought in .* paging online from now on" "$dir
     { cat "$dir/tampered.out"; echo "a table that does not fit the run was not given up"; exit 1; }
 [ "$(stat tampered replay_gave_up)" = 1 ] || { echo "replay_gave_up is not 1"; exit 1; }
 cp "$dir/good.table" "$dir/run.table"
+run stride-online REPLAY_LOOP_STRIDE=3 VPAGE_TABLE="$dir/stride-online.table"
+run stride REPLAY_LOOP_STRIDE=3
+on=$(stat stride-online bytes_in) re=$(stat stride bytes_in)
+echo "weights out of the table's order: $((re >> 20)) MiB in replayed, $((on >> 20)) MiB online;" \
+    "gave up $(stat stride replay_gave_up)"
+[ "$(stat stride replay_gave_up)" = 1 ] || { echo "a table that moves twice what it plays for was kept"; exit 1; }
+[ $((re * 4)) -le $((on * 5)) ] || { echo "replayed, $re bytes in against $on online"; exit 1; }
 run other REPLAY_LOOP_MB=6
 grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||
     { cat "$dir/other.out"; echo "a table of another shape was not refused"; exit 1; }

@@ -17,7 +17,10 @@
  * REPLAY_LOOP_VARIANT=1 runs the small tensor's launches with another
  * kernel of the same work, "rwv" (as a kernel chosen by a length would).
  * REPLAY_LOOP_TAIL=k ends the run with k launches of "rwt" on the
- * activation alone (a run's own last kernels, repeated whole). */
+ * activation alone (a run's own last kernels, repeated whole).
+ * REPLAY_LOOP_STRIDE=k visits the weights k apart (0, k, 2k, ... then 1,
+ * 1+k, ...) instead of in order: each launch is one of the table's, found
+ * elsewhere in its step, and the cursor goes back every 12/k weights. */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -46,7 +49,8 @@ int main(void)
     const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
     size_t bytes = (size_t)(mb ? atoi(mb) : 4) << 20;
-    const char *steps = getenv("REPLAY_LOOP_STEPS");
+    const char *steps = getenv("REPLAY_LOOP_STEPS"), *stride_s = getenv("REPLAY_LOOP_STRIDE");
+    const int stride = stride_s && atoi(stride_s) > 0 && WEIGHTS % atoi(stride_s) == 0 ? atoi(stride_s) : 1;
     const uint64_t STEPS = steps ? (uint64_t)atoi(steps) : 6;
     CHECK(cuInit(0));
     CHECK(cuDeviceGet(&d, 0));
@@ -71,7 +75,8 @@ int main(void)
             CHECK(cuMemAlloc(&buf, 2 << 20));
             CHECK(cuMemsetD8(buf, 0, 2 << 20));
         }
-        for (int i = 0; i < WEIGHTS; i++) {
+        for (int k = 0; k < WEIGHTS; k++) {
+            int i = k * stride % WEIGHTS + k * stride / WEIGHTS;
             void *args[2] = {&buf, &w[i]}, *args1[2] = {&small, &none};
             CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
             nanosleep(&kernel, NULL);
