@@ -76,11 +76,13 @@ def fmt(b):
     return f"{b} B"
 
 
-def mem_available():
+def meminfo(key="MemAvailable"):
+    """A field of /proc/meminfo in bytes (MemAvailable: free memory and the page cache the kernel could drop;
+    MemFree: memory holding nothing), or None."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -108,14 +110,14 @@ def descendants(pid):
 
 
 class Sampler:
-    """Samples, from outside the program, the host's available memory (every
-    0.2 s) and, where nvidia-smi lists them, the device memory of the
+    """Samples, from outside the program, the host's available and free memory
+    (every 0.2 s) and, where nvidia-smi lists them, the device memory of the
     program's processes (every second)."""
 
     def __init__(self, pid):
         self.pid = pid
-        self.base = mem_available()
-        self.low = self.base
+        self.base, self.free_base = meminfo(), meminfo("MemFree")
+        self.low, self.free_low = self.base, self.free_base
         self.dev_peak = {}  # GPU uuid -> MiB used by the program's processes at once, at most
         self.smi = shutil.which("nvidia-smi")
         self.stop = threading.Event()
@@ -141,17 +143,21 @@ class Sampler:
     def run(self):
         k = 0
         while not self.stop.wait(0.2):
-            m = mem_available()
+            m, f = meminfo(), meminfo("MemFree")
             if m is not None and self.low is not None:
                 self.low = min(self.low, m)
+            if f is not None and self.free_low is not None:
+                self.free_low = min(self.free_low, f)
             if self.smi and k % 5 == 0:
                 self.device()
             k += 1
 
     def finish(self):
+        """(taken, filled): the most MemAvailable and MemFree fell below their values before, or None."""
         self.stop.set()
         self.t.join(timeout=15)
-        return (self.base - self.low) if self.base is not None and self.low is not None else None
+        drop = lambda a, b: a - b if a is not None and b is not None else None
+        return drop(self.base, self.low), drop(self.free_base, self.free_low)
 
 
 def summary(cmd, status, wall, taken, dev_peak, stats_files, cap_text=None):
@@ -205,9 +211,12 @@ def summary(cmd, status, wall, taken, dev_peak, stats_files, cap_text=None):
     for g, mib in sorted(dev_peak.items()):
         lines.append(f"  device memory of the program's processes (nvidia-smi, context included): "
                      f"{fmt(mib * MiB)} at peak on {g[:12]}...")
+    taken, filled = taken if isinstance(taken, tuple) else (taken, None)
     if taken is not None:
+        cache = f"; {fmt(max(filled, 0))} with the page cache it filled (MemFree's drop)" if filled is not None else ""
         lines.append(f"  host memory taken: {fmt(max(taken, 0))} at peak (the drop of MemAvailable, sampled "
-                     "from outside: pinned memory and page cache included; other programs count too)")
+                     f"from outside: pinned and anonymous memory, which RSS does not all show; other programs count "
+                     f"too){cache}")
     return lines
 
 
