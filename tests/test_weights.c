@@ -23,6 +23,19 @@ static const char *HEADER = "{\"__metadata__\":{\"format\":\"pt\"},"
                             "\"head.bias\":{\"dtype\":\"F16\",\"shape\":[16],\"data_offsets\":[192,224]}}";
 #define DATA_LEN 224
 
+/* Maps the written file at w->path as a loader does (its data part of n
+ * bytes from data_start), and closes the fd. */
+static void map_file(struct wfile *w, size_t data_start, size_t n, int prot)
+{
+    w->data_start = data_start;
+    w->size = data_start + n;
+    int fd = open(w->path, O_RDONLY);
+    cr_assert(fd >= 0);
+    w->map = mmap(NULL, w->size, prot, MAP_PRIVATE, fd, 0);
+    cr_assert(w->map != MAP_FAILED);
+    close(fd);
+}
+
 /* Writes a weight file (a real safetensors file unless header is given),
  * then opens and maps it as a loader does, and closes the fd. */
 static void make_file(struct wfile *w, const char *name, const char *header, int prot)
@@ -36,13 +49,7 @@ static void make_file(struct wfile *w, const char *name, const char *header, int
     fwrite(h, 1, n, f);
     for (int i = 0; i < DATA_LEN; i++) fputc(i * 7 + 1, f);
     fclose(f);
-    w->data_start = 8 + n;
-    w->size = w->data_start + DATA_LEN;
-    int fd = open(w->path, O_RDONLY);
-    cr_assert(fd >= 0);
-    w->map = mmap(NULL, w->size, prot, MAP_PRIVATE, fd, 0);
-    cr_assert(w->map != MAP_FAILED);
-    close(fd);
+    map_file(w, 8 + n, DATA_LEN, prot);
 }
 
 /* A device buffer holding a copy of the whole data part, straight from the mapping. */
@@ -451,13 +458,7 @@ static void make_big(struct wfile *w, size_t n)
     cr_assert_eq(fflush(f), 0);
     cr_assert_eq(fsync(fileno(f)), 0, "written back: dirty pages are not dropped at once");
     cr_assert_eq(fclose(f), 0);
-    w->data_start = 8 + (size_t)hl;
-    w->size = w->data_start + n;
-    int fd = open(w->path, O_RDONLY);
-    cr_assert(fd >= 0);
-    w->map = mmap(NULL, w->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    cr_assert(w->map != MAP_FAILED);
-    close(fd);
+    map_file(w, 8 + (size_t)hl, n, PROT_READ);
     volatile uint8_t sum = 0;
     for (size_t i = 0; i < w->size; i += 4096) sum += w->map[i];
     (void)sum;
@@ -476,10 +477,14 @@ static size_t cached_pages(const uint8_t *p, size_t n)
     return in;
 }
 
-/* Copies the mapped tensor into a new streamed allocation; returns the
- * pages of the tensor still cached after, and checks the device bytes. */
-static size_t cached_after_streamed_copy(struct wfile *f, size_t n)
+/* Writes and maps a file of one n-byte tensor, read through (cached),
+ * copies the tensor into a new allocation (streamed under stream mode),
+ * checks the device bytes and drops the file; returns the pages of the
+ * tensor that were still cached after the copy. */
+static size_t cached_after_copy(size_t n)
 {
+    struct wfile file, *f = &file;
+    make_big(f, n);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     const uint8_t *src = f->map + f->data_start;
@@ -494,6 +499,8 @@ static size_t cached_after_streamed_copy(struct wfile *f, size_t n)
     cr_assert_eq(memcmp(back, src, n), 0, "the device holds the file's bytes (the mapping reads them again)");
     free(back);
     CU_OK(c.cuMemFree(d));
+    unlink(f->path);
+    munmap(f->map, f->size);
     return left;
 }
 
@@ -502,40 +509,25 @@ Test(weights, pages_copied_into_streamed_memory_leave_the_page_cache)
     /* stream mode keeps the bytes of its memory in host memory itself: the
      * weight file's cached pages would hold the model a second time */
     pager_env("stream", 64, "2M");
-    struct wfile f;
-    size_t n = 8 << 20;
-    make_big(&f, n);
-    size_t left = cached_after_streamed_copy(&f, n);
-    unlink(f.path);
+    size_t n = 8 << 20, left = cached_after_copy(n);
     cr_assert_leq(left, 2, "%zu of %zu pages still cached after the copy", left, n / 4096);
     cr_assert(strstr(stats(), "\"pages_given_back\": 8384512") || strstr(stats(), "\"pages_given_back\": 8388608"),
               "%s", stats());
-    munmap(f.map, f.size);
 }
 
 Test(weights, the_option_keeps_the_pages_cached)
 {
     pager_env("stream", 64, "2M");
     setenv("VPAGE_DROP_FILE_PAGES", "off", 1);
-    struct wfile f;
-    size_t n = 8 << 20;
-    make_big(&f, n);
-    size_t left = cached_after_streamed_copy(&f, n);
-    unlink(f.path);
+    size_t n = 8 << 20, left = cached_after_copy(n);
     cr_assert_geq(left, n / 4096 - 1, "only %zu of %zu pages cached", left, n / 4096);
     cr_assert(strstr(stats(), "\"pages_given_back\": 0"), "%s", stats());
-    munmap(f.map, f.size);
 }
 
 Test(weights, pages_copied_into_memory_vpage_does_not_keep_stay_cached)
 {
     /* paging off: the device holds the only copy vpage knows; the page
      * cache is the program's to keep */
-    struct wfile f;
-    size_t n = 8 << 20;
-    make_big(&f, n);
-    size_t left = cached_after_streamed_copy(&f, n);
-    unlink(f.path);
+    size_t n = 8 << 20, left = cached_after_copy(n);
     cr_assert_geq(left, n / 4096 - 1, "only %zu of %zu pages cached", left, n / 4096);
-    munmap(f.map, f.size);
 }
