@@ -1172,6 +1172,77 @@ Test(stream, each_device_streams_under_its_own_cap)
     cr_assert_eq(fake_used(0) + fake_used(1), 0);
 }
 
+Test(stream, two_devices_with_nccl_like_buffers_and_peer_copies_between_them)
+{
+    /* as one rank of a two-GPU program sees them: on each device a buffer
+     * made with cuMemCreate/cuMemMap (NCCL's), counted against that
+     * device's cap and never paged, next to streamed memory; peer copies
+     * between the devices' streamed memory and from a VMM buffer to the
+     * other device keep every byte, and each device stays under its cap */
+    setenv("VPAGE_PAGING", "stream", 1);
+    setenv("VPAGE_CAP", "0:48M,1:32M", 1);
+    setenv("VPAGE_CHUNK", "4M", 1);
+    setenv("FAKE_CUDA_MEM", "67108864", 1);
+    struct cu c;
+    load_or_die(&c, WAY_PROCADDR);
+    CUfunction f = kernel(&c, "rw:2", "rw");
+    CUcontext ctx[2];
+    CUdeviceptr vmm[2], b[2][3];
+    CUmemGenericAllocationHandle h[2];
+    for (int d = 0; d < 2; d++) {
+        cu_use_device(&c, d);
+        CU_OK(c.cuDevicePrimaryCtxRetain(&ctx[d], d));
+        CUmemAllocationProp prop = device_chunk(d);
+        CU_OK(c.cuMemCreate(&h[d], 8 * MiB, &prop, 0));
+        CU_OK(c.cuMemAddressReserve(&vmm[d], 8 * MiB, 0, 0, 0));
+        CU_OK(c.cuMemMap(vmm[d], 8 * MiB, 0, h[d], 0));
+        fill(&c, vmm[d], 10 + d, 8 * MiB);
+        cr_assert_eq(vpage_now(d), 8 * MiB, "device %d: the VMM buffer counts against its cap", d);
+        for (int i = 0; i < 3; i++) {
+            CU_OK(c.cuMemAlloc(&b[d][i], 16 * MiB));
+            fill(&c, b[d][i], d * 3 + i, 16 * MiB);
+        }
+    }
+    for (int round = 0; round < 3; round++)
+        for (int d = 0; d < 2; d++) {
+            cu_use_device(&c, d);
+            for (int i = 0; i < 3; i++) launch2(&c, f, b[d][i], vmm[d]);
+        }
+    /* device 0's buffer 0 onto device 1's buffer 2; device 1's VMM buffer onto device 0's buffer 1 */
+    CU_OK(c.cuMemcpyPeer(b[1][2], ctx[1], b[0][0], ctx[0], 16 * MiB));
+    CU_OK(c.cuMemcpyPeer(b[0][1], ctx[0], vmm[1], ctx[1], 8 * MiB));
+    cu_use_device(&c, 1);
+    check(&c, b[1][2], 0, 16 * MiB, 3);
+    check(&c, vmm[1], 11, 8 * MiB, 9);
+    cu_use_device(&c, 0);
+    check(&c, vmm[0], 10, 8 * MiB, 9);
+    unsigned char *head = malloc(8 * MiB), *tail = malloc(8 * MiB), *want = malloc(16 * MiB);
+    cr_assert(head && tail && want);
+    CU_OK(c.cuMemcpyDtoH(head, b[0][1], 8 * MiB));
+    CU_OK(c.cuMemcpyDtoH(tail, b[0][1] + 8 * MiB, 8 * MiB));
+    cu_use_device(&c, 1);
+    CU_OK(c.cuMemcpyDtoH(want, vmm[1], 8 * MiB));
+    cr_assert_eq(memcmp(head, want, 8 * MiB), 0, "the peer copy from the VMM buffer");
+    content(want, 1, 0, 16 * MiB);
+    cr_assert_eq(memcmp(tail, want + 8 * MiB, 8 * MiB), 0, "the rest of the streamed buffer it landed in");
+    free(head);
+    free(tail);
+    free(want);
+    cr_assert_leq(fake_peak(0), 48 * MiB);
+    cr_assert_leq(fake_peak(1), 32 * MiB, "device 1 peak %llu over its 32 MiB cap", (unsigned long long)fake_peak(1));
+    cr_assert_eq(paging_stat("streamed"), 48 * MiB, "the VMM buffers are not paged: %s", stats());
+    ASSERT_BOOKS_MATCH(0);
+    ASSERT_BOOKS_MATCH(1);
+    for (int d = 0; d < 2; d++) {
+        cu_use_device(&c, d);
+        for (int i = 0; i < 3; i++) CU_OK(c.cuMemFree(b[d][i]));
+        CU_OK(c.cuMemUnmap(vmm[d], 8 * MiB));
+        CU_OK(c.cuMemAddressFree(vmm[d], 8 * MiB));
+        CU_OK(c.cuMemRelease(h[d]));
+    }
+    cr_assert_eq(fake_used(0) + fake_used(1), 0);
+}
+
 /* ---- property: random sequences keep the bytes, the cap and the books ---- */
 
 static uint64_t rng(uint64_t *s)
