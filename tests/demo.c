@@ -11,6 +11,7 @@
  * word, then every first word read back: "same output: yes" when each is
  * what the program wrote plus three.
  *   LD_LIBRARY_PATH=build/tests scripts/vpage run --cap 512M -- build/tests/demo
+ * LOCAL_RANK=k (as torchrun sets it for each worker) runs on device k.
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -126,7 +127,11 @@ int main(void)
     }
     CUdevice d;
     CUcontext ctx;
-    dev_get(&d, 0);
+    const char *rank = getenv("LOCAL_RANK");
+    if (dev_get(&d, rank ? atoi(rank) : 0) != CUDA_SUCCESS) {
+        fprintf(stderr, "demo: no device %s\n", rank);
+        return 1;
+    }
     retain(&ctx, d);
     set(ctx);
     size_t fr, tot;
