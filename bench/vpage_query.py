@@ -25,26 +25,19 @@ def device_free_mib():
     return _smi_mib("memory.free")
 
 
-def _meminfo_mib(key):
-    """A field of /proc/meminfo (KEY: MemAvailable, MemFree, ...), in MiB; None where unknown."""
+def host_memory_mib():
+    """(MemAvailable, MemFree) of /proc/meminfo in MiB, read at once; None for a field not known.
+    MemAvailable counts the page cache the kernel could drop as available, MemFree does not."""
+    got = {"MemAvailable": None, "MemFree": None}
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
+                key = line.split(":", 1)[0]
+                if key in got:
+                    got[key] = int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
-
-
-def host_available_mib():
-    """The host's MemAvailable, in MiB: free memory plus the page cache the kernel could drop."""
-    return _meminfo_mib("MemAvailable")
-
-
-def host_free_mib():
-    """The host's MemFree, in MiB: memory holding nothing, page cache not counted as free."""
-    return _meminfo_mib("MemFree")
+    return got["MemAvailable"], got["MemFree"]
 
 
 class DeviceSampler:
@@ -61,30 +54,28 @@ class DeviceSampler:
     def __init__(self, period=0.1):
         self.period, self.samples, self._stop = period, [], threading.Event()
         self.base = device_used_mib()
-        self.host_base = host_available_mib()
-        self.host_low = self.host_base
-        self.free_base = host_free_mib()
-        self.free_low = self.free_base
+        self.host_base = self.host_low = host_memory_mib()  # (available, free)
 
     def _run(self):
         while not self._stop.is_set():
-            h = host_available_mib()
-            if h is not None and self.host_low is not None:
-                self.host_low = min(self.host_low, h)
-            f = host_free_mib()
-            if f is not None and self.free_low is not None:
-                self.free_low = min(self.free_low, f)
+            now = host_memory_mib()
+            self.host_low = tuple(low if low is None or n is None else min(low, n)
+                                  for low, n in zip(self.host_low, now))
             try:
                 self.samples.append((time.time(), device_used_mib()))
             except Exception:  # a slow or failed query loses one sample
                 pass
             time.sleep(self.period)
 
+    def _host_drop(self, i):
+        base, low = self.host_base[i], self.host_low[i]
+        return None if base is None or low is None else base - low
+
     def host_taken_mib(self):
-        return None if self.host_base is None or self.host_low is None else self.host_base - self.host_low
+        return self._host_drop(0)
 
     def host_filled_mib(self):
-        return None if self.free_base is None or self.free_low is None else self.free_base - self.free_low
+        return self._host_drop(1)
 
     def __enter__(self):
         self._th = threading.Thread(target=self._run, daemon=True)

@@ -258,11 +258,12 @@ def the_page_cache_a_row_fills_is_sampled_from_memfree():
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import vpage_query
     s = vpage_query.DeviceSampler.__new__(vpage_query.DeviceSampler)
-    s.free_base, s.free_low = 1000.0, 400.0
+    s.host_base, s.host_low = (2000.0, 1000.0), (1500.0, 400.0)
     assert s.host_filled_mib() == 600.0
-    s.free_low = None
+    s.host_low = (1500.0, None)
     assert s.host_filled_mib() is None
-    assert vpage_query.host_free_mib() is None or vpage_query.host_free_mib() > 0
+    free = vpage_query.host_memory_mib()[1]
+    assert free is None or free > 0
 
 
 @test

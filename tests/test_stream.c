@@ -1127,14 +1127,21 @@ Test(stream, a_tma_descriptor_names_the_memory_it_was_made_for)
     CU_OK(c.cuMemFree(b));
 }
 
+/* Stream mode on both fake devices of 64 MiB, each under its cap in caps
+ * ("0:64M,1:32M"), pieces of 4 MiB. */
+static void two_devices(const char *caps)
+{
+    setenv("VPAGE_PAGING", "stream", 1);
+    setenv("VPAGE_CAP", caps, 1);
+    setenv("VPAGE_CHUNK", "4M", 1);
+    setenv("FAKE_CUDA_MEM", "67108864", 1);
+}
+
 Test(stream, each_device_streams_under_its_own_cap)
 {
     /* per-device caps: the pager plans and moves per device, with a
      * context, streams and an event ring for each */
-    setenv("VPAGE_PAGING", "stream", 1);
-    setenv("VPAGE_CAP", "0:64M,1:32M", 1);
-    setenv("VPAGE_CHUNK", "4M", 1);
-    setenv("FAKE_CUDA_MEM", "67108864", 1);
+    two_devices("0:64M,1:32M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "rw:2", "rw");
@@ -1179,10 +1186,7 @@ Test(stream, two_devices_with_nccl_like_buffers_and_peer_copies_between_them)
      * device's cap and never paged, next to streamed memory; peer copies
      * between the devices' streamed memory and from a VMM buffer to the
      * other device keep every byte, and each device stays under its cap */
-    setenv("VPAGE_PAGING", "stream", 1);
-    setenv("VPAGE_CAP", "0:48M,1:32M", 1);
-    setenv("VPAGE_CHUNK", "4M", 1);
-    setenv("FAKE_CUDA_MEM", "67108864", 1);
+    two_devices("0:48M,1:32M");
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     CUfunction f = kernel(&c, "rw:2", "rw");

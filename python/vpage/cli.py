@@ -76,17 +76,19 @@ def fmt(b):
     return f"{b} B"
 
 
-def meminfo(key="MemAvailable"):
-    """A field of /proc/meminfo in bytes (MemAvailable: free memory and the page cache the kernel could drop;
-    MemFree: memory holding nothing), or None."""
+def meminfo():
+    """(MemAvailable, MemFree) of /proc/meminfo in bytes, read at once; None for a field not known.
+    MemAvailable counts the page cache the kernel could drop as available, MemFree does not."""
+    got = {"MemAvailable": None, "MemFree": None}
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+                key = line.split(":", 1)[0]
+                if key in got:
+                    got[key] = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
         pass
-    return None
+    return got["MemAvailable"], got["MemFree"]
 
 
 def descendants(pid):
@@ -116,8 +118,7 @@ class Sampler:
 
     def __init__(self, pid):
         self.pid = pid
-        self.base, self.free_base = meminfo(), meminfo("MemFree")
-        self.low, self.free_low = self.base, self.free_base
+        self.base = self.low = meminfo()  # (available, free)
         self.dev_peak = {}  # GPU uuid -> MiB used by the program's processes at once, at most
         self.smi = shutil.which("nvidia-smi")
         self.stop = threading.Event()
@@ -143,11 +144,8 @@ class Sampler:
     def run(self):
         k = 0
         while not self.stop.wait(0.2):
-            m, f = meminfo(), meminfo("MemFree")
-            if m is not None and self.low is not None:
-                self.low = min(self.low, m)
-            if f is not None and self.free_low is not None:
-                self.free_low = min(self.free_low, f)
+            now = meminfo()
+            self.low = tuple(low if low is None or n is None else min(low, n) for low, n in zip(self.low, now))
             if self.smi and k % 5 == 0:
                 self.device()
             k += 1
@@ -156,12 +154,11 @@ class Sampler:
         """(taken, filled): the most MemAvailable and MemFree fell below their values before, or None."""
         self.stop.set()
         self.t.join(timeout=15)
-        drop = lambda a, b: a - b if a is not None and b is not None else None
-        return drop(self.base, self.low), drop(self.free_base, self.free_low)
+        return tuple(b - low if b is not None and low is not None else None for b, low in zip(self.base, self.low))
 
 
-def summary(cmd, status, wall, taken, dev_peak, stats_files, cap_text=None):
-    """The exit screen, as lines."""
+def summary(cmd, status, wall, host, dev_peak, stats_files, cap_text=None):
+    """The exit screen, as lines. host: Sampler.finish()'s (taken, filled)."""
     name = " ".join(cmd)
     if len(name) > 70:
         name = name[:67] + "..."
@@ -211,7 +208,7 @@ def summary(cmd, status, wall, taken, dev_peak, stats_files, cap_text=None):
     for g, mib in sorted(dev_peak.items()):
         lines.append(f"  device memory of the program's processes (nvidia-smi, context included): "
                      f"{fmt(mib * MiB)} at peak on {g[:12]}...")
-    taken, filled = taken if isinstance(taken, tuple) else (taken, None)
+    taken, filled = host
     if taken is not None:
         cache = f"; {fmt(max(filled, 0))} with the page cache it filled (MemFree's drop)" if filled is not None else ""
         lines.append(f"  host memory taken: {fmt(max(taken, 0))} at peak (the drop of MemAvailable, sampled "
@@ -263,9 +260,9 @@ def run(a, lib):
     status = child.wait()
     wall = time.time() - t0
     if sampler:
-        taken = sampler.finish()
+        host = sampler.finish()
         files = sorted(glob.glob(stats.replace("%p", "*")))
-        print("\n".join(summary(a.cmd, status, wall, taken, sampler.dev_peak, files, env.get("VPAGE_CAP"))),
+        print("\n".join(summary(a.cmd, status, wall, host, sampler.dev_peak, files, env.get("VPAGE_CAP"))),
               file=sys.stderr)
         if a.stats:
             print(f"  stats: {', '.join(files) or 'none written'}", file=sys.stderr)
