@@ -47,6 +47,7 @@ static struct {
     uint64_t lap_in, lap_ops;   /* bytes in, launches followed in this lap (a step's count of them) */
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
+    int synced;                 /* a launch was found by its identity: the laps are counted from it */
     uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, gave_up;
 } rp = {.dev = -1, .expect = UINT64_MAX};
 
@@ -291,7 +292,19 @@ static void lap_end(void)
 
 void vp_replay_came_in(int dev, uint64_t bytes)
 {
-    if (rp.on && dev == rp.dev) rp.lap_in += bytes;
+    if (rp.on && rp.synced && dev == rp.dev) rp.lap_in += bytes;
+}
+
+/* The first launch found by its identity (kernel and pieces, at the
+ * cursor or elsewhere in the step) begins the first lap: what came in
+ * before it is the program's work before its loop (building or loading
+ * its weights, a prompt's prefill), which a step of the table does not
+ * play for. A loop never found by identity is not judged. */
+static void sync_laps(void)
+{
+    if (rp.synced) return;
+    rp.synced = 1;
+    rp.lap_in = rp.lap_ops = 0;
 }
 
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
@@ -303,8 +316,10 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     if (rp.found && rp.op_id[rp.cursor] == id) {
         at = rp.cursor;
         rp.matched++;
+        sync_laps();
     } else if ((at = find(id)) >= 0) {
         rp.moved++;
+        sync_laps();
     } else if (rp.found && !rp.skipped && rp.op_kid[rp.cursor] == kid) {
         at = rp.cursor;
         rp.loose++;
@@ -319,7 +334,7 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     }
     rp.found = 1;
     rp.skipped = 0;
-    if (++rp.lap_ops >= rp.t.nops) {
+    if (rp.synced && ++rp.lap_ops >= rp.t.nops) {
         lap_end();
         if (!rp.on) return 0;
     }
@@ -386,5 +401,5 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
 
 void vp_replay_reset_child(void)
 {
-    rp.on = rp.found = rp.skipped = 0;
+    rp.on = rp.found = rp.skipped = rp.synced = 0;
 }

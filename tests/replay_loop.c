@@ -20,7 +20,11 @@
  * activation alone (a run's own last kernels, repeated whole).
  * REPLAY_LOOP_STRIDE=k visits the weights k apart (0, k, 2k, ... then 1,
  * 1+k, ...) instead of in order: each launch is one of the table's, found
- * elsewhere in its step, and the cursor goes back every 12/k weights. */
+ * elsewhere in its step, and the cursor goes back every 12/k weights.
+ * REPLAY_LOOP_INIT=k begins the run with k passes over the weights before
+ * the loop (as a program builds or loads its weights on the device): a
+ * kernel the step never runs, "rwi", on each weight's second word,
+ * bringing every weight's first piece in k times. */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -44,7 +48,7 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
-    CUfunction rwv, rwt;
+    CUfunction rwv, rwt, rwi;
     CUdeviceptr w[WEIGHTS], act, small, none = 0;
     const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
@@ -56,16 +60,24 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2"));
+    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2,rwi:2"));
     CHECK(cuModuleGetFunction(&rw, m, "rw"));
     CHECK(cuModuleGetFunction(&rwv, m, "rwv"));
     CHECK(cuModuleGetFunction(&rwt, m, "rwt"));
+    CHECK(cuModuleGetFunction(&rwi, m, "rwi"));
     CHECK(cuMemAlloc(&act, 2 << 20));
     CHECK(cuMemsetD8(act, 0, 2 << 20));
     for (int i = 0; i < WEIGHTS; i++) {
         CHECK(cuMemAlloc(&w[i], bytes));
         CHECK(cuMemsetD8(w[i], 0, bytes));
     }
+    const char *init = getenv("REPLAY_LOOP_INIT");
+    for (int pass = 0; init && pass < atoi(init); pass++)
+        for (int i = 0; i < WEIGHTS; i++) {
+            CUdeviceptr second = w[i] + 8;
+            void *args[2] = {&second, &none};
+            CHECK(cuLaunchKernel(rwi, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+        }
     const char *in = getenv("REPLAY_LOOP_SMALL_IN");
     small = in ? w[atoi(in) % WEIGHTS] + bytes - 8 : act + (1 << 20);
     struct timespec kernel = {0, 1000000};
