@@ -15,9 +15,9 @@ For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
   group         diffusers group offloading, block level, on a side stream
   sequential    accelerate's cpu_offload
 and, computed, the transfer lower bound at each cap (bench/compare_lib.py).
-A workload loaded from files (wan-14B-files) first writes its checkpoint
-into --files DIR unless it is there, then drops the files from the page
-cache before each row, so every row reads them from disk; its rows also
+A workload loaded from files (wan-14B-files, llm-8B-files) first writes
+its checkpoint into --files DIR unless it is there, then drops the files
+from the page cache before each row, so every row reads them from disk; its rows also
 carry the load's time and the host memory the row filled, page cache
 included (host_filled_mib). --rows picks rows and the order they run in, --caps the caps; --trace DIR
 keeps each vpage row's trace there (WORKLOAD-ROW-CAP.trace.gz).
@@ -66,6 +66,11 @@ WORKLOADS = {
                                                      "--steps", "5"], files=True, caps_gib=[8, 16], unit="step",
                           title="Wan 2.1 14B DiT from its checkpoint's files (from_pretrained, then .to('cuda')), "
                                 "4096 tokens, bf16, 5 steps"),
+    # the decode as users load it: a transformers checkpoint on disk, as wan-14B-files
+    "llm-8B-files": dict(script="run_llm.py", args=["--prompt", "512", "--new-tokens", "64", "--deterministic"],
+                         files=True, caps_gib=[8, 16], unit="token",
+                         title="Llama-3-8B-shaped from its checkpoint's files (from_pretrained, then .to('cuda')), "
+                               "prefill 512 tokens, decode 64, bf16"),
     # small shapes, for a check of the harness itself
     "wan-tiny": dict(script="run_wan.py", args=["--model", "tiny", "--tokens", "1024", "--steps", "3"],
                      caps_gib=[0.0625], unit="step", title="Wan-shaped DiT, 2 tiny blocks (harness check)"),

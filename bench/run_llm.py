@@ -7,7 +7,10 @@ greedy decoded tokens.
     VPAGE_CAP=8G VPAGE_PAGING=demand LD_PRELOAD=build/libvpage.so python3 bench/run_llm.py
 
 Weights are random from a fixed seed, drawn on the GPU (bench/workload.py);
-the prompt is random token ids. --offload runs the peers: group (diffusers
+the prompt is random token ids. --save-pretrained DIR writes them as a
+transformers checkpoint (safetensors shards) and exits; --from-pretrained
+DIR loads the model from one as users do (LlamaForCausalLM.from_pretrained
+into host memory, then .to("cuda")). --offload runs the peers: group (diffusers
 group offloading over the decoder layers; the embedding and the head stay
 on the GPU) and sequential (accelerate's cpu_offload).
 
@@ -44,6 +47,8 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--offload", choices=workload.OFFLOAD, default="none")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-pretrained", metavar="DIR", help="save the model as a transformers checkpoint and exit")
+    ap.add_argument("--from-pretrained", metavar="DIR", help="load the model from a transformers checkpoint")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--deterministic", action="store_true",
                     help="torch.use_deterministic_algorithms(True) and a fixed cuBLAS workspace")
@@ -61,11 +66,20 @@ def main():
                      vocab_size=8192)
     cfg = LlamaConfig(**shape)
     t0 = time.perf_counter()
-    with workload.params_on_meta():
-        model = LlamaForCausalLM(cfg)
-    workload.fill(model, a.seed, workload.home_of(a.offload), torch.bfloat16)
-    if cfg.tie_word_embeddings:
-        model.tie_weights()
+    if a.from_pretrained:
+        model = LlamaForCausalLM.from_pretrained(a.from_pretrained, torch_dtype=torch.bfloat16)
+        if a.offload == "none":
+            model = model.to(workload.DEVICE)
+    else:
+        with workload.params_on_meta():
+            model = LlamaForCausalLM(cfg)
+        workload.fill(model, a.seed, workload.home_of(a.offload), torch.bfloat16)
+        if cfg.tie_word_embeddings:
+            model.tie_weights()
+    if a.save_pretrained:
+        model.save_pretrained(a.save_pretrained)
+        print(f"saved {a.save_pretrained}", flush=True)
+        return
     model = workload.apply_offload(model.eval(), a.offload, layers_parent)
     workload.sync()
     res = workload.Result(a.offload, time.perf_counter() - t0, model)
