@@ -299,7 +299,10 @@ void vp_replay_came_in(int dev, uint64_t bytes)
  * cursor or elsewhere in the step) begins the first lap: what came in
  * before it is the program's work before its loop (building or loading
  * its weights, a prompt's prefill), which a step of the table does not
- * play for. A loop never found by identity is not judged. */
+ * play for. A loop never found by identity is not judged. Before it, a
+ * launch found by its kernel alone places the cursor but says nothing of
+ * its pieces (no piece is marked off), and none is taken loosely for the
+ * launch at the cursor: that cursor is itself a guess. */
 static void sync_laps(void)
 {
     if (rp.synced) return;
@@ -320,13 +323,13 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     } else if ((at = find(id)) >= 0) {
         rp.moved++;
         sync_laps();
-    } else if (rp.found && !rp.skipped && rp.op_kid[rp.cursor] == kid) {
+    } else if (rp.synced && !rp.skipped && rp.op_kid[rp.cursor] == kid) {
         at = rp.cursor;
         rp.loose++;
         mark_off((uint32_t)at, s, n);
     } else if ((at = find_kernel(kid, s, n, &sure)) >= 0) {
         rp.kernel++;
-        if (sure) mark_off((uint32_t)at, s, n);
+        if (sure && rp.synced) mark_off((uint32_t)at, s, n);
     } else {
         rp.lost++; /* the cursor stays: the launch may stand for the one there */
         rp.skipped = 1;

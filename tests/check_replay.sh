@@ -28,7 +28,10 @@
 # that brings its weights in eight times before its loop, by a kernel the
 # step never runs (as a model is built on the device), keeps the table:
 # its laps begin at the first launch found by identity (before, that work
-# counted in the first lap, and the table was given up).
+# counted in the first lap, and the table was given up). And when those
+# passes run the step's own kernel on the weights alone, no piece is taken
+# for used otherwise than the table says (before, every weight's pieces
+# were, from launches taken loosely for the one at a cursor not yet found).
 . "$(dirname "$0")/check-lib.sh"
 prog=$1
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -112,6 +115,12 @@ echo "eight passes over the weights before the loop: $(stat init replay_matched)
     "gave up $(stat init replay_gave_up)"
 [ "$(stat init replay_gave_up)" = 0 ] || { grep "page table" "$dir/init.out"; echo "the work before the loop gave the table up"; exit 1; }
 [ "$(stat init replay_matched)" -ge 66 ] || { echo "the replay followed $(stat init replay_matched) of 72 launches"; exit 1; }
+cp "$dir/good.table" "$dir/run.table"
+run init-rw REPLAY_LOOP_INIT=2 REPLAY_LOOP_INIT_RW=1 REPLAY_LOOP_STEPS=3
+echo "two passes of the step's kernel over the weights before the loop: $(stat init-rw replay_off_pieces) pieces" \
+    "ranked online, $(stat init-rw replay_matched) of 72 launches matched"
+[ "$(stat init-rw replay_off_pieces)" -le 2 ] || { echo "the work before the loop marked pieces off"; exit 1; }
+[ "$(stat init-rw replay_matched)" -ge 66 ] || { echo "the replay followed $(stat init-rw replay_matched) of 72"; exit 1; }
 cp "$dir/good.table" "$dir/run.table"
 run other REPLAY_LOOP_MB=6
 grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||

@@ -24,7 +24,9 @@
  * REPLAY_LOOP_INIT=k begins the run with k passes over the weights before
  * the loop (as a program builds or loads its weights on the device): a
  * kernel the step never runs, "rwi", on each weight's second word,
- * bringing every weight's first piece in k times. */
+ * bringing every weight's first piece in k times; REPLAY_LOOP_INIT_RW=1
+ * runs them with the step's kernel rw instead (on pieces no launch of the
+ * step has together). */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -76,7 +78,7 @@ int main(void)
         for (int i = 0; i < WEIGHTS; i++) {
             CUdeviceptr second = w[i] + 8;
             void *args[2] = {&second, &none};
-            CHECK(cuLaunchKernel(rwi, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+            CHECK(cuLaunchKernel(getenv("REPLAY_LOOP_INIT_RW") ? rw : rwi, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
         }
     const char *in = getenv("REPLAY_LOOP_SMALL_IN");
     small = in ? w[atoi(in) % WEIGHTS] + bytes - 8 : act + (1 << 20);
