@@ -279,7 +279,7 @@ def stream_checks(outdir, lib, summary):
 # issue 4's models (bench/run_wan.py, bench/run_llm.py: random weights, seed 0), the device memory their
 # uncapped runs need (an H100: 28.1 and 16.0 GiB seen, plus the context), and the caps
 MODELS = {
-    "wan-14B": (["run_wan.py", "--model", "14B", "--tokens", "4096", "--steps", "3"], 32 * GiB),
+    "wan-14B": (["run_wan.py", "--model", "14B", "--tokens", "4096", "--steps", "4"], 32 * GiB),
     "llm-8B": (["run_llm.py", "--prompt", "512", "--new-tokens", "8", "--deterministic"], 18 * GiB),
 }
 # (cap in GiB, PYTORCH_CUDA_ALLOC_CONF, replay): PyTorch's default allocator at both caps, its stream-ordered
