@@ -281,7 +281,22 @@ struct sim {
     double h2d_free, d2h_free;
     uint64_t taken;      /* bytes held at the start, plus every piece brought in so far */
     size_t period;       /* ops of the plan's period */
+    struct vp_plan_times *tm; /* NULL: times not asked for */
 };
+
+/* A change of the room held, to the caller's times. */
+static void note_event(struct sim *m, double t, int64_t bytes)
+{
+    if (m->tm && m->tm->events) m->tm->events[m->tm->nevents++] = (struct vp_plan_event){t, bytes};
+}
+
+/* Move k of the second play ran from a to b, to the caller's times. */
+static void note_move(struct sim *m, size_t g, size_t k, double a, double b)
+{
+    if (!m->tm || g < m->period || !m->tm->move_start) return;
+    m->tm->move_start[k] = a;
+    m->tm->move_end[k] = b;
+}
 
 /* The earliest time from t on at which deficit bytes have been freed
  * (events in time order); a negative value when they never are. */
@@ -299,6 +314,7 @@ static double room_at(const struct sim *m, double t, int64_t deficit)
 /* Room freed at t, kept in time order (they come nearly in order). */
 static void freed_at(struct sim *m, double t, uint64_t bytes)
 {
+    note_event(m, t, -(int64_t)bytes);
     size_t e = m->nev++;
     while (e > 0 && m->ev[e - 1].t > t) {
         m->ev[e] = m->ev[e - 1];
@@ -331,6 +347,8 @@ static double bring_all(struct sim *m, size_t g, int32_t *lead)
         if (lead && g >= m->period) lead[k] = op_at(m, g, t);
         m->h2d_free = t + (double)bytes / m->b->h2d;
         m->taken += bytes;
+        note_event(m, t, (int64_t)bytes);
+        note_move(m, g, k, t, m->h2d_free);
         if (m->h2d_free > arrive) arrive = m->h2d_free;
     }
     return arrive;
@@ -350,6 +368,7 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
             t = m->d2h_free;
         }
         freed_at(m, t, m->s->bytes[x]);
+        note_move(m, g, k, m->end[g], t);
         if (lead && g >= m->period) lead[k] = (int32_t)i;
     }
 }
@@ -357,12 +376,22 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
 double vp_plan_simulate(const struct vp_step *s, uint64_t budget, const struct vp_plan *p,
                         const struct vp_bus *b, int32_t *lead)
 {
+    return vp_plan_times(s, budget, p, b, lead, NULL);
+}
+
+double vp_plan_times(const struct vp_step *s, uint64_t budget, const struct vp_plan *p, const struct vp_bus *b,
+                     int32_t *lead, struct vp_plan_times *tm)
+{
     size_t n = (p->period_steps ? p->period_steps : 1) * s->nops;
     struct sim m = {s, p, b, budget, malloc(2 * n * sizeof(double)), malloc((3 * p->nmoves + 1) * sizeof(struct freed)),
-                    0, 0, 0, 0, n};
+                    0, 0, 0, 0, n, tm};
     double result = -1;
     for (size_t x = 0; x < s->npieces; x++)
         if (p->resident_at_start[x]) m.taken += s->bytes[x];
+    if (tm) {
+        tm->nevents = 0;
+        tm->held_at_start = m.taken;
+    }
     /* pieces the period before sent out for this one's ops: free at its end */
     for (size_t k = 0; m.ev && k < p->nmoves; k++)
         if (p->moves[k].out && p->moves[k].wrap) freed_at(&m, 0, s->bytes[p->moves[k].piece]);
@@ -370,10 +399,21 @@ double vp_plan_simulate(const struct vp_step *s, uint64_t budget, const struct v
         double arrive = bring_all(&m, g, lead);
         if (arrive < 0) goto out;
         double start = g ? m.end[g - 1] : 0;
-        m.end[g] = (arrive > start ? arrive : start) + s->ops[g % s->nops].dur_s;
+        if (arrive > start) start = arrive;
+        m.end[g] = start + s->ops[g % s->nops].dur_s;
+        if (tm && g >= n && tm->op_start) {
+            tm->op_start[g - n] = start;
+            tm->op_end[g - n] = m.end[g];
+        }
         send_out(&m, g, lead);
     }
-    if (m.end && m.ev) result = (m.end[2 * n - 1] - m.end[n - 1]) / (double)(n / s->nops);
+    if (m.end && m.ev) {
+        result = (m.end[2 * n - 1] - m.end[n - 1]) / (double)(n / s->nops);
+        if (tm) {
+            tm->begin = m.end[n - 1];
+            tm->end = m.end[2 * n - 1];
+        }
+    }
 out:
     free(m.end);
     free(m.ev);

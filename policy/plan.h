@@ -131,4 +131,32 @@ struct vp_bus {
 double vp_plan_simulate(const struct vp_step *s, uint64_t budget, const struct vp_plan *p,
                         const struct vp_bus *b, int32_t *lead);
 
+/* A change of the room the simulated step holds: +bytes when a copy in
+ * starts (its room is taken), -bytes when a piece's room is freed. */
+struct vp_plan_event {
+    double t;
+    int64_t bytes;
+};
+
+/* What vp_plan_times fills: the simulation plays the plan's period twice
+ * from an empty bus, and the second play is the steady state (times in
+ * seconds from the first play's start). The caller's arrays, each NULL or
+ * of the size given: */
+struct vp_plan_times {
+    double *op_start, *op_end;     /* per op of the period (period_steps * nops): the second play */
+    double *move_start, *move_end; /* per move of the plan, its second play: in, its copy over the
+                                    * bus; out, from its op's end to its room freed (after its copy
+                                    * back when dirty) */
+    struct vp_plan_event *events;  /* 4 * nmoves + 2: every change of the room held over both
+                                    * plays, in the order the simulation makes them */
+    size_t nevents;
+    uint64_t held_at_start;        /* the room held when the first play begins */
+    double begin, end;             /* the second play's span */
+};
+
+/* vp_plan_simulate, and how its steady-state step ran into *out (for a
+ * picture of it: tools/vpage-table draw). Same answer. */
+double vp_plan_times(const struct vp_step *s, uint64_t budget, const struct vp_plan *p, const struct vp_bus *b,
+                     int32_t *lead, struct vp_plan_times *out);
+
 #endif

@@ -5,7 +5,10 @@
 # two pieces and 1 GB/s each way, a and b take turns and c stays: 1 GB in a
 # step, 0.5 GB pinned, and the copies hide behind the 6 s of compute. With
 # room for one piece (0.5 GB) c must come and go too: no launch touches
-# more, so it plans, and the step is slower. A corrupt file is refused.
+# more, so it plans, and the step is slower. Its picture (draw) at room
+# for two pieces shows the six launches with no wait, the two copies in,
+# and the room held never above the budget's line; at room for one, waits.
+# A corrupt file is refused.
 set -u
 tool=$1 table=$2
 out=$("$tool" simulate "$table" --cap 1000000000,600000000 --h2d 1 --d2h 1 --json) || { echo "simulate failed: $out"; exit 1; }
@@ -21,6 +24,36 @@ assert one["status"] == 0 and one["step_s"] > 6.0 + 1e-6 and one["bytes_in"] > t
 print("ok: two pieces of room hide the copies (%.3f s); one does not (%.3f s)" % (two["step_s"], one["step_s"]))
 PY
 "$tool" show "$table" | grep -q "6 launches of 1 kernels, 6.000 s of compute" || { echo "show: wrong summary"; exit 1; }
+svg=$(mktemp)
+for cap in 1000000000 600000000; do
+    "$tool" draw "$table" --cap $cap --h2d 1 --d2h 1 --out "$svg.$cap" || { echo "draw at $cap failed"; exit 1; }
+done
+python3 - "$svg.1000000000" "$svg.600000000" <<'PY' || exit 1
+import sys
+import xml.etree.ElementTree as ET
+NS = "{http://www.w3.org/2000/svg}"
+def read(path):
+    root = ET.parse(path).getroot()
+    rects = [r.get("fill") for r in root.iter(NS + "rect")]
+    line = next(l for l in root.iter(NS + "line") if l.get("stroke-dasharray"))
+    ys = [float(p.split(",")[1]) for p in next(root.iter(NS + "polyline")).get("points").split()]
+    title = next(root.iter(NS + "text")).text
+    return rects, float(line.get("y1")), ys, title
+rects, budget_y, ys, title = read(sys.argv[1])
+assert rects.count("#4c78a8") == 6, rects            # the launches
+assert rects.count("#e45756") == 0, rects            # no wait: the copies hide
+assert rects.count("#54a24b") == 2, rects            # a and b come in
+assert min(ys) >= budget_y - 1e-6, (min(ys), budget_y)  # the room held: never above the budget (y grows down)
+assert min(ys) <= budget_y + 1e-6, (min(ys), budget_y)  # and it fills it
+assert "6000.00 ms" in title, title
+rects, budget_y, ys, title = read(sys.argv[2])
+assert rects.count("#e45756") > 0, rects             # room for one piece: launches wait for their copies
+assert min(ys) >= budget_y - 1e-6, (min(ys), budget_y)
+print("ok: the picture at room for two pieces has no wait and stays under the budget; at one, waits")
+PY
+rm -f "$svg" "$svg".*
+if "$tool" draw "$table" 2>/dev/null; then echo "draw without --cap was accepted"; exit 1; fi
+if "$tool" show "$table" --out x.svg 2>/dev/null; then echo "show took --out"; exit 1; fi
 bad=$(mktemp)
 head -n 5 "$table" > "$bad"
 if "$tool" show "$bad" 2>"$bad.err"; then echo "a cut table was accepted"; exit 1; fi

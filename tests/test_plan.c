@@ -302,3 +302,69 @@ Test(plan, a_slow_bus_sets_the_pace)
     double slow = sim(&t, 1000000000, 0.125e9, NULL);
     cr_assert(slow >= 8.0 - 1e-9, "%g s", slow);
 }
+
+/* The room held over time, from the events of vp_plan_times: the most it
+ * ever reaches (frees before takes at one instant: a copy starts the
+ * moment room frees). */
+static int by_time_frees_first(const void *a, const void *b)
+{
+    const struct vp_plan_event *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return (x->bytes > 0) - (y->bytes > 0);
+}
+
+static int64_t most_held(struct vp_plan_times *tm)
+{
+    qsort(tm->events, tm->nevents, sizeof *tm->events, by_time_frees_first);
+    int64_t held = (int64_t)tm->held_at_start, most = held;
+    for (size_t e = 0; e < tm->nevents; e++) {
+        held += tm->events[e].bytes;
+        if (held > most) most = held;
+    }
+    return most;
+}
+
+Test(plan, the_times_of_a_step_show_its_ops_in_order_each_copy_before_its_use_and_the_room_within_budget)
+{
+    /* the prefetch loop above, b written by the step (it is copied back
+     * when it leaves, over the other direction of the bus) */
+    static const char *const sets[] = {"a", "c", "c", "b", "c", "c"};
+    struct table t;
+    table(&t, sets, 6, 3, 500000000);
+    t.dirty[1] = 1;
+    static struct planned pl;
+    cr_assert_eq(plan(&pl, &t, 1000000000), VP_PLAN_OK);
+    double op_start[6], op_end[6], mv_start[64], mv_end[64];
+    struct vp_plan_event ev[4 * 64 + 2];
+    cr_assert_leq(pl.p.nmoves, 64);
+    struct vp_plan_times tm = {op_start, op_end, mv_start, mv_end, ev, 0, 0, 0, 0};
+    struct vp_bus bus = {1e9, 1e9};
+    double step = vp_plan_times(&t.s, 1000000000, &pl.p, &bus, NULL, &tm);
+    cr_assert_float_eq(step, vp_plan_simulate(&t.s, 1000000000, &pl.p, &bus, NULL), 1e-12, "the same answer");
+    cr_assert_float_eq(tm.end - tm.begin, step * pl.p.period_steps, 1e-9);
+    for (size_t i = 0; i < 6; i++) {
+        cr_assert_float_eq(op_end[i] - op_start[i], 1.0, 1e-9, "op %zu runs its time", i);
+        cr_assert_geq(op_start[i], i ? op_end[i - 1] : tm.begin - 1e-9, "op %zu starts after the one before", i);
+    }
+    size_t ins = 0, outs = 0;
+    for (size_t k = 0; k < pl.p.nmoves; k++) {
+        const struct vp_move *m = &pl.p.moves[k];
+        cr_assert_leq(mv_start[k], mv_end[k] + 1e-12, "move %zu", k);
+        if (m->out) {
+            outs++;
+            double copy = t.dirty[m->piece] ? 0.5 : 0.0; /* back over the bus, or freed at once */
+            cr_assert_float_eq(mv_start[k], op_end[m->op], 1e-9, "piece %u leaves after its op", m->piece);
+            cr_assert_geq(mv_end[k] - mv_start[k], copy - 1e-9, "piece %u's room frees after its copy back",
+                          m->piece);
+        } else {
+            ins++;
+            cr_assert_float_eq(mv_end[k] - mv_start[k], 0.5, 1e-9, "0.5 GB at 1 GB/s");
+            cr_assert_leq(mv_end[k], op_start[m->op] + 1e-9, "piece %u is in before op %u starts", m->piece,
+                          m->op);
+        }
+    }
+    cr_assert(ins == 2 && outs == 2, "a and b come and go: %zu in, %zu out", ins, outs);
+    cr_assert_leq(tm.nevents, 4 * pl.p.nmoves + 2);
+    cr_assert_leq(most_held(&tm), 1000000000, "the room held stays within the budget");
+    cr_assert_geq(most_held(&tm), 1000000000, "and fills it: c and one of a, b");
+}

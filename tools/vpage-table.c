@@ -12,6 +12,10 @@
  *       transfer bound; then what vpage's replay of the table moves a step
  *       (policy/replay.h), with its pins and window (--window: as
  *       VPAGE_STREAM_WINDOW)
+ *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--out FILE.svg]
+ *       a picture of the planned step at that cap (tools/stepsvg.h): its
+ *       kernels and waits, the copies each way, the room held against the
+ *       budget; to --out, else to standard output
  *
  * Exit status 0, 1 when the file is refused (with the reason), 2 on a usage
  * error. Nothing here touches a GPU.
@@ -28,6 +32,7 @@
 #include "../policy/plan.h"
 #include "../policy/replay.h"
 #include "../policy/stream.h"
+#include "stepsvg.h"
 
 
 /* ---- show ---- */
@@ -81,7 +86,7 @@ static int show(const struct vp_table *t, const struct vp_table_step *f)
 /* ---- simulate ---- */
 
 struct args {
-    const char *caps;
+    const char *caps, *out;
     double h2d, d2h; /* bytes a second */
     int json;
     uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
@@ -182,21 +187,83 @@ static int simulate(const struct vp_table *t, struct vp_table_step *f, const str
     return bad;
 }
 
+/* ---- draw ---- */
+
+/* The picture of the plan at one cap, to a->out or standard output. */
+static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, const struct vp_plan *p,
+                     const struct args *a)
+{
+    size_t nops = (p->period_steps ? p->period_steps : 1) * f->s.nops;
+    struct vp_plan_times tm = {malloc(nops * sizeof(double)), malloc(nops * sizeof(double)),
+                               malloc((p->nmoves + 1) * sizeof(double)), malloc((p->nmoves + 1) * sizeof(double)),
+                               malloc((4 * p->nmoves + 2) * sizeof(struct vp_plan_event)), 0, 0, 0, 0};
+    struct vp_bus bus = {a->h2d, a->d2h};
+    int rc = 1;
+    char title[160], c1[32], c2[32], c3[32], c4[32];
+    FILE *out = NULL;
+    if (!tm.op_start || !tm.op_end || !tm.move_start || !tm.move_end || !tm.events)
+        fprintf(stderr, "vpage-table: out of memory\n");
+    else if (vp_plan_times(&f->s, budget, p, &bus, NULL, &tm) < 0)
+        fprintf(stderr, "vpage-table: the plan at cap %s does not fit its budget\n", human(cap, c1));
+    else if (!(out = a->out ? fopen(a->out, "w") : stdout))
+        perror(a->out);
+    else {
+        snprintf(title, sizeof title, "one step at cap %s (budget %s): %.2f ms; in %s, back %s a step",
+                 human(cap, c1), human(budget, c2), (tm.end - tm.begin) * 1e3 / (p->period_steps ? p->period_steps : 1),
+                 human(p->bytes_in, c3), human(p->bytes_out, c4));
+        rc = vp_step_svg(out, &f->s, p, &tm, budget, title) ? 1 : 0;
+        if (out != stdout && fclose(out)) rc = 1;
+    }
+    free(tm.op_start);
+    free(tm.op_end);
+    free(tm.move_start);
+    free(tm.move_end);
+    free(tm.events);
+    return rc;
+}
+
+static int draw(const struct vp_table *t, struct vp_table_step *f, const struct args *a)
+{
+    uint64_t cap;
+    const char *why;
+    if (vp_parse_size(a->caps, &cap, &why)) {
+        fprintf(stderr, "vpage-table: --cap %s: %s\n", a->caps, why);
+        return 2;
+    }
+    uint64_t budget = cap > t->other ? cap - t->other : 0;
+    struct vp_plan p;
+    int rc = plan(f, budget, &p);
+    if (rc != VP_PLAN_OK) {
+        char c1[32];
+        fprintf(stderr, "vpage-table: no plan at cap %s (%s)\n", human(cap, c1),
+                rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget"
+                : rc == VP_PLAN_UNSETTLED ? "no steady state" : "error");
+        rc = 1;
+    } else
+        rc = draw_plan(f, cap, budget, &p, a);
+    free(p.moves);
+    free(p.resident_at_start);
+    free(p.pinned);
+    return rc;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: vpage-table show FILE\n"
                     "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] "
-                    "[--json]\n");
+                    "[--json]\n"
+                    "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--out FILE.svg]\n");
     return 2;
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){NULL, 55e9, 55e9, 0, 0}; /* the H100's pinned copies, measured: ../shared/DEVICE-FACTS.md */
+    *a = (struct args){NULL, NULL, 55e9, 55e9, 0, 0}; /* the H100's pinned copies: ../shared/DEVICE-FACTS.md */
     const char *why;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--out")) a->out = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
         else if (i + 1 < argc && !strcmp(argv[i], "--d2h")) a->d2h = atof(argv[++i]) * 1e9;
         else if (i + 1 < argc && !strcmp(argv[i], "--window")) {
@@ -211,8 +278,9 @@ int main(int argc, char **argv)
 {
     struct args a;
     if (argc < 3 || parse_args(argc, argv, &a)) return usage();
-    int is_show = !strcmp(argv[1], "show");
-    if (!is_show && (strcmp(argv[1], "simulate") || !a.caps)) return usage();
+    int is_show = !strcmp(argv[1], "show"), is_draw = !strcmp(argv[1], "draw");
+    if (!is_show && ((strcmp(argv[1], "simulate") && !is_draw) || !a.caps)) return usage();
+    if (a.out && !is_draw) return usage();
     size_t len;
     char *text = vp_file_slurp(argv[2], VP_TABLE_MAX_BYTES, &len);
     if (!text) {
@@ -229,7 +297,9 @@ int main(int argc, char **argv)
     free(text);
     struct vp_table_step f;
     int rc = vp_table_step_make(&t, &f) ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
-                             : is_show ? show(&t, &f) : simulate(&t, &f, &a);
+                             : is_show ? show(&t, &f)
+                             : is_draw ? draw(&t, &f, &a)
+                                       : simulate(&t, &f, &a);
     vp_table_step_free(&f);
     vp_table_free(&t);
     return rc;
