@@ -247,11 +247,13 @@ int vp_plan_step(const struct vp_step *s, uint64_t budget, struct vp_plan *p)
         memcpy(p->resident_at_start, hist + (size_t)first * s->npieces, s->npieces);
         for (size_t x = 0; x < s->npieces; x++) p->pinned[x] = p->resident_at_start[x] && !ps.left[x];
         p->period_steps = q;
+        p->moves_steps = steps;
         p->steps_to_settle = first;
         p->period_in = ps.bytes_in;
         p->period_out = ps.bytes_out;
         p->bytes_in = ps.bytes_in / steps;
         p->bytes_out = ps.bytes_out / steps;
+        if (!q && ps.overflow) p->nmoves = 0; /* not all of them: none */
         if (!q) rc = VP_PLAN_UNSETTLED;
         else if (ps.overflow) rc = VP_PLAN_NO_ROOM;
     }
@@ -282,7 +284,31 @@ struct sim {
     uint64_t taken;      /* bytes held at the start, plus every piece brought in so far */
     size_t period;       /* ops of the plan's period */
     struct vp_plan_times *tm; /* NULL: times not asked for */
+    uint32_t *by_op, *op_first; /* the moves by op: by_op[op_first[i] .. op_first[i + 1]) */
+    size_t kept;         /* the first op (of the plays) whose times are reported */
 };
+
+/* Indexes the plan's moves by their op (in their order within one), so
+ * each op finds its own without a pass over all. Returns 0, or -1 when out
+ * of memory. */
+static int index_moves(struct sim *m)
+{
+    const struct vp_plan *p = m->p;
+    m->by_op = malloc((p->nmoves + 1) * sizeof *m->by_op);
+    m->op_first = calloc(m->period + 1, sizeof *m->op_first);
+    if (!m->by_op || !m->op_first) return -1;
+    for (size_t k = 0; k < p->nmoves; k++)
+        if (p->moves[k].op < m->period) m->op_first[p->moves[k].op + 1]++;
+    for (size_t i = 0; i < m->period; i++) m->op_first[i + 1] += m->op_first[i];
+    uint32_t *fill = calloc(m->period + 1, sizeof *fill);
+    if (!fill) return -1;
+    for (size_t k = 0; k < p->nmoves; k++) {
+        uint32_t i = p->moves[k].op;
+        if (i < m->period) m->by_op[m->op_first[i] + fill[i]++] = (uint32_t)k;
+    }
+    free(fill);
+    return 0;
+}
 
 /* A change of the room held, to the caller's times. */
 static void note_event(struct sim *m, double t, int64_t bytes)
@@ -293,7 +319,7 @@ static void note_event(struct sim *m, double t, int64_t bytes)
 /* Move k of the second play ran from a to b, to the caller's times. */
 static void note_move(struct sim *m, size_t g, size_t k, double a, double b)
 {
-    if (!m->tm || g < m->period || !m->tm->move_start) return;
+    if (!m->tm || g < m->kept || !m->tm->move_start) return;
     m->tm->move_start[k] = a;
     m->tm->move_end[k] = b;
 }
@@ -329,7 +355,7 @@ static int32_t op_at(const struct sim *m, size_t done, double t)
 {
     size_t g = 0;
     while (g < done && m->end[g] <= t) g++;
-    return (int32_t)g - (int32_t)m->period;
+    return (int32_t)g - (int32_t)m->kept;
 }
 
 /* The moves in before op g (of the two steps), as early as the bus and the
@@ -339,12 +365,13 @@ static double bring_all(struct sim *m, size_t g, int32_t *lead)
     const struct vp_plan *p = m->p;
     uint32_t i = (uint32_t)(g % m->period);
     double arrive = 0;
-    for (size_t k = 0; k < p->nmoves; k++) {
-        if (p->moves[k].out || p->moves[k].op != i) continue;
+    for (uint32_t j = m->op_first[i]; j < m->op_first[i + 1]; j++) {
+        uint32_t k = m->by_op[j];
+        if (p->moves[k].out) continue;
         uint64_t bytes = m->s->bytes[p->moves[k].piece];
         double t = room_at(m, m->h2d_free, (int64_t)(m->taken + bytes) - (int64_t)m->budget);
         if (t < 0) return -1;
-        if (lead && g >= m->period) lead[k] = op_at(m, g, t);
+        if (lead && g >= m->kept) lead[k] = op_at(m, g, t);
         m->h2d_free = t + (double)bytes / m->b->h2d;
         m->taken += bytes;
         note_event(m, t, (int64_t)bytes);
@@ -359,8 +386,9 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
 {
     const struct vp_plan *p = m->p;
     uint32_t i = (uint32_t)(g % m->period);
-    for (size_t k = 0; k < p->nmoves; k++) {
-        if (!p->moves[k].out || p->moves[k].op != i) continue;
+    for (uint32_t j = m->op_first[i]; j < m->op_first[i + 1]; j++) {
+        uint32_t k = m->by_op[j];
+        if (!p->moves[k].out || (p->moves[k].wrap && !m->kept)) continue;
         uint32_t x = p->moves[k].piece;
         double t = m->end[g];
         if (m->s->dirty && m->s->dirty[x]) {
@@ -369,7 +397,7 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
         }
         freed_at(m, t, m->s->bytes[x]);
         note_move(m, g, k, m->end[g], t);
-        if (lead && g >= m->period) lead[k] = (int32_t)i;
+        if (lead && g >= m->kept) lead[k] = (int32_t)i;
     }
 }
 
@@ -382,40 +410,48 @@ double vp_plan_simulate(const struct vp_step *s, uint64_t budget, const struct v
 double vp_plan_times(const struct vp_step *s, uint64_t budget, const struct vp_plan *p, const struct vp_bus *b,
                      int32_t *lead, struct vp_plan_times *tm)
 {
-    size_t n = (p->period_steps ? p->period_steps : 1) * s->nops;
-    struct sim m = {s, p, b, budget, malloc(2 * n * sizeof(double)), malloc((3 * p->nmoves + 1) * sizeof(struct freed)),
-                    0, 0, 0, 0, n, tm};
+    /* a period plays twice, the second play the steady state; steps with
+     * no period (they do not end as they began) play once, their first
+     * step the warm-up */
+    size_t n = (p->moves_steps ? p->moves_steps : 1) * s->nops, plays = p->period_steps ? 2 : 1;
+    size_t kept = plays == 2 ? n : 0, from = plays == 2 ? n : s->nops;
+    struct sim m = {s, p, b, budget, malloc(plays * n * sizeof(double)),
+                    malloc((3 * p->nmoves + 1) * sizeof(struct freed)), 0, 0, 0, 0, n, tm, NULL, NULL, kept};
     double result = -1;
+    if (index_moves(&m)) goto out;
     for (size_t x = 0; x < s->npieces; x++)
         if (p->resident_at_start[x]) m.taken += s->bytes[x];
     if (tm) {
         tm->nevents = 0;
         tm->held_at_start = m.taken;
     }
-    /* pieces the period before sent out for this one's ops: free at its end */
+    /* pieces the period before sent out for this one's ops: free at its end
+     * (played once, that is all: their moves stand for the steps before) */
     for (size_t k = 0; m.ev && k < p->nmoves; k++)
         if (p->moves[k].out && p->moves[k].wrap) freed_at(&m, 0, s->bytes[p->moves[k].piece]);
-    for (size_t g = 0; m.end && m.ev && g < 2 * n; g++) {
+    for (size_t g = 0; m.end && m.ev && g < plays * n; g++) {
         double arrive = bring_all(&m, g, lead);
         if (arrive < 0) goto out;
         double start = g ? m.end[g - 1] : 0;
         if (arrive > start) start = arrive;
         m.end[g] = start + s->ops[g % s->nops].dur_s;
-        if (tm && g >= n && tm->op_start) {
-            tm->op_start[g - n] = start;
-            tm->op_end[g - n] = m.end[g];
+        if (tm && g >= kept && tm->op_start) {
+            tm->op_start[g - kept] = start;
+            tm->op_end[g - kept] = m.end[g];
         }
         send_out(&m, g, lead);
     }
-    if (m.end && m.ev) {
-        result = (m.end[2 * n - 1] - m.end[n - 1]) / (double)(n / s->nops);
+    if (m.end && m.ev && plays * n > from) {
+        result = (m.end[plays * n - 1] - m.end[from - 1]) / (double)((plays * n - from) / s->nops);
         if (tm) {
-            tm->begin = m.end[n - 1];
-            tm->end = m.end[2 * n - 1];
+            tm->begin = m.end[from - 1];
+            tm->end = m.end[plays * n - 1];
         }
     }
 out:
     free(m.end);
     free(m.ev);
+    free(m.by_op);
+    free(m.op_first);
     return result;
 }

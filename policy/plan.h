@@ -44,7 +44,10 @@
  *   (a piece leaves at the end of its op, a dirty one once copied back over
  *   the other direction of the bus). So each prefetch's lead is sized from
  *   the ops' times and the bandwidth: it reports, per move in, the op that
- *   runs when it starts.
+ *   runs when it starts. A plan with no steady state is timed over the
+ *   steps it averages, played once from the state the steps before left
+ *   (its first step the warm-up): an estimate. vp_plan_times says how the
+ *   step ran (each op's and move's span, the room held), for a picture.
  */
 #ifndef VPAGE_POLICY_PLAN_H
 #define VPAGE_POLICY_PLAN_H
@@ -77,7 +80,7 @@ struct vp_step {
 
 struct vp_move {
     uint32_t op;    /* in: before this op; out: after it, its last use (ops of the plan's
-                     * period_steps steps in a row: op % nops is the step's op) */
+                     * moves_steps steps in a row: op % nops is the step's op) */
     uint32_t piece;
     uint8_t out;
     uint8_t wrap;   /* out: the room it frees serves the next step's op */
@@ -100,6 +103,10 @@ struct vp_plan {
                                  * loop of k + 1 pieces over room for k needs more;
                                  * 0: none within VP_PLAN_MAX_STEPS) */
     unsigned steps_to_settle;   /* steps played before the steady state */
+    unsigned moves_steps;       /* the steps the moves cover: period_steps, or, with no
+                                 * steady state, the VP_PLAN_AVERAGE_STEPS steps averaged
+                                 * (their last state is not their first: they do not
+                                 * repeat exactly) */
 };
 
 enum vp_plan_error {
@@ -109,7 +116,8 @@ enum vp_plan_error {
     VP_PLAN_NO_ROOM = -3,   /* the caller's moves array is too small for the period (its
                              * bytes and pinned pieces are still right) */
     VP_PLAN_UNSETTLED = -4, /* no steady state within VP_PLAN_MAX_STEPS: bytes are the
-                             * average of VP_PLAN_AVERAGE_STEPS steps, no moves */
+                             * average of VP_PLAN_AVERAGE_STEPS steps, and the moves those
+                             * steps' (none when the caller's array is too small for them) */
 };
 
 /* Plans the loop of step s under budget bytes. Returns VP_PLAN_OK or an
@@ -123,7 +131,8 @@ struct vp_bus {
 };
 
 /* The time of one steady-state step of plan p (from vp_plan_step) of step
- * s, on bus b (averaged over the plan's period). lead (NULL, or one per
+ * s, on bus b (averaged over the steps its moves cover: the period, or the
+ * steps averaged when there is none, an estimate then). lead (NULL, or one per
  * move of p): for a move in, the op during which its copy starts, counted
  * in the plan's period (the period before counts from -period_steps *
  * nops); for a move out, its op. Returns the step's seconds, or a negative
@@ -143,7 +152,7 @@ struct vp_plan_event {
  * seconds from the first play's start). The caller's arrays, each NULL or
  * of the size given: */
 struct vp_plan_times {
-    double *op_start, *op_end;     /* per op of the period (period_steps * nops): the second play */
+    double *op_start, *op_end;     /* per op of the moves' steps (moves_steps * nops): the second play */
     double *move_start, *move_end; /* per move of the plan, its second play: in, its copy over the
                                     * bus; out, from its op's end to its room freed (after its copy
                                     * back when dirty) */

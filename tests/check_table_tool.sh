@@ -8,7 +8,11 @@
 # more, so it plans, and the step is slower. Its picture (draw) at room
 # for two pieces shows the six launches with no wait, the two copies in,
 # and the room held never above the budget's line; at room for one, waits.
-# A corrupt file is refused.
+# A loop with no steady state under Belady's plan (an activation and 39
+# weights of several sizes in turn, room for a third: the state at a
+# step's start never repeats within 512 steps, as in the recorded Wan
+# tables) is still timed, over the 64 steps played, and drawn (its last
+# step). A corrupt file is refused.
 set -u
 tool=$1 table=$2
 out=$("$tool" simulate "$table" --cap 1000000000,600000000 --h2d 1 --d2h 1 --json) || { echo "simulate failed: $out"; exit 1; }
@@ -51,6 +55,32 @@ assert rects.count("#e45756") > 0, rects             # room for one piece: launc
 assert min(ys) >= budget_y - 1e-6, (min(ys), budget_y)
 print("ok: the picture at room for two pieces has no wait and stays under the budget; at one, waits")
 PY
+python3 - "$svg.rotate" <<'PY' || exit 1
+import sys
+def fnv(h, v, n):
+    for b in range(n):
+        h = ((h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3) & (2**64 - 1)
+    return h
+sizes = [(1000 + 37 * ((x * 7) % 40)) * 1024 for x in range(40)]
+h = 0xcbf29ce484222325
+for b in sizes:
+    h = fnv(h, b, 8)
+for c in b"k\0":
+    h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+lines = ["vpage-table 1", "fingerprint %016x" % h, "piece %d" % (4 << 20)] + ["alloc %d" % b for b in sizes]
+lines += ["kernel k"] + ["op 0 1000000 0:0-0 %d:0-0" % (1 + i % 39) for i in range(120)] + ["end"]
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+cap=$(python3 -c 'print(sum((1000 + 37 * ((x * 7) % 40)) * 1024 for x in range(40)) // 3)')
+out=$("$tool" simulate "$svg.rotate" --cap $cap --json) || { echo "simulate of a loop with no steady state failed: $out"; exit 1; }
+python3 -c 'import json, sys
+c = json.loads(sys.argv[1])["caps"][0]
+assert c["status"] == -4 and c["period_steps"] == 0, c          # no steady state
+assert c["step_s"] >= c["bound_s"] * 0.999 and c["step_s"] >= 0.12, c  # timed: at least its compute
+print("ok: a loop with no steady state timed at %.4f s a step (bound %.4f s)" % (c["step_s"], c["bound_s"]))' "$out" ||
+    exit 1
+"$tool" draw "$svg.rotate" --cap $cap --out "$svg.rotate.svg" || { echo "draw of a loop with no steady state failed"; exit 1; }
+grep -q "the last of the steps played (no steady state)" "$svg.rotate.svg" || { echo "the picture does not say it"; exit 1; }
 rm -f "$svg" "$svg".*
 if "$tool" draw "$table" 2>/dev/null; then echo "draw without --cap was accepted"; exit 1; fi
 if "$tool" show "$table" --out x.svg 2>/dev/null; then echo "show took --out"; exit 1; fi

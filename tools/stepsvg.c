@@ -41,7 +41,9 @@ static double kernels(const struct frame *f, const struct vp_plan_times *tm, siz
     double waited = 0;
     label(f, y, "kernels (waits red)");
     for (size_t i = 0; i < nops; i++) {
+        if (tm->op_end[i] < f->begin) continue; /* before the step drawn */
         double ready = i ? tm->op_end[i - 1] : f->begin;
+        if (ready < f->begin) ready = f->begin;
         if (tm->op_start[i] > ready + 1e-12) {
             bar(f, ready, tm->op_start[i], y, "#e45756");
             waited += tm->op_start[i] - ready;
@@ -118,9 +120,12 @@ static void axis(const struct frame *f, double y)
 int vp_step_svg(FILE *out, const struct vp_step *s, const struct vp_plan *p, struct vp_plan_times *tm,
                 uint64_t budget, const char *title)
 {
-    size_t nops = (p->period_steps ? p->period_steps : 1) * s->nops;
-    double span = tm->end - tm->begin;
-    struct frame f = {out, tm->begin, span > 0 ? span : 1e-9};
+    size_t nops = (p->moves_steps ? p->moves_steps : 1) * s->nops;
+    double begin = tm->begin;
+    if (!p->period_steps && nops > s->nops) /* no steady state: the last step played */
+        begin = tm->op_end[nops - s->nops - 1];
+    double span = tm->end - begin;
+    struct frame f = {out, begin, span > 0 ? span : 1e-9};
     double h = 70 + 3 * (LANE + 12) + CHART + 50;
     fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                  "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",

@@ -93,15 +93,16 @@ struct args {
 };
 
 /* The plan of f under budget into p: a first pass for the period, then one
- * with room for its moves. Returns vp_plan_step's answer. */
+ * with room for its moves (those of the steps averaged when there is no
+ * period). Returns vp_plan_step's answer. */
 static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
 {
     *p = (struct vp_plan){.resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1)};
     if (!p->resident_at_start || !p->pinned) return VP_PLAN_NO_ROOM;
     int rc = vp_plan_step(&f->s, budget, p);
-    if (rc != VP_PLAN_OK) return rc;
+    if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED) return rc;
     size_t touches = (size_t)f->ops[f->s.nops - 1].first + f->ops[f->s.nops - 1].n;
-    p->cap = 2 * touches * p->period_steps + 1;
+    p->cap = 2 * touches * p->moves_steps + 1;
     p->moves = malloc(p->cap * sizeof *p->moves);
     return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
 }
@@ -125,7 +126,8 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     struct vp_plan p;
     int rc = plan(f, budget, &p);
     struct vp_bus bus = {a->h2d, a->d2h};
-    double step = rc == VP_PLAN_OK ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
+    int timed = rc == VP_PLAN_OK || (rc == VP_PLAN_UNSETTLED && p.nmoves); /* unsettled: an estimate */
+    double step = timed ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
     double compute = f->compute_ns * 1e-9;
     uint64_t pinned = 0, must = f->touched > budget ? f->touched - budget : 0;
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
@@ -145,6 +147,11 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
         printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
     else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
         printf("cap %s: no plan (error %d)\n", human(cap, c1), rc);
+    else if (rc == VP_PLAN_UNSETTLED && step >= 0 && compute > 0)
+        printf("cap %s (budget %s): step %.3f s on average, %.2fx compute, %.2fx the transfer bound (no period "
+               "within %d steps: %d steps played); in %s a step (%s must move); pinned %s\n",
+               human(cap, c1), human(budget, c2), step, step / compute, step / bound, VP_PLAN_MAX_STEPS,
+               VP_PLAN_AVERAGE_STEPS, human(p.bytes_in, c3), human(must, c4), human(pinned, c5));
     else if (rc == VP_PLAN_UNSETTLED)
         printf("cap %s (budget %s): in %s a step on average (no period within %d steps; %s must move); pinned %s\n",
                human(cap, c1), human(budget, c2), human(p.bytes_in, c3), VP_PLAN_MAX_STEPS, human(must, c4),
@@ -193,7 +200,7 @@ static int simulate(const struct vp_table *t, struct vp_table_step *f, const str
 static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, const struct vp_plan *p,
                      const struct args *a)
 {
-    size_t nops = (p->period_steps ? p->period_steps : 1) * f->s.nops;
+    size_t nops = (p->moves_steps ? p->moves_steps : 1) * f->s.nops;
     struct vp_plan_times tm = {malloc(nops * sizeof(double)), malloc(nops * sizeof(double)),
                                malloc((p->nmoves + 1) * sizeof(double)), malloc((p->nmoves + 1) * sizeof(double)),
                                malloc((4 * p->nmoves + 2) * sizeof(struct vp_plan_event)), 0, 0, 0, 0};
@@ -208,8 +215,11 @@ static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, con
     else if (!(out = a->out ? fopen(a->out, "w") : stdout))
         perror(a->out);
     else {
-        snprintf(title, sizeof title, "one step at cap %s (budget %s): %.2f ms; in %s, back %s a step",
-                 human(cap, c1), human(budget, c2), (tm.end - tm.begin) * 1e3 / (p->period_steps ? p->period_steps : 1),
+        unsigned steps = p->period_steps ? p->period_steps : p->moves_steps - 1; /* the kept span's */
+        snprintf(title, sizeof title, "%s at cap %s (budget %s): %.2f ms a step; in %s, back %s a step",
+                 p->period_steps > 1 ? "a period of steps" : p->period_steps ? "one step"
+                                                          : "the last of the steps played (no steady state)",
+                 human(cap, c1), human(budget, c2), (tm.end - tm.begin) * 1e3 / (steps ? steps : 1),
                  human(p->bytes_in, c3), human(p->bytes_out, c4));
         rc = vp_step_svg(out, &f->s, p, &tm, budget, title) ? 1 : 0;
         if (out != stdout && fclose(out)) rc = 1;
@@ -233,7 +243,7 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
     uint64_t budget = cap > t->other ? cap - t->other : 0;
     struct vp_plan p;
     int rc = plan(f, budget, &p);
-    if (rc != VP_PLAN_OK) {
+    if (rc != VP_PLAN_OK && !(rc == VP_PLAN_UNSETTLED && p.nmoves)) {
         char c1[32];
         fprintf(stderr, "vpage-table: no plan at cap %s (%s)\n", human(cap, c1),
                 rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget"
