@@ -30,7 +30,15 @@
  *   launch there), and the next launch is not taken for the one expected
  *   by its kernel alone. Before the first launch found, pieces rank online
  *   (policy/stream.h): correctness never depends on the table, only which
- *   pieces are resident when.
+ *   pieces are resident when. Until a launch is found by its identity
+ *   (kernel and pieces), the cursor is a guess: no launch is taken for the
+ *   one there by its kernel alone, and none marks pieces as used
+ *   otherwise (the program's work before its loop is not the step's).
+ *
+ *   From that launch on, each step's count of launches followed is a lap;
+ *   a lap that brought in more than twice what the replay plays for a step
+ *   plus the budget gives the table up, with one line: the run pages
+ *   online from then on (replay_gave_up).
 
  *   vp_replay_rank_piece gives the class and key of a piece of the step
  *   while the cursor is found, and of a pinned piece even while it is not
