@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/file.h"
@@ -44,6 +45,7 @@ struct wfile {
     uint64_t compared; /* tensors compared with copies (at most MATCH_TRIES a copy) */
     int open_fds; /* tracked fds open on it now (a pread loader keeps one) */
     uint64_t given_back; /* bytes of its pages given back to the kernel after a copy */
+    uint64_t give_back_ns; /* the time those calls took */
 };
 
 /* cow: a private mapping that may be written (torch's from_file maps
@@ -489,9 +491,13 @@ static void maybe_give_back(int file, uint64_t dst, uintptr_t s, size_t n)
     uintptr_t a;
     size_t len = inner_pages(s, n, &a);
     if (!holds || !len || !holds(dst)) return;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (madvise((void *)a, len, MADV_PAGEOUT)) return; /* before Linux 5.4, or not allowed: the cache stays */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     lock();
     files[file]->given_back += len;
+    files[file]->give_back_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     unlock();
 }
 
@@ -598,9 +604,10 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
         for (const char *p = f->path; *p; p++) /* paths: escape what JSON needs */
             emit(ctx, (*p == '"' || *p == '\\') ? "\\%c" : ((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
         emit(ctx, "\", \"size\": %llu, \"header\": \"%s\", \"tensors\": %zu, \"device_clean_bytes\": %llu, "
-                  "\"tensors_on_device\": %llu, \"tensors_compared\": %llu, \"pages_given_back\": %llu}",
+                  "\"tensors_on_device\": %llu, \"tensors_compared\": %llu, \"pages_given_back\": %llu, "
+                  "\"give_back_ns\": %llu}",
              (unsigned long long)f->size, hdr, nt, (unsigned long long)bytes, (unsigned long long)whole,
-             (unsigned long long)f->compared, (unsigned long long)f->given_back);
+             (unsigned long long)f->compared, (unsigned long long)f->given_back, (unsigned long long)f->give_back_ns);
         first = 0;
     }
     if (json) emit(ctx, "]");

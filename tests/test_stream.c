@@ -103,6 +103,7 @@ Test(stream, placed_on_the_device_new_allocations_fill_the_cap_then_make_room)
         cr_assert_eq(fake_used(0), (i < 4 ? i + 1 : 4) * 16 * MiB, "placed while there is room");
     }
     cr_assert_eq(paging_stat("placed"), 64 * MiB);
+    cr_assert_gt(paging_stat("alloc_ns"), 0, "the time making them is counted");
     cr_assert_eq(paging_stat("moves_in"), 0, "placing copies nothing");
     /* a loop over the last one (on the host): it needs the room the placed
      * ones hold */

@@ -515,6 +515,8 @@ Test(weights, pages_copied_into_streamed_memory_leave_the_page_cache)
     cr_assert_leq(left, n / 4096 / 8, "%zu of %zu pages still cached after the copy", left, n / 4096);
     cr_assert(strstr(stats(), "\"pages_given_back\": 8384512") || strstr(stats(), "\"pages_given_back\": 8388608"),
               "%s", stats());
+    const char *ns = strstr(stats(), "\"give_back_ns\": ");
+    cr_assert(ns && strtoull(ns + 16, NULL, 10) > 0, "the time giving pages back took is counted: %s", stats());
 }
 
 Test(weights, the_option_keeps_the_pages_cached)
@@ -524,6 +526,7 @@ Test(weights, the_option_keeps_the_pages_cached)
     size_t n = 8 << 20, left = cached_after_copy(n);
     cr_assert_geq(left, n / 4096 - 1, "only %zu of %zu pages cached", left, n / 4096);
     cr_assert(strstr(stats(), "\"pages_given_back\": 0"), "%s", stats());
+    cr_assert(strstr(stats(), "\"give_back_ns\": 0"), "%s", stats());
 }
 
 Test(weights, pages_copied_into_memory_vpage_does_not_keep_stay_cached)

@@ -125,7 +125,9 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     CUresult rc = CUDA_ERROR_NOT_SUPPORTED;
     if (ok) {
         *a = (struct salloc){.size = bytes, .span = span, .piece = piece, .dev = dev, .npieces = np};
+        double t0 = now_s();
         rc = build(a, g);
+        count(&sp.ss[dev].alloc_ns, (uint64_t)((now_s() - t0) * 1e9));
     }
     if (rc == CUDA_SUCCESS) {
         pthread_mutex_lock(&sp.pt.mu);

@@ -125,6 +125,7 @@ struct move {
     X(hashes, "pieces hashed on the device (coming in, and leaving after operations touched them)") \
     X(bare_maps, "pieces left unmapped that an operation touched: their host memory was mapped for it") \
     X(bare_map_ns, "nanoseconds operations spent mapping host memory of pieces left unmapped")     \
+    X(alloc_ns, "nanoseconds the program's allocations spent making streamed memory (host memory pinned, mapped)") \
     X(moves_in, "pieces brought in")                                                          \
     X(placed, "bytes of new allocations placed in device memory (VPAGE_STREAM_PLACE=device)") \
     X(moves_out, "pieces sent out")                                                           \
