@@ -401,6 +401,23 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
     }
 }
 
+size_t vp_plan_ops(const struct vp_step *s, const struct vp_plan *p)
+{
+    return (p->moves_steps ? p->moves_steps : 1) * s->nops;
+}
+
+static int by_time_frees_first(const void *a, const void *b)
+{
+    const struct vp_plan_event *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return (x->bytes > 0) - (y->bytes > 0);
+}
+
+void vp_plan_sort_events(struct vp_plan_times *tm)
+{
+    qsort(tm->events, tm->nevents, sizeof *tm->events, by_time_frees_first);
+}
+
 double vp_plan_simulate(const struct vp_step *s, uint64_t budget, const struct vp_plan *p,
                         const struct vp_bus *b, int32_t *lead)
 {
@@ -413,7 +430,7 @@ double vp_plan_times(const struct vp_step *s, uint64_t budget, const struct vp_p
     /* a period plays twice, the second play the steady state; steps with
      * no period (they do not end as they began) play once, their first
      * step the warm-up */
-    size_t n = (p->moves_steps ? p->moves_steps : 1) * s->nops, plays = p->period_steps ? 2 : 1;
+    size_t n = vp_plan_ops(s, p), plays = p->period_steps ? 2 : 1;
     size_t kept = plays == 2 ? n : 0, from = plays == 2 ? n : s->nops;
     struct sim m = {s, p, b, budget, malloc(plays * n * sizeof(double)),
                     malloc((3 * p->nmoves + 1) * sizeof(struct freed)), 0, 0, 0, 0, n, tm, NULL, NULL, kept};

@@ -147,21 +147,31 @@ struct vp_plan_event {
     int64_t bytes;
 };
 
-/* What vp_plan_times fills: the simulation plays the plan's period twice
- * from an empty bus, and the second play is the steady state (times in
- * seconds from the first play's start). The caller's arrays, each NULL or
- * of the size given: */
+/* What vp_plan_times fills. A plan with a period plays it twice from an
+ * empty bus, the second play the steady state; one without plays its
+ * moves' steps once, the first of them the warm-up. Times are in seconds
+ * from the first play's start. The caller's arrays, each NULL or of the
+ * size given: */
 struct vp_plan_times {
-    double *op_start, *op_end;     /* per op of the moves' steps (moves_steps * nops): the second play */
-    double *move_start, *move_end; /* per move of the plan, its second play: in, its copy over the
+    double *op_start, *op_end;     /* per op of the last play (vp_plan_ops of them) */
+    double *move_start, *move_end; /* per move of the plan, in the last play: in, its copy over the
                                     * bus; out, from its op's end to its room freed (after its copy
                                     * back when dirty) */
-    struct vp_plan_event *events;  /* 4 * nmoves + 2: every change of the room held over both
+    struct vp_plan_event *events;  /* 4 * nmoves + 2: every change of the room held over the
                                     * plays, in the order the simulation makes them */
     size_t nevents;
     uint64_t held_at_start;        /* the room held when the first play begins */
-    double begin, end;             /* the second play's span */
+    double begin, end;             /* the span the answer averages: the second play, or the
+                                    * one play after its first step */
 };
+
+/* The ops the plan's moves cover: moves_steps (at least 1) steps of s. */
+size_t vp_plan_ops(const struct vp_step *s, const struct vp_plan *p);
+
+/* Sorts tm->events by time, a free before a take at the same instant (the
+ * simulation starts a copy the moment room frees): the order in which the
+ * room held changed. */
+void vp_plan_sort_events(struct vp_plan_times *tm);
 
 /* vp_plan_simulate, and how its steady-state step ran into *out (for a
  * picture of it: tools/vpage-table draw). Same answer. */

@@ -303,19 +303,11 @@ Test(plan, a_slow_bus_sets_the_pace)
     cr_assert(slow >= 8.0 - 1e-9, "%g s", slow);
 }
 
-/* The room held over time, from the events of vp_plan_times: the most it
- * ever reaches (frees before takes at one instant: a copy starts the
- * moment room frees). */
-static int by_time_frees_first(const void *a, const void *b)
-{
-    const struct vp_plan_event *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    return (x->bytes > 0) - (y->bytes > 0);
-}
-
+/* The most room the simulated step held, from the events of
+ * vp_plan_times in the order they happened. */
 static int64_t most_held(struct vp_plan_times *tm)
 {
-    qsort(tm->events, tm->nevents, sizeof *tm->events, by_time_frees_first);
+    vp_plan_sort_events(tm);
     int64_t held = (int64_t)tm->held_at_start, most = held;
     for (size_t e = 0; e < tm->nevents; e++) {
         held += tm->events[e].bytes;

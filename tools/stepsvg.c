@@ -70,17 +70,10 @@ static void copies(const struct frame *f, const struct vp_step *s, const struct 
     }
 }
 
-static int by_time_frees_first(const void *a, const void *b)
-{
-    const struct vp_plan_event *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    return (x->bytes > 0) - (y->bytes > 0);
-}
-
 /* The room held over the step as a stepped line, the budget dashed. */
 static void room(const struct frame *f, struct vp_plan_times *tm, uint64_t budget, double y)
 {
-    qsort(tm->events, tm->nevents, sizeof *tm->events, by_time_frees_first);
+    vp_plan_sort_events(tm);
     int64_t held = (int64_t)tm->held_at_start, top = (int64_t)budget;
     size_t e = 0;
     for (size_t i = 0; i < tm->nevents; i++) {
@@ -120,7 +113,7 @@ static void axis(const struct frame *f, double y)
 int vp_step_svg(FILE *out, const struct vp_step *s, const struct vp_plan *p, struct vp_plan_times *tm,
                 uint64_t budget, const char *title)
 {
-    size_t nops = (p->moves_steps ? p->moves_steps : 1) * s->nops;
+    size_t nops = vp_plan_ops(s, p);
     double begin = tm->begin;
     if (!p->period_steps && nops > s->nops) /* no steady state: the last step played */
         begin = tm->op_end[nops - s->nops - 1];

@@ -107,6 +107,13 @@ static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
     return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
 }
 
+/* Whether plan() gave a plan the simulation can time: a steady state, or
+ * the steps averaged without one, with their moves (an estimate). */
+static int timeable(int rc, const struct vp_plan *p)
+{
+    return rc == VP_PLAN_OK || (rc == VP_PLAN_UNSETTLED && p->nmoves);
+}
+
 /* What the pager's replay of the table moves (policy/replay.h). */
 struct replay {
     uint64_t in, pinned, window;
@@ -126,8 +133,7 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     struct vp_plan p;
     int rc = plan(f, budget, &p);
     struct vp_bus bus = {a->h2d, a->d2h};
-    int timed = rc == VP_PLAN_OK || (rc == VP_PLAN_UNSETTLED && p.nmoves); /* unsettled: an estimate */
-    double step = timed ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
+    double step = timeable(rc, &p) ? vp_plan_simulate(&f->s, budget, &p, &bus, NULL) : -1;
     double compute = f->compute_ns * 1e-9;
     uint64_t pinned = 0, must = f->touched > budget ? f->touched - budget : 0;
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
@@ -200,7 +206,7 @@ static int simulate(const struct vp_table *t, struct vp_table_step *f, const str
 static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, const struct vp_plan *p,
                      const struct args *a)
 {
-    size_t nops = (p->moves_steps ? p->moves_steps : 1) * f->s.nops;
+    size_t nops = vp_plan_ops(&f->s, p);
     struct vp_plan_times tm = {malloc(nops * sizeof(double)), malloc(nops * sizeof(double)),
                                malloc((p->nmoves + 1) * sizeof(double)), malloc((p->nmoves + 1) * sizeof(double)),
                                malloc((4 * p->nmoves + 2) * sizeof(struct vp_plan_event)), 0, 0, 0, 0};
@@ -208,19 +214,18 @@ static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, con
     int rc = 1;
     char title[160], c1[32], c2[32], c3[32], c4[32];
     FILE *out = NULL;
+    double step = -1;
     if (!tm.op_start || !tm.op_end || !tm.move_start || !tm.move_end || !tm.events)
         fprintf(stderr, "vpage-table: out of memory\n");
-    else if (vp_plan_times(&f->s, budget, p, &bus, NULL, &tm) < 0)
+    else if ((step = vp_plan_times(&f->s, budget, p, &bus, NULL, &tm)) < 0)
         fprintf(stderr, "vpage-table: the plan at cap %s does not fit its budget\n", human(cap, c1));
     else if (!(out = a->out ? fopen(a->out, "w") : stdout))
         perror(a->out);
     else {
-        unsigned steps = p->period_steps ? p->period_steps : p->moves_steps - 1; /* the kept span's */
         snprintf(title, sizeof title, "%s at cap %s (budget %s): %.2f ms a step; in %s, back %s a step",
                  p->period_steps > 1 ? "a period of steps" : p->period_steps ? "one step"
                                                           : "the last of the steps played (no steady state)",
-                 human(cap, c1), human(budget, c2), (tm.end - tm.begin) * 1e3 / (steps ? steps : 1),
-                 human(p->bytes_in, c3), human(p->bytes_out, c4));
+                 human(cap, c1), human(budget, c2), step * 1e3, human(p->bytes_in, c3), human(p->bytes_out, c4));
         rc = vp_step_svg(out, &f->s, p, &tm, budget, title) ? 1 : 0;
         if (out != stdout && fclose(out)) rc = 1;
     }
@@ -243,7 +248,7 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
     uint64_t budget = cap > t->other ? cap - t->other : 0;
     struct vp_plan p;
     int rc = plan(f, budget, &p);
-    if (rc != VP_PLAN_OK && !(rc == VP_PLAN_UNSETTLED && p.nmoves)) {
+    if (!timeable(rc, &p)) {
         char c1[32];
         fprintf(stderr, "vpage-table: no plan at cap %s (%s)\n", human(cap, c1),
                 rc == VP_PLAN_TOO_BIG ? "a launch touches more than the budget"
