@@ -135,13 +135,21 @@ void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uin
     *key = pin ? pin : *when;
 }
 
-/* What vp_replay_play works with. */
+/* What vp_replay_play and vp_replay_plan work with. */
 struct play {
     const struct vp_step *s;
     uint32_t *start, *uses, *by, *place;
     uint8_t *resident, *asked;
     struct vp_spc *c;
     size_t npinned;
+    /* recording the moves as a plan (vp_replay_plan; rec NULL: bytes only) */
+    struct vp_plan *rec;
+    uint8_t *pending;  /* per piece: brought in ahead, not used since */
+    uint8_t *left;     /* per piece: sent out while recording */
+    uint64_t *last;    /* per piece: its last use, in ops from the first played */
+    uint64_t g, from;  /* the op played, and the first recorded, counted from the first played */
+    uint64_t dropped;  /* bytes brought in and sent out before a use, while recording */
+    int overflow;
 };
 
 static void play_free(struct play *p)
@@ -153,6 +161,77 @@ static void play_free(struct play *p)
     free(p->resident);
     free(p->asked);
     free(p->c);
+    free(p->pending);
+    free(p->left);
+    free(p->last);
+}
+
+/* The play's arrays for s, and its pins under budget less window. Returns
+ * 0, or -1 when out of memory. */
+static int play_make(struct play *p, const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap,
+                     uint64_t *pinned, int rec)
+{
+    size_t np = s->npieces ? s->npieces : 1, nt = 1;
+    for (size_t i = 0; i < s->nops; i++) nt += s->ops[i].n;
+    *p = (struct play){.s = s,
+                       .start = malloc((np + 1) * sizeof(uint32_t)),
+                       .uses = malloc(nt * sizeof(uint32_t)),
+                       .by = malloc(np * sizeof(uint32_t)),
+                       .place = calloc(np, sizeof(uint32_t)),
+                       .resident = calloc(np, 1),
+                       .asked = calloc(np, 1),
+                       .c = malloc(np * sizeof(struct vp_spc))};
+    if (rec) {
+        p->pending = calloc(np, 1);
+        p->left = calloc(np, 1);
+        p->last = calloc(np, sizeof *p->last);
+    }
+    *pinned = 0;
+    if (!p->start || !p->uses || !p->by || !p->place || !p->resident || !p->asked || !p->c ||
+        (rec && (!p->pending || !p->left || !p->last)))
+        return -1;
+    vp_replay_index(s, p->start, p->uses);
+    size_t n = vp_replay_pin_order(s, p->start, p->uses, gap, p->by, p->place);
+    p->npinned = vp_replay_pin_count(s, p->by, n, budget, window, pinned);
+    return 0;
+}
+
+/* A move of the recorded plan at op g (counted from the first played). */
+static void rec_move(struct play *p, uint64_t g, uint32_t x, int out)
+{
+    struct vp_plan *r = p->rec;
+    uint64_t n = p->s->nops;
+    int wrap = g < p->from;
+    uint32_t op = (uint32_t)(wrap ? g % n : g - p->from);
+    if (r->moves && r->nmoves == r->cap) p->overflow = 1;
+    else if (r->moves) r->moves[r->nmoves++] = (struct vp_move){op, x, (uint8_t)out, (uint8_t)wrap};
+    uint64_t *sum = out ? &r->period_out : &r->period_in;
+    if (!out || (p->s->dirty && p->s->dirty[x])) *sum += p->s->bytes[x];
+}
+
+/* Recording: op g uses piece x (asked for), resident now. */
+static void rec_use(struct play *p, uint32_t x)
+{
+    if (!p->rec) return;
+    if (p->g >= p->from && (p->pending[x] || !p->resident[x])) rec_move(p, p->g, x, 0);
+    p->pending[x] = 0;
+    p->last[x] = p->g;
+}
+
+/* Recording: piece x comes in (asked: for the op played) or leaves. */
+static void rec_change(struct play *p, uint32_t x, int in, int asked)
+{
+    if (!p->rec) return;
+    if (in) {
+        p->pending[x] = !asked;
+        return;
+    }
+    if (p->g >= p->from) {
+        if (p->pending[x]) p->dropped += p->s->bytes[x]; /* never used: no move of the plan */
+        else rec_move(p, p->last[x], x, 1);
+        p->left[x] = 1;
+    }
+    p->pending[x] = 0;
 }
 
 /* Op i of a step: its pieces asked for, the rest ranked with the cursor
@@ -162,7 +241,11 @@ static uint64_t play_op(struct play *p, uint32_t i, uint64_t budget)
     const struct vp_step *s = p->s;
     uint32_t cursor = (i + 1) % (uint32_t)s->nops;
     uint64_t in = 0, when;
-    for (uint32_t j = 0; j < s->ops[i].n; j++) p->asked[s->touch[s->ops[i].first + j]] = 1;
+    for (uint32_t j = 0; j < s->ops[i].n; j++) {
+        uint32_t x = s->touch[s->ops[i].first + j];
+        if (!p->asked[x]) rec_use(p, x);
+        p->asked[x] = 1;
+    }
     for (size_t x = 0; x < s->npieces; x++) {
         struct vp_spc *c = &p->c[x];
         uint32_t n = p->start[x + 1] - p->start[x], pin = p->place[x] <= p->npinned ? p->place[x] : 0;
@@ -175,25 +258,19 @@ static uint64_t play_op(struct play *p, uint32_t i, uint64_t budget)
     for (size_t j = 0; j < s->npieces; j++) {
         size_t x = (uintptr_t)p->c[j].ref;
         if (p->c[j].want && !p->resident[x]) in += p->c[j].bytes;
+        if (p->c[j].want != p->resident[x]) rec_change(p, (uint32_t)x, p->c[j].want, p->asked[x]);
         p->resident[x] = p->c[j].want;
         p->asked[x] = 0;
     }
+    p->g++;
     return in;
 }
 
 uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, uint64_t *pinned)
 {
-    size_t np = s->npieces ? s->npieces : 1, nt = 1;
-    for (size_t i = 0; i < s->nops; i++) nt += s->ops[i].n;
-    struct play p = {s, malloc((np + 1) * sizeof(uint32_t)), malloc(nt * sizeof(uint32_t)),
-                     malloc(np * sizeof(uint32_t)), calloc(np, sizeof(uint32_t)), calloc(np, 1), calloc(np, 1),
-                     malloc(np * sizeof(struct vp_spc)), 0};
+    struct play p;
     uint64_t in = UINT64_MAX;
-    *pinned = 0;
-    if (p.start && p.uses && p.by && p.place && p.resident && p.asked && p.c) {
-        vp_replay_index(s, p.start, p.uses);
-        size_t n = vp_replay_pin_order(s, p.start, p.uses, gap, p.by, p.place);
-        p.npinned = vp_replay_pin_count(s, p.by, n, budget, window, pinned);
+    if (!play_make(&p, s, budget, window, gap, pinned, 0)) {
         for (int step = 0; step < 3; step++) {
             in = 0;
             for (uint32_t i = 0; i < s->nops; i++) in += play_op(&p, i, budget);
@@ -201,4 +278,34 @@ uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t windo
     }
     play_free(&p);
     return in;
+}
+
+int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, struct vp_plan *r,
+                   uint64_t *dropped)
+{
+    struct play p = {0};
+    uint64_t pinned;
+    int rc = VP_PLAN_BAD_TABLE;
+    r->nmoves = 0;
+    r->period_in = r->period_out = 0;
+    *dropped = 0;
+    if (s->nops && !play_make(&p, s, budget, window, gap, &pinned, 1)) {
+        p.rec = r;
+        p.from = (uint64_t)VP_REPLAY_WARMUP * s->nops;
+        for (unsigned step = 0; step < VP_REPLAY_WARMUP + VP_REPLAY_PLAN_STEPS; step++) {
+            if (step == VP_REPLAY_WARMUP)
+                for (size_t x = 0; x < s->npieces; x++) r->resident_at_start[x] = p.resident[x] && !p.pending[x];
+            for (uint32_t i = 0; i < s->nops; i++) play_op(&p, i, budget);
+        }
+        for (size_t x = 0; x < s->npieces; x++) r->pinned[x] = r->resident_at_start[x] && !p.left[x];
+        r->period_steps = 0;
+        r->steps_to_settle = VP_REPLAY_WARMUP;
+        r->moves_steps = VP_REPLAY_PLAN_STEPS;
+        r->bytes_in = r->period_in / VP_REPLAY_PLAN_STEPS;
+        r->bytes_out = r->period_out / VP_REPLAY_PLAN_STEPS;
+        *dropped = p.dropped / VP_REPLAY_PLAN_STEPS;
+        rc = p.overflow ? VP_PLAN_NO_ROOM : VP_PLAN_OK;
+    }
+    play_free(&p);
+    return rc;
 }

@@ -89,4 +89,25 @@ void vp_replay_rank(uint32_t pin, uint32_t dist, uint64_t now, uint8_t *cls, uin
  * plan (policy/plan.h). */
 uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, uint64_t *pinned);
 
+/* Steps vp_replay_plan plays before it records, and records. */
+#define VP_REPLAY_WARMUP 2
+#define VP_REPLAY_PLAN_STEPS 4
+
+/* What vp_replay_play does, as a plan (policy/plan.h) that vp_plan_times
+ * can time: after VP_REPLAY_WARMUP steps, the moves of
+ * VP_REPLAY_PLAN_STEPS steps (r->moves_steps; r->period_steps 0: played
+ * once, the first of them the warm-up). A piece that comes in moves in
+ * before the op that first uses it (the simulation sizes its lead, as the
+ * pager brings a piece in as soon as there is room), and out after its
+ * last use before it left; one brought in and sent out again before any
+ * use (pushed out by what came to need the room) is no move of the plan:
+ * its bytes a step go to *dropped. r: the caller's arrays as for
+ * vp_plan_step (moves: room for 2 * the step's touches *
+ * VP_REPLAY_PLAN_STEPS; NULL: bytes only); resident_at_start excludes
+ * pieces brought in ahead and not used yet. Returns VP_PLAN_OK,
+ * VP_PLAN_NO_ROOM (moves too small) or VP_PLAN_BAD_TABLE (no ops, or out
+ * of memory). */
+int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, struct vp_plan *r,
+                   uint64_t *dropped);
+
 #endif

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "../policy/plan.h"
+#include "../policy/replay.h"
+#include "../policy/stream.h"
 
 /* ---- the step in a stream of launches ---- */
 
@@ -361,35 +363,48 @@ Test(plan, the_times_of_a_step_show_its_ops_in_order_each_copy_before_its_use_an
     cr_assert_geq(most_held(&tm), 1000000000, "and fills it: c and one of a, b");
 }
 
+/* A random loop of RL_OPS ops over RL_PIECES pieces of several sizes (as
+ * a real table's: no state repeats within VP_PLAN_MAX_STEPS steps for
+ * most): the weights in turn, each with the activation (piece 0).
+ * Returns the bytes the step touches. */
+enum { RL_PIECES = 40, RL_OPS = 120 };
+struct rloop {
+    struct vp_step_op ops[RL_OPS];
+    uint32_t touch[2 * RL_OPS];
+    uint64_t bytes[RL_PIECES];
+    struct vp_step s;
+};
+
+static uint64_t rotating_loop(struct rloop *l, int round, unsigned *seed)
+{
+    uint32_t k = 0;
+    uint64_t total = 0;
+    for (int x = 0; x < RL_PIECES; x++) total += l->bytes[x] = 1000 + 37 * (uint64_t)((x * 7 + round) % RL_PIECES);
+    for (int i = 0; i < RL_OPS; i++) {
+        *seed = *seed * 1103515245u + 12345u;
+        l->ops[i] = (struct vp_step_op){0.001 * (1 + (*seed >> 28)), k, 2};
+        l->touch[k++] = 0;
+        l->touch[k++] = 1 + (uint32_t)(i % (RL_PIECES - 1));
+    }
+    l->s = (struct vp_step){RL_OPS, RL_PIECES, l->ops, l->touch, l->bytes, NULL};
+    return total;
+}
+
 Test(plan, steps_with_no_steady_state_are_timed_from_the_steps_played)
 {
-    /* random loops of 120 ops over 40 pieces of several sizes (as a real
-     * table's: no state repeats within VP_PLAN_MAX_STEPS steps for most):
-     * those with no steady state are timed once over the steps averaged,
+    /* those with no steady state are timed once over the steps averaged,
      * which start as the last step played ended; their moves fit the
      * budget and bring each piece in before its op */
-    enum { NP = 40, NO = 120 };
-    static struct vp_step_op ops[NO];
-    static uint32_t touch[2 * NO];
-    static uint64_t bytes[NP];
-    static struct vp_move moves[2 * 2 * NO * VP_PLAN_AVERAGE_STEPS + 1];
-    static uint8_t start[NP], pinned[NP];
-    static double op_start[VP_PLAN_AVERAGE_STEPS * NO], op_end[VP_PLAN_AVERAGE_STEPS * NO];
+    static struct rloop l;
+    static struct vp_move moves[2 * 2 * RL_OPS * VP_PLAN_AVERAGE_STEPS + 1];
+    static uint8_t start[RL_PIECES], pinned[RL_PIECES];
+    static double op_start[VP_PLAN_AVERAGE_STEPS * RL_OPS], op_end[VP_PLAN_AVERAGE_STEPS * RL_OPS];
     static double mv_start[sizeof moves / sizeof *moves], mv_end[sizeof moves / sizeof *moves];
     static struct vp_plan_event ev[4 * (sizeof moves / sizeof *moves) + 2];
     unsigned seed = 777, unsettled = 0;
     for (int round = 0; round < 8; round++) {
-        uint32_t k = 0;
-        uint64_t total = 0;
-        for (int x = 0; x < NP; x++) total += bytes[x] = 1000 + 37 * (uint64_t)((x * 7 + round) % NP);
-        for (int i = 0; i < NO; i++) { /* the weights in turn, each with the activation (piece 0) */
-            seed = seed * 1103515245u + 12345u;
-            ops[i] = (struct vp_step_op){0.001 * (1 + (seed >> 28)), k, 2};
-            touch[k++] = 0;
-            touch[k++] = 1 + (uint32_t)(i % (NP - 1));
-        }
-        struct vp_step st = {NO, NP, ops, touch, bytes, NULL};
-        uint64_t budget = total / 3;
+        uint64_t budget = rotating_loop(&l, round, &seed) / 3;
+        struct vp_step st = l.s;
         struct vp_plan p = {.moves = moves, .cap = sizeof moves / sizeof *moves, .resident_at_start = start,
                             .pinned = pinned};
         int rc = vp_plan_step(&st, budget, &p);
@@ -409,4 +424,39 @@ Test(plan, steps_with_no_steady_state_are_timed_from_the_steps_played)
         cr_assert_leq(most_held(&tm), (int64_t)budget, "round %d: the room held stays within the budget", round);
     }
     cr_assert_gt(unsettled, 0, "some of these tables have no steady state");
+}
+
+Test(plan, the_replay_s_play_timed_as_a_plan_fits_its_budget_each_copy_before_its_use)
+{
+    /* vpage's replay (policy/replay.h) of the random loops above, at room
+     * for a third and a half of them: its moves, timed, keep the room
+     * held within the budget and bring each piece in before its op, and
+     * its step takes at least the compute and its copies in */
+    static struct rloop l;
+    enum { RS = VP_REPLAY_PLAN_STEPS };
+    static struct vp_move moves[2 * 2 * RL_OPS * RS + 1];
+    static uint8_t start[RL_PIECES], pinned[RL_PIECES];
+    static double op_start[RS * RL_OPS], op_end[RS * RL_OPS];
+    static double mv_start[sizeof moves / sizeof *moves], mv_end[sizeof moves / sizeof *moves];
+    static struct vp_plan_event ev[4 * (sizeof moves / sizeof *moves) + 2];
+    unsigned seed = 4242;
+    for (int round = 0; round < 16; round++) {
+        uint64_t total = rotating_loop(&l, round, &seed), budget = round % 2 ? total / 2 : total / 3, dropped;
+        struct vp_plan p = {.moves = moves, .cap = sizeof moves / sizeof *moves, .resident_at_start = start,
+                            .pinned = pinned};
+        uint64_t window = vp_replay_window(&l.s, budget, 1000, 0);
+        cr_assert_eq(vp_replay_plan(&l.s, budget, window, VP_VISIT_GAP, &p, &dropped), VP_PLAN_OK, "round %d", round);
+        cr_assert_eq(p.moves_steps, RS);
+        struct vp_plan_times tm = {op_start, op_end, mv_start, mv_end, ev, 0, 0, 0, 0};
+        struct vp_bus bus = {1e6, 1e6};
+        double step = vp_plan_times(&l.s, budget, &p, &bus, NULL, &tm), compute = 0;
+        for (int i = 0; i < RL_OPS; i++) compute += l.ops[i].dur_s;
+        cr_assert_geq(step, compute - 1e-9, "round %d: %g s against %g s of compute", round, step, compute);
+        cr_assert_geq(step, (double)p.bytes_in / bus.h2d - 1e-9, "round %d", round);
+        for (size_t m = 0; m < p.nmoves; m++)
+            if (!p.moves[m].out)
+                cr_assert_leq(mv_end[m], op_start[p.moves[m].op] + 1e-9, "round %d: piece %u in before op %u",
+                              round, p.moves[m].piece, p.moves[m].op);
+        cr_assert_leq(most_held(&tm), (int64_t)budget, "round %d: the room held stays within the budget", round);
+    }
 }

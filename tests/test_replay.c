@@ -161,3 +161,51 @@ Test(replay, a_loop_larger_than_the_budget_moves_what_it_must_and_at_most_the_wi
     cr_assert_eq(vp_replay_play(&l.s, 200, 40, 1, &pinned), 0, "the loop fits: nothing moves");
     cr_assert_eq(pinned, touched);
 }
+
+Test(replay, its_play_as_a_plan_moves_the_same_bytes_each_piece_in_before_its_use_within_the_budget)
+{
+    /* the loop above, timed: 1 ms an op, 10 bytes a piece at 10 kB/s
+     * (1 ms a piece: the bus and the compute are alike) */
+    struct loop l;
+    const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"};
+    make(&l, ops, 12, 13);
+    enum { STEPS = VP_REPLAY_PLAN_STEPS };
+    static struct vp_move moves[2 * 24 * STEPS + 1];
+    uint8_t start[13], pinned[13];
+    double op_start[12 * STEPS], op_end[12 * STEPS], mv_start[sizeof moves / sizeof *moves],
+        mv_end[sizeof moves / sizeof *moves];
+    static struct vp_plan_event ev[4 * (sizeof moves / sizeof *moves) + 2];
+    struct vp_bus bus = {1e4, 1e4};
+    uint64_t budget = 80, window = 40, played, pinned_bytes, dropped;
+    played = vp_replay_play(&l.s, budget, window, 1, &pinned_bytes);
+    struct vp_plan p = {.moves = moves, .cap = sizeof moves / sizeof *moves, .resident_at_start = start,
+                        .pinned = pinned};
+    cr_assert_eq(vp_replay_plan(&l.s, budget, window, 1, &p, &dropped), VP_PLAN_OK);
+    cr_assert_eq(p.moves_steps, STEPS);
+    cr_assert_eq(p.bytes_in + dropped, played, "the plan's bytes are the play's: %llu + %llu against %llu",
+                 (unsigned long long)p.bytes_in, (unsigned long long)dropped, (unsigned long long)played);
+    uint64_t kept = 0;
+    for (int x = 0; x < 13; x++) kept += pinned[x] ? l.bytes[x] : 0;
+    cr_assert_geq(kept, pinned_bytes, "the replay's pins stay all step (and pieces the window keeps): %llu of %llu",
+                  (unsigned long long)kept, (unsigned long long)pinned_bytes);
+    cr_assert_eq(p.bytes_in, 130 - kept, "what does not stay comes in once a step");
+    struct vp_plan_times tm = {op_start, op_end, mv_start, mv_end, ev, 0, 0, 0, 0};
+    double step = vp_plan_times(&l.s, budget, &p, &bus, NULL, &tm);
+    cr_assert_geq(step, 12e-3 - 1e-12, "at least the compute: %g s", step);
+    cr_assert_geq(step, (double)p.bytes_in / bus.h2d - 1e-12, "at least the copies in: %g s", step);
+    cr_assert_leq(step, 12e-3 + (double)p.bytes_in / bus.h2d + 1e-9, "at most both one after the other: %g s",
+                  step);
+    for (size_t k = 0; k < p.nmoves; k++)
+        if (!p.moves[k].out)
+            cr_assert_leq(mv_end[k], op_start[p.moves[k].op] + 1e-12, "piece %u in before op %u", p.moves[k].piece,
+                          p.moves[k].op);
+    vp_plan_sort_events(&tm);
+    int64_t held = (int64_t)tm.held_at_start;
+    for (size_t e = 0; e < tm.nevents; e++) {
+        held += tm.events[e].bytes;
+        cr_assert_leq(held, (int64_t)budget, "the room held stays within the budget");
+    }
+    cr_assert_eq(vp_replay_plan(&l.s, 200, window, 1, &p, &dropped), VP_PLAN_OK);
+    cr_assert(p.nmoves == 0 && p.bytes_in == 0 && dropped == 0, "the loop fits: no move");
+    cr_assert_float_eq(vp_plan_simulate(&l.s, 200, &p, &bus, NULL), 12e-3, 1e-12, "it takes its compute");
+}

@@ -11,11 +11,13 @@
  *       pinned, and the step's predicted time against its compute and the
  *       transfer bound; then what vpage's replay of the table moves a step
  *       (policy/replay.h), with its pins and window (--window: as
- *       VPAGE_STREAM_WINDOW)
- *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--out FILE.svg]
+ *       VPAGE_STREAM_WINDOW), and its step's time on the same bus
+ *       (vp_replay_plan timed as a plan)
+ *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--replay] [--out FILE.svg]
  *       a picture of the planned step at that cap (tools/stepsvg.h): its
  *       kernels and waits, the copies each way, the room held against the
- *       budget; to --out, else to standard output
+ *       budget; --replay: of vpage's replay of the table instead; to
+ *       --out, else to standard output
  *
  * Exit status 0, 1 when the file is refused (with the reason), 2 on a usage
  * error. Nothing here touches a GPU.
@@ -88,7 +90,7 @@ static int show(const struct vp_table *t, const struct vp_table_step *f)
 struct args {
     const char *caps, *out;
     double h2d, d2h; /* bytes a second */
-    int json;
+    int json, replay; /* replay: draw vpage's replay of the table, not Belady's plan */
     uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
 };
 
@@ -107,6 +109,28 @@ static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
     return p->moves ? vp_plan_step(&f->s, budget, p) : VP_PLAN_NO_ROOM;
 }
 
+/* What vpage's replay of f does under budget (policy/replay.h), as a plan
+ * into p; *dropped: bytes a step brought in and sent out unused. Returns
+ * vp_replay_plan's answer. */
+static int replay_plan(struct vp_table_step *f, uint64_t budget, uint64_t window, struct vp_plan *p,
+                       uint64_t *dropped)
+{
+    size_t touches = (size_t)f->ops[f->s.nops - 1].first + f->ops[f->s.nops - 1].n;
+    *p = (struct vp_plan){.resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1),
+                          .cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};
+    p->moves = malloc(p->cap * sizeof *p->moves);
+    *dropped = 0;
+    if (!p->resident_at_start || !p->pinned || !p->moves) return VP_PLAN_NO_ROOM;
+    return vp_replay_plan(&f->s, budget, window, VP_VISIT_GAP, p, dropped);
+}
+
+static void plan_free(struct vp_plan *p)
+{
+    free(p->moves);
+    free(p->resident_at_start);
+    free(p->pinned);
+}
+
 /* Whether plan() gave a plan the simulation can time: a steady state, or
  * the steps averaged without one, with their moves (an estimate). */
 static int timeable(int rc, const struct vp_plan *p)
@@ -114,16 +138,23 @@ static int timeable(int rc, const struct vp_plan *p)
     return rc == VP_PLAN_OK || (rc == VP_PLAN_UNSETTLED && p->nmoves);
 }
 
-/* What the pager's replay of the table moves (policy/replay.h). */
+/* What the pager's replay of the table moves (policy/replay.h), and the
+ * time of its step on bus b (negative: not timed). */
 struct replay {
-    uint64_t in, pinned, window;
+    uint64_t in, pinned, window, dropped;
+    double step;
 };
 
-static struct replay replay_of(const struct vp_table *t, const struct vp_table_step *f, uint64_t budget, uint64_t want)
+static struct replay replay_of(const struct vp_table *t, struct vp_table_step *f, uint64_t budget, uint64_t want,
+                               const struct vp_bus *b)
 {
-    struct replay r;
+    struct replay r = {.step = -1};
+    struct vp_plan p;
     r.window = vp_replay_window(&f->s, budget, t->piece, want);
     r.in = vp_replay_play(&f->s, budget, r.window, VP_VISIT_GAP, &r.pinned);
+    if (replay_plan(f, budget, r.window, &p, &r.dropped) == VP_PLAN_OK)
+        r.step = vp_plan_simulate(&f->s, budget, &p, b, NULL);
+    plan_free(&p);
     return r;
 }
 
@@ -139,16 +170,17 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
         pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
-    struct replay r = replay_of(t, f, budget, a->window);
+    struct replay r = replay_of(t, f, budget, a->window, &bus);
     char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
                "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u, "
-               "\"must_move\": %llu, \"replay_in\": %llu, \"replay_pinned\": %llu, \"replay_window\": %llu}",
+               "\"must_move\": %llu, \"replay_in\": %llu, \"replay_pinned\": %llu, \"replay_window\": %llu, "
+               "\"replay_step_s\": %.6f, \"replay_dropped\": %llu}",
                first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
                p.period_steps, (unsigned long long)must, (unsigned long long)r.in, (unsigned long long)r.pinned,
-               (unsigned long long)r.window);
+               (unsigned long long)r.window, r.step, (unsigned long long)r.dropped);
     else if (rc == VP_PLAN_TOO_BIG)
         printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
     else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
@@ -173,9 +205,10 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     if (!a->json)
         printf("  vpage's replay (VPAGE_TABLE): in %s a step, %s pinned, a window of %s\n", human(r.in, c1),
                human(r.pinned, c2), human(r.window, c3));
-    free(p.moves);
-    free(p.resident_at_start);
-    free(p.pinned);
+    if (!a->json && r.step >= 0 && compute > 0)
+        printf("  its step %.3f s, %.2fx the transfer bound (%s a step brought in and sent out unused)\n", r.step,
+               r.step / bound, human(r.dropped, c1));
+    plan_free(&p);
     return rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED ? 0 : 1;
 }
 
@@ -223,8 +256,8 @@ static int draw_plan(struct vp_table_step *f, uint64_t cap, uint64_t budget, con
         perror(a->out);
     else {
         snprintf(title, sizeof title, "%s at cap %s (budget %s): %.2f ms a step; in %s, back %s a step",
-                 p->period_steps > 1 ? "a period of steps" : p->period_steps ? "one step"
-                                                          : "the last of the steps played (no steady state)",
+                 a->replay ? "vpage's replay, steps played" : p->period_steps > 1 ? "a period of steps"
+                 : p->period_steps ? "one step" : "the last of the steps played (no steady state)",
                  human(cap, c1), human(budget, c2), step * 1e3, human(p->bytes_in, c3), human(p->bytes_out, c4));
         rc = vp_step_svg(out, &f->s, p, &tm, budget, title) ? 1 : 0;
         if (out != stdout && fclose(out)) rc = 1;
@@ -245,9 +278,10 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
         fprintf(stderr, "vpage-table: --cap %s: %s\n", a->caps, why);
         return 2;
     }
-    uint64_t budget = cap > t->other ? cap - t->other : 0;
+    uint64_t budget = cap > t->other ? cap - t->other : 0, dropped;
     struct vp_plan p;
-    int rc = plan(f, budget, &p);
+    int rc = a->replay ? replay_plan(f, budget, vp_replay_window(&f->s, budget, t->piece, a->window), &p, &dropped)
+                       : plan(f, budget, &p);
     if (!timeable(rc, &p)) {
         char c1[32];
         fprintf(stderr, "vpage-table: no plan at cap %s (%s)\n", human(cap, c1),
@@ -256,9 +290,7 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
         rc = 1;
     } else
         rc = draw_plan(f, cap, budget, &p, a);
-    free(p.moves);
-    free(p.resident_at_start);
-    free(p.pinned);
+    plan_free(&p);
     return rc;
 }
 
@@ -267,16 +299,18 @@ static int usage(void)
     fprintf(stderr, "usage: vpage-table show FILE\n"
                     "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] "
                     "[--json]\n"
-                    "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--out FILE.svg]\n");
+                    "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--replay] "
+                    "[--out FILE.svg]\n");
     return 2;
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){NULL, NULL, 55e9, 55e9, 0, 0}; /* the H100's pinned copies: ../shared/DEVICE-FACTS.md */
+    *a = (struct args){NULL, NULL, 55e9, 55e9, 0, 0, 0}; /* the H100's pinned copies: ../shared/DEVICE-FACTS.md */
     const char *why;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (!strcmp(argv[i], "--replay")) a->replay = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--out")) a->out = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
@@ -295,7 +329,7 @@ int main(int argc, char **argv)
     if (argc < 3 || parse_args(argc, argv, &a)) return usage();
     int is_show = !strcmp(argv[1], "show"), is_draw = !strcmp(argv[1], "draw");
     if (!is_show && ((strcmp(argv[1], "simulate") && !is_draw) || !a.caps)) return usage();
-    if (a.out && !is_draw) return usage();
+    if ((a.out || a.replay) && !is_draw) return usage();
     size_t len;
     char *text = vp_file_slurp(argv[2], VP_TABLE_MAX_BYTES, &len);
     if (!text) {
