@@ -39,7 +39,8 @@ uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t
     return v ? v : 1;
 }
 
-uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t piece, uint64_t want)
+/* The most bytes one op of s touches. */
+static uint64_t most_touched(const struct vp_step *s)
 {
     uint64_t most = 0;
     for (size_t i = 0; i < s->nops; i++) {
@@ -47,7 +48,12 @@ uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t pie
         for (uint32_t j = 0; j < s->ops[i].n; j++) b += s->bytes[s->touch[s->ops[i].first + j]];
         if (b > most) most = b;
     }
-    uint64_t w = want ? want : 2 * most;
+    return most;
+}
+
+uint64_t vp_replay_window(const struct vp_step *s, uint64_t budget, uint64_t piece, uint64_t want)
+{
+    uint64_t w = want ? want : 2 * most_touched(s);
     if (w < 4 * piece) w = 4 * piece;
     return w < budget ? w : budget;
 }
@@ -308,4 +314,51 @@ int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, ui
     }
     play_free(&p);
     return rc;
+}
+
+/* The replay of s under budget with window w, timed on bus b: the step's
+ * seconds, or a negative value. p: arrays for vp_replay_plan. */
+static double timed(const struct vp_step *s, uint64_t budget, uint64_t w, uint32_t gap, const struct vp_bus *b,
+                    struct vp_plan *p)
+{
+    uint64_t dropped;
+    if (vp_replay_plan(s, budget, w, gap, p, &dropped) != VP_PLAN_OK) return -1;
+    return vp_plan_simulate(s, budget, p, b, NULL);
+}
+
+uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64_t piece, uint32_t gap,
+                                const struct vp_bus *b, double *step_s)
+{
+    uint64_t rule = vp_replay_window(s, budget, piece, 0), lo = most_touched(s), hi = 2 * rule, best = rule;
+    double compute = 0;
+    for (size_t i = 0; i < s->nops; i++) compute += s->ops[i].dur_s;
+    *step_s = -1;
+    if (lo < 4 * piece) lo = 4 * piece;
+    if (hi > budget) hi = budget;
+    if (compute <= 0 || lo >= hi) return rule;
+    size_t touches = 1;
+    for (size_t i = 0; i < s->nops; i++) touches += s->ops[i].n;
+    struct vp_plan p = {.cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};
+    p.moves = malloc(p.cap * sizeof *p.moves);
+    p.resident_at_start = malloc(s->npieces + 1);
+    p.pinned = malloc(s->npieces + 1);
+    double at_rule = p.moves && p.resident_at_start && p.pinned ? timed(s, budget, rule, gap, b, &p) : -1;
+    if (at_rule < 0) best = 0;
+    for (unsigned k = 0; at_rule >= 0 && k < VP_REPLAY_WINDOWS; k++) {
+        uint64_t w = lo + (hi - lo) / (VP_REPLAY_WINDOWS - 1) * k;
+        double t = timed(s, budget, w, gap, b, &p);
+        /* a larger window only where it is faster by more than 1% */
+        if (t >= 0 && (*step_s < 0 || t < *step_s * 0.99)) {
+            *step_s = t;
+            best = w;
+        }
+    }
+    if (at_rule >= 0 && (*step_s < 0 || at_rule < *step_s * 0.99)) {
+        *step_s = at_rule;
+        best = rule;
+    }
+    free(p.moves);
+    free(p.resident_at_start);
+    free(p.pinned);
+    return best;
 }

@@ -110,4 +110,20 @@ uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t windo
 int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, struct vp_plan *r,
                    uint64_t *dropped);
 
+/* Windows vp_replay_window_timed tries. */
+#define VP_REPLAY_WINDOWS 6
+
+/* The window sized from the step's times (each prefetch's lead then
+ * comes from the kernels' durations and the bandwidth, not a fixed rule):
+ * of VP_REPLAY_WINDOWS windows evenly from the most bytes one op touches
+ * (at least 4 pieces) to twice vp_replay_window's rule (at most the
+ * budget), the one whose replay (vp_replay_plan) simulates fastest on bus
+ * b (vp_plan_simulate), the smaller one unless a larger is faster by more
+ * than 1% (what a larger window costs is pins: bytes moved); the rule's
+ * own window where it is faster than that by more than 1%. *step_s: that
+ * time. A step without times (or no choice to make): the rule's window,
+ * *step_s negative. 0 when out of memory. */
+uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64_t piece, uint32_t gap,
+                                const struct vp_bus *b, double *step_s);
+
 #endif

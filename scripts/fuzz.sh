@@ -21,5 +21,5 @@ fuzz() { # name, corpus, seconds, the sources it tests (the parser first)
     -artifact_prefix=build/fuzz/ "$work/$name" "$corpus" 2>&1 | tail -n 3
 }
 fuzz safetensors tests/fuzz/corpus $(( (secs + 1) / 2 )) books/safetensors.c
-fuzz table tests/fuzz/corpus_table $(( secs / 2 )) books/table.c books/tablestep.c policy/replay.c \
+fuzz table tests/fuzz/corpus_table $(( secs / 2 )) books/table.c books/tablestep.c policy/replay.c policy/plan.c \
   policy/stream.c policy/demand.c

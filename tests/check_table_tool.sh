@@ -91,6 +91,14 @@ grep -q "the last of the steps played (no steady state)" "$svg.rotate.svg" || { 
 grep -q "vpage's replay, steps played at cap 953.7 MiB.*6000.00 ms a step" "$svg.replay" ||
     { echo "the replay's picture does not say what it draws"; exit 1; }
 if "$tool" simulate "$table" --cap 1G --replay 2>/dev/null; then echo "simulate took --replay"; exit 1; fi
+out=$("$tool" simulate "$svg.rotate" --cap $cap --best-window --json) || { echo "simulate --best-window failed"; exit 1; }
+python3 -c 'import json, sys
+c = json.loads(sys.argv[1])["caps"][0]
+assert c["timed_window"] > 0 and c["timed_window_step_s"] > 0, c                 # a window chosen from the times
+assert c["timed_window_step_s"] <= c["replay_step_s"] * 1.01 + 1e-9, c           # no slower than the rule'"'"'s
+print("ok: --best-window: %d bytes, %.4f s against %.4f s" % (c["timed_window"], c["timed_window_step_s"],
+                                                               c["replay_step_s"]))' "$out" || exit 1
+if "$tool" simulate "$table" --cap 1G --window 1M --best-window 2>/dev/null; then echo "--window with --best-window"; exit 1; fi
 rm -f "$svg" "$svg".*
 if "$tool" draw "$table" 2>/dev/null; then echo "draw without --cap was accepted"; exit 1; fi
 if "$tool" show "$table" --out x.svg 2>/dev/null; then echo "show took --out"; exit 1; fi

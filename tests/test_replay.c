@@ -209,3 +209,61 @@ Test(replay, its_play_as_a_plan_moves_the_same_bytes_each_piece_in_before_its_us
     cr_assert(p.nmoves == 0 && p.bytes_in == 0 && dropped == 0, "the loop fits: no move");
     cr_assert_float_eq(vp_plan_simulate(&l.s, 200, &p, &bus, NULL), 12e-3, 1e-12, "it takes its compute");
 }
+
+/* vp_replay_plan of l timed on bus b with window w (a negative value when
+ * it does not fit). */
+static double timed_window(const struct loop *l, uint64_t budget, uint64_t w, const struct vp_bus *b)
+{
+    static struct vp_move moves[2 * 256 * VP_REPLAY_PLAN_STEPS + 1];
+    uint8_t start[26], pinned[26];
+    uint64_t dropped;
+    struct vp_plan p = {.moves = moves, .cap = sizeof moves / sizeof *moves, .resident_at_start = start,
+                        .pinned = pinned};
+    if (vp_replay_plan(&l->s, budget, w, 1, &p, &dropped) != VP_PLAN_OK) return -1;
+    return vp_plan_simulate(&l->s, budget, &p, b, NULL);
+}
+
+Test(replay, the_window_sized_from_the_kernels_times_beats_the_fixed_rule_where_the_copies_set_the_pace)
+{
+    /* twelve pieces of 10 bytes, four of them used by one op (the rule's
+     * window: twice that, 80 bytes, of a budget of 100), each op 0.1 ms and
+     * each piece 1 ms over the bus: the copies set the pace, and every
+     * byte of window is a byte less pinned and one more moved a step; the
+     * timed choice takes the smallest window it tries (the op's 40 bytes) */
+    struct loop l;
+    const char *ops[] = {"abcd", "e", "f", "g", "h", "i", "j", "k", "l"};
+    make(&l, ops, 9, 12);
+    for (int i = 0; i < 9; i++) l.ops[i].dur_s = 1e-4;
+    struct vp_bus bus = {1e4, 1e4};
+    uint64_t rule = vp_replay_window(&l.s, 100, 10, 0);
+    double step, at_rule = timed_window(&l, 100, rule, &bus);
+    uint64_t w = vp_replay_window_timed(&l.s, 100, 10, 1, &bus, &step);
+    cr_assert_eq(rule, 80);
+    cr_assert_eq(w, 40, "the window: %llu", (unsigned long long)w);
+    cr_assert_float_eq(step, timed_window(&l, 100, w, &bus), 1e-12, "its time is the one reported");
+    cr_assert_lt(step, at_rule * 0.8, "%g s against the rule's %g s", step, at_rule);
+}
+
+Test(replay, the_timed_window_is_never_slower_than_the_rule_s_and_without_times_it_is_the_rule)
+{
+    struct loop l;
+    const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"};
+    make(&l, ops, 12, 13);
+    struct vp_bus bus = {1e4, 1e4};
+    double step;
+    for (int i = 0; i < 12; i++) l.ops[i].dur_s = 0;
+    cr_assert_eq(vp_replay_window_timed(&l.s, 80, 10, 1, &bus, &step), vp_replay_window(&l.s, 80, 10, 0));
+    cr_assert_lt(step, 0, "no times: not timed");
+    unsigned seed = 99;
+    for (int round = 0; round < 32; round++) {
+        for (int i = 0; i < 12; i++) {
+            seed = seed * 1103515245u + 12345u;
+            l.ops[i].dur_s = 1e-4 * (1 + (seed >> 24) % 40); /* 0.1 to 4 ms */
+        }
+        uint64_t budget = 50 + 10 * (uint64_t)(round % 8);
+        uint64_t w = vp_replay_window_timed(&l.s, budget, 10, 1, &bus, &step);
+        double at_rule = timed_window(&l, budget, vp_replay_window(&l.s, budget, 10, 0), &bus);
+        cr_assert(w > 0 && step > 0, "round %d", round);
+        cr_assert_leq(step, at_rule * 1.01 + 1e-12, "round %d: %g s against the rule's %g s", round, step, at_rule);
+    }
+}

@@ -5,14 +5,17 @@
  *   vpage-table show FILE
  *       the step: launches, compute time, allocations and bytes touched,
  *       the kernels that take the most time
- *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--json]
+ *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE | --best-window]
+ *                        [--json]
  *       for each cap: the plan of the loop under the cap less the step's
  *       other memory (Belady's rule), the bytes it moves a step, what stays
  *       pinned, and the step's predicted time against its compute and the
  *       transfer bound; then what vpage's replay of the table moves a step
  *       (policy/replay.h), with its pins and window (--window: as
  *       VPAGE_STREAM_WINDOW), and its step's time on the same bus
- *       (vp_replay_plan timed as a plan)
+ *       (vp_replay_plan timed as a plan); --best-window: also the window
+ *       sized from the kernels' times (vp_replay_window_timed: six replays
+ *       timed, seconds for a large table), a value for VPAGE_STREAM_WINDOW
  *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--replay] [--out FILE.svg]
  *       a picture of the planned step at that cap (tools/stepsvg.h): its
  *       kernels and waits, the copies each way, the room held against the
@@ -91,6 +94,7 @@ struct args {
     const char *caps, *out;
     double h2d, d2h; /* bytes a second */
     int json, replay; /* replay: draw vpage's replay of the table, not Belady's plan */
+    int best_window;  /* simulate: also the window sized from the kernels' times */
     uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
 };
 
@@ -141,16 +145,17 @@ static int timeable(int rc, const struct vp_plan *p)
 /* What the pager's replay of the table moves (policy/replay.h), and the
  * time of its step on bus b (negative: not timed). */
 struct replay {
-    uint64_t in, pinned, window, dropped;
-    double step;
+    uint64_t in, pinned, window, dropped, timed_window;
+    double step, timed_step; /* timed_*: the window sized from the kernels' times */
 };
 
 static struct replay replay_of(const struct vp_table *t, struct vp_table_step *f, uint64_t budget, uint64_t want,
-                               const struct vp_bus *b)
+                               const struct vp_bus *b, int best_window)
 {
-    struct replay r = {.step = -1};
+    struct replay r = {.step = -1, .timed_step = -1};
     struct vp_plan p;
     r.window = vp_replay_window(&f->s, budget, t->piece, want);
+    if (best_window) r.timed_window = vp_replay_window_timed(&f->s, budget, t->piece, VP_VISIT_GAP, b, &r.timed_step);
     r.in = vp_replay_play(&f->s, budget, r.window, VP_VISIT_GAP, &r.pinned);
     if (replay_plan(f, budget, r.window, &p, &r.dropped) == VP_PLAN_OK)
         r.step = vp_plan_simulate(&f->s, budget, &p, b, NULL);
@@ -170,17 +175,18 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
         pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
-    struct replay r = replay_of(t, f, budget, a->window, &bus);
+    struct replay r = replay_of(t, f, budget, a->window, &bus, a->best_window);
     char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
                "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u, "
                "\"must_move\": %llu, \"replay_in\": %llu, \"replay_pinned\": %llu, \"replay_window\": %llu, "
-               "\"replay_step_s\": %.6f, \"replay_dropped\": %llu}",
+               "\"replay_step_s\": %.6f, \"replay_dropped\": %llu, \"timed_window\": %llu, \"timed_window_step_s\": %.6f}",
                first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
                p.period_steps, (unsigned long long)must, (unsigned long long)r.in, (unsigned long long)r.pinned,
-               (unsigned long long)r.window, r.step, (unsigned long long)r.dropped);
+               (unsigned long long)r.window, r.step, (unsigned long long)r.dropped,
+               (unsigned long long)r.timed_window, r.timed_step);
     else if (rc == VP_PLAN_TOO_BIG)
         printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
     else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
@@ -208,6 +214,9 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     if (!a->json && r.step >= 0 && compute > 0)
         printf("  its step %.3f s, %.2fx the transfer bound (%s a step brought in and sent out unused)\n", r.step,
                r.step / bound, human(r.dropped, c1));
+    if (!a->json && r.timed_step >= 0)
+        printf("  with the window sized from the kernels' times (%s): %.3f s, %.2fx the transfer bound\n",
+               human(r.timed_window, c1), r.timed_step, r.timed_step / bound);
     plan_free(&p);
     return rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED ? 0 : 1;
 }
@@ -297,8 +306,8 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
 static int usage(void)
 {
     fprintf(stderr, "usage: vpage-table show FILE\n"
-                    "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE] "
-                    "[--json]\n"
+                    "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--window SIZE | "
+                    "--best-window] [--json]\n"
                     "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--window SIZE] [--replay] "
                     "[--out FILE.svg]\n");
     return 2;
@@ -306,11 +315,12 @@ static int usage(void)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){NULL, NULL, 55e9, 55e9, 0, 0, 0}; /* the H100's pinned copies: ../shared/DEVICE-FACTS.md */
+    *a = (struct args){NULL, NULL, 55e9, 55e9, 0, 0, 0, 0}; /* the H100's pinned copies: ../shared/DEVICE-FACTS.md */
     const char *why;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (!strcmp(argv[i], "--replay")) a->replay = 1;
+        else if (!strcmp(argv[i], "--best-window")) a->best_window = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--out")) a->out = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
@@ -330,6 +340,7 @@ int main(int argc, char **argv)
     int is_show = !strcmp(argv[1], "show"), is_draw = !strcmp(argv[1], "draw");
     if (!is_show && ((strcmp(argv[1], "simulate") && !is_draw) || !a.caps)) return usage();
     if ((a.out || a.replay) && !is_draw) return usage();
+    if (a.best_window && (is_draw || is_show || a.window)) return usage();
     size_t len;
     char *text = vp_file_slurp(argv[2], VP_TABLE_MAX_BYTES, &len);
     if (!text) {
