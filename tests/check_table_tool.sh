@@ -16,6 +16,21 @@
 # the same way. A corrupt file is refused.
 set -u
 tool=$1 table=$2
+write_table() { # FILE PIECE SIZES OPS: a table of one kernel, k, whose fingerprint is right (books/table.h:
+    # FNV-1a over the allocations' sizes, then the kernels' names); SIZES and OPS are Python lists
+    python3 - "$@" <<'PY'
+import sys
+path, piece, sizes, ops = sys.argv[1], int(sys.argv[2]), eval(sys.argv[3]), eval(sys.argv[4])
+h = 0xcbf29ce484222325
+for b in sizes:
+    for k in range(8):
+        h = ((h ^ ((b >> (8 * k)) & 0xff)) * 0x100000001b3) & (2**64 - 1)
+for c in b"k\0":
+    h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
+lines = ["vpage-table 1", "fingerprint %016x" % h, "piece %d" % piece] + ["alloc %d" % b for b in sizes]
+open(path, "w").write("\n".join(lines + ["kernel k"] + ops + ["end"]) + "\n")
+PY
+}
 out=$("$tool" simulate "$table" --cap 1000000000,600000000 --h2d 1 --d2h 1 --json) || { echo "simulate failed: $out"; exit 1; }
 echo "$out"
 python3 - "$out" <<'PY' || exit 1
@@ -61,22 +76,8 @@ assert rects.count("#e45756") > 0, rects             # room for one piece: launc
 assert min(ys) >= budget_y - 1e-6, (min(ys), budget_y)
 print("ok: the picture at room for two pieces has no wait and stays under the budget; at one, waits")
 PY
-python3 - "$svg.rotate" <<'PY' || exit 1
-import sys
-def fnv(h, v, n):
-    for b in range(n):
-        h = ((h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3) & (2**64 - 1)
-    return h
-sizes = [(1000 + 37 * ((x * 7) % 40)) * 1024 for x in range(40)]
-h = 0xcbf29ce484222325
-for b in sizes:
-    h = fnv(h, b, 8)
-for c in b"k\0":
-    h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
-lines = ["vpage-table 1", "fingerprint %016x" % h, "piece %d" % (4 << 20)] + ["alloc %d" % b for b in sizes]
-lines += ["kernel k"] + ["op 0 1000000 0:0-0 %d:0-0" % (1 + i % 39) for i in range(120)] + ["end"]
-open(sys.argv[1], "w").write("\n".join(lines) + "\n")
-PY
+write_table "$svg.rotate" $((4 << 20)) '[(1000 + 37 * ((x * 7) % 40)) * 1024 for x in range(40)]' \
+    '["op 0 1000000 0:0-0 %d:0-0" % (1 + i % 39) for i in range(120)]'
 cap=$(python3 -c 'print(sum((1000 + 37 * ((x * 7) % 40)) * 1024 for x in range(40)) // 3)')
 out=$("$tool" simulate "$svg.rotate" --cap $cap --json) || { echo "simulate of a loop with no steady state failed: $out"; exit 1; }
 python3 -c 'import json, sys
@@ -95,22 +96,8 @@ if "$tool" simulate "$table" --cap 1G --replay 2>/dev/null; then echo "simulate 
 # 0.1 ms launches, a budget of ten and 1 GB/s: the copies set the pace, so
 # the window of the largest launch's 4 MiB (more pinned, less moved) beats
 # the fixed rule's twice that
-python3 - "$svg.abcd" <<'PY'
-import sys
-def fnv(h, v, n):
-    for b in range(n):
-        h = ((h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3) & (2**64 - 1)
-    return h
-sizes = [1 << 20] * 12
-h = 0xcbf29ce484222325
-for b in sizes:
-    h = fnv(h, b, 8)
-for c in b"k\0":
-    h = ((h ^ c) * 0x100000001b3) & (2**64 - 1)
-lines = ["vpage-table 1", "fingerprint %016x" % h, "piece %d" % (1 << 20)] + ["alloc %d" % b for b in sizes]
-lines += ["kernel k", "op 0 100000 0:0-0 1:0-0 2:0-0 3:0-0"] + ["op 0 100000 %d:0-0" % x for x in range(4, 12)] + ["end"]
-open(sys.argv[1], "w").write("\n".join(lines) + "\n")
-PY
+write_table "$svg.abcd" $((1 << 20)) '[1 << 20] * 12' \
+    '["op 0 100000 0:0-0 1:0-0 2:0-0 3:0-0"] + ["op 0 100000 %d:0-0" % x for x in range(4, 12)]'
 out=$("$tool" simulate "$svg.abcd" --cap 10M --h2d 1 --d2h 1 --best-window --json) ||
     { echo "simulate --best-window failed: $out"; exit 1; }
 python3 -c 'import json, sys
