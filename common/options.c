@@ -51,6 +51,7 @@ static const char *const evict_names[] = {"collapse", "writeback", NULL};
 static const char *const policy_names[] = {"lru", "loop", NULL};
 static const char *const place_names[] = {"host", "device", NULL};
 static const char *const cupti_names[] = {"auto", "on", "off", NULL};
+static const char *const table_window_names[] = {"rule", "timed", NULL};
 
 static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
@@ -279,6 +280,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_STREAM_FIT: return vp_parse_bool(s, &vp_opt.stream_fit, why);
     case OPT_DROP_FILE_PAGES: return vp_parse_bool(s, &vp_opt.drop_file_pages, why);
     case OPT_CUPTI: return parse_choice(s, cupti_names, &vp_opt.cupti, why);
+    case OPT_TABLE_WINDOW: return parse_choice(s, table_window_names, &vp_opt.table_window, why);
     case OPT_WARN_MAX: return vp_parse_size(s, &vp_opt.warn_max, why);
     case OPT_PAGING: return parse_choice(s, paging_names, &vp_opt.paging, why);
     case OPT_CLEAN_EVICT: return parse_choice(s, evict_names, &vp_opt.clean_evict, why);

@@ -29,6 +29,7 @@ enum vp_clean_evict { VP_EVICT_COLLAPSE, VP_EVICT_WRITEBACK };
 enum vp_stream_place { VP_PLACE_HOST, VP_PLACE_DEVICE };
 enum vp_policy_opt { VP_POLICY_OPT_LRU, VP_POLICY_OPT_LOOP };
 enum vp_cupti { VP_CUPTI_AUTO, VP_CUPTI_ON, VP_CUPTI_OFF };
+enum vp_table_window { VP_TABLE_WINDOW_RULE, VP_TABLE_WINDOW_TIMED };
 
 #define VP_PATTERN_MAX 128 /* bytes of one VPAGE_WEIGHT_FILES pattern, with its NUL */
 
@@ -83,6 +84,13 @@ struct vp_cap {
     X(STREAM_WINDOW, stream_window, SIZE, "0", "stream mode: device bytes kept " \
       "free of pinned pieces for what streams through; 0: a quarter of the "     \
       "budget (policy/stream.h)")                                                 \
+    X(TABLE_WINDOW, table_window, CHOICE, "rule", "stream mode, with "          \
+      "VPAGE_TABLE: the replayed table's window (the budget its pins leave to " \
+      "what streams): rule: twice the most bytes one launch touches; timed: "   \
+      "the window whose replay of the table simulates fastest from its "         \
+      "kernels' times at 55 GB/s each way (vpage-table simulate "               \
+      "--best-window), found by a thread of its own once the table is read, "   \
+      "the rule's serving until then; VPAGE_STREAM_WINDOW, when not 0, wins")   \
     X(STREAM_PLACE, stream_place, CHOICE, "host", "stream mode: where a new "  \
       "allocation's pieces start: host (they come in when an operation uses "   \
       "them) or device (while the cap has room, as on a GPU of that size)")     \
@@ -142,6 +150,7 @@ struct vp_options {
     bool drop_file_pages;
     int stream_place; /* enum vp_stream_place */
     int cupti;        /* enum vp_cupti */
+    int table_window; /* enum vp_table_window */
     bool help;
     /* where each value came from: 0 default, 1 environment, 2 bad value */
     unsigned char origin[32];

@@ -330,12 +330,10 @@ uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64
                                 const struct vp_bus *b, double *step_s)
 {
     uint64_t rule = vp_replay_window(s, budget, piece, 0), lo = most_touched(s), hi = 2 * rule, best = rule;
-    double compute = 0;
-    for (size_t i = 0; i < s->nops; i++) compute += s->ops[i].dur_s;
     *step_s = -1;
     if (lo < 4 * piece) lo = 4 * piece;
     if (hi > budget) hi = budget;
-    if (compute <= 0 || lo >= hi) return rule;
+    if (lo >= hi) return rule;
     size_t touches = 1;
     for (size_t i = 0; i < s->nops; i++) touches += s->ops[i].n;
     struct vp_plan p = {.cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};

@@ -121,8 +121,10 @@ int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, ui
  * b (vp_plan_simulate), the smaller one unless a larger is faster by more
  * than 1% (what a larger window costs is pins: bytes moved); the rule's
  * own window where it is faster than that by more than 1%. *step_s: that
- * time. A step without times (or no choice to make): the rule's window,
- * *step_s negative. 0 when out of memory. */
+ * time. A step without times is timed by its copies alone (the window
+ * that moves the fewest bytes without holding copies up). No choice to
+ * make (the rule's window is the budget, or within the largest op's): the
+ * rule's window, *step_s negative. 0 when out of memory. */
 uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64_t piece, uint32_t gap,
                                 const struct vp_bus *b, double *step_s);
 

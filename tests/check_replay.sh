@@ -32,8 +32,10 @@
 # passes run the step's own kernel on the weights alone, no piece is taken
 # for used otherwise than the table says (before, every weight's pieces
 # were, from launches taken loosely for the one at a cursor not yet found).
+# And with VPAGE_TABLE_WINDOW=timed the window is the one vpage-table
+# simulate --best-window finds for the table at that cap, not the rule's.
 . "$(dirname "$0")/check-lib.sh"
-prog=$1
+prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
 run() { # NAME [VAR=V...]: runs the program, its output in $dir/NAME.out, its stats in $dir/NAME.json,
     local name=$1 # its trace in $dir/NAME.trace
@@ -122,6 +124,16 @@ echo "two passes of the step's kernel over the weights before the loop: $(stat i
 [ "$(stat init-rw replay_off_pieces)" -le 2 ] || { echo "the work before the loop marked pieces off"; exit 1; }
 [ "$(stat init-rw replay_matched)" -ge 66 ] || { echo "the replay followed $(stat init-rw replay_matched) of 72"; exit 1; }
 cp "$dir/good.table" "$dir/run.table"
+run timed REPLAY_LOOP_STEPS=3 VPAGE_TABLE_WINDOW=timed
+cp "$dir/good.table" "$dir/run.table"
+want=$("$tool" simulate "$dir/good.table" --cap 16M --best-window --json |
+       python3 -c 'import json, sys; print(json.load(sys.stdin)["caps"][0]["timed_window"])')
+echo "the window from the step's times: $(stat timed replay_window) bytes (vpage-table: $want), the rule's 12 MiB"
+grep -q "pinned under a budget of 16 MiB (window [0-9]* MiB, from the step's times)" "$dir/timed.out" ||
+    { grep "page table" "$dir/timed.out"; echo "the timed window was not used"; exit 1; }
+[ "$(stat timed replay_window_timed)" = 1 ] || { echo "replay_window_timed is not 1"; exit 1; }
+[ "$(stat timed replay_window)" = "$want" ] || { echo "the pager's window is not the tool's"; exit 1; }
+[ "$want" != $((12 << 20)) ] || { echo "the timed window is the rule's: the test no longer tells"; exit 1; }
 run other REPLAY_LOOP_MB=6
 grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||
     { cat "$dir/other.out"; echo "a table of another shape was not refused"; exit 1; }

@@ -244,7 +244,7 @@ Test(replay, the_window_sized_from_the_kernels_times_beats_the_fixed_rule_where_
     cr_assert_lt(step, at_rule * 0.8, "%g s against the rule's %g s", step, at_rule);
 }
 
-Test(replay, the_timed_window_is_never_slower_than_the_rule_s_and_without_times_it_is_the_rule)
+Test(replay, the_timed_window_is_never_slower_than_the_rule_s_and_without_times_the_copies_alone_choose)
 {
     struct loop l;
     const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"};
@@ -252,8 +252,12 @@ Test(replay, the_timed_window_is_never_slower_than_the_rule_s_and_without_times_
     struct vp_bus bus = {1e4, 1e4};
     double step;
     for (int i = 0; i < 12; i++) l.ops[i].dur_s = 0;
-    cr_assert_eq(vp_replay_window_timed(&l.s, 80, 10, 1, &bus, &step), vp_replay_window(&l.s, 80, 10, 0));
-    cr_assert_lt(step, 0, "no times: not timed");
+    uint64_t chosen = vp_replay_window_timed(&l.s, 80, 10, 1, &bus, &step);
+    cr_assert_gt(step, 0, "no times: timed by the copies");
+    cr_assert_leq(step, timed_window(&l, 80, vp_replay_window(&l.s, 80, 10, 0), &bus) * 1.01 + 1e-12);
+    cr_assert_float_eq(step, timed_window(&l, 80, chosen, &bus), 1e-12);
+    cr_assert_eq(vp_replay_window_timed(&l.s, 40, 10, 1, &bus, &step), 40, "no choice: the rule's (the budget)");
+    cr_assert_lt(step, 0);
     unsigned seed = 99;
     for (int round = 0; round < 32; round++) {
         for (int i = 0; i < 12; i++) {
