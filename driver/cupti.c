@@ -33,7 +33,8 @@ static const unsigned launch_cbids[] = {307, 442, 652, 653};
 static const unsigned runtime_launch_cbids[] = {211, 214, 430, 431, 505, 506, 269};
 /* offsets in CUpti_ActivityKernel4..10, CUpti_ActivityExternalCorrelation
  * and CUpti_ActivityAPI */
-enum { KERNEL_START = 16, KERNEL_END = 24, KERNEL_CORR = 92, EXT_KIND = 4, EXT_ID = 8, EXT_CORR = 16 };
+enum { KERNEL_START = 16, KERNEL_END = 24, KERNEL_CORR = 92, KERNEL_NAME = 104, EXT_KIND = 4, EXT_ID = 8,
+       EXT_CORR = 16 };
 enum { API_START = 8, API_END = 16, API_THREAD = 28, API_CORR = 32 };
 
 typedef void (*req_fn)(uint8_t **buf, size_t *size, size_t *max_records);
@@ -59,7 +60,6 @@ static struct {
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_int on;
 static atomic_uint_fast64_t pushed;
-static int stamping; /* the runtime's launch records are on: pushes leave stamps */
 static int start_loud;
 static vp_cupti_sink sink;
 
@@ -72,7 +72,7 @@ static struct corr {
 static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 /* what came in, for the line at a flush: buffers, kernel and correlation
  * records, launches joined (under map_mu) */
-static uint64_t got_buffers, got_kernels, got_corrs, got_calls, got_joined;
+static uint64_t got_buffers, got_kernels, got_corrs, got_calls, got_joined, got_named;
 
 /* A launch issued through the CUDA runtime (PyTorch's) gets no external-
  * correlation record: the runtime's API record, and its correlation id,
@@ -85,8 +85,23 @@ static struct stamp {
     _Atomic uint64_t id; /* written last (release); 0: empty */
     uint64_t t;
     uint32_t thread, tid; /* pthread_self's, as CUPTI names threads by default; gettid's, as it may be set to */
+    uint64_t name;        /* the kernel's name, hashed */
+    uint64_t next;        /* the next launch pushed whose name hashes to the same bucket (0: none; names_mu) */
 } stamps[STAMPS];
 static uint64_t stamp_hint; /* the id the last runtime record named (map_mu) */
+
+/* Where neither record names the launch (PyTorch under CUDA 13 on an H100:
+ * kernel records, and no external-correlation or runtime launch record),
+ * a kernel's record is joined to the oldest launch of that kernel's name
+ * pushed before it started and not joined yet: launches of one kernel run
+ * in the order they were issued on a stream. The launches waiting, by
+ * their name's bucket, a list through the stamps from head to tail. */
+#define NAME_BUCKETS 1024u
+#define NAME_WALK 64 /* most launches of other names in a bucket passed over */
+static struct {
+    uint64_t head, tail;
+} waiting[NAME_BUCKETS];
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- records ---- */
 
@@ -117,6 +132,58 @@ static int join_locked(uint32_t corr, int is_id, uint64_t v, uint64_t *id, uint6
     *dur = c->dur;
     c->have_id = c->have_kernel = 0;
     return 1;
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; s && *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Launch id (its stamp written) joins its name's bucket. */
+static void name_wait(uint64_t id)
+{
+    struct stamp *st = &stamps[id % STAMPS];
+    unsigned b = (unsigned)(st->name % NAME_BUCKETS);
+    pthread_mutex_lock(&names_mu);
+    st->next = 0;
+    uint64_t tail = waiting[b].tail;
+    if (tail && atomic_load_explicit(&stamps[tail % STAMPS].id, memory_order_relaxed) == tail)
+        stamps[tail % STAMPS].next = id;
+    else
+        waiting[b].head = id; /* empty, or its tail written over: the list starts again */
+    waiting[b].tail = id;
+    pthread_mutex_unlock(&names_mu);
+}
+
+/* The oldest launch waiting of the kernel named name that was pushed by
+ * start (CUPTI's clock, when it has one), taken off its list; 0: none. */
+static uint64_t name_join(uint64_t name, uint64_t start)
+{
+    unsigned b = (unsigned)(name % NAME_BUCKETS);
+    uint64_t prev = 0, got = 0;
+    pthread_mutex_lock(&names_mu);
+    uint64_t cur = waiting[b].head;
+    for (int walked = 0; cur && walked < NAME_WALK; walked++) {
+        struct stamp *st = &stamps[cur % STAMPS];
+        if (atomic_load_explicit(&st->id, memory_order_acquire) != cur) {
+            waiting[b].head = waiting[b].tail = 0; /* written over: what waited is lost */
+            break;
+        }
+        if (st->name == name) {
+            if (api.timestamp && st->t > start) break; /* pushed after the kernel began: not its launch */
+            if (prev) stamps[prev % STAMPS].next = st->next;
+            else waiting[b].head = st->next;
+            if (waiting[b].tail == cur) waiting[b].tail = prev;
+            got = cur;
+            break;
+        }
+        prev = cur;
+        cur = st->next;
+    }
+    pthread_mutex_unlock(&names_mu);
+    return got;
 }
 
 /* The launch pushed on thread between start and end (CUPTI's clock), found
@@ -155,8 +222,15 @@ static void take(const uint8_t *r)
         if (launch) both = join_locked(u32_at(r, API_CORR), 1, launch, &id, &dur);
     } else if (kind == K_CONCURRENT_KERNEL) {
         uint64_t s = u64_at(r, KERNEL_START), e = u64_at(r, KERNEL_END);
+        const char *name = (const char *)(uintptr_t)u64_at(r, KERNEL_NAME);
         got_kernels++;
-        both = join_locked(u32_at(r, KERNEL_CORR), 0, e > s ? e - s : 0, &id, &dur);
+        if (!got_corrs && !got_calls) { /* nothing names launches: by the kernel's name */
+            id = name ? name_join(name_hash(name), s) : 0;
+            dur = e > s ? e - s : 0;
+            both = id != 0;
+            got_named += both;
+        } else
+            both = join_locked(u32_at(r, KERNEL_CORR), 0, e > s ? e - s : 0, &id, &dur);
     }
     got_joined += both;
     pthread_mutex_unlock(&map_mu);
@@ -245,7 +319,6 @@ static const char *enable_all(void)
     for (size_t i = 0; !rc && api.enable_runtime_api && api.timestamp &&
                        i < sizeof runtime_launch_cbids / sizeof *runtime_launch_cbids; i++)
         rc = api.enable_runtime_api(runtime_launch_cbids[i], 1), what = "enabling runtime launch records";
-    stamping = !rc && api.enable_runtime_api && api.timestamp;
     if (!rc) return NULL;
     snprintf(msg, sizeof msg, "%s failed (%s; another tool may hold CUPTI)", what, why(rc));
     return msg;
@@ -291,16 +364,19 @@ int vp_cupti_start(vp_cupti_sink s, int loud)
 
 int vp_cupti_on(void) { return atomic_load_explicit(&on, memory_order_relaxed); }
 
-void vp_cupti_push(uint64_t id)
+void vp_cupti_push(uint64_t id, const char *kernel)
 {
     if (!vp_cupti_on() || !id || api.push(EXT_CUSTOM0, id)) return;
     atomic_fetch_add_explicit(&pushed, 1, memory_order_relaxed);
     struct stamp *st = &stamps[id % STAMPS];
-    if (stamping && api.timestamp(&st->t) == 0) {
-        st->thread = (uint32_t)pthread_self();
-        st->tid = (uint32_t)gettid();
-        atomic_store_explicit(&st->id, id, memory_order_release);
-    }
+    atomic_store_explicit(&st->id, 0, memory_order_relaxed);
+    st->t = 0;
+    if (api.timestamp) api.timestamp(&st->t);
+    st->thread = (uint32_t)pthread_self();
+    st->tid = (uint32_t)gettid();
+    st->name = name_hash(kernel);
+    atomic_store_explicit(&st->id, id, memory_order_release);
+    name_wait(id);
 }
 
 void vp_cupti_pop(void)
@@ -315,9 +391,10 @@ void vp_cupti_flush(void)
     cupti_rc rc = api.flush_all(FLUSH_FORCED);
     pthread_mutex_lock(&map_mu);
     vp_info("CUPTI: flushed (%s): %llu launches marked, %llu buffers, %llu kernel records, %llu correlation records, "
-            "%llu runtime launch records, %llu launches timed", rc ? why(rc) : "ok", (unsigned long long)atomic_load(&pushed),
-            (unsigned long long)got_buffers, (unsigned long long)got_kernels, (unsigned long long)got_corrs,
-            (unsigned long long)got_calls, (unsigned long long)got_joined);
+            "%llu runtime launch records, %llu launches timed (%llu by their kernel's name)", rc ? why(rc) : "ok",
+            (unsigned long long)atomic_load(&pushed), (unsigned long long)got_buffers, (unsigned long long)got_kernels,
+            (unsigned long long)got_corrs, (unsigned long long)got_calls, (unsigned long long)got_joined,
+            (unsigned long long)got_named);
     pthread_mutex_unlock(&map_mu);
 }
 
@@ -326,4 +403,5 @@ void vp_cupti_reset_child(void)
     atomic_store(&on, 0);
     stamp_hint = 0;
     pthread_mutex_init(&map_mu, NULL);
+    pthread_mutex_init(&names_mu, NULL);
 }

@@ -13,7 +13,8 @@
 # table is written with times 0, and VPAGE_CUPTI=on says why. Launches made
 # through the CUDA runtime (FAKE_CUPTI_RUNTIME=1: no external-correlation
 # records, the runtime's launch records instead, as on an H100 under
-# PyTorch) are timed too.
+# PyTorch) are timed too, and so are launches of which CUPTI gives the
+# kernel records alone (FAKE_CUPTI_NAMES_ONLY=1: joined by kernel name).
 . "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -39,6 +40,19 @@ times() { grep '^op ' "$dir/run.table" | awk '{print $3}' | sort -u | tr '\n' ' 
 [ "$(times)" = "4321 " ] || { grep '^op ' "$dir/run.table"; echo "the launches do not carry CUPTI's times"; exit 1; }
 FAKE_CUPTI_RUNTIME=1 FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
 [ "$(times)" = "4321 " ] || { grep '^op ' "$dir/run.table"; echo "launches through the runtime are not timed"; exit 1; }
+# neither correlation nor runtime records (as under PyTorch on an H100 with
+# CUDA 13): each kernel's record joins the oldest launch of its name not
+# joined yet; ro and rw kernels of different times keep their own
+FAKE_CUPTI_NAMES_ONLY=1 FAKE_CUPTI_KERNEL_NS=4321 FAKE_CUPTI_RW_NS=5000 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 ||
+    { cat "$dir/out"; exit 1; }
+by_kernel=$(python3 -c 'import sys
+names, pairs = [], set()
+for f in (l.split() for l in open(sys.argv[1])):
+    if f and f[0] == "kernel": names.append(f[1])
+    if f and f[0] == "op": pairs.add((names[int(f[1])], f[2]))
+print(" ".join("%s=%s" % p for p in sorted(pairs)))' "$dir/run.table")
+echo "kernel records alone, joined by name: $by_kernel"
+[ "$by_kernel" = "ro=4321 rw=5000" ] || { grep "CUPTI" "$dir/out"; echo "not joined by their kernel's name"; exit 1; }
 for case in "VPAGE_CUPTI=off" "VPAGE_CUPTI=on FAKE_CUPTI_BUSY=1"; do
     env $case FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
     [ "$(times)" = "0 " ] || { grep '^op ' "$dir/run.table"; echo "$case: times where none were given"; exit 1; }

@@ -376,7 +376,7 @@ int stream_op_begin(const struct vp_op *o)
     if (vp_trace_on()) trace_op(dev, o->use ? t : 0, o->what, waited_s);
     hold_locked();
     pthread_mutex_unlock(&sp.pt.mu);
-    if (rec.seq) vp_cupti_push(rec.seq);
+    if (rec.seq) vp_cupti_push(rec.seq, o->what);
     return 1;
 }
 

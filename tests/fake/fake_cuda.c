@@ -971,18 +971,18 @@ FAKE_EXPORT CUresult cuFuncGetParamInfo(CUfunction fn, size_t i, size_t *off, si
 /* ---- launches ---- */
 /* The fake CUPTI's (fake_cupti.c) record of a launch, once it asked for
  * them (its kernel records enabled). */
-static void (*_Atomic cupti_hook)(void);
-FAKE_EXPORT void fake_cuda_set_cupti(void (*fn)(void)) { cupti_hook = fn; }
-static void cupti_launch(void)
+static void (*_Atomic cupti_hook)(const char *kernel);
+FAKE_EXPORT void fake_cuda_set_cupti(void (*fn)(const char *)) { cupti_hook = fn; }
+static void cupti_launch(CUfunction fn)
 {
-    void (*f)(void) = cupti_hook;
-    if (f) f();
+    void (*f)(const char *) = cupti_hook;
+    if (f) f(((struct fkernel *)fn)->name);
 }
 static CUresult launch(CUfunction f)
 {
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
     atomic_fetch_add(&launches, 1);
-    cupti_launch();
+    cupti_launch(f);
     return CUDA_SUCCESS;
 }
 /* Kernels named rw* run at launch: each parameter is a pointer to a

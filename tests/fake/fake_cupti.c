@@ -22,6 +22,12 @@
  * (CUpti_ActivityAPI: cbid 211, cudaLaunchKernel; from the push, on the
  * clock of cuptiGetTimestamp, to the launch; threadId as pthread_self)
  * shares the kernel record's correlation id.
+ *
+ * Kernel records carry the kernel's name (a pointer to the fake driver's
+ * copy); FAKE_CUPTI_RW_NS gives kernels named rw* a time of their own.
+ * FAKE_CUPTI_NAMES_ONLY=1 gives kernel records alone, neither
+ * external-correlation nor runtime records, as PyTorch's launches under
+ * CUDA 13 got on an H100.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -69,12 +75,13 @@ FAKE_EXPORT int cuptiActivityRegisterCallbacks(req_fn r, done_fn d)
     return 0;
 }
 
-FAKE_EXPORT void fake_cupti_launch(void);
+FAKE_EXPORT void fake_cupti_launch(const char *kernel);
 
 FAKE_EXPORT int cuptiActivityEnable(int kind)
 {
     if (kind == 10) {
-        void (*set)(void (*)(void)) = (void (*)(void (*)(void)))dlsym(RTLD_DEFAULT, "fake_cuda_set_cupti");
+        void (*set)(void (*)(const char *)) =
+            (void (*)(void (*)(const char *)))dlsym(RTLD_DEFAULT, "fake_cuda_set_cupti");
         if (set) set(fake_cupti_launch);
         kernels_on = 1;
     }
@@ -162,16 +169,19 @@ static uint8_t *slot_locked(void)
 static void put32(uint8_t *r, size_t off, uint32_t v) { memcpy(r + off, &v, 4); }
 static void put64(uint8_t *r, size_t off, uint64_t v) { memcpy(r + off, &v, 8); }
 
-FAKE_EXPORT void fake_cupti_launch(void)
+FAKE_EXPORT void fake_cupti_launch(const char *kernel)
 {
-    const char *ns = getenv("FAKE_CUPTI_KERNEL_NS");
+    const char *ns = getenv("FAKE_CUPTI_KERNEL_NS"), *rw = getenv("FAKE_CUPTI_RW_NS");
     uint64_t dur = ns ? strtoull(ns, NULL, 10) : 1000, now = now_ns();
-    int runtime = getenv("FAKE_CUPTI_RUNTIME") != NULL;
+    if (rw && kernel && !strncmp(kernel, "rw", 2)) dur = strtoull(rw, NULL, 10);
+    int runtime = getenv("FAKE_CUPTI_RUNTIME") != NULL, names_only = getenv("FAKE_CUPTI_NAMES_ONLY") != NULL;
     pthread_mutex_lock(&mu);
     if (req && done && kernels_on) {
         uint32_t corr = ++next_corr;
         uint8_t *r;
-        if (runtime && runtime_on && depth && (r = slot_locked())) {
+        if (names_only) {
+            /* kernel records alone */
+        } else if (runtime && runtime_on && depth && (r = slot_locked())) {
             put32(r, 0, 5);
             put32(r, 4, 211);
             put64(r, 8, pushed_at);
@@ -189,6 +199,7 @@ FAKE_EXPORT void fake_cupti_launch(void)
             put64(r, 16, now);
             put64(r, 24, now + dur);
             put32(r, 92, corr);
+            put64(r, 104, (uint64_t)(uintptr_t)kernel); /* the fake driver's kernel: lives as long as its module */
         }
     }
     pthread_mutex_unlock(&mu);
