@@ -98,6 +98,7 @@ static uint64_t stamp_hint; /* the id the last runtime record named (map_mu) */
  * their name's bucket, a list through the stamps from head to tail. */
 #define NAME_BUCKETS 1024u
 #define NAME_WALK 64 /* most launches of other names in a bucket passed over */
+#define NAME_SLACK_NS 50000 /* a push's time and its kernel's start may disagree by this much */
 static struct {
     uint64_t head, tail;
 } waiting[NAME_BUCKETS];
@@ -172,7 +173,8 @@ static uint64_t name_join(uint64_t name, uint64_t start)
             break;
         }
         if (st->name == name) {
-            if (api.timestamp && st->t > start) break; /* pushed after the kernel began: not its launch */
+            /* pushed after the kernel began (less the clocks' slack): not its launch */
+            if (api.timestamp && st->t > start + NAME_SLACK_NS) break;
             if (prev) stamps[prev % STAMPS].next = st->next;
             else waiting[b].head = st->next;
             if (waiting[b].tail == cur) waiting[b].tail = prev;
