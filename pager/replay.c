@@ -3,8 +3,6 @@
 #include "replay.h"
 
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +14,7 @@
 #include "../policy/replay.h"
 #include "../policy/stream.h"
 #include "shared.h"
+#include "winfind.h"
 
 /* How many of a kernel's launches in the step, from the cursor on, are
  * tried for one sharing a piece with a launch found by its kernel alone. */
@@ -56,110 +55,6 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-/* ---- the window from the step's times (VPAGE_TABLE_WINDOW=timed) ----
- * Found by a thread of its own over a copy of the step, off the pager's
- * lock (six replays of the step: seconds for a large one); the rule's
- * window serves until then. */
-
-#define VP_REPLAY_BUS 55e9 /* bytes a second each way: the H100's pinned copies (../shared/DEVICE-FACTS.md) */
-
-static struct {
-    atomic_int state; /* 0: not asked; 1: being found; 2: found (window written before) */
-    uint64_t window;
-} tw;
-
-/* What the finding thread owns: a copy of the step. */
-struct tw_job {
-    struct vp_step s;
-    uint64_t budget, piece;
-};
-
-static void tw_free(struct tw_job *j)
-{
-    free((void *)j->s.ops);
-    free((void *)j->s.touch);
-    free((void *)j->s.bytes);
-    free((void *)j->s.dirty);
-    free(j);
-}
-
-static void *tw_main(void *arg)
-{
-    struct tw_job *j = arg;
-    struct vp_bus b = {VP_REPLAY_BUS, VP_REPLAY_BUS};
-    double step;
-    uint64_t w = vp_replay_window_timed(&j->s, j->budget, j->piece, VP_VISIT_GAP, &b, &step);
-    if (w) {
-        tw.window = w;
-        atomic_store_explicit(&tw.state, 2, memory_order_release);
-    }
-    tw_free(j);
-    return NULL;
-}
-
-/* A copy of the table's step for the finding thread; NULL when out of memory. */
-static struct tw_job *tw_copy(uint64_t budget)
-{
-    const struct vp_step *s = &rp.f.s;
-    size_t nt = 0;
-    for (size_t i = 0; i < s->nops; i++) nt += s->ops[i].n;
-    struct tw_job *j = calloc(1, sizeof *j);
-    struct vp_step_op *ops = malloc((s->nops ? s->nops : 1) * sizeof *ops);
-    uint32_t *touch = malloc((nt ? nt : 1) * sizeof *touch);
-    uint64_t *bytes = malloc((s->npieces ? s->npieces : 1) * sizeof *bytes);
-    uint8_t *dirty = s->dirty ? malloc(s->npieces ? s->npieces : 1) : NULL;
-    if (!j || !ops || !touch || !bytes || (s->dirty && !dirty)) {
-        free(j);
-        free(ops);
-        free(touch);
-        free(bytes);
-        free(dirty);
-        return NULL;
-    }
-    memcpy(ops, s->ops, s->nops * sizeof *ops);
-    memcpy(touch, s->touch, nt * sizeof *touch);
-    memcpy(bytes, s->bytes, s->npieces * sizeof *bytes);
-    if (dirty) memcpy(dirty, s->dirty, s->npieces);
-    j->s = (struct vp_step){s->nops, s->npieces, ops, touch, bytes, dirty};
-    j->budget = budget;
-    j->piece = rp.t.piece;
-    return j;
-}
-
-/* Starts finding the window for dev's cap, less the table's other
- * memory, on a thread that takes no signal (once; nothing without a cap). */
-static void tw_start(int dev)
-{
-    uint64_t cap = vp_opt.cap.dev[dev] != VP_NO_CAP ? vp_opt.cap.dev[dev] : vp_opt.cap.all;
-    int idle = 0;
-    if (vp_opt.table_window != VP_TABLE_WINDOW_TIMED || vp_opt.stream_window || cap == VP_NO_CAP ||
-        !atomic_compare_exchange_strong(&tw.state, &idle, 1))
-        return;
-    struct tw_job *j = tw_copy(cap > rp.t.other ? cap - rp.t.other : 0);
-    sigset_t all, was;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &was);
-    pthread_attr_t at;
-    pthread_t th;
-    int ok = j && !pthread_attr_init(&at);
-    if (ok) {
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        ok = !pthread_create(&th, &at, tw_main, j);
-        pthread_attr_destroy(&at);
-    }
-    pthread_sigmask(SIG_SETMASK, &was, NULL);
-    if (ok) return;
-    if (j) tw_free(j);
-    vp_warn("page table: the window from the step's times cannot be found (no memory or thread); the rule's serves "
-            "(VPAGE_TABLE_WINDOW)");
-}
-
-/* The window from the step's times, once found and asked for (0: not). */
-static uint64_t tw_found(void)
-{
-    if (vp_opt.stream_window || atomic_load_explicit(&tw.state, memory_order_acquire) != 2) return 0;
-    return tw.window;
-}
 
 int vp_replay_on(void) { return rp.on; }
 
@@ -278,13 +173,23 @@ void vp_replay_load(void)
     if (vp_opt.table[0]) pthread_once(&load_once, load);
 }
 
+/* VPAGE_TABLE_WINDOW=timed: the window from the step's times starts being
+ * found (pager/winfind.h) for dev's cap less the table's other memory
+ * (nothing without a cap, or with VPAGE_STREAM_WINDOW set). */
+static void start_window(int dev)
+{
+    uint64_t cap = vp_opt.cap.dev[dev] != VP_NO_CAP ? vp_opt.cap.dev[dev] : vp_opt.cap.all;
+    if (vp_opt.table_window != VP_TABLE_WINDOW_TIMED || vp_opt.stream_window || cap == VP_NO_CAP) return;
+    vp_winfind_start(&rp.f.s, cap > rp.t.other ? cap - rp.t.other : 0, rp.t.piece);
+}
+
 void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev)
 {
     if (!rp.on || order >= rp.norders || !rp.alloc_of[order]) return;
     uint32_t a = rp.alloc_of[order] - 1;
     if (rp.dev < 0) {
         rp.dev = dev;
-        tw_start(dev);
+        start_window(dev);
     }
     if (rp.t.alloc_bytes[a] == span && rp.t.piece == piece && dev == rp.dev) return;
     vp_warn("page table is of another program or shape: allocation %u is %llu bytes in pieces of %llu on device "
@@ -459,7 +364,7 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
 void vp_replay_budget(int dev, uint64_t budget)
 {
     if (!rp.on || dev != rp.dev) return;
-    uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget, timed = tw_found();
+    uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget, timed = vp_opt.stream_window ? 0 : vp_winfind_found();
     if (rp.budget && d < rp.t.piece && !timed == !rp.timed) return;
     int first = !rp.budget || !timed != !rp.timed;
     rp.budget = budget;

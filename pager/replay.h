@@ -44,7 +44,11 @@
  *   while the cursor is found, and of a pinned piece even while it is not
  *   (before the loop starts, pieces written then stay: the first step
  *   begins with its pins resident); vp_replay_budget chooses the pins for
- *   the device's budget (again when it changes by a piece or more).
+ *   the device's budget (again when it changes by a piece or more) under
+ *   a window: VPAGE_STREAM_WINDOW when set, else the rule's
+ *   (vp_replay_window), or with VPAGE_TABLE_WINDOW=timed the one found
+ *   from the step's times (pager/winfind.h, started at the table's first
+ *   allocation for its device's cap) once it is found, repinning then.
  *
  *   Locks: none of its own; every call but vp_replay_load is made under
  *   the stream pager's mutex (pager/stream/internal.h).
