@@ -41,7 +41,7 @@ check demo sh -c "VPAGE_CAP=512M VPAGE_PAGING=stream $wrap/demo | grep -q 'same 
 # the 20 us of the native test
 check signal-open "$wrap/signal_open" 3000 200
 check fail-closed tests/check_fail_closed.sh "$wrap/foreign_driver"
-check replay tests/check_replay.sh "$wrap/replay_loop"
+check replay tests/check_replay.sh "$wrap/replay_loop" "$wrap/vpage-table"
 check record tests/check_record.sh "$wrap/record_loop" "$wrap/vpage-table"
 check files tests/check_files.sh "$wrap/record_loop"
 echo "aarch64: $passed passed, $failed failed"
