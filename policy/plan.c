@@ -401,6 +401,13 @@ static void send_out(struct sim *m, size_t g, int32_t *lead)
     }
 }
 
+void vp_plan_free(struct vp_plan *p)
+{
+    free(p->moves);
+    free(p->resident_at_start);
+    free(p->pinned);
+}
+
 size_t vp_plan_ops(const struct vp_step *s, const struct vp_plan *p)
 {
     return (p->moves_steps ? p->moves_steps : 1) * s->nops;

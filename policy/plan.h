@@ -120,6 +120,10 @@ enum vp_plan_error {
                              * steps' (none when the caller's array is too small for them) */
 };
 
+/* Frees p's three arrays (moves, resident_at_start, pinned) where they
+ * were allocated with malloc (vp_replay_plan_make's, a tool's). */
+void vp_plan_free(struct vp_plan *p);
+
 /* Plans the loop of step s under budget bytes. Returns VP_PLAN_OK or an
  * error (nothing in p is then meaningful). */
 int vp_plan_step(const struct vp_step *s, uint64_t budget, struct vp_plan *p);

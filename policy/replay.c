@@ -316,6 +316,17 @@ int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, ui
     return rc;
 }
 
+int vp_replay_plan_make(const struct vp_step *s, struct vp_plan *p)
+{
+    size_t touches = 1;
+    for (size_t i = 0; i < s->nops; i++) touches += s->ops[i].n;
+    *p = (struct vp_plan){.cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};
+    p->moves = malloc(p->cap * sizeof *p->moves);
+    p->resident_at_start = malloc(s->npieces + 1);
+    p->pinned = malloc(s->npieces + 1);
+    return p->moves && p->resident_at_start && p->pinned ? 0 : -1;
+}
+
 /* The replay of s under budget with window w, timed on bus b: the step's
  * seconds, or a negative value. p: arrays for vp_replay_plan. */
 static double timed(const struct vp_step *s, uint64_t budget, uint64_t w, uint32_t gap, const struct vp_bus *b,
@@ -334,13 +345,8 @@ uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64
     if (lo < 4 * piece) lo = 4 * piece;
     if (hi > budget) hi = budget;
     if (lo >= hi) return rule;
-    size_t touches = 1;
-    for (size_t i = 0; i < s->nops; i++) touches += s->ops[i].n;
-    struct vp_plan p = {.cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};
-    p.moves = malloc(p.cap * sizeof *p.moves);
-    p.resident_at_start = malloc(s->npieces + 1);
-    p.pinned = malloc(s->npieces + 1);
-    double at_rule = p.moves && p.resident_at_start && p.pinned ? timed(s, budget, rule, gap, b, &p) : -1;
+    struct vp_plan p;
+    double at_rule = vp_replay_plan_make(s, &p) ? -1 : timed(s, budget, rule, gap, b, &p);
     if (at_rule < 0) best = 0;
     for (unsigned k = 0; at_rule >= 0 && k < VP_REPLAY_WINDOWS; k++) {
         uint64_t w = lo + (hi - lo) / (VP_REPLAY_WINDOWS - 1) * k;
@@ -355,8 +361,6 @@ uint64_t vp_replay_window_timed(const struct vp_step *s, uint64_t budget, uint64
         *step_s = at_rule;
         best = rule;
     }
-    free(p.moves);
-    free(p.resident_at_start);
-    free(p.pinned);
+    vp_plan_free(&p);
     return best;
 }

@@ -110,6 +110,10 @@ uint64_t vp_replay_play(const struct vp_step *s, uint64_t budget, uint64_t windo
 int vp_replay_plan(const struct vp_step *s, uint64_t budget, uint64_t window, uint32_t gap, struct vp_plan *r,
                    uint64_t *dropped);
 
+/* p with arrays of the sizes vp_replay_plan needs for s, allocated (free
+ * them with vp_plan_free). Returns 0, or -1 when out of memory. */
+int vp_replay_plan_make(const struct vp_step *s, struct vp_plan *p);
+
 /* Windows vp_replay_window_timed tries. */
 #define VP_REPLAY_WINDOWS 6
 

@@ -119,20 +119,9 @@ static int plan(struct vp_table_step *f, uint64_t budget, struct vp_plan *p)
 static int replay_plan(struct vp_table_step *f, uint64_t budget, uint64_t window, struct vp_plan *p,
                        uint64_t *dropped)
 {
-    size_t touches = (size_t)f->ops[f->s.nops - 1].first + f->ops[f->s.nops - 1].n;
-    *p = (struct vp_plan){.resident_at_start = malloc(f->s.npieces + 1), .pinned = malloc(f->s.npieces + 1),
-                          .cap = 2 * touches * VP_REPLAY_PLAN_STEPS + 1};
-    p->moves = malloc(p->cap * sizeof *p->moves);
     *dropped = 0;
-    if (!p->resident_at_start || !p->pinned || !p->moves) return VP_PLAN_NO_ROOM;
+    if (vp_replay_plan_make(&f->s, p)) return VP_PLAN_NO_ROOM;
     return vp_replay_plan(&f->s, budget, window, VP_VISIT_GAP, p, dropped);
-}
-
-static void plan_free(struct vp_plan *p)
-{
-    free(p->moves);
-    free(p->resident_at_start);
-    free(p->pinned);
 }
 
 /* Whether plan() gave a plan the simulation can time: a steady state, or
@@ -159,7 +148,7 @@ static struct replay replay_of(const struct vp_table *t, struct vp_table_step *f
     r.in = vp_replay_play(&f->s, budget, r.window, VP_VISIT_GAP, &r.pinned);
     if (replay_plan(f, budget, r.window, &p, &r.dropped) == VP_PLAN_OK)
         r.step = vp_plan_simulate(&f->s, budget, &p, b, NULL);
-    plan_free(&p);
+    vp_plan_free(&p);
     return r;
 }
 
@@ -217,7 +206,7 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     if (!a->json && r.timed_step >= 0)
         printf("  with the window sized from the kernels' times (%s): %.3f s, %.2fx the transfer bound\n",
                human(r.timed_window, c1), r.timed_step, r.timed_step / bound);
-    plan_free(&p);
+    vp_plan_free(&p);
     return rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED ? 0 : 1;
 }
 
@@ -299,7 +288,7 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
         rc = 1;
     } else
         rc = draw_plan(f, cap, budget, &p, a);
-    plan_free(&p);
+    vp_plan_free(&p);
     return rc;
 }
 
