@@ -103,6 +103,9 @@ static struct {
     uint64_t head, tail;
 } waiting[NAME_BUCKETS];
 static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+/* a correlation or runtime launch record came: records name launches, and
+ * pushes need not wait by name */
+static atomic_int named_by_records;
 
 /* ---- records ---- */
 
@@ -217,16 +220,18 @@ static void take(const uint8_t *r)
     pthread_mutex_lock(&map_mu);
     if (kind == K_EXTERNAL_CORRELATION && u32_at(r, EXT_KIND) == EXT_CUSTOM0) {
         got_corrs++;
+        atomic_store_explicit(&named_by_records, 1, memory_order_relaxed);
         both = join_locked(u32_at(r, EXT_CORR), 1, u64_at(r, EXT_ID), &id, &dur);
     } else if (kind == K_RUNTIME) {
         uint64_t launch = stamped(u32_at(r, API_THREAD), u64_at(r, API_START), u64_at(r, API_END));
         got_calls++;
+        atomic_store_explicit(&named_by_records, 1, memory_order_relaxed);
         if (launch) both = join_locked(u32_at(r, API_CORR), 1, launch, &id, &dur);
     } else if (kind == K_CONCURRENT_KERNEL) {
         uint64_t s = u64_at(r, KERNEL_START), e = u64_at(r, KERNEL_END);
         const char *name = (const char *)(uintptr_t)u64_at(r, KERNEL_NAME);
         got_kernels++;
-        if (!got_corrs && !got_calls) { /* nothing names launches: by the kernel's name */
+        if (!atomic_load_explicit(&named_by_records, memory_order_relaxed)) { /* by the kernel's name */
             id = name ? name_join(name_hash(name), s) : 0;
             dur = e > s ? e - s : 0;
             both = id != 0;
@@ -376,9 +381,10 @@ void vp_cupti_push(uint64_t id, const char *kernel)
     if (api.timestamp) api.timestamp(&st->t);
     st->thread = (uint32_t)pthread_self();
     st->tid = (uint32_t)gettid();
-    st->name = name_hash(kernel);
+    int by_name = !atomic_load_explicit(&named_by_records, memory_order_relaxed);
+    st->name = by_name ? name_hash(kernel) : 0;
     atomic_store_explicit(&st->id, id, memory_order_release);
-    name_wait(id);
+    if (by_name) name_wait(id);
 }
 
 void vp_cupti_pop(void)
@@ -406,4 +412,5 @@ void vp_cupti_reset_child(void)
     stamp_hint = 0;
     pthread_mutex_init(&map_mu, NULL);
     pthread_mutex_init(&names_mu, NULL);
+    atomic_store(&named_by_records, 0);
 }

@@ -55,7 +55,6 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-
 int vp_replay_on(void) { return rp.on; }
 
 int vp_replay_found(int dev) { return rp.on && rp.found && dev == rp.dev; }
@@ -364,7 +363,8 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
 void vp_replay_budget(int dev, uint64_t budget)
 {
     if (!rp.on || dev != rp.dev) return;
-    uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget, timed = vp_opt.stream_window ? 0 : vp_winfind_found();
+    /* found only where start_window asked for it (not with VPAGE_STREAM_WINDOW) */
+    uint64_t d = budget > rp.budget ? budget - rp.budget : rp.budget - budget, timed = vp_winfind_found();
     if (rp.budget && d < rp.t.piece && !timed == !rp.timed) return;
     int first = !rp.budget || !timed != !rp.timed;
     rp.budget = budget;
