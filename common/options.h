@@ -112,6 +112,11 @@ struct vp_cap {
       "piece is resident, the program's operations are not fenced (no lock, "   \
       "no event: free when nothing moves); the first move after waits for the " \
       "device once; off: every operation on streamed memory is fenced")        \
+    X(STREAM_PREMADE, stream_premade, SIZE, "1G", "stream mode: host memory "  \
+      "of pieces made ahead, by a thread of its own, while the program makes "   \
+      "streamed allocations: as many bytes as it allocated in the last second, " \
+      "at most this many, within VPAGE_PAGED_LIMIT; given back a second after "  \
+      "the last allocation (0: each allocation makes its own)")                  \
     X(STREAM_THREADS, stream_threads, SIZE, "4", "stream mode: threads that "   \
       "remap pieces at once, the pager's own included (1 to 16; the driver "    \
       "remaps different ranges in parallel)")                                   \
@@ -141,6 +146,7 @@ struct vp_options {
     uint64_t chunk;
     uint64_t stream_window;
     uint64_t stream_threads;
+    uint64_t stream_premade;
     bool stream_hash;
     bool stream_lazy_map;
     bool stream_ahead;

@@ -122,6 +122,55 @@ Test(stream, placed_on_the_device_new_allocations_fill_the_cap_then_make_room)
     ASSERT_BOOKS_MATCH(0);
 }
 
+/* Under a 64 MiB cap of 4 MiB pieces and VPAGE_STREAM_PREMADE=premade, n
+ * allocations of 8 MiB (two pieces each) a millisecond apart, each filled
+ * with its pattern; then checked. Returns the host memory handles the
+ * fake holds then (every piece has one). */
+static uint64_t allocate_quickly(struct cu *c, const char *premade, CUdeviceptr *d, int n)
+{
+    streaming(64, "4M");
+    setenv("VPAGE_STREAM_PREMADE", premade, 1);
+    load_or_die(c, WAY_PROCADDR);
+    for (int i = 0; i < n; i++) {
+        CU_OK(c->cuMemAlloc(&d[i], 8 * MiB));
+        fill(c, d[i], i, 8 * MiB);
+        sleep_ms(1);
+    }
+    for (int i = 0; i < n; i++) check(c, d[i], i, 8 * MiB, 0);
+    uint64_t handles = fake_u64("fake_cuda_host_handles");
+    cr_assert_geq(handles, 2 * (uint64_t)n, "every piece has its host memory");
+    return handles;
+}
+
+Test(stream, host_memory_is_made_ahead_while_the_program_allocates_and_given_back_after)
+{
+    /* a load: allocations one after another. The pieces' host memory is
+     * made by a thread of its own ahead of them (at most
+     * VPAGE_STREAM_PREMADE), and what is left is given back a second after
+     * the last one */
+    struct cu c;
+    enum { N = 40 };
+    CUdeviceptr d[N];
+    uint64_t handles = allocate_quickly(&c, "32M", d, N);
+    cr_assert_gt(paging_stat("premade"), 0, "%s", stats());
+    cr_assert_leq(handles, 2 * N + 8, "at most 32 MiB (8 pieces) made ahead: %llu handles",
+                  (unsigned long long)handles);
+    for (int i = 0; i < 100 && fake_u64("fake_cuda_host_handles") != 2 * N; i++) sleep_ms(100);
+    cr_assert_eq(fake_u64("fake_cuda_host_handles"), 2 * N, "what was made ahead was given back: %s", stats());
+    cr_assert_geq(paging_stat("premade_dropped"), handles - 2 * N, "%s", stats());
+    free_all(&c, d, N);
+    cr_assert_eq(fake_u64("fake_cuda_host_handles"), 0);
+}
+
+Test(stream, with_premade_off_each_allocation_makes_its_own_host_memory)
+{
+    struct cu c;
+    CUdeviceptr d[10];
+    cr_assert_eq(allocate_quickly(&c, "0", d, 10), 20, "nothing made ahead");
+    cr_assert_eq(paging_stat("premade"), 0, "%s", stats());
+    free_all(&c, d, 10);
+}
+
 Test(stream, bytes_survive_every_move_and_the_device_stays_under_the_cap)
 {
     struct cu c;
@@ -266,8 +315,10 @@ Test(stream, an_allocation_whose_driver_calls_fail_fails_cleanly_or_works)
 {
     /* streamed allocations made while every n-th map, physical allocation
      * or access call fails: each either works (its bytes hold) or returns
-     * an error, with nothing of it left in vpage's books or the fake's */
+     * an error, with nothing of it left in vpage's books or the fake's
+     * (host memory made ahead would take the failures of cuMemCreate: off) */
     streaming(64, "2M");
+    setenv("VPAGE_STREAM_PREMADE", "0", 1);
     struct cu c;
     load_or_die(&c, WAY_PROCADDR);
     const char *kinds[] = {"cuMemMap:3", "cuMemCreate:4", "cuMemSetAccess:3"};

@@ -54,7 +54,8 @@ static void undo_alloc(struct salloc *a, uint32_t made)
 static CUresult make_piece(struct salloc *a, uint32_t k, int *place)
 {
     uint64_t off = piece_off(a, k), len = piece_len(a, k);
-    CUresult rc = vp_drv_create_on(&a->pc[k].host, len, a->dev, 1);
+    CUresult rc = premade_take(a->dev, len, &a->pc[k].host) ? CUDA_SUCCESS
+                                                            : vp_drv_create_on(&a->pc[k].host, len, a->dev, 1);
     if (rc != CUDA_SUCCESS) return rc;
     struct slot *sl = *place ? slot_get(a->dev, len) : NULL;
     *place = sl != NULL;
@@ -125,6 +126,7 @@ static CUresult stream_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t byt
     CUresult rc = CUDA_ERROR_NOT_SUPPORTED;
     if (ok) {
         *a = (struct salloc){.size = bytes, .span = span, .piece = piece, .dev = dev, .npieces = np};
+        premade_want(dev, piece, span);
         double t0 = now_s();
         rc = build(a, g);
         count(&sp.ss[dev].alloc_ns, (uint64_t)((now_s() - t0) * 1e9));
@@ -221,16 +223,19 @@ static void stream_shutdown(void)
 {
     vp_pager_thread_stop(&sp.pt);
     vp_pool_stop(&sp.pool);
+    premade_stop();
 }
 
 static void stream_lock(void)
 {
     pthread_mutex_lock(&sp.pt.mu);
     pthread_mutex_lock(&sp.ring_mu);
+    premade_lock();
 }
 
 static void stream_unlock(void)
 {
+    premade_unlock();
     pthread_mutex_unlock(&sp.ring_mu);
     pthread_mutex_unlock(&sp.pt.mu);
 }
@@ -242,6 +247,7 @@ static void stream_reset_child(void)
 {
     vp_pager_thread_reset_child(&sp.pt);
     vp_pool_reset_child(&sp.pool);
+    premade_reset_child();
     pthread_mutex_init(&sp.ring_mu, NULL);
     vp_allocs_forget(&sp.allocs);
     sp.moving_any = sp.global_pending = sp.eager_map = sp.ops_block = 0;

@@ -34,6 +34,7 @@
  *   fit.c     the fit state: operations unfenced while all is resident
  *   plan.c    a plan: pins, the ranking (policy/stream.h), the moves
  *   moves.c   a round's copies, hashes and remaps
+ *   premade.c host memory of pieces made ahead of the program's allocations
  *   thread.c  the pager thread: rounds, reclaims
  *   alloc.c   allocations, frees, the report, fork; the ops table
  *   check.c   the invariant checker (builds with -Dchecks=true)
@@ -127,6 +128,8 @@ struct move {
     X(bare_map_ns, "nanoseconds operations spent mapping host memory of pieces left unmapped")     \
     X(alloc_ns, "nanoseconds the program's allocations spent making streamed memory (host memory pinned, mapped)") \
     X(moves_in, "pieces brought in")                                                          \
+    X(premade, "pieces whose host memory was made ahead of their allocation (VPAGE_STREAM_PREMADE)") \
+    X(premade_dropped, "host memory of pieces made ahead and given back unused")                  \
     X(placed, "bytes of new allocations placed in device memory (VPAGE_STREAM_PLACE=device)") \
     X(moves_out, "pieces sent out")                                                           \
     X(pinned, "bytes of pieces pinned now (kept resident across the loop)")                    \
@@ -322,6 +325,14 @@ int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64_t *hbu
 void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf);
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
+
+/* premade.c: host memory of whole pieces made ahead (mu not held) */
+void premade_want(int dev, uint64_t piece, uint64_t bytes); /* an allocation of bytes in pieces of piece */
+int premade_take(int dev, uint64_t len, CUmemGenericAllocationHandle *h); /* 1: *h is one */
+void premade_stop(void);
+void premade_lock(void); /* fork: after sp.pt.mu and the ring's */
+void premade_unlock(void);
+void premade_reset_child(void);
 
 /* thread.c */
 int stream_start_locked(void);                               /* starts the pager thread once (mu held) */

@@ -600,6 +600,8 @@ static int injected(int which)
 }
 
 /* ---- VMM ---- */
+static atomic_uint_fast64_t host_handles; /* host-located memory made and not released */
+FAKE_EXPORT uint64_t fake_cuda_host_handles(void) { return atomic_load(&host_handles); }
 static void check_unmap(uint64_t p, uint64_t size);
 static void in_flight(uint64_t addr);
 FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags)
@@ -621,6 +623,7 @@ FAKE_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *h, size_t size, c
     record(id, size, on_dev ? size : 0, on_dev ? prop->location.id : 0, 2, NULL);
     allocs->fd = fd;
     pthread_mutex_unlock(&mu);
+    if (!on_dev) atomic_fetch_add(&host_handles, 1);
     *h = id;
     return CUDA_SUCCESS;
 }
@@ -630,6 +633,7 @@ FAKE_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle h)
     struct alloc *a = take(h, 2);
     if (a) used[a->dev] -= a->charged;
     pthread_mutex_unlock(&mu);
+    if (a && !a->charged) atomic_fetch_sub(&host_handles, 1);
     if (a) close(a->fd);
     free(a);
     return a ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
