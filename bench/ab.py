@@ -12,7 +12,7 @@ FILE.json:
 {"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
 "script", "rows": [{"name", "env", "lib" (the library it preloaded), "status", "time_s" (median step or
 s_per_token), "ratio" (to the first row), "checksum", "paging" (the pager's
-stats of device 0), "step_s", "moved_per_unit", "host_taken_mib" and
+stats of device 0), "step_s", "moved_per_unit", "load_s" (the model's build or load), "host_taken_mib" and
 "device_peak_mib" (sampled from outside, bench/vpage_query.py)}]}. A row that fails keeps
 its stderr's last lines. For choosing defaults and showing what an option
 does; the comparison with the peers is bench/compare.py's.
@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", action="append", required=True, help="NAME=VAR=V,VAR=V")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per row")
+    ap.add_argument("--drop", metavar="DIR", help="a checkpoint's folder whose files leave the page cache before "
+                                                  "each row (rows that load from it: --from-pretrained DIR)")
     ap.add_argument("--rev", help="the vpage commit that runs (default: git describe here; a copied tree's git "
                                   "may describe another)")
     argv = sys.argv[1:]
@@ -66,6 +68,9 @@ def main():
         os.close(fd)
         env = dict(base, **env_extra, LD_PRELOAD=row_lib, VPAGE_STATS_FILE=stats)
         row = {"name": name, "env": env_extra, "lib": row_lib}
+        if a.drop:
+            from compare import drop_cached
+            drop_cached(a.drop)
         t0 = time.time()
         try:
             with DeviceSampler() as dev:
@@ -81,7 +86,7 @@ def main():
                 row.update(status="ok", time_s=res.get("median_step_s", res.get("s_per_token")),
                            host_taken_mib=dev.host_taken_mib(), device_peak_mib=dev.peak() - dev.base,
                            checksum=res.get("checksum"), step_s=res.get("step_s"),
-                           moved_per_unit=res.get("moved_per_unit"))
+                           moved_per_unit=res.get("moved_per_unit"), load_s=res.get("build_s"))
                 try:
                     devs = json.load(open(stats)).get("paging", {}).get("devices", [])
                     row["paging"] = devs[0] if devs else None
@@ -96,7 +101,7 @@ def main():
             row["ratio"] = row["time_s"] / first["time_s"]
         doc["rows"].append(row)
         print(f"{name}: {row['status']} {row.get('time_s')} ratio {row.get('ratio')} checksum {row.get('checksum')} "
-              f"steps {row.get('step_s')} host taken {row.get('host_taken_mib')} MiB "
+              f"steps {row.get('step_s')} load {row.get('load_s')} s host taken {row.get('host_taken_mib')} MiB "
               f"wall {row['wall_s']} s {row.get('why', '')}", flush=True)
         with open(a.out, "w") as fh:
             json.dump(doc, fh, indent=1)
