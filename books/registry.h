@@ -22,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "../common/vp.h"
+
 enum vp_handle_kind { VP_HANDLE_UNKNOWN, VP_HANDLE_KERNEL, VP_HANDLE_FUNCTION };
 enum vp_layout_state { VP_LAYOUT_UNKNOWN, VP_LAYOUT_READING, VP_LAYOUT_KNOWN, VP_LAYOUT_NONE };
 
@@ -30,7 +32,7 @@ enum vp_layout_state { VP_LAYOUT_UNKNOWN, VP_LAYOUT_READING, VP_LAYOUT_KNOWN, VP
 struct vp_kernel {
     const void *handle;
     enum vp_handle_kind kind;
-    char name[192];
+    char name[VP_KERNEL_NAME];
     atomic_uint_fast64_t launches;
     atomic_int layout; /* enum vp_layout_state */
     int nparams;

@@ -37,13 +37,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/vp.h"
+
 #define VP_TABLE_VERSION 2 /* written; 1 is read too */
 #define VP_TABLE_MAX_ALLOCS (1u << 20)
 #define VP_TABLE_MAX_KERNELS (1u << 20)
 #define VP_TABLE_MAX_OPS (1u << 22)
 #define VP_TABLE_MAX_SPANS 64   /* of one op */
 #define VP_TABLE_MAX_PIECES (1u << 24) /* of one allocation */
-#define VP_TABLE_NAME 192
+#define VP_TABLE_NAME VP_KERNEL_NAME
 #define VP_TABLE_MAX_BYTES (1ull << 30) /* of a file read */
 
 struct vp_table_span {

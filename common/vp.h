@@ -21,6 +21,10 @@
  * uncounted, with a warning. */
 #define VP_MAX_DEVICES 64
 
+/* Bytes kept of a kernel's name, its end included (books/registry.h): longer
+ * names (C++ templates) are cut there wherever vpage keeps or compares them. */
+#define VP_KERNEL_NAME 192
+
 #define VP_NO_CAP UINT64_MAX
 
 /* Where a report goes: each module writes its part of the stats (JSON or

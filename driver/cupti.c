@@ -138,10 +138,13 @@ static int join_locked(uint32_t corr, int is_id, uint64_t v, uint64_t *id, uint6
     return 1;
 }
 
+/* The hash of a kernel's name as vpage keeps it: its first
+ * VP_KERNEL_NAME - 1 bytes (a record's full name and the launch's kept one
+ * hash alike). */
 static uint64_t name_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (; s && *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    for (const char *e = s ? s + VP_KERNEL_NAME - 1 : s; s && *s && s < e; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
     return h;
 }
 

@@ -14,7 +14,8 @@
 # through the CUDA runtime (FAKE_CUPTI_RUNTIME=1: no external-correlation
 # records, the runtime's launch records instead, as on an H100 under
 # PyTorch) are timed too, and so are launches of which CUPTI gives the
-# kernel records alone (FAKE_CUPTI_NAMES_ONLY=1: joined by kernel name).
+# kernel records alone (FAKE_CUPTI_NAMES_ONLY=1: joined by kernel name),
+# their names longer than vpage keeps among them (RECORD_LONG_NAMES=1).
 . "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -53,6 +54,11 @@ for f in (l.split() for l in open(sys.argv[1])):
 print(" ".join("%s=%s" % p for p in sorted(pairs)))' "$dir/run.table")
 echo "kernel records alone, joined by name: $by_kernel"
 [ "$by_kernel" = "ro=4321 rw=5000" ] || { grep "CUPTI" "$dir/out"; echo "not joined by their kernel's name"; exit 1; }
+# names longer than vpage keeps (C++ templates' under PyTorch): the records'
+# full names join the launches' cut ones
+RECORD_LONG_NAMES=1 FAKE_CUPTI_NAMES_ONLY=1 FAKE_CUPTI_KERNEL_NS=4321 FAKE_CUPTI_RW_NS=5000 LD_PRELOAD=$pre "$prog" \
+    > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
+[ "$(times)" = "4321 5000 " ] || { grep "CUPTI" "$dir/out"; echo "long-named kernels not joined by name: $(times)"; exit 1; }
 for case in "VPAGE_CUPTI=off" "VPAGE_CUPTI=on FAKE_CUPTI_BUSY=1"; do
     env $case FAKE_CUPTI_KERNEL_NS=4321 LD_PRELOAD=$pre "$prog" > "$dir/out" 2>&1 || { cat "$dir/out"; exit 1; }
     [ "$(times)" = "0 " ] || { grep '^op ' "$dir/run.table"; echo "$case: times where none were given"; exit 1; }

@@ -2,10 +2,14 @@
  * (VPAGE_TABLE, pager/record.h): six 4 MiB buffers, a warm-up of launches
  * of another pattern, ten steps of six launches (kernels ro ro rw ro rw
  * rw, one on each buffer in turn), then three launches after the loop.
- * Run under the preload on the fake driver by tests/check_record.sh,
- * which reads the table it leaves. */
+ * With RECORD_LONG_NAMES set, the kernels' names are 250 bytes long (as
+ * C++ templates' are: longer than vpage keeps). Run under the preload on
+ * the fake driver by tests/check_record.sh, which reads the table it
+ * leaves. */
 #include <cuda.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define CHECK(call)                                                   \
     do {                                                              \
@@ -26,11 +30,19 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "ro:2"));
-    CHECK(cuModuleGetFunction(&f, m, "ro"));
+    char ro[256] = "ro", rw[256] = "rw", image[260];
+    if (getenv("RECORD_LONG_NAMES")) { /* the fake's kernel kinds go by their names' first bytes */
+        memset(ro + 2, 'x', 248);
+        memset(rw + 2, 'x', 248);
+        ro[250] = rw[250] = '\0';
+    }
+    snprintf(image, sizeof image, "%s:2", ro);
+    CHECK(cuModuleLoadData(&m, image));
+    CHECK(cuModuleGetFunction(&f, m, ro));
     CUmodule m2;
-    CHECK(cuModuleLoadData(&m2, "rw:2"));
-    CHECK(cuModuleGetFunction(&g, m2, "rw"));
+    snprintf(image, sizeof image, "%s:2", rw);
+    CHECK(cuModuleLoadData(&m2, image));
+    CHECK(cuModuleGetFunction(&g, m2, rw));
     for (int i = 0; i < 6; i++) CHECK(cuMemAlloc(&buf[i], 4 << 20));
     for (int i = 0; i < 5; i++) { /* warm-up: two buffers a launch */
         void *args[2] = {&buf[i], &buf[i + 1]};

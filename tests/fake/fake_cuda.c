@@ -125,7 +125,7 @@ FAKE_EXPORT CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode
 static uint64_t captured_bytes, graph_reserved[MAXDEV];
 
 struct fkernel {
-    char name[64];
+    char name[320]; /* longer than vpage keeps (VP_KERNEL_NAME), as C++ templates' are */
     int nparams;
     int is_kernel; /* CUkernel (library) vs CUfunction */
     struct fkernel *kernel_of;
@@ -852,7 +852,7 @@ static struct fimage *parse_image(const char *img, int is_kernel)
     while (*p && m->n < 32) {
         struct fkernel *k = &m->k[m->n++];
         size_t len = strcspn(p, ":,");
-        memcpy(k->name, p, len < 63 ? len : 63);
+        memcpy(k->name, p, len < sizeof k->name - 1 ? len : sizeof k->name - 1);
         p += len;
         if (*p == ':') k->nparams = (int)strtol(p + 1, (char **)&p, 10);
         k->is_kernel = is_kernel;
