@@ -27,6 +27,55 @@ static int arrays(struct vp_table_step *f, const struct vp_table *t, uint64_t np
     return f->bytes && f->dirty && f->touch && f->ops ? 0 : -1;
 }
 
+/* Orders timed launches by kernel, then time. */
+static int by_kernel_time(const void *x, const void *y)
+{
+    const struct vp_table_op *a = *(const struct vp_table_op *const *)x, *b = *(const struct vp_table_op *const *)y;
+    if (a->kernel != b->kernel) return a->kernel < b->kernel ? -1 : 1;
+    return a->dur_ns < b->dur_ns ? -1 : a->dur_ns > b->dur_ns;
+}
+
+/* Per kernel, the median time of its timed launches (0: none timed) into
+ * med[nkernels]. Returns 0, or -1 when out of memory. */
+static int kernel_medians(const struct vp_table *t, uint64_t *med)
+{
+    const struct vp_table_op **timed = malloc((t->nops ? t->nops : 1) * sizeof *timed);
+    if (!timed) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < t->nops; i++)
+        if (t->ops[i].dur_ns && t->ops[i].kernel < t->nkernels) timed[n++] = &t->ops[i];
+    qsort(timed, n, sizeof *timed, by_kernel_time);
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && timed[e]->kernel == timed[i]->kernel) e++;
+        med[timed[i]->kernel] = timed[i + (e - i) / 2]->dur_ns;
+        i = e;
+    }
+    free(timed);
+    return 0;
+}
+
+/* The launches of f that CUPTI did not time (its records name only some
+ * launches, PyTorch's among them) take the median time of their kernel's
+ * timed launches (f->estimated of them); a kernel never timed keeps 0. */
+static int estimate_untimed(const struct vp_table *t, struct vp_table_step *f)
+{
+    uint64_t *med = calloc(t->nkernels ? t->nkernels : 1, sizeof *med);
+    if (!med || kernel_medians(t, med)) {
+        free(med);
+        return -1;
+    }
+    for (size_t i = 0; i < t->nops; i++) {
+        const struct vp_table_op *o = &t->ops[i];
+        if (o->dur_ns || o->kernel >= t->nkernels || !med[o->kernel]) continue;
+        f->ops[i].dur_s = (double)med[o->kernel] * 1e-9;
+        f->compute_ns += med[o->kernel];
+        f->estimated++;
+    }
+    free(med);
+    return 0;
+}
+
 int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f)
 {
     uint64_t np = 0, nt = 0;
@@ -60,6 +109,10 @@ int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f)
         f->touched += f->bytes[x];
     }
     free(seen);
+    if (estimate_untimed(t, f)) {
+        vp_table_step_free(f);
+        return -1;
+    }
     f->s = (struct vp_step){t->nops, np, f->ops, f->touch, f->bytes, f->dirty};
     return 0;
 }

@@ -5,7 +5,10 @@
  *
  * Contract
  *   vp_table_step_make reads a parsed table and fills f; the memory is f's
- *   until vp_table_step_free. Used by the pager's replay (pager/replay.c)
+ *   until vp_table_step_free. A launch the table gives no time (CUPTI's
+ *   records did not name it) of a kernel whose other launches have times
+ *   takes the median of those: the step's compute then counts every
+ *   launch of a kernel seen at all. Used by the pager's replay (pager/replay.c)
  *   and by the offline tool (tools/vpage-table.c). No locks, no driver
  *   calls, no global state.
  */
@@ -25,6 +28,7 @@ struct vp_table_step {
     uint64_t *base;         /* per allocation: its first piece */
     uint8_t *dirty;         /* per piece: a launch may write it */
     uint64_t compute_ns, touched, written; /* the step's: launch time, bytes touched, bytes written */
+    uint64_t estimated; /* launches CUPTI did not time, given their kernel's median time */
 };
 
 /* Returns 0, or -1 when out of memory or the table has more than 2^32

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../books/table.h"
+#include "../books/tablestep.h"
 
 static uint64_t allocs[3] = {4194304, 2097152, 1000};
 static uint32_t orders[3] = {2, 5, 9};
@@ -162,4 +163,24 @@ Test(table, a_launch_with_too_many_spans_is_refused)
     for (int i = 0; i < VP_TABLE_MAX_SPANS + 1; i++) strcat(many, " 2:0-0");
     const char *text = text_with("op 1 5", many);
     refused(text, strlen(text), "too many spans");
+}
+
+Test(table, a_launch_cupti_did_not_time_takes_its_kernels_median)
+{
+    /* CUPTI's records time only some launches of a kernel (joined by name
+     * under PyTorch): the planner's step gives the others the median of
+     * that kernel's timed ones; a kernel never timed keeps no time */
+    static uint64_t bytes[1] = {2097152};
+    static uint32_t order[1] = {0};
+    static struct vp_table_op o[6] = {{0, 0, 0, 1}, {0, 100, 0, 1}, {0, 300, 0, 1},
+                                      {0, 200, 0, 1}, {1, 0, 0, 1}, {1, 0, 0, 1}};
+    static struct vp_table_span sp[1] = {{0, 0, 0, 0}};
+    struct vp_table t = {2, 0, 2097152, 0, 1, 2, 6, 1, bytes, order, kernels, o, sp};
+    struct vp_table_step f;
+    cr_assert_eq(vp_table_step_make(&t, &f), 0);
+    cr_assert_eq(f.estimated, 1);
+    cr_assert_eq(f.compute_ns, 800, "100 + 300 + 200 timed, 200 estimated: %llu", (unsigned long long)f.compute_ns);
+    cr_assert(f.ops[0].dur_s > 199e-9 && f.ops[0].dur_s < 201e-9, "%g", f.ops[0].dur_s);
+    cr_assert(f.ops[4].dur_s == 0 && f.ops[5].dur_s == 0, "a kernel never timed stays untimed");
+    vp_table_step_free(&f);
 }

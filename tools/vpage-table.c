@@ -72,6 +72,11 @@ static int show(const struct vp_table *t, const struct vp_table_step *f)
     printf("paged memory the step touches: %s in %zu allocations (%s written); other memory %s\n",
            human(f->touched, a), t->nallocs, human(f->written, b), human(t->other, c));
     if (!f->compute_ns) printf("(the launches' times were not recorded: plans say bytes, not time)\n");
+    size_t untimed = 0;
+    for (size_t i = 0; f->compute_ns && i < t->nops; i++) untimed += f->ops[i].dur_s == 0;
+    if (f->estimated || untimed)
+        printf("(%llu launches CUPTI did not time take their kernel's median time; %zu of kernels never timed count "
+               "0)\n", (unsigned long long)f->estimated, untimed);
     struct kstat *ks = calloc(t->nkernels ? t->nkernels : 1, sizeof *ks);
     if (!ks) return 1;
     for (size_t k = 0; k < t->nkernels; k++) ks[k].k = (uint32_t)k;
