@@ -36,6 +36,10 @@
  *     pin    dev base piece bytes                / unpin: kept resident across the loop, or no more
  *     round  dev moves copy_us remap_us          a round of moves ended
  *     plan   dev budget hot cold pinned window   a plan that made moves
+ *     idle   why us                             the pager slept with no round in
+ *                                                flight (why: 0 nothing to move,
+ *                                                bits 1 a move waits for operations
+ *                                                on its allocation, 2 for room)
  *   Addresses in hex, sizes in bytes.
  */
 #ifndef VPAGE_COMMON_TRACE_H

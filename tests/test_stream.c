@@ -540,6 +540,7 @@ struct trace_read {
     int nuses;
     struct { unsigned long long base, tick; unsigned piece; int cls; } ahead[4096];
     int nahead;
+    unsigned long long idle_us[4]; /* the pager asleep, by why (common/trace.h) */
 };
 
 static void trace_use(struct trace_read *r, unsigned long long base, unsigned long long tick)
@@ -575,6 +576,9 @@ static void trace_read(const char *path, long from, struct trace_read *r)
         if (!strcmp(ev, "op") && sscanf(line, "%*s\top\t%*d\t%llu\t%*s\t%*s\t%n", &tick, &off) == 1 && off && tick) {
             for (char *t = strtok(line + off, "\t\n"); t; t = strtok(NULL, "\t\n"))
                 trace_use(r, strtoull(t, NULL, 16), tick);
+        } else if (!strcmp(ev, "idle") && sscanf(line, "%*s\tidle\t%d\t%llu", &cls, &tick) == 2 && cls >= 0 &&
+                   cls < 4) {
+            r->idle_us[cls] += tick;
         } else if (!strcmp(ev, "in") && sscanf(line, "%*s\tin\t%*d\t%llx\t%u\t%*u\t%d\t%llu\t%d", &base, &piece,
                                                &is_ahead, &tick, &cls) == 5 && is_ahead) {
             cr_assert_lt(r->nahead, 4096);
@@ -648,6 +652,28 @@ Test(stream, until_the_loop_is_learnt_nothing_comes_in_ahead_of_use)
     cr_assert_gt(ahead, 0, "the trace has the pieces that came in ahead");
     cr_assert_eq(guesses, 0, "%d of %d pieces came in ahead, planned before their allocation's second use", guesses,
                  ahead);
+    traced_loop_done(path, &l);
+}
+
+Test(stream, the_trace_says_how_long_the_pager_slept_and_why)
+{
+    /* a loop twice the cap: the pager sleeps while launches hold up the
+     * pieces it would move (fenced) and, once the loop is over, with
+     * nothing to move; the trace's idle lines say both (the fake's
+     * launches stay in flight 20 ms, issued one after another) */
+    char path[64];
+    struct cu c;
+    struct loop l;
+    setenv("FAKE_CUDA_LAG_MS", "20", 1);
+    traced_loop(path, &c, &l);
+    for (int round = 0; round < 4; round++) loop_round(&l, 2, 1, 0, 0);
+    sleep_ms(200);
+    trace_flush()();
+    static struct trace_read r;
+    trace_read(path, 0, &r);
+    cr_assert_gt(r.idle_us[0], 0, "asleep with nothing to move");
+    cr_assert_gt(r.idle_us[1] + r.idle_us[3], 0, "asleep while launches held up a move: %llu %llu %llu %llu", r.idle_us[0], r.idle_us[1], r.idle_us[2], r.idle_us[3]);
+    trace_read_free(&r);
     traced_loop_done(path, &l);
 }
 

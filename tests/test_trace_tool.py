@@ -21,9 +21,10 @@ MiB = 1 << 20
 
 # two allocations; a kernel that waited 3 ms, a copy, a graph replay, a
 # kernel whose parameters could not be read (it fences everything); pieces
-# in (one ahead of use) and out (one copied back); a pin; a round; a bare
-# piece mapped for an operation; and a last line cut short, as a killed
-# process leaves it
+# in (one ahead of use) and out (one copied back); a pin; a round; the
+# pager idle three times (nothing to move; a move fenced; fenced and short
+# of room); a bare piece mapped for an operation; and a last line cut
+# short, as a killed process leaves it
 TRACE = "\n".join([
     "0\talloc\t0\t0x7f0000000000\t8388608\t4\t2097152",
     "5\talloc\t0\t0x7f0000800000\t2097152\t1\t2097152",
@@ -33,6 +34,9 @@ TRACE = "\n".join([
     "400\tin\t0\t0x7f0000000000\t1\t2097152\t1",
     "500\tpin\t0\t0x7f0000000000\t0\t2097152",
     "600\tround\t0\t2\t150\t250",
+    "700\tidle\t0\t50000",
+    "800\tidle\t1\t500",
+    "900\tidle\t3\t300",
     "1500000\top\t0\t2\tgemm_kernel\t1000\t0x7f0000000000",
     "1600000\tout\t0\t0x7f0000000000\t1\t2097152\t1",
     "1700000\tout\t0\t0x7f0000800000\t0\t2097152\t0",
@@ -58,7 +62,7 @@ def run(*args, gz=False, trace=TRACE):
 @test
 def the_summary_counts_every_kind_of_event():
     s = json.loads(run("--json"))
-    assert s["events"] == 15 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
+    assert s["events"] == 18 and s["bad_lines"] == 1, (s["events"], s["bad_lines"])
     assert s["allocations"] == 2
     assert s["operations"] == {"copy": 1, "kernel": 2, "all": 2}, s["operations"]
     m = s["moves"]
@@ -66,6 +70,7 @@ def the_summary_counts_every_kind_of_event():
     assert (m["out"], m["out_bytes"], m["out_written_bytes"]) == (2, 4 * MiB, 2 * MiB), m
     assert m["pins"] == 1 and s["rounds"] == {"rounds": 1, "moves": 2, "copy_us": 150, "remap_us": 250}
     assert (m["maps"], m["map_bytes"], m["map_us"]) == (1, 2 * MiB, 800), m
+    assert s["idle"] == {"nothing_us": 50000, "fenced_us": 800, "no_room_us": 300, "times": 3}, s["idle"]
     assert abs(s["span_s"] - 1.9) < 1e-9
 
 

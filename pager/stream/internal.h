@@ -317,7 +317,7 @@ void fit_quiet_locked(void);      /* a free: no unfenced work left before it */
 void fit_reset_child(void);
 
 /* plan.c (mu held) */
-size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked);
+size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked); /* blocked: bits 1 fenced, 2 no room */
 
 /* moves.c */
 int use_device(int dev); /* makes dev current on the pager thread, with its streams; 0, or -1 */

@@ -171,7 +171,7 @@ static size_t outs_locked(struct plan *pl, struct move *m, size_t mmax, int *blo
         struct piece *p = &r->a->pc[r->i];
         if (pl->c[j].want || p->state != P_DEV) continue;
         if (!may_move_locked(r->a)) {
-            *blocked = 1;
+            *blocked |= 1;
             continue;
         }
         m[nm++] = (struct move){.a = r->a, .i = r->i, .out = 1, .slot = p->slot, .bare = leave_bare_locked()};
@@ -230,11 +230,11 @@ static size_t ins_locked(struct plan *pl, struct move *m, size_t mmax, int *bloc
         struct move *r = pl->c[j].ref;
         struct piece *p = &r->a->pc[r->i];
         if (pl->c[j].bytes > room) {
-            *blocked = 1;
+            *blocked |= 2;
             break;
         }
         if (!may_move_locked(r->a)) {
-            *blocked = 1;
+            *blocked |= 1;
             continue;
         }
         m[nm++] = (struct move){.a = r->a, .i = r->i, .bare = p->bare};

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "../../books/account.h"
 #include "../../common/options.h"
+#include "../../common/trace.h"
 #include "../../driver/exec.h"
 #include "internal.h"
 
@@ -148,7 +149,9 @@ static void *pager_main(void *arg)
         }
         if (had_prev || sp.pt.stopping) continue;
         if (!blocked) fit_try_enter_locked();
+        double w0 = now_s();
         vp_cond_wait_ns(&sp.pt.work_cv, &sp.pt.mu, blocked ? 500000 : 50000000);
+        if (vp_trace_on()) vp_trace("idle", "\t%d\t%llu", blocked, (unsigned long long)((now_s() - w0) * 1e6));
     }
     round_flush_locked(&rounds[cur ^ 1]);
     pthread_mutex_unlock(&sp.pt.mu);
