@@ -672,7 +672,8 @@ Test(stream, the_trace_says_how_long_the_pager_slept_and_why)
     static struct trace_read r;
     trace_read(path, 0, &r);
     cr_assert_gt(r.idle_us[0], 0, "asleep with nothing to move");
-    cr_assert_gt(r.idle_us[1] + r.idle_us[3], 0, "asleep while launches held up a move: %llu %llu %llu %llu", r.idle_us[0], r.idle_us[1], r.idle_us[2], r.idle_us[3]);
+    cr_assert_gt(r.idle_us[1] + r.idle_us[3], 0, "asleep while launches held up a move: %llu %llu %llu %llu",
+                 r.idle_us[0], r.idle_us[1], r.idle_us[2], r.idle_us[3]);
     trace_read_free(&r);
     traced_loop_done(path, &l);
 }
