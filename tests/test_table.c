@@ -172,10 +172,10 @@ Test(table, a_launch_cupti_did_not_time_takes_its_kernels_median)
      * that kernel's timed ones; a kernel never timed keeps no time */
     static uint64_t bytes[1] = {2097152};
     static uint32_t order[1] = {0};
-    static struct vp_table_op o[6] = {{0, 0, 0, 1}, {0, 100, 0, 1}, {0, 300, 0, 1},
-                                      {0, 200, 0, 1}, {1, 0, 0, 1}, {1, 0, 0, 1}};
-    static struct vp_table_span sp[1] = {{0, 0, 0, 0}};
-    struct vp_table t = {2, 0, 2097152, 0, 1, 2, 6, 1, bytes, order, kernels, o, sp};
+    static struct vp_table_op o[6] = {{0, 0, 0, 1}, {0, 100, 1, 1}, {0, 300, 2, 1},
+                                      {0, 200, 3, 1}, {1, 0, 4, 1}, {1, 0, 5, 1}};
+    static struct vp_table_span sp[6]; /* each launch its own span: piece 0 of allocation 0 */
+    struct vp_table t = {2, 0, 2097152, 0, 1, 2, 6, 6, bytes, order, kernels, o, sp};
     struct vp_table_step f;
     cr_assert_eq(vp_table_step_make(&t, &f), 0);
     cr_assert_eq(f.estimated, 1);

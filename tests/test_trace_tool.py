@@ -111,7 +111,9 @@ def the_timeline_bins_moves_and_waits_by_time():
 @test
 def the_text_report_names_what_it_counted():
     out = run()
-    for want in ("15 events (1 lines that did not parse)", "mapped for operations (pieces left unmapped): 2.0 MiB",
+    for want in ("18 events (1 lines that did not parse)", "mapped for operations (pieces left unmapped): 2.0 MiB",
+                 "pager idle with no round in flight 3 times: a move held up by operations on its allocation 0.001 s, "
+                 "by room 0.000 s, nothing to move 0.050 s",
                  "remap  0.000 s", "in:  4.0 MiB in 2 pieces (2.0 MiB ahead of any use)",
                  "out: 4.0 MiB in 2 pieces (2.0 MiB copied back)", "gemm_kernel", "0x7f0000000000"):
         assert want in out, f"{want!r} not in:\n{out}"
