@@ -144,8 +144,7 @@ static int join_locked(uint32_t corr, int is_id, uint64_t v, uint64_t *id, uint6
 static uint64_t name_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *e = s ? s + VP_KERNEL_NAME - 1 : s; s && *s && s < e; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    for (size_t k = 0; s && s[k] && k < VP_KERNEL_NAME - 1; k++) h = (h ^ (uint8_t)s[k]) * 0x100000001b3ull;
     return h;
 }
 

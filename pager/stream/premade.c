@@ -57,7 +57,9 @@ static int room_for_one_locked(int dev, double now)
     return piece && made + piece <= target_locked(dev, now) && streamed + made + piece <= limit;
 }
 
-/* Makes one home of dev (mu held, dropped meanwhile). */
+/* Makes one home of dev (mu held, dropped meanwhile). Only this thread
+ * adds homes, and room_for_one_locked kept n below PREMADE_MAX; a device's
+ * piece length does not change. */
 static void make_one_locked(int dev)
 {
     uint64_t piece = pm.d[dev].piece;
@@ -66,17 +68,8 @@ static void make_one_locked(int dev)
     CUresult rc = vp_drv_use_primary_ctx(&pm.d[dev].ctx, dev) ? CUDA_ERROR_INVALID_CONTEXT
                                                               : vp_drv_create_on(&h, piece, dev, 1);
     pthread_mutex_lock(&pm.t.mu);
-    if (rc != CUDA_SUCCESS) {
-        pm.d[dev].failed = 1;
-        return;
-    }
-    if (pm.d[dev].piece == piece && pm.d[dev].n < PREMADE_MAX) {
-        pm.d[dev].h[pm.d[dev].n++] = h;
-        return;
-    }
-    pthread_mutex_unlock(&pm.t.mu);
-    vp_drv_release(h);
-    pthread_mutex_lock(&pm.t.mu);
+    if (rc == CUDA_SUCCESS) pm.d[dev].h[pm.d[dev].n++] = h;
+    else pm.d[dev].failed = 1;
 }
 
 /* Gives back the homes of dev past its target (mu held, dropped meanwhile). */
