@@ -21,11 +21,8 @@
 #include "../common/file.h"
 #include "../common/log.h"
 #include "../common/options.h"
+#include "pageout.h"
 #include "safetensors.h"
-
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21 /* Linux 5.4; older C library headers lack the name */
-#endif
 
 #define MAX_FILES 4096
 #define MAX_FDS VP_WEIGHTS_MAX_FDS
@@ -472,33 +469,28 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
     return 0;
 }
 
-void vp_weights_give_back_pages(int (*holds)(uint64_t dptr)) { atomic_store(&holder, holds); }
-
-/* The whole pages of [s, s+n), or 0 when none. */
-static size_t inner_pages(uintptr_t s, size_t n, uintptr_t *first)
+/* The thread of pageout.c gave bytes of file's pages back in ns. */
+static void given_back(int file, uint64_t bytes, uint64_t ns)
 {
-    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = (s + ps - 1) & ~(ps - 1), b = (s + n) & ~(ps - 1);
-    *first = a;
-    return b > a ? b - a : 0;
+    lock();
+    files[file]->given_back += bytes;
+    files[file]->give_back_ns += ns;
+    unlock();
+}
+
+void vp_weights_give_back_pages(int (*holds)(uint64_t dptr))
+{
+    vp_pageout_init(given_back);
+    atomic_store(&holder, holds);
 }
 
 /* After a copy straight out of file's mapping at [s, s+n) into dst: its
- * pages given back when vpage keeps dst's bytes itself. Without the lock
- * (the holder takes the pager's). */
+ * pages given back, in the background, when vpage keeps dst's bytes
+ * itself. Without the lock (the holder takes the pager's). */
 static void maybe_give_back(int file, uint64_t dst, uintptr_t s, size_t n)
 {
     int (*holds)(uint64_t) = atomic_load_explicit(&holder, memory_order_relaxed);
-    uintptr_t a;
-    size_t len = inner_pages(s, n, &a);
-    if (!holds || !len || !holds(dst)) return;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (madvise((void *)a, len, MADV_PAGEOUT)) return; /* before Linux 5.4, or not allowed: the cache stays */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    lock();
-    files[file]->given_back += len;
-    files[file]->give_back_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
-    unlock();
+    if (holds && holds(dst)) vp_pageout_queue(s, n, file);
 }
 
 void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src)
@@ -574,6 +566,7 @@ int vp_weights_describe(uint64_t dptr, char *buf, size_t len)
 
 void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), void *ctx)
 {
+    vp_pageout_drain(); /* the pages given back, counted whole */
     lock();
     if (json) emit(ctx, "[");
     int first = 1;
@@ -616,6 +609,7 @@ void vp_weights_report(int json, void (*emit)(void *ctx, const char *fmt, ...), 
 
 void vp_weights_reset_child(void)
 {
+    vp_pageout_reset_child();
     ncopies = 0; /* device memory was the parent's; files and mappings are inherited */
 }
 

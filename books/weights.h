@@ -60,10 +60,11 @@ void vp_weights_copied(uint64_t dst, const void *src, size_t n, int host_src);
  * memory whose bytes vpage keeps in host memory itself. A copy issued
  * straight out of a weight-file mapping (not staged) into such memory
  * then gives the whole pages of its source back to the kernel
- * (madvise MADV_PAGEOUT, after the copy returned and outside the lock):
- * the page cache drops them unless another process maps them, the
- * mapping stays valid (a later read comes from the file again). Counted
- * per file (pages_given_back in the report). */
+ * (madvise MADV_PAGEOUT), queued when the copy returned and made on
+ * pageout.c's thread, so the copying thread does not wait for it: the
+ * page cache drops them unless another process maps them, the mapping
+ * stays valid (a later read comes from the file again). Counted per file
+ * (pages_given_back in the report, which waits for the queue first). */
 void vp_weights_give_back_pages(int (*holds)(uint64_t dptr));
 
 /* dst..dst+n was written (copy from elsewhere, memset) or freed. */

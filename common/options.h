@@ -127,7 +127,8 @@ struct vp_cap {
       "of a mapped weight file leave the host's page cache once copied into "     \
       "streamed memory, whose bytes vpage keeps in host memory itself (the "      \
       "model is then held once, not twice; a later load reads them from the "     \
-      "disk again); off: they stay cached")                                      \
+      "disk again; given back on a thread of its own, the copies do not wait); " \
+      "off: they stay cached")                                                   \
     X(HELP, help, BOOL, "off", "print every option with its value and origin "     \
       "on first CUDA use")
 
