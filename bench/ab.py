@@ -12,8 +12,8 @@ FILE.json:
 {"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
 "script", "rows": [{"name", "env", "lib" (the library it preloaded), "status", "time_s" (median step or
 s_per_token), "ratio" (to the first row), "checksum", "paging" (the pager's
-stats of device 0), "step_s", "moved_per_unit", "load_s" (the model's build or load), "host_taken_mib" and
-"device_peak_mib" (sampled from outside, bench/vpage_query.py)}]}. A row that fails keeps
+stats of device 0), "step_s", "moved_per_unit", "load_s" (the model's build or load), "host_taken_mib",
+"host_filled_mib" (page cache counted) and "device_peak_mib" (sampled from outside, bench/vpage_query.py)}]}. A row that fails keeps
 its stderr's last lines. For choosing defaults and showing what an option
 does; the comparison with the peers is bench/compare.py's.
 """
@@ -84,7 +84,8 @@ def main():
             else:
                 res = json.load(open(out))
                 row.update(status="ok", time_s=res.get("median_step_s", res.get("s_per_token")),
-                           host_taken_mib=dev.host_taken_mib(), device_peak_mib=dev.peak() - dev.base,
+                           host_taken_mib=dev.host_taken_mib(), host_filled_mib=dev.host_filled_mib(),
+                           device_peak_mib=dev.peak() - dev.base,
                            checksum=res.get("checksum"), step_s=res.get("step_s"),
                            moved_per_unit=res.get("moved_per_unit"), load_s=res.get("build_s"))
                 try:

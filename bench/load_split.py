@@ -20,7 +20,8 @@ import torch
 import vpage_query
 from compare import drop_cached
 
-COUNTERS = ("alloc_ns", "wait_ns", "bare_map_ns", "copy_ns", "bytes_in", "bytes_writeback", "placed", "moves_out")
+COUNTERS = ("alloc_ns", "wait_ns", "bare_map_ns", "copy_ns", "bytes_in", "bytes_writeback", "placed", "moves_out",
+            "premade", "premade_dropped", "streamed_peak")
 
 
 def load(kind, path):
