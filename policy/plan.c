@@ -372,7 +372,7 @@ static double bring_all(struct sim *m, size_t g, int32_t *lead)
         double t = room_at(m, m->h2d_free, (int64_t)(m->taken + bytes) - (int64_t)m->budget);
         if (t < 0) return -1;
         if (lead && g >= m->kept) lead[k] = op_at(m, g, t);
-        m->h2d_free = t + (double)bytes / m->b->h2d;
+        m->h2d_free = t + (double)bytes / m->b->h2d + (double)bytes * m->b->remap;
         m->taken += bytes;
         note_event(m, t, (int64_t)bytes);
         note_move(m, g, k, t, m->h2d_free);

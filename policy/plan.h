@@ -42,9 +42,10 @@
  *   moves in go over the host-to-device bus one after the other, in the
  *   order the ops need them, each as early as the bus and the room allow
  *   (a piece leaves at the end of its op, a dirty one once copied back over
- *   the other direction of the bus). So each prefetch's lead is sized from
- *   the ops' times and the bandwidth: it reports, per move in, the op that
- *   runs when it starts. A plan with no steady state is timed over the
+ *   the other direction of the bus). A piece brought in holds the bus for
+ *   its bytes / h2d, plus bytes * remap (the pager's remaps). So each
+ *   prefetch's lead is sized from the ops' times and the bandwidth: it
+ *   reports, per move in, the op that runs when it starts. A plan with no steady state is timed over the
  *   steps it averages, played once from the state the steps before left
  *   (its first step the warm-up): an estimate. vp_plan_times says how the
  *   step ran (each op's and move's span, the room held), for a picture.
@@ -132,6 +133,9 @@ int vp_plan_step(const struct vp_step *s, uint64_t budget, struct vp_plan *p);
 
 struct vp_bus {
     double h2d, d2h; /* bytes a second, each direction (they run at once) */
+    double remap;    /* seconds each byte brought in holds the host-to-device bus after its copy: the
+                      * pager's remaps of the pieces coming in and of those leaving for them, which its
+                      * copies wait for (0: the bus alone) */
 };
 
 /* The time of one steady-state step of plan p (from vp_plan_step) of step

@@ -48,6 +48,15 @@ assert abs(one["replay_step_s"] - one["step_s"]) < 1e-6, one
 print("ok: two pieces of room hide the copies (%.3f s); one does not (%.3f s); the replay's the same" %
       (two["step_s"], one["step_s"]))
 PY
+# --remap: each GiB brought in holds the bus that many ms longer (the pager's
+# remaps); at one piece of room every copy waits, so the step grows
+slow=$("$tool" simulate "$table" --cap 600000000 --h2d 1 --d2h 1 --remap 1000 --json) || { echo "--remap failed"; exit 1; }
+python3 -c 'import json, sys
+a, b = (json.loads(x)["caps"][0] for x in sys.argv[1:3])
+assert a["remap_ms_per_gib"] == 0 and b["remap_ms_per_gib"] == 1000, (a, b)
+assert b["replay_step_s"] > a["replay_step_s"] + 0.5 and b["step_s"] > a["step_s"] + 0.5, (a, b)
+print("ok: --remap 1000: %.3f s a step against %.3f s" % (b["replay_step_s"], a["replay_step_s"]))' \
+    "$("$tool" simulate "$table" --cap 600000000 --h2d 1 --d2h 1 --remap 0 --json)" "$slow" || exit 1
 "$tool" show "$table" | grep -q "6 launches of 1 kernels, 6.000 s of compute" || { echo "show: wrong summary"; exit 1; }
 svg=$(mktemp)
 for cap in 1000000000 600000000; do

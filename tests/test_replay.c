@@ -175,7 +175,7 @@ Test(replay, its_play_as_a_plan_moves_the_same_bytes_each_piece_in_before_its_us
     double op_start[12 * STEPS], op_end[12 * STEPS], mv_start[sizeof moves / sizeof *moves],
         mv_end[sizeof moves / sizeof *moves];
     static struct vp_plan_event ev[4 * (sizeof moves / sizeof *moves) + 2];
-    struct vp_bus bus = {1e4, 1e4};
+    struct vp_bus bus = {1e4, 1e4, 0};
     uint64_t budget = 80, window = 40, played, pinned_bytes, dropped;
     played = vp_replay_play(&l.s, budget, window, 1, &pinned_bytes);
     struct vp_plan p = {.moves = moves, .cap = sizeof moves / sizeof *moves, .resident_at_start = start,
@@ -234,7 +234,7 @@ Test(replay, the_window_sized_from_the_kernels_times_beats_the_fixed_rule_where_
     const char *ops[] = {"abcd", "e", "f", "g", "h", "i", "j", "k", "l"};
     make(&l, ops, 9, 12);
     for (int i = 0; i < 9; i++) l.ops[i].dur_s = 1e-4;
-    struct vp_bus bus = {1e4, 1e4};
+    struct vp_bus bus = {1e4, 1e4, 0};
     uint64_t rule = vp_replay_window(&l.s, 100, 10, 0);
     double step, at_rule = timed_window(&l, 100, rule, &bus);
     uint64_t w = vp_replay_window_timed(&l.s, 100, 10, 1, &bus, &step);
@@ -249,7 +249,7 @@ Test(replay, the_timed_window_is_never_slower_than_the_rule_s_and_without_times_
     struct loop l;
     const char *ops[] = {"ma", "mb", "mc", "md", "me", "mf", "mg", "mh", "mi", "mj", "mk", "ml"};
     make(&l, ops, 12, 13);
-    struct vp_bus bus = {1e4, 1e4};
+    struct vp_bus bus = {1e4, 1e4, 0};
     double step;
     for (int i = 0; i < 12; i++) l.ops[i].dur_s = 0;
     uint64_t chosen = vp_replay_window_timed(&l.s, 80, 10, 1, &bus, &step);
