@@ -158,6 +158,18 @@ def steps_split_the_trace_at_each_launch_of_the_marker_kernel():
 
 
 @test
+def each_step_says_how_long_the_pager_remapped_per_gib_it_brought_in():
+    # a round line (moves, copy us, remap us) in step 0: 250 us of remaps for its 4 MiB in is 64 ms a GiB,
+    # the figure vpage-table simulate --remap takes
+    trace = LOOP.replace("500\tin\t0\t0xa00000\t1\t2097152\t1\n",
+                         "500\tin\t0\t0xa00000\t1\t2097152\t1\n510\tround\t0\t2\t100\t250\n")
+    _, s0, s1 = json.loads(run("--json", "--steps", "step_k", trace=trace))["steps"]
+    assert abs(s0["remap_s"] - 250e-6) < 1e-12 and abs(s0["remap_ms_per_gib"] - 64.0) < 1e-9, s0
+    assert s1["remap_s"] == 0 and s1["remap_ms_per_gib"] is None, "no bytes in: no rate"
+    assert "remap 0.000 s (64.0 ms/GiB)" in run("--steps", "step_k", trace=trace)
+
+
+@test
 def a_use_issued_while_the_piece_was_on_its_way_counts_even_when_its_line_comes_first():
     # the in line carries the tick its move was planned at (8): the gemm at tick 9 waited for it and its
     # line was written before the piece's; the piece was used, not "ahead unused"
