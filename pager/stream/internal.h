@@ -326,8 +326,8 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
 
-/* premade.c: host memory of whole pieces made ahead (mu not held) */
-void premade_want(int dev, uint64_t piece, uint64_t bytes); /* an allocation of bytes in pieces of piece */
+/* premade.c: host memory of pieces made ahead (mu not held) */
+void premade_want(int dev, uint64_t piece, uint64_t span); /* an allocation of span bytes in pieces of piece */
 int premade_take(int dev, uint64_t len, CUmemGenericAllocationHandle *h); /* 1: *h is one */
 void premade_stop(void);
 void premade_lock(void); /* fork: after sp.pt.mu and the ring's */
