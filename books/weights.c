@@ -613,5 +613,22 @@ void vp_weights_reset_child(void)
     ncopies = 0; /* device memory was the parent's; files and mappings are inherited */
 }
 
+void vp_weights_forget(void)
+{
+    vp_pageout_drain();
+    lock();
+    for (int i = 0; i < nfiles; i++) {
+        vp_st_free(&files[i]->st); /* zeroed when not parsed */
+        free(files[i]->bs);
+        free(files[i]);
+        files[i] = NULL;
+    }
+    nfiles = 0;
+    nmaps = ncopies = 0;
+    for (int fd = 0; fd < MAX_FDS; fd++) atomic_store_explicit(&fd_file[fd], 0, memory_order_relaxed);
+    atomic_store(&active, 0);
+    unlock();
+}
+
 void vp_weights_lock(void) { lock(); }
 void vp_weights_unlock(void) { unlock(); }

@@ -77,6 +77,10 @@ int vp_weights_active(void);
  * 1 if dptr is a clean copy, else 0 (buf empty). */
 int vp_weights_describe(uint64_t dptr, char *buf, size_t len);
 
+/* Forgets every file, mapping and copy (the fuzz target: each input its
+ * own file, and never more than MAX_FILES of them). */
+void vp_weights_forget(void);
+
 /* Bytes of dptr..dptr+n that are clean copies of weight-file bytes. */
 uint64_t vp_weights_clean_bytes(uint64_t dptr, uint64_t n);
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for fuzz_safetensors: valid files and near misses."""
+"""Writes the seed corpora: for fuzz_safetensors, valid files and near misses (corpus/); for fuzz_weights,
+files with a script of copies, writes, remaps and a close (corpus_weights/)."""
 import json
 import os
 import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+OUT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_weights")
 
 
 def st(header, data=b""):
@@ -38,6 +40,33 @@ def main():
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(blob)
     print(f"{len(seeds)} seeds in {OUT}")
+    weights_seeds(seeds["valid-two"])
+
+
+def step(kind, off, n, slot):
+    """One step of fuzz_weights's script: kind (0 copy from the mapping, 1 staged, 2 staged with a byte changed,
+    3 written, 4 remapped, 5 closed), 3-byte offset and length, slot."""
+    return bytes([kind]) + off.to_bytes(3, "little") + n.to_bytes(3, "little") + bytes([slot])
+
+
+def weights_seeds(two):
+    os.makedirs(OUT_WEIGHTS, exist_ok=True)
+    # four tensors of 16 bytes, two of them alike: a staged copy of either is named by one of them
+    data = bytes(range(16)) * 2 + bytes(range(16, 32)) + bytes(16)
+    four = st({n: {"dtype": "U8", "shape": [16], "data_offsets": [16 * i, 16 * i + 16]}
+               for i, n in enumerate(["a", "b", "c", "d"])}, data)
+    h = len(four) - len(data)
+    script = (step(0, h, 16, 0) + step(1, h + 16, 16, 1) + step(2, h + 32, 16, 2) + step(3, 4, 8, 0) +
+              step(4, 0, 0, 0) + step(1, h + 48, 16, 3) + step(5, 0, 0, 0) + step(1, h, 16, 4) + step(0, 3, 40, 5))
+    seeds = {
+        "four-tensors": four,
+        "not-safetensors": b"plain bytes, no header",
+        "two-tensors": two,
+    }
+    for name, blob in seeds.items():
+        with open(os.path.join(OUT_WEIGHTS, name), "wb") as f:
+            f.write(len(blob).to_bytes(2, "little") + blob + script)
+    print(f"{len(seeds)} seeds in {OUT_WEIGHTS}")
 
 
 if __name__ == "__main__":
