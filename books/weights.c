@@ -473,8 +473,10 @@ static int match_staged(const uint8_t *src, size_t n, struct hmap **mm, uint64_t
 static void given_back(int file, uint64_t bytes, uint64_t ns)
 {
     lock();
-    files[file]->given_back += bytes;
-    files[file]->give_back_ns += ns;
+    if (file >= 0 && file < nfiles) { /* vp_weights_forget may have emptied the books meanwhile */
+        files[file]->given_back += bytes;
+        files[file]->give_back_ns += ns;
+    }
     unlock();
 }
 
