@@ -96,12 +96,13 @@ static void step(const uint8_t *op, const uint8_t *file, size_t len, int fd, uin
         if (vp_weights_clean_bytes(BASE + (uint64_t)s * SLOT + at, n)) abort();
         return;
     }
-    case 4: /* the mapping dropped, then made again elsewhere while the file is open */
+    case 4: /* the mapping dropped; made again elsewhere while the file is open, or not (a loader that
+             * reads the file into buffers: staged copies are then compared with the file itself) */
         if (*map) {
             vp_weights_unmapped(*map, len);
             munmap(*map, len);
         }
-        *map = len && !*closed ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+        *map = len && !*closed && (op[1] & 1) ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
         if (*map == MAP_FAILED) *map = NULL;
         if (*map) vp_weights_mapped(*map, len, PROT_READ, MAP_PRIVATE, fd, 0);
         return;
