@@ -95,6 +95,16 @@ def release(vas, homes, hs, piece):
         cu.cuMemRelease(C.c_ulonglong(h))
 
 
+def primary_context():
+    """Device 0's primary context, made current on this thread."""
+    ok(cu.cuInit(0), "cuInit")
+    dev, ctx = C.c_int(), C.c_void_p()
+    ok(cu.cuDeviceGet(C.byref(dev), 0), "cuDeviceGet")
+    ok(cu.cuDevicePrimaryCtxRetain(C.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
+    ok(cu.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    return ctx
+
+
 def copy_rate(dst, src, size):
     ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
     t0 = time.perf_counter()
@@ -111,11 +121,7 @@ def main():
     ap.add_argument("--json", metavar="FILE")
     a = ap.parse_args()
     piece, n = a.piece_mib << 20, a.pieces
-    ok(cu.cuInit(0), "cuInit")
-    dev, ctx = C.c_int(), C.c_void_p()
-    ok(cu.cuDeviceGet(C.byref(dev), 0), "cuDeviceGet")
-    ok(cu.cuDevicePrimaryCtxRetain(C.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
-    ok(cu.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    ctx = primary_context()
     out = {"pieces": n, "piece_bytes": piece, "make": [], "copy": {}}
     src = C.create_string_buffer(n * piece)  # pageable, touched (zeroed) once
     for t in [int(x) for x in a.threads.split(",")]:

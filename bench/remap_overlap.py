@@ -28,8 +28,7 @@ import json
 import threading
 import time
 
-from host_memory import Access, Loc, CU_MEM_ACCESS_FLAGS_PROT_READWRITE, CU_MEM_LOCATION_TYPE_DEVICE, cu, ok, prop
-from host_memory import reserve
+from host_memory import cu, map_at, ok, primary_context, prop, reserve
 
 
 def create(size, host):
@@ -37,13 +36,6 @@ def create(size, host):
     p = prop(host)
     ok(cu.cuMemCreate(C.byref(h), C.c_size_t(size), C.byref(p), C.c_ulonglong(0)), "cuMemCreate")
     return h.value
-
-
-def map_at(va, size, h):
-    ok(cu.cuMemMap(C.c_ulonglong(va), C.c_size_t(size), C.c_size_t(0), C.c_ulonglong(h), C.c_ulonglong(0)),
-       "cuMemMap")
-    d = Access(Loc(CU_MEM_LOCATION_TYPE_DEVICE, 0), CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
-    ok(cu.cuMemSetAccess(C.c_ulonglong(va), C.c_size_t(size), C.byref(d), C.c_size_t(1)), "cuMemSetAccess")
 
 
 def unmap(va, size):
@@ -119,11 +111,7 @@ def main():
     ap.add_argument("--json", metavar="FILE")
     a = ap.parse_args()
     piece, n = a.piece_mib << 20, a.pieces
-    ok(cu.cuInit(0), "cuInit")
-    dev, ctx = C.c_int(), C.c_void_p()
-    ok(cu.cuDeviceGet(C.byref(dev), 0), "cuDeviceGet")
-    ok(cu.cuDevicePrimaryCtxRetain(C.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
-    ok(cu.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+    ctx = primary_context()
     copier, remapper = Copier(n, piece), Remapper(ctx, n, piece)
     copier.run(0.2)  # warm
     out = {"pieces": n, "piece_bytes": piece, "seconds": a.seconds}
