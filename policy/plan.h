@@ -45,10 +45,11 @@
  *   the other direction of the bus). A piece brought in holds the bus for
  *   its bytes / h2d, plus bytes * remap (the pager's remaps). So each
  *   prefetch's lead is sized from the ops' times and the bandwidth: it
- *   reports, per move in, the op that runs when it starts. A plan with no steady state is timed over the
- *   steps it averages, played once from the state the steps before left
- *   (its first step the warm-up): an estimate. vp_plan_times says how the
- *   step ran (each op's and move's span, the room held), for a picture.
+ *   reports, per move in, the op that runs when it starts. A plan with no
+ *   steady state is timed over the steps it averages, played once from
+ *   the state the steps before left (its first step the warm-up): an
+ *   estimate. vp_plan_times says how the step ran (each op's and move's
+ *   span, the room held), for a picture.
  */
 #ifndef VPAGE_POLICY_PLAN_H
 #define VPAGE_POLICY_PLAN_H

@@ -91,7 +91,9 @@ static void make_one_locked(int dev, struct plen *l)
     else if (l->len == len) l->h[l->n++] = h;
     else {
         count(&sp.ss[dev].premade_dropped, 1);
+        pthread_mutex_unlock(&pm.t.mu); /* no driver call under mu, as trim_locked */
         vp_drv_release(h);
+        pthread_mutex_lock(&pm.t.mu);
     }
 }
 
