@@ -7,7 +7,8 @@ Runs bench/SCRIPT (run_wan.py or run_llm.py) once per --name, one process
 each, with LD_PRELOAD=LIB and the given VPAGE_ variables (nothing else of
 vpage's from this environment), in the order given. LIB=PATH among a row's
 variables preloads another build of the library for that row: two builds
-of vpage (before and after a change) side by side in one run. Writes
+of vpage (before and after a change) side by side in one run; LIB=none
+preloads nothing (the program alone, the baseline of a load). Writes
 FILE.json:
 {"kind": "ab", "date", "gpu", "vpage" (--rev, or git describe of this tree),
 "script", "rows": [{"name", "env", "lib" (the library it preloaded), "status", "time_s" (median step or
@@ -61,12 +62,15 @@ def main():
     for spec in a.name:
         name, _, sets = spec.partition("=")
         env_extra = dict(kv.split("=", 1) for kv in sets.split(",") if kv)
-        row_lib = os.path.abspath(env_extra.pop("LIB", lib))
+        row_lib = env_extra.pop("LIB", lib)
+        row_lib = None if row_lib == "none" else os.path.abspath(row_lib)
         fd, out = tempfile.mkstemp(suffix=".json")
         os.close(fd)
         fd, stats = tempfile.mkstemp(suffix=".stats.json")
         os.close(fd)
-        env = dict(base, **env_extra, LD_PRELOAD=row_lib, VPAGE_STATS_FILE=stats)
+        env = dict(base, **env_extra, VPAGE_STATS_FILE=stats)
+        if row_lib:
+            env["LD_PRELOAD"] = row_lib
         row = {"name": name, "env": env_extra, "lib": row_lib}
         if a.drop:
             from compare import drop_cached
