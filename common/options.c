@@ -288,6 +288,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_POLICY: return parse_choice(s, policy_names, &vp_opt.policy, why);
     case OPT_PAGED_LIMIT: return vp_parse_size(s, &vp_opt.paged_limit, why);
     case OPT_STREAM_WINDOW: return vp_parse_size(s, &vp_opt.stream_window, why);
+    case OPT_STREAM_RESERVE: return vp_parse_size(s, &vp_opt.stream_reserve, why);
     case OPT_STREAM_PREMADE: return vp_parse_size(s, &vp_opt.stream_premade, why);
     case OPT_STREAM_THREADS: {
         uint64_t v;

@@ -84,6 +84,11 @@ struct vp_cap {
     X(STREAM_WINDOW, stream_window, SIZE, "0", "stream mode: device bytes kept " \
       "free of pinned pieces for what streams through; 0: a quarter of the "     \
       "budget (policy/stream.h)")                                                 \
+    X(STREAM_RESERVE, stream_reserve, SIZE, "256M", "stream mode, while more " \
+      "than the cap streams: device bytes the plan keeps free of wanted "       \
+      "pieces (at most half the window), so that a piece coming in finds room " \
+      "at once and its copy runs while others leave; 0: each piece waits for "  \
+      "the one it replaces to leave")                                           \
     X(TABLE_WINDOW, table_window, CHOICE, "rule", "stream mode, with "          \
       "VPAGE_TABLE: the replayed table's window (the budget its pins leave to " \
       "what streams): rule: twice the most bytes one launch touches; timed: "   \
@@ -146,6 +151,7 @@ struct vp_options {
     uint64_t paged_limit;
     uint64_t chunk;
     uint64_t stream_window;
+    uint64_t stream_reserve;
     uint64_t stream_threads;
     uint64_t stream_premade;
     bool stream_hash;

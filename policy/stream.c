@@ -113,7 +113,8 @@ struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c)
     uint64_t over = used > c->budget ? used - c->budget : 0;
     s.window = vp_stream_window(c->budget, c->piece, c->window_want);
     if (over + 4 * c->piece < s.window) s.window = over + 4 * c->piece;
-    s.keep_free = used <= c->budget ? 0 : s.window;
+    s.reserve = used <= c->budget ? 0 : c->reserve_want < c->budget / 8 ? c->reserve_want : c->budget / 8;
+    s.keep_free = used <= c->budget ? 0 : s.window + s.reserve;
     s.pin_room = c->budget > c->hot + s.keep_free ? c->budget - c->hot - s.keep_free : 0;
     return s;
 }

@@ -129,19 +129,30 @@ struct vp_stream_census {
     uint64_t piece;       /* bytes of a piece */
     uint64_t hot, cold;   /* bytes of used pieces in hot use, and of the others */
     uint64_t window_want; /* VPAGE_STREAM_WINDOW (0: a quarter of the budget) */
+    uint64_t reserve_want; /* VPAGE_STREAM_RESERVE */
 };
 
 /* How a plan divides the budget. */
 struct vp_stream_split {
     uint64_t window;    /* what streams through */
-    uint64_t keep_free; /* kept free of pinned pieces: the window, or 0 when everything fits */
+    uint64_t keep_free; /* kept free of pinned pieces: the window and the reserve, or 0 when everything fits */
     uint64_t pin_room;  /* what pinned pieces may take */
+    uint64_t reserve;   /* kept free of wanted pieces: room for pieces to come in while others leave */
 };
 
 /* The window holds what streams through; when little must stream (the
  * overflow past the budget is small) a small window does (the overflow
  * and four pieces). When everything fits beside the hot pieces, all of it
- * is pinned and no window is kept; else the window is kept free of pins. */
+ * is pinned and no window is kept; else the window is kept free of pins.
+ *
+ * While more than the budget streams, a reserve (reserve_want, at most an
+ * eighth of the budget) is kept free of pins too, and the wanted set is
+ * chosen within the budget less the reserve: pieces leave before the room
+ * they held is needed, so a piece coming in finds room at once and its
+ * copy runs while others leave. Without it, a piece comes in only once the
+ * one it replaces has left (its hash read, its address unmapped): the bus
+ * idles meanwhile. It costs its bytes in pins, brought in once a loop
+ * more. Nothing is reserved while everything fits. */
 struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c);
 
 /* A pinned piece, when hot pieces come to need the room. */

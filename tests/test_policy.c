@@ -326,21 +326,25 @@ Test(policy, demand_paging_and_hot_pieces_pin_nothing)
 Test(policy, the_budget_is_split_into_pins_and_a_window)
 {
     uint64_t piece = 64 * MiB_;
-    struct vp_stream_census fits = {8 * GiB_, piece, 1 * GiB_, 5 * GiB_, 0};
+    struct vp_stream_census fits = {8 * GiB_, piece, 1 * GiB_, 5 * GiB_, 0, 256 * MiB_};
     struct vp_stream_split s = vp_stream_split_budget(&fits);
     cr_assert_eq(s.keep_free, 0, "everything fits: no window kept");
+    cr_assert_eq(s.reserve, 0, "everything fits: nothing reserved");
     cr_assert_eq(s.pin_room, 7 * GiB_, "all but the hot pieces may be pinned");
-    struct vp_stream_census over = {8 * GiB_, piece, 1 * GiB_, 7 * GiB_ + 128 * MiB_, 0};
+    struct vp_stream_census over = {8 * GiB_, piece, 1 * GiB_, 7 * GiB_ + 128 * MiB_, 0, 256 * MiB_};
     s = vp_stream_split_budget(&over);
     cr_assert_eq(s.window, 128 * MiB_ + 4 * piece, "a small overflow needs a small window");
-    cr_assert_eq(s.keep_free, s.window);
-    cr_assert_eq(s.pin_room, 7 * GiB_ - s.window);
-    struct vp_stream_census big = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 0};
+    cr_assert_eq(s.pin_room, 7 * GiB_ - s.window - s.reserve);
+    cr_assert_eq(s.reserve, 256 * MiB_, "VPAGE_STREAM_RESERVE");
+    cr_assert_eq(s.keep_free, s.window + s.reserve, "the reserve is kept free of pins too");
+    struct vp_stream_census big = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 0, 256 * MiB_};
     s = vp_stream_split_budget(&big);
     cr_assert_eq(s.window, 2 * GiB_, "a large one: a quarter of the budget");
-    struct vp_stream_census asked = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 3 * GiB_};
+    struct vp_stream_census small = {256 * MiB_, piece, 0, GiB_, 0, 256 * MiB_};
+    cr_assert_eq(vp_stream_split_budget(&small).reserve, 32 * MiB_, "at most an eighth of the budget");
+    struct vp_stream_census asked = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 3 * GiB_, 0};
     cr_assert_eq(vp_stream_split_budget(&asked).window, 3 * GiB_, "VPAGE_STREAM_WINDOW");
-    struct vp_stream_census hot = {8 * GiB_, piece, 9 * GiB_, 27 * GiB_, 0};
+    struct vp_stream_census hot = {8 * GiB_, piece, 9 * GiB_, 27 * GiB_, 0, 0};
     cr_assert_eq(vp_stream_split_budget(&hot).pin_room, 0, "hot pieces past the budget: no pins");
 }
 

@@ -136,6 +136,7 @@ struct move {
     X(slot_bytes, "device bytes of slots now (resident pieces and free slots)")               \
     X(remote_estimate, "bytes of pieces operations touched while not resident (read remotely, at most)") \
     X(waits, "operations that waited for a move")                                             \
+    X(room_waits, "plans whose next piece to come in waited for room that pieces leaving still held (VPAGE_STREAM_RESERVE)") \
     X(wait_ns, "nanoseconds operations spent waiting for pieces and moves")                    \
     X(copy_ns, "nanoseconds the pager waited for its copies")                                  \
     X(unmap_ns, "nanoseconds the pager's threads spent unmapping and mapping pieces (summed)")  \

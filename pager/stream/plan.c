@@ -257,20 +257,27 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     census_locked(&pl);
     if (!pl.used && !vp_replay_found(dev)) return 0;
     pl.budget = budget_of(dev);
-    vp_replay_budget(dev, pl.budget);
-    struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, pl.cold, vp_opt.stream_window};
+    /* the reserve only where pieces come ahead of use */
+    struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, pl.cold, vp_opt.stream_window,
+                                  vp_opt.stream_ahead ? vp_opt.stream_reserve : 0};
     pl.split = vp_stream_split_budget(&cs);
+    vp_replay_budget(dev, pl.budget - pl.split.reserve); /* the replay's pins leave the reserve too */
     if (pl.pinned > pl.split.pin_room) unpin_locked(&pl);
     size_t nm = 0;
     if (candidates_locked(&pl) == 0) {
         sp.quiet = -1;
         for (size_t i = 0; i < sp.allocs.tab.n; i++) TAB(i)->still = -1;
-        /* the wanted set is ranked on the whole budget, so that it does not
-         * change as operations come and go; pieces that cannot move yet are
-         * skipped (they hold their room until they can) */
-        vp_stream_desire(pl.c, pl.n, pl.budget);
+        /* the wanted set is ranked on the whole budget (less the reserve,
+         * policy/stream.h), so that it does not change as operations come
+         * and go; pieces that cannot move yet are skipped (they hold their
+         * room until they can); pieces come in within the whole budget */
+        vp_stream_desire(pl.c, pl.n, pl.budget - pl.split.reserve);
+        int was = *blocked;
+        *blocked = 0;
         nm = outs_locked(&pl, m, mmax, blocked);
         nm += ins_locked(&pl, m + nm, mmax - nm, blocked);
+        if (*blocked & 2) count(&sp.ss[dev].room_waits, 1);
+        *blocked |= was;
         for (size_t j = 0; j < nm; j++) m[j].a->busy++;
     }
     free(pl.c);
