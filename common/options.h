@@ -86,9 +86,9 @@ struct vp_cap {
       "budget (policy/stream.h)")                                                 \
     X(STREAM_RESERVE, stream_reserve, SIZE, "256M", "stream mode, while more " \
       "than the cap streams: device bytes the plan keeps free of wanted "       \
-      "pieces (at most half the window), so that a piece coming in finds room " \
-      "at once and its copy runs while others leave; 0: each piece waits for "  \
-      "the one it replaces to leave")                                           \
+      "pieces and of pins (at most an eighth of the budget), so that a piece "  \
+      "coming in finds room at once and its copy runs while others leave; 0: "  \
+      "each piece waits for the one it replaces to leave")                      \
     X(TABLE_WINDOW, table_window, CHOICE, "rule", "stream mode, with "          \
       "VPAGE_TABLE: the replayed table's window (the budget its pins leave to " \
       "what streams): rule: twice the most bytes one launch touches; timed: "   \

@@ -59,6 +59,8 @@ int vp_replay_on(void) { return rp.on; }
 
 int vp_replay_found(int dev) { return rp.on && rp.found && dev == rp.dev; }
 
+uint64_t vp_replay_step_bytes(int dev) { return rp.on && dev == rp.dev ? rp.f.touched : 0; }
+
 static int by_id_then_pos(const void *a, const void *b)
 {
     const struct idpos *x = a, *y = b;

@@ -81,6 +81,10 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
 /* The cursor is found on dev. */
 int vp_replay_found(int dev);
 
+/* Bytes of the pieces the replayed step touches on dev (0: no table
+ * replayed there). */
+uint64_t vp_replay_step_bytes(int dev);
+
 /* Chooses the pins for dev's budget of device bytes for pieces. */
 void vp_replay_budget(int dev, uint64_t budget);
 

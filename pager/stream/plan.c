@@ -257,9 +257,11 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
     census_locked(&pl);
     if (!pl.used && !vp_replay_found(dev)) return 0;
     pl.budget = budget_of(dev);
-    /* the reserve only where pieces come ahead of use */
-    struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, pl.cold, vp_opt.stream_window,
-                                  vp_opt.stream_ahead ? vp_opt.stream_reserve : 0};
+    /* the reserve only where pieces come ahead of use; a replayed step's
+     * pieces not used yet count, so that its pins do not change as they are */
+    uint64_t step = vp_replay_step_bytes(dev), seen = pl.hot + pl.cold;
+    struct vp_stream_census cs = {pl.budget, pl.piece, pl.hot, step > seen ? pl.cold + step - seen : pl.cold,
+                                  vp_opt.stream_window, vp_opt.stream_ahead ? vp_opt.stream_reserve : 0};
     pl.split = vp_stream_split_budget(&cs);
     vp_replay_budget(dev, pl.budget - pl.split.reserve); /* the replay's pins leave the reserve too */
     if (pl.pinned > pl.split.pin_room) unpin_locked(&pl);
