@@ -32,6 +32,7 @@ enum vp_cupti { VP_CUPTI_AUTO, VP_CUPTI_ON, VP_CUPTI_OFF };
 enum vp_table_window { VP_TABLE_WINDOW_RULE, VP_TABLE_WINDOW_TIMED };
 
 #define VP_PATTERN_MAX 128 /* bytes of one VPAGE_WEIGHT_FILES pattern, with its NUL */
+#define VP_STREAM_RESERVE_DEFAULT "256M" /* VPAGE_STREAM_RESERVE's (vpage-table's --reserve too) */
 
 struct vp_cap {
     uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
@@ -84,7 +85,7 @@ struct vp_cap {
     X(STREAM_WINDOW, stream_window, SIZE, "0", "stream mode: device bytes kept " \
       "free of pinned pieces for what streams through; 0: a quarter of the "     \
       "budget (policy/stream.h)")                                                 \
-    X(STREAM_RESERVE, stream_reserve, SIZE, "256M", "stream mode, while more " \
+    X(STREAM_RESERVE, stream_reserve, SIZE, VP_STREAM_RESERVE_DEFAULT, "stream mode, while more " \
       "than the cap streams: device bytes the plan keeps free of wanted "       \
       "pieces and of pins (at most an eighth of the budget), so that a piece "  \
       "coming in finds room at once and its copy runs while others leave; 0: "  \

@@ -13,6 +13,7 @@
 #include "../common/options.h"
 #include "../policy/replay.h"
 #include "../policy/stream.h"
+#include "../policy/stream.h"
 #include "shared.h"
 #include "winfind.h"
 
@@ -175,13 +176,17 @@ void vp_replay_load(void)
 }
 
 /* VPAGE_TABLE_WINDOW=timed: the window from the step's times starts being
- * found (pager/winfind.h) for dev's cap less the table's other memory
- * (nothing without a cap, or with VPAGE_STREAM_WINDOW set). */
+ * found (pager/winfind.h) for dev's cap less the table's other memory and
+ * the reserve (policy/stream.h; the budget the pager's plans give the
+ * replay), nothing without a cap or with VPAGE_STREAM_WINDOW set. */
 static void start_window(int dev)
 {
     uint64_t cap = vp_opt.cap.dev[dev] != VP_NO_CAP ? vp_opt.cap.dev[dev] : vp_opt.cap.all;
     if (vp_opt.table_window != VP_TABLE_WINDOW_TIMED || vp_opt.stream_window || cap == VP_NO_CAP) return;
-    vp_winfind_start(&rp.f.s, cap > rp.t.other ? cap - rp.t.other : 0, rp.t.piece);
+    uint64_t budget = cap > rp.t.other ? cap - rp.t.other : 0;
+    uint64_t reserve = vp_stream_reserve(budget, rp.f.touched, vp_opt.stream_ahead ? vp_opt.stream_reserve : 0,
+                                         rp.t.piece);
+    vp_winfind_start(&rp.f.s, budget - reserve, rp.t.piece);
 }
 
 void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev)

@@ -106,6 +106,13 @@ int vp_stream_pin_asked(double *acc, int ahead, int hot, uint64_t bytes, uint64_
     return ahead && !hot && vp_stream_pin(acc, bytes, pinned, room, cold);
 }
 
+uint64_t vp_stream_reserve(uint64_t budget, uint64_t used, uint64_t want, uint64_t piece)
+{
+    if (used <= budget || !piece) return 0;
+    uint64_t r = want < budget / 8 ? want : budget / 8;
+    return r / piece * piece;
+}
+
 struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c)
 {
     struct vp_stream_split s;
@@ -113,7 +120,7 @@ struct vp_stream_split vp_stream_split_budget(const struct vp_stream_census *c)
     uint64_t over = used > c->budget ? used - c->budget : 0;
     s.window = vp_stream_window(c->budget, c->piece, c->window_want);
     if (over + 4 * c->piece < s.window) s.window = over + 4 * c->piece;
-    s.reserve = used <= c->budget ? 0 : c->reserve_want < c->budget / 8 ? c->reserve_want : c->budget / 8;
+    s.reserve = vp_stream_reserve(c->budget, used, c->reserve_want, c->piece);
     s.keep_free = used <= c->budget ? 0 : s.window + s.reserve;
     s.pin_room = c->budget > c->hot + s.keep_free ? c->budget - c->hot - s.keep_free : 0;
     return s;

@@ -132,6 +132,13 @@ struct vp_stream_census {
     uint64_t reserve_want; /* VPAGE_STREAM_RESERVE */
 };
 
+/* The reserve (see vp_stream_split_budget) of a budget when used bytes
+ * stream through it in pieces of piece bytes and want are asked
+ * (VPAGE_STREAM_RESERVE): 0 while everything fits, else want, at most an
+ * eighth of the budget, in whole pieces (less than one is none: it would
+ * cost pins and let nothing come in). */
+uint64_t vp_stream_reserve(uint64_t budget, uint64_t used, uint64_t want, uint64_t piece);
+
 /* How a plan divides the budget. */
 struct vp_stream_split {
     uint64_t window;    /* what streams through */

@@ -340,8 +340,11 @@ Test(policy, the_budget_is_split_into_pins_and_a_window)
     struct vp_stream_census big = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 0, 256 * MiB_};
     s = vp_stream_split_budget(&big);
     cr_assert_eq(s.window, 2 * GiB_, "a large one: a quarter of the budget");
+    struct vp_stream_census one = {GiB_, piece, 0, 2 * GiB_, 0, 256 * MiB_};
+    cr_assert_eq(vp_stream_split_budget(&one).reserve, 128 * MiB_, "at most an eighth of the budget");
     struct vp_stream_census small = {256 * MiB_, piece, 0, GiB_, 0, 256 * MiB_};
-    cr_assert_eq(vp_stream_split_budget(&small).reserve, 32 * MiB_, "at most an eighth of the budget");
+    cr_assert_eq(vp_stream_split_budget(&small).reserve, 0, "an eighth is less than a piece: none");
+    cr_assert_eq(vp_stream_reserve(10 * MiB_, 20 * MiB_, 256 * MiB_, MiB_), MiB_, "in whole pieces");
     struct vp_stream_census asked = {8 * GiB_, piece, 1 * GiB_, 27 * GiB_, 3 * GiB_, 0};
     cr_assert_eq(vp_stream_split_budget(&asked).window, 3 * GiB_, "VPAGE_STREAM_WINDOW");
     struct vp_stream_census hot = {8 * GiB_, piece, 9 * GiB_, 27 * GiB_, 0, 0};

@@ -6,13 +6,15 @@
  *       the step: launches, compute time, allocations and bytes touched,
  *       the kernels that take the most time
  *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--remap MS]
- *                        [--window SIZE | --best-window] [--json]
+ *                        [--window SIZE | --best-window] [--reserve SIZE] [--json]
  *       for each cap: the plan of the loop under the cap less the step's
  *       other memory (Belady's rule), the bytes it moves a step, what stays
  *       pinned, and the step's predicted time against its compute and the
  *       transfer bound; then what vpage's replay of the table moves a step
  *       (policy/replay.h), with its pins and window (--window: as
- *       VPAGE_STREAM_WINDOW), and its step's time on the same bus
+ *       VPAGE_STREAM_WINDOW; --reserve: as VPAGE_STREAM_RESERVE, its pins
+ *       under the budget less the reserve, policy/stream.h; 256M as the
+ *       library's default), and its step's time on the same bus
  *       (vp_replay_plan timed as a plan); --best-window: also the window
  *       sized from the kernels' times (vp_replay_window_timed: six replays
  *       timed, seconds for a large table), a value for VPAGE_STREAM_WINDOW.
@@ -20,7 +22,7 @@
  *       milliseconds per GiB brought in that the pager's remaps hold its
  *       copies back (REMAP_MS_PER_GIB; 0: the bus alone)
  *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--remap MS] [--window SIZE] [--replay]
- *                    [--out FILE.svg]
+ *                    [--reserve SIZE] [--out FILE.svg]
  *       a picture of the planned step at that cap (tools/stepsvg.h): its
  *       kernels and waits, the copies each way, the room held against the
  *       budget; --replay: of vpage's replay of the table instead; to
@@ -115,7 +117,16 @@ struct args {
     int json, replay; /* replay: draw vpage's replay of the table, not Belady's plan */
     int best_window;  /* simulate: also the window sized from the kernels' times */
     uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
+    uint64_t reserve; /* --reserve: as VPAGE_STREAM_RESERVE */
 };
+
+/* The budget the pager's replay of f plans in under budget: less the
+ * reserve (policy/stream.h), as pager/stream/plan.c gives it. */
+static uint64_t replay_budget(const struct vp_table *t, const struct vp_table_step *f, uint64_t budget,
+                              const struct args *a)
+{
+    return budget - vp_stream_reserve(budget, f->touched, a->reserve, t->piece);
+}
 
 /* The plan of f under budget into p: a first pass for the period, then one
  * with room for its moves (those of the steps averaged when there is no
@@ -153,19 +164,21 @@ static int timeable(int rc, const struct vp_plan *p)
 /* What the pager's replay of the table moves (policy/replay.h), and the
  * time of its step on bus b (negative: not timed). */
 struct replay {
-    uint64_t in, pinned, window, dropped, timed_window;
+    uint64_t in, pinned, window, reserve, dropped, timed_window;
     double step, timed_step; /* timed_*: the window sized from the kernels' times */
 };
 
-static struct replay replay_of(const struct vp_table *t, struct vp_table_step *f, uint64_t budget, uint64_t want,
-                               const struct vp_bus *b, int best_window)
+static struct replay replay_of(const struct vp_table *t, struct vp_table_step *f, uint64_t budget,
+                               const struct vp_bus *b, const struct args *a)
 {
     struct replay r = {.step = -1, .timed_step = -1};
     struct vp_plan p;
-    r.window = vp_replay_window(&f->s, budget, t->piece, want);
-    if (best_window) r.timed_window = vp_replay_window_timed(&f->s, budget, t->piece, VP_VISIT_GAP, b, &r.timed_step);
-    r.in = vp_replay_play(&f->s, budget, r.window, VP_VISIT_GAP, &r.pinned);
-    if (replay_plan(f, budget, r.window, &p, &r.dropped) == VP_PLAN_OK)
+    uint64_t rb = replay_budget(t, f, budget, a); /* its pins and window; its copies take room within budget */
+    r.reserve = budget - rb;
+    r.window = vp_replay_window(&f->s, rb, t->piece, a->window);
+    if (a->best_window) r.timed_window = vp_replay_window_timed(&f->s, rb, t->piece, VP_VISIT_GAP, b, &r.timed_step);
+    r.in = vp_replay_play(&f->s, rb, r.window, VP_VISIT_GAP, &r.pinned);
+    if (replay_plan(f, rb, r.window, &p, &r.dropped) == VP_PLAN_OK)
         r.step = vp_plan_simulate(&f->s, budget, &p, b, NULL);
     vp_plan_free(&p);
     return r;
@@ -183,19 +196,20 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
     for (size_t x = 0; (rc == VP_PLAN_OK || rc == VP_PLAN_UNSETTLED) && x < f->s.npieces; x++)
         pinned += p.pinned[x] ? f->bytes[x] : 0;
     double bound = (double)must / a->h2d > compute ? (double)must / a->h2d : compute;
-    struct replay r = replay_of(t, f, budget, a->window, &bus, a->best_window);
+    struct replay r = replay_of(t, f, budget, &bus, a);
     char c1[32], c2[32], c3[32], c4[32], c5[32];
     if (a->json)
         printf("%s{\"cap\": %llu, \"budget\": %llu, \"status\": %d, \"step_s\": %.6f, \"compute_s\": %.6f, "
                "\"bound_s\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, \"pinned\": %llu, \"period_steps\": %u, "
                "\"must_move\": %llu, \"replay_in\": %llu, \"replay_pinned\": %llu, \"replay_window\": %llu, "
                "\"replay_step_s\": %.6f, \"replay_dropped\": %llu, \"timed_window\": %llu, \"timed_window_step_s\": %.6f, "
-               "\"remap_ms_per_gib\": %.3f}",
+               "\"remap_ms_per_gib\": %.3f, \"replay_reserve\": %llu}",
                first ? "" : ", ", (unsigned long long)cap, (unsigned long long)budget, rc, step, compute, bound,
                (unsigned long long)p.bytes_in, (unsigned long long)p.bytes_out, (unsigned long long)pinned,
                p.period_steps, (unsigned long long)must, (unsigned long long)r.in, (unsigned long long)r.pinned,
                (unsigned long long)r.window, r.step, (unsigned long long)r.dropped,
-               (unsigned long long)r.timed_window, r.timed_step, a->remap * GIB * 1e3);
+               (unsigned long long)r.timed_window, r.timed_step, a->remap * GIB * 1e3,
+               (unsigned long long)r.reserve);
     else if (rc == VP_PLAN_TOO_BIG)
         printf("cap %s: no plan (a launch touches more than the budget)\n", human(cap, c1));
     else if (rc != VP_PLAN_OK && rc != VP_PLAN_UNSETTLED)
@@ -218,8 +232,8 @@ static int simulate_cap(const struct vp_table *t, struct vp_table_step *f, uint6
                human(cap, c1), human(budget, c2), human(p.bytes_in, c3), human(must, c5), human(p.bytes_out, c4),
                human(pinned, c5), p.period_steps);
     if (!a->json)
-        printf("  vpage's replay (VPAGE_TABLE): in %s a step, %s pinned, a window of %s\n", human(r.in, c1),
-               human(r.pinned, c2), human(r.window, c3));
+        printf("  vpage's replay (VPAGE_TABLE): in %s a step, %s pinned, a window of %s, a reserve of %s\n",
+               human(r.in, c1), human(r.pinned, c2), human(r.window, c3), human(r.reserve, c4));
     if (!a->json && r.step >= 0 && compute > 0)
         printf("  its step %.3f s, %.2fx the transfer bound (%s a step brought in and sent out unused; remaps "
                "%.1f ms per GiB in)\n", r.step, r.step / bound, human(r.dropped, c1), a->remap * GIB * 1e3);
@@ -298,7 +312,8 @@ static int draw(const struct vp_table *t, struct vp_table_step *f, const struct 
     }
     uint64_t budget = cap > t->other ? cap - t->other : 0, dropped;
     struct vp_plan p;
-    int rc = a->replay ? replay_plan(f, budget, vp_replay_window(&f->s, budget, t->piece, a->window), &p, &dropped)
+    uint64_t rb = replay_budget(t, f, budget, a);
+    int rc = a->replay ? replay_plan(f, rb, vp_replay_window(&f->s, rb, t->piece, a->window), &p, &dropped)
                        : plan(f, budget, &p);
     if (!timeable(rc, &p)) {
         char c1[32];
@@ -316,9 +331,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: vpage-table show FILE\n"
                     "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--remap MS] "
-                    "[--window SIZE | --best-window] [--json]\n"
+                    "[--window SIZE | --best-window] [--reserve SIZE] [--json]\n"
                     "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--remap MS] [--window SIZE] [--replay] "
-                    "[--out FILE.svg]\n");
+                    "[--reserve SIZE] [--out FILE.svg]\n");
     return 2;
 }
 
@@ -326,8 +341,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
     /* the H100's pinned copies (../shared/DEVICE-FACTS.md) and the pager's
      * remaps there (REMAP_MS_PER_GIB) */
-    *a = (struct args){NULL, NULL, 55e9, 55e9, REMAP_MS_PER_GIB * 1e-3 / GIB, 0, 0, 0, 0};
+    *a = (struct args){NULL, NULL, 55e9, 55e9, REMAP_MS_PER_GIB * 1e-3 / GIB, 0, 0, 0, 0, 0};
     const char *why;
+    if (vp_parse_size(VP_STREAM_RESERVE_DEFAULT, &a->reserve, &why)) return -1;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (!strcmp(argv[i], "--replay")) a->replay = 1;
@@ -339,6 +355,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         else if (i + 1 < argc && !strcmp(argv[i], "--remap")) a->remap = atof(argv[++i]) * 1e-3 / GIB;
         else if (i + 1 < argc && !strcmp(argv[i], "--window")) {
             if (vp_parse_size(argv[++i], &a->window, &why)) return -1;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--reserve")) {
+            if (vp_parse_size(argv[++i], &a->reserve, &why)) return -1;
         }
         else return -1;
     }
