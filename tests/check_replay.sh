@@ -125,12 +125,12 @@ echo "two passes of the step's kernel over the weights before the loop: $(stat i
 [ "$(stat init-rw replay_off_pieces)" -le 2 ] || { echo "the work before the loop marked pieces off"; exit 1; }
 [ "$(stat init-rw replay_matched)" -ge 66 ] || { echo "the replay followed $(stat init-rw replay_matched) of 72"; exit 1; }
 cp "$dir/good.table" "$dir/run.table"
-run timed REPLAY_LOOP_STEPS=3 VPAGE_TABLE_WINDOW=timed
+run timed REPLAY_LOOP_STEPS=3 VPAGE_TABLE_WINDOW=timed VPAGE_STREAM_RESERVE=2M
 cp "$dir/good.table" "$dir/run.table"
-want=$("$tool" simulate "$dir/good.table" --cap 16M --best-window --json |
+want=$("$tool" simulate "$dir/good.table" --cap 16M --best-window --reserve 2M --json |
        python3 -c 'import json, sys; print(json.load(sys.stdin)["caps"][0]["timed_window"])')
 echo "the window from the step's times: $(stat timed replay_window) bytes (vpage-table: $want), the rule's 12 MiB"
-# the budget: the 16 MiB cap less the reserve (VPAGE_STREAM_RESERVE, an eighth of it here), as the tool's
+# the budget: the 16 MiB cap less the reserve (VPAGE_STREAM_RESERVE, 2 MiB), as the tool's
 grep -q "pinned under a budget of 14 MiB (window [0-9]* MiB, from the step's times)" "$dir/timed.out" ||
     { grep "page table" "$dir/timed.out"; echo "the timed window was not used"; exit 1; }
 [ "$(stat timed replay_window_timed)" = 1 ] || { echo "replay_window_timed is not 1"; exit 1; }

@@ -116,10 +116,10 @@ assert c["timed_window_step_s"] < c["replay_step_s"] * 0.8, c
 print("ok: --best-window: 4 MiB, %.4f s against the rule'"'"'s %.4f s" % (c["timed_window_step_s"],
                                                                            c["replay_step_s"]))' "$out" || exit 1
 if "$tool" simulate "$table" --cap 1G --window 1M --best-window 2>/dev/null; then echo "--window with --best-window"; exit 1; fi
-# the replay's pins leave the reserve free (VPAGE_STREAM_RESERVE, 256M by default, at most an eighth of
+# the replay's pins leave the reserve free (as VPAGE_STREAM_RESERVE: here 256M, at most an eighth of
 # the budget, in whole pieces): at a 10 MiB cap of 1 MiB pieces 1 MiB, and a piece fewer is pinned than with
 # --reserve 0; at 1 GB of 0.5 GB pieces none (an eighth is less than a piece)
-with=$("$tool" simulate "$svg.abcd" --cap 10M --h2d 1 --d2h 1 --json) && none=$("$tool" simulate "$svg.abcd" --cap 10M \
+with=$("$tool" simulate "$svg.abcd" --cap 10M --h2d 1 --d2h 1 --reserve 256M --json) && none=$("$tool" simulate "$svg.abcd" --cap 10M \
     --h2d 1 --d2h 1 --reserve 0 --json) || { echo "simulate --reserve failed"; exit 1; }
 python3 -c 'import json, sys
 w, n = (json.loads(a)["caps"][0] for a in sys.argv[1:])
@@ -127,7 +127,7 @@ assert w["replay_reserve"] == 1 << 20 and n["replay_reserve"] == 0, (w, n)
 assert w["replay_pinned"] + (1 << 20) <= n["replay_pinned"], (w, n)
 print("ok: --reserve: %d MiB pinned with the reserve, %d without" % (w["replay_pinned"] >> 20, n["replay_pinned"] >> 20))' \
     "$with" "$none" || exit 1
-big=$("$tool" simulate "$table" --cap 1000000000 --h2d 1 --d2h 1 --json) || { echo "simulate failed"; exit 1; }
+big=$("$tool" simulate "$table" --cap 1000000000 --h2d 1 --d2h 1 --reserve 256M --json) || { echo "simulate failed"; exit 1; }
 python3 -c 'import json, sys; c = json.loads(sys.argv[1])["caps"][0]; assert c["replay_reserve"] == 0, c' "$big" ||
     { echo "a reserve of less than a piece was kept"; exit 1; }
 rm -f "$svg" "$svg".*

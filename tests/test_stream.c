@@ -495,6 +495,7 @@ Test(stream, pieces_leave_ahead_of_the_room_they_hold_so_what_comes_in_need_not_
     struct cu c;
     struct loop l;
     streaming(64, "2M");
+    setenv("VPAGE_STREAM_RESERVE", "256M", 1); /* an eighth of the cap here: 8 MiB */
     load_or_die(&c, WAY_PROCADDR);
     loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
     uint64_t waits = 0, plans = 0;

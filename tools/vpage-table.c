@@ -13,8 +13,8 @@
  *       transfer bound; then what vpage's replay of the table moves a step
  *       (policy/replay.h), with its pins and window (--window: as
  *       VPAGE_STREAM_WINDOW; --reserve: as VPAGE_STREAM_RESERVE, its pins
- *       under the budget less the reserve, policy/stream.h; 256M as the
- *       library's default), and its step's time on the same bus
+ *       under the budget less the reserve, policy/stream.h; by default the
+ *       library's), and its step's time on the same bus
  *       (vp_replay_plan timed as a plan); --best-window: also the window
  *       sized from the kernels' times (vp_replay_window_timed: six replays
  *       timed, seconds for a large table), a value for VPAGE_STREAM_WINDOW.
