@@ -170,6 +170,28 @@ def each_step_says_how_long_the_pager_remapped_per_gib_it_brought_in():
 
 
 @test
+def each_step_counts_the_rounds_that_brought_pieces_in_and_those_that_only_sent_pieces_out():
+    # a round's in and out lines follow its round line: in step 0 a round bringing a piece in (and one out),
+    # then a round only sending one out; in step 1 a round bringing one in
+    trace = "\n".join([
+        "0\talloc\t0\t0xa00000\t4194304\t2\t2097152",
+        "100\top\t0\t1\tstep_kernel\t0\t0xe00000",
+        "200\tround\t0\t2\t100\t20",
+        "201\tin\t0\t0xa00000\t0\t2097152\t1",
+        "202\tout\t0\t0xa00000\t1\t2097152\t0",
+        "300\tround\t0\t1\t5\t20",
+        "301\top\t0\t2\tgemm\t0\t0xa00000",
+        "302\tout\t0\t0xa00000\t0\t2097152\t0",
+        "400\top\t0\t3\tstep_kernel\t0\t0xe00000",
+        "500\tround\t0\t1\t100\t20",
+        "501\tin\t0\t0xa00000\t0\t2097152\t1",
+    ]) + "\n"
+    s0, s1 = json.loads(run("--json", "--steps", "step_k", trace=trace))["steps"][1:]
+    assert (s0["rounds_in"], s0["rounds_out_only"], s1["rounds_in"], s1["rounds_out_only"]) == (1, 1, 1, 0), (s0, s1)
+    assert "rounds 1 in / 1 out only" in run("--steps", "step_k", trace=trace)
+
+
+@test
 def a_use_issued_while_the_piece_was_on_its_way_counts_even_when_its_line_comes_first():
     # the in line carries the tick its move was planned at (8): the gemm at tick 9 waited for it and its
     # line was written before the piece's; the piece was used, not "ahead unused"
