@@ -13,7 +13,6 @@
 #include "../common/options.h"
 #include "../policy/replay.h"
 #include "../policy/stream.h"
-#include "../policy/stream.h"
 #include "shared.h"
 #include "winfind.h"
 

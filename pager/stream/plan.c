@@ -274,12 +274,11 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked)
          * and go; pieces that cannot move yet are skipped (they hold their
          * room until they can); pieces come in within the whole budget */
         vp_stream_desire(pl.c, pl.n, pl.budget - pl.split.reserve);
-        int was = *blocked;
-        *blocked = 0;
-        nm = outs_locked(&pl, m, mmax, blocked);
-        nm += ins_locked(&pl, m + nm, mmax - nm, blocked);
-        if (*blocked & 2) count(&sp.ss[dev].room_waits, 1);
-        *blocked |= was;
+        int here = 0; /* this plan's (*blocked gathers every device's) */
+        nm = outs_locked(&pl, m, mmax, &here);
+        nm += ins_locked(&pl, m + nm, mmax - nm, &here);
+        if (here & 2) count(&sp.ss[dev].room_waits, 1);
+        *blocked |= here;
         for (size_t j = 0; j < nm; j++) m[j].a->busy++;
     }
     free(pl.c);
