@@ -250,6 +250,19 @@
       (stream, graph))                                                         \
     X(CUresult, cuStreamEndCapture_ptsz, (CUstream stream, CUgraph *graph),    \
       (stream, graph))                                                         \
+    /* graphs: what a replay touches, from the operations captured into it  \
+     * (pager/graphs.h) */                                                     \
+    X(CUresult, cuGraphInstantiateWithFlags,                                   \
+      (CUgraphExec *exec, CUgraph graph, unsigned long long flags),            \
+      (exec, graph, flags))                                                    \
+    X(CUresult, cuGraphInstantiateWithParams,                                  \
+      (CUgraphExec *exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p),    \
+      (exec, graph, p))                                                        \
+    X(CUresult, cuGraphInstantiateWithParams_ptsz,                             \
+      (CUgraphExec *exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p),    \
+      (exec, graph, p))                                                        \
+    X(CUresult, cuGraphExecDestroy, (CUgraphExec exec), (exec))                \
+    X(CUresult, cuGraphDestroy, (CUgraph graph), (graph))                      \
     /* what paged memory cannot do */                                          \
     X(CUresult, cuIpcGetMemHandle, (CUipcMemHandle *handle, CUdeviceptr dptr), \
       (handle, dptr))

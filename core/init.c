@@ -16,6 +16,7 @@
 #include "../common/trace.h"
 #include "../common/vp.h"
 #include "../driver/driver.h"
+#include "../pager/graphs.h"
 #include "../pager/pager.h"
 #include "../pager/record.h"
 #include "mem.h"
@@ -56,6 +57,7 @@ static void after_fork_child(void)
     vp_stats_reset();
     vp_trace_reset_child();
     vp_record_reset_child();
+    vp_graphs_reset_child();
 }
 
 /* Refuses from now on, saying why once. */

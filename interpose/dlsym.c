@@ -141,9 +141,12 @@ VP_EXPORT VP_UNINSTRUMENTED void *dlsym(void *restrict handle, const char *restr
 #endif
 
 /* Does resolved (an exported symbol name) belong to the API name asked for?
- * cuMemAlloc -> cuMemAlloc_v2, cuLaunchKernel -> cuLaunchKernel_ptsz. */
+ * cuMemAlloc -> cuMemAlloc_v2, cuLaunchKernel -> cuLaunchKernel_ptsz; and
+ * cuGraphInstantiate -> cuGraphInstantiateWithFlags (cuda.h's renaming from
+ * CUDA 12 on). */
 static int same_family(const char *asked, const char *resolved)
 {
+    if (!strcmp(asked, "cuGraphInstantiate") && !strcmp(resolved, "cuGraphInstantiateWithFlags")) return 1;
     size_t n = strlen(asked);
     if (strncmp(asked, resolved, n) != 0) return 0;
     const char *rest = resolved + n;

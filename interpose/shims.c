@@ -14,6 +14,7 @@
 #include "../core/init.h"
 #include "../core/mem.h"
 #include "../driver/driver.h"
+#include "../pager/graphs.h"
 #include "../pager/launch.h"
 #include "../pager/pager.h"
 #include "hooks.h"
@@ -376,12 +377,13 @@ VP_EXPORT CUresult cuLaunchCooperativeKernel_ptsz VP_COOP_PARAMS
            stream, 1);
 }
 
-/* A graph replay is one call; the kernels inside are not seen here. Its
- * memory nodes are counted after it (core/mem.h). */
+/* A graph replay is one call; the kernels inside are not seen here, but
+ * those captured into it were (pager/graphs.h). Its memory nodes are
+ * counted after it (core/mem.h). */
 VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch);
-    int vp_op_ = vp_pager_op_begin(NULL, 0, 1, "graph");
+    int vp_op_ = vp_pager_graph_begin(exec);
     CUresult rc = vp_real.cuGraphLaunch(exec, stream);
     OP_END(stream, 0);
     vp_mem_graph_launched();
@@ -391,7 +393,7 @@ VP_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream)
 VP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec exec, CUstream stream)
 {
     ENTER(cuGraphLaunch_ptsz);
-    int vp_op_ = vp_pager_op_begin(NULL, 0, 1, "graph");
+    int vp_op_ = vp_pager_graph_begin(exec);
     CUresult rc = vp_real.cuGraphLaunch_ptsz(exec, stream);
     OP_END(stream, 1);
     vp_mem_graph_launched();
@@ -434,7 +436,10 @@ VP_X(CUresult, cuTensorMapReplaceAddress, (CUtensorMap *map, void *addr), (map, 
 #define BEGIN_CAPTURE(name)                                                 \
     ENTER(name);                                                            \
     CUresult rc = vp_real.name(stream, mode);                               \
-    if (rc == CUDA_SUCCESS) vp_pager()->capture(+1);                           \
+    if (rc == CUDA_SUCCESS) {                                               \
+        vp_pager()->capture(+1);                                            \
+        vp_graphs_capture(+1, NULL);                                        \
+    }                                                                       \
     return rc
 
 VP_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream, CUstreamCaptureMode mode)
@@ -453,8 +458,10 @@ VP_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream stream, CUstreamCapture
     ENTER(name);                                                            \
     CUresult rc = vp_real.name(stream, graph);                              \
     if (rc != CUDA_ERROR_ILLEGAL_STATE && rc != CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD && \
-        rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_INVALID_HANDLE)  \
-        vp_pager()->capture(-1);                                               \
+        rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_INVALID_HANDLE) { \
+        vp_pager()->capture(-1);                                            \
+        vp_graphs_capture(-1, rc == CUDA_SUCCESS && graph ? *graph : NULL); \
+    }                                                                       \
     return rc
 
 VP_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph)
@@ -465,6 +472,37 @@ VP_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph)
 VP_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream stream, CUgraph *graph)
 {
     END_CAPTURE(cuStreamEndCapture_ptsz);
+}
+
+/* ---- graphs: the set captured into a graph goes to what is made of it ---- */
+
+#define INSTANTIATE(name, PARAMS, ARGS)                                     \
+    VP_EXPORT CUresult name PARAMS                                          \
+    {                                                                       \
+        ENTER(name);                                                        \
+        CUresult rc = vp_real.name ARGS;                                    \
+        if (rc == CUDA_SUCCESS && exec) vp_graphs_instantiated(graph, *exec); \
+        return rc;                                                          \
+    }
+INSTANTIATE(cuGraphInstantiateWithFlags, (CUgraphExec * exec, CUgraph graph, unsigned long long flags),
+            (exec, graph, flags))
+INSTANTIATE(cuGraphInstantiateWithParams, (CUgraphExec * exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p),
+            (exec, graph, p))
+INSTANTIATE(cuGraphInstantiateWithParams_ptsz,
+            (CUgraphExec * exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p), (exec, graph, p))
+
+VP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec)
+{
+    ENTER(cuGraphExecDestroy);
+    vp_graphs_forget(NULL, exec);
+    return vp_real.cuGraphExecDestroy(exec);
+}
+
+VP_EXPORT CUresult cuGraphDestroy(CUgraph graph)
+{
+    ENTER(cuGraphDestroy);
+    vp_graphs_forget(graph, NULL);
+    return vp_real.cuGraphDestroy(graph);
 }
 
 /* Paged memory is managed memory, which CUDA IPC cannot share: refuse with

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "graphs.h"
 #include "pager.h"
 
 /* The packed parameter buffer of a launch made with `extra`. */
@@ -76,5 +77,6 @@ int vp_pager_launch(struct vp_kernel *k, void **params, void **extra)
         if (!params && (uint64_t)k->param_off[i] + sz > buflen) break;
         if (src) scan_param(&s, src, sz, k->param_off[i]);
     }
+    if (vp_graphs_capturing()) vp_graphs_note(s.v, s.op.n, s.lo, s.hi);
     return pg->op_begin(&s.op);
 }

@@ -3,6 +3,7 @@
 
 #include "../books/weights.h"
 #include "../common/options.h"
+#include "graphs.h"
 #include "shared.h"
 
 static CUresult off_alloc(enum vp_hook_id hook, CUdeviceptr *dptr, size_t bytes)
@@ -93,10 +94,24 @@ int vp_pager_op_begin(const uint64_t *ptrs, size_t n, int all, const char *what)
 {
     uint64_t lo, hi;
     if (vp_likely(!chosen->span(&lo, &hi))) return 0;
+    if (vp_graphs_capturing()) vp_graphs_note(ptrs, n, lo, hi);
     size_t j = 0;
     for (size_t i = 0; i < n; i++)
         if (ptrs[i] >= lo && ptrs[i] < hi) j++;
     if (!j && !all) return 0;
     struct vp_op op = {.ptrs = ptrs, .n = n, .all = all, .use = 0, .what = what};
     return chosen->op_begin(&op);
+}
+
+int vp_pager_graph_begin(CUgraphExec exec)
+{
+    uint64_t lo, hi;
+    if (vp_likely(!chosen->span(&lo, &hi))) return 0;
+    void *ref;
+    struct vp_op op = {.all = 1, .what = "graph"};
+    op.ptrs = vp_graphs_take(exec, &op.n, &ref);
+    op.use = op.graph = op.ptrs != NULL;
+    int r = chosen->op_begin(&op);
+    vp_graphs_release(ref);
+    return r;
 }

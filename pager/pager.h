@@ -48,6 +48,8 @@ struct vp_op {
     size_t n;
     int all;              /* it may touch any paged allocation (its pointers cannot be read) */
     int use;              /* a kernel: its touches are uses the policy learns from */
+    int graph;            /* a graph replay: its uses are the captured set's (pager/graphs.h),
+                           * not a launch to record */
     const char *what;     /* its name in the trace */
     uint32_t tmaps_known, tmaps_unknown; /* TMA descriptors among its parameters (stats) */
 };
@@ -106,5 +108,11 @@ int vp_pager_free(CUdeviceptr dptr, CUresult *rc, uint64_t *bytes);
  * graph replay (all): an operation that uses nothing. Returns 1 when
  * vp_pager()->op_end must follow. */
 int vp_pager_op_begin(const uint64_t *ptrs, size_t n, int all, const char *what);
+
+/* Around a replay of the executable graph exec: an operation on every
+ * paged allocation whose uses are the addresses captured into it, when
+ * they are known (pager/graphs.h). Returns 1 when vp_pager()->op_end must
+ * follow. */
+int vp_pager_graph_begin(CUgraphExec exec);
 
 #endif

@@ -79,6 +79,9 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuGraphLaunch, cuGraphLaunch, CUresult, (CUgraphExec, CUstream))                   \
     X(cuStreamBeginCapture, cuStreamBeginCapture_v2, CUresult, (CUstream, CUstreamCaptureMode)) \
     X(cuStreamEndCapture, cuStreamEndCapture, CUresult, (CUstream, CUgraph *))           \
+    X(cuGraphInstantiate, cuGraphInstantiateWithFlags,                                   \
+      CUresult, (CUgraphExec *, CUgraph, unsigned long long))                            \
+    X(cuGraphExecDestroy, cuGraphExecDestroy, CUresult, (CUgraphExec))                   \
     X(cuMemcpyHtoD, cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void *, size_t))     \
     X(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void *, size_t, CUstream)) \
     X(cuMemcpy, cuMemcpy, CUresult, (CUdeviceptr, CUdeviceptr, size_t))                  \

@@ -58,6 +58,8 @@ Test(interpose, procaddr_answers_each_symbol_with_its_own_wrapper)
     cr_assert_str_eq(resolve(gpa, "cuMemAllocAsync", 12000, PT), "cuMemAllocAsync_ptsz");
     cr_assert_str_eq(resolve(gpa, "cuMemFreeAsync", 12000, 0), "cuMemFreeAsync");
     cr_assert_str_eq(resolve(gpa, "cuGraphLaunch", 12000, PT), "cuGraphLaunch_ptsz");
+    /* cuda.h renames cuGraphInstantiate (CUDA 12 on) */
+    cr_assert_str_eq(resolve(gpa, "cuGraphInstantiate", 12000, 0), "cuGraphInstantiateWithFlags");
     cr_assert_str_eq(resolve(gpa, "cuMemAlloc", 3020, 0), "cuMemAlloc_v2");
     /* cuGetProcAddress itself: 4 arguments before 12000, 5 from 12000 */
     cr_assert_str_eq(resolve(gpa, "cuGetProcAddress", 11030, 0), "cuGetProcAddress");

@@ -375,6 +375,76 @@ Test(stream, after_a_graph_replay_pieces_leaving_are_mapped_back_at_once)
     free_all(&c, buf, N);
 }
 
+/* Captures one launch of f per buffer of buf[0..n) on a stream of its
+ * own, and instantiates the graph. */
+static CUgraphExec capture_each(struct cu *c, CUfunction f, const CUdeviceptr *buf, int n)
+{
+    CUstream s = (CUstream)0x51;
+    CUgraph g;
+    CUgraphExec e;
+    CU_OK(c->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_RELAXED));
+    for (int i = 0; i < n; i++) {
+        CUdeviceptr a = buf[i], b = 0;
+        void *args[2] = {&a, &b};
+        CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, s, args, NULL));
+    }
+    CU_OK(c->cuStreamEndCapture(s, &g));
+    CU_OK(c->cuGraphInstantiate(&e, g, 0));
+    return e;
+}
+
+/* Replays e rounds times, each after a launch of f on every buffer of
+ * other[0..n) (which sends the graph's pieces out); returns the touches
+ * the replays' kernels made over the bus (host memory mapped). */
+static uint64_t replay_between(struct cu *c, CUfunction f, CUgraphExec e, const CUdeviceptr *other, int n,
+                               int rounds)
+{
+    uint64_t remote = 0;
+    for (int r = 0; r < rounds; r++) {
+        launch_each(c, f, other, n, 1);
+        uint64_t before = fake_u64("fake_cuda_remote_touches");
+        CU_OK(c->cuGraphLaunch(e, NULL));
+        remote += fake_u64("fake_cuda_remote_touches") - before;
+    }
+    return remote;
+}
+
+Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
+{
+    /* the kernels captured into a graph say what its replays touch: their
+     * pieces come in before each replay, as for a launch, instead of the
+     * replay's kernels reading host memory over the bus */
+    struct cu c;
+    enum { N = 6 };
+    CUdeviceptr buf[N];
+    CUfunction f = over_the_cap(&c, buf, N);
+    /* buf[0] is used by the replays alone (no launch of it to learn from) */
+    launch_each(&c, f, buf + 1, N - 1, 3);
+    CUgraphExec e = capture_each(&c, f, buf, 1); /* 32 MiB of a 64 MiB cap */
+    uint64_t remote = replay_between(&c, f, e, buf + 1, N - 1, 3);
+    cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
+                 stats());
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i ? 6 : 3);
+    CU_OK(c.cuGraphExecDestroy(e));
+    free_all(&c, buf, N);
+}
+
+Test(stream, a_graph_replay_larger_than_the_cap_gives_the_same_bytes)
+{
+    /* a graph whose kernels touch more than the cap: what does not come
+     * in is read where it is, and every byte is as without a cap */
+    struct cu c;
+    enum { N = 6 };
+    CUdeviceptr buf[N];
+    CUfunction f = over_the_cap(&c, buf, N);
+    launch_each(&c, f, buf, N, 3);
+    CUgraphExec e = capture_each(&c, f, buf, 3); /* 96 MiB of a 64 MiB cap */
+    replay_between(&c, f, e, buf + 3, N - 3, 3);
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 6);
+    ASSERT_BOOKS_MATCH(0);
+    free_all(&c, buf, N);
+}
+
 Test(stream, with_lazy_mapping_off_pieces_leaving_are_mapped_back_at_once)
 {
     /* VPAGE_STREAM_LAZY_MAP=off: a piece leaving gets its host memory

@@ -23,6 +23,7 @@
 static __thread struct {
     struct salloc *a[OPMAX];
     int n, all, on;
+    int wide; /* it asked for pieces outside op.a (a graph replay's set) */
     int progress; /* its uses may change the plan: the pager is woken after it */
 } op;
 
@@ -236,6 +237,7 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     int want = 0;
     op.n = 0;
     op.all = o->all;
+    op.wide = o->all && o->use;
     op.progress = 0;
     rec.n = 0;
     rec.seq = 0;
@@ -245,7 +247,7 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
         int seen = 0;
         for (int i = 0; i < op.n; i++) seen |= op.a[i] == a;
         if (!seen) {
-            if (op.n == OPMAX) op.all = 1; /* too many to track one by one */
+            if (op.n == OPMAX) op.all = 1, op.wide = o->use; /* too many to track one by one */
             else op.a[op.n++] = a;
         }
         if (o->use) want |= use_pieces_locked(a, o->ptrs[j] - a->base, t);
@@ -253,12 +255,17 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     return want;
 }
 
+/* The allocations whose pieces the operation may have asked for: all of
+ * them for a graph replay's uses (its set may name more than op.a holds). */
+static size_t asked_n(void) { return op.wide ? sp.allocs.tab.n : (size_t)op.n; }
+static struct salloc *asked(size_t i) { return op.wide ? TAB(i) : op.a[i]; }
+
 /* Whether a piece the operation asked for is still not resident. mu held. */
 static int still_wanted_locked(void)
 {
-    for (int i = 0; i < op.n; i++)
-        for (uint32_t k = 0; k < op.a[i]->npieces; k++)
-            if (op.a[i]->pc[k].requested && op.a[i]->pc[k].state != P_DEV) return 1;
+    for (size_t i = 0; i < asked_n(); i++)
+        for (uint32_t k = 0; k < asked(i)->npieces; k++)
+            if (asked(i)->pc[k].requested && asked(i)->pc[k].state != P_DEV) return 1;
     return 0;
 }
 
@@ -357,7 +364,7 @@ int stream_op_begin(const struct vp_op *o)
     pthread_mutex_lock(&sp.pt.mu);
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);
-    if (o->use && op.n) note_launch_locked(o->what);
+    if (o->use && op.n && !o->graph) note_launch_locked(o->what);
     if (!op.n && !op.all) {
         pthread_mutex_unlock(&sp.pt.mu);
         return 0;
@@ -397,8 +404,9 @@ void stream_op_end(CUstream stream, int per_thread)
         a->pending--;
         a->serial = s;
         a->ev_dev = dev;
-        for (uint32_t k = 0; k < a->npieces; k++) a->pc[k].requested = 0; /* served, or gone ahead */
     }
+    for (size_t i = 0; i < asked_n(); i++) /* served, or gone ahead */
+        for (uint32_t k = 0; k < asked(i)->npieces; k++) asked(i)->pc[k].requested = 0;
     if (op.all) {
         sp.global_pending--;
         sp.all_serial = s;
@@ -420,5 +428,5 @@ void stream_capture(int delta)
 /* The child after fork: no operation of its own is being issued. */
 void stream_fence_reset_child(void)
 {
-    op.n = op.on = op.all = 0;
+    op.n = op.on = op.all = op.wide = 0;
 }

@@ -600,6 +600,35 @@ static int injected(int which)
 }
 
 /* ---- VMM ---- */
+/* What each mapped range of a reserved address stands on: a device's
+ * memory or host memory (host-located handles). A kernel touching host
+ * memory reads it over the bus: counted by fake_cuda_remote_touches. */
+#define MAPPED 4096
+struct mapping { uint64_t p, size; int on_host; };
+static struct mapping mapped[MAPPED];
+static int nmapped;
+static atomic_uint_fast64_t remote_touches;
+FAKE_EXPORT uint64_t fake_cuda_remote_touches(void) { return atomic_load(&remote_touches); }
+/* [p, p+size) now maps handle h (0: nothing). */
+static void mapped_note(uint64_t p, uint64_t size, uint64_t h)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nmapped; i++)
+        if (mapped[i].p < p + size && p < mapped[i].p + mapped[i].size) mapped[i--] = mapped[--nmapped];
+    int on_host = 0;
+    for (struct alloc *a = allocs; a && h; a = a->next)
+        if (a->ptr == h && a->kind == 2) on_host = !a->charged;
+    if (h && nmapped < MAPPED) mapped[nmapped++] = (struct mapping){p, size, on_host};
+    pthread_mutex_unlock(&mu);
+}
+static void touched(uint64_t addr)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nmapped; i++)
+        if (addr >= mapped[i].p && addr < mapped[i].p + mapped[i].size && mapped[i].on_host)
+            atomic_fetch_add(&remote_touches, 1);
+    pthread_mutex_unlock(&mu);
+}
 static atomic_uint_fast64_t host_handles; /* host-located memory made and not released */
 FAKE_EXPORT uint64_t fake_cuda_host_handles(void) { return atomic_load(&host_handles); }
 static void check_unmap(uint64_t p, uint64_t size);
@@ -674,13 +703,16 @@ FAKE_EXPORT CUresult cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGener
     pthread_mutex_unlock(&mu);
     if (fd < 0 || off) return CUDA_ERROR_INVALID_VALUE;
     void *m = mmap((void *)(uintptr_t)p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
-    return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    if (m == MAP_FAILED) return CUDA_ERROR_INVALID_VALUE;
+    mapped_note(p, size, h);
+    return CUDA_SUCCESS;
 }
 /* An unmapped address faults when touched, as on the device. */
 FAKE_EXPORT CUresult cuMemUnmap(CUdeviceptr p, size_t size)
 {
     if (injected(F_UNMAP)) return CUDA_ERROR_UNKNOWN;
     check_unmap(p, size);
+    mapped_note(p, size, 0);
     void *m = mmap((void *)(uintptr_t)p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     return m == MAP_FAILED ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
 }
@@ -1000,6 +1032,7 @@ static void run_rw(CUfunction f, void **p)
         if (ptr) {
             (*(volatile uint64_t *)(uintptr_t)ptr)++;
             in_flight(ptr);
+            touched(ptr);
         }
     }
 }
@@ -1017,8 +1050,64 @@ static void run_hash(CUfunction f, unsigned blocks, void **p)
     memset(out + 2, 0, (blocks - 1) * 2 * sizeof *out);
     atomic_fetch_add(&hashes, 1);
 }
+/* ---- graphs ----
+ * A capture keeps the rw kernels launched on the captured stream (their
+ * parameters' values) instead of running them; the graph it ends with is
+ * its own executable graph, and a replay runs them. Other handles passed
+ * to cuGraphLaunch run nothing. */
+struct fgraph {
+    struct fgraph *next;
+    int n;
+    struct { CUfunction f; uint64_t v[8]; } l[64];
+};
+static struct fgraph *graphs, *capture_graph;
+static CUstream capture_stream;
+/* Whether a launch on s is captured (kept in the graph being made). */
+static int captured_launch(CUfunction f, CUstream s, void **p)
+{
+    pthread_mutex_lock(&mu);
+    struct fgraph *g = capturing && s == capture_stream ? capture_graph : NULL;
+    struct fkernel *k = (struct fkernel *)f;
+    if (g && k && p && g->n < 64) {
+        g->l[g->n].f = f;
+        for (int i = 0; i < k->nparams && i < 8; i++) g->l[g->n].v[i] = *(uint64_t *)p[i];
+        g->n++;
+    }
+    pthread_mutex_unlock(&mu);
+    return g != NULL;
+}
+static void run_graph(CUgraphExec e)
+{
+    pthread_mutex_lock(&mu);
+    struct fgraph *g = graphs;
+    while (g && (CUgraphExec)g != e) g = g->next;
+    pthread_mutex_unlock(&mu);
+    for (int j = 0; g && j < g->n; j++) {
+        void *p[8];
+        for (int i = 0; i < 8; i++) p[i] = &g->l[j].v[i];
+        run_rw(g->l[j].f, p);
+    }
+}
+FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec *e, CUgraph g, unsigned long long flags)
+{
+    (void)flags;
+    *e = (CUgraphExec)g;
+    return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuGraphInstantiateWithParams(CUgraphExec *e, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS *p)
+{
+    if (p) p->result_out = CUDA_GRAPH_INSTANTIATE_SUCCESS;
+    return cuGraphInstantiateWithFlags(e, g, 0);
+}
+FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec e) { (void)e; return CUDA_SUCCESS; }
+FAKE_EXPORT CUresult cuGraphDestroy(CUgraph g) { (void)g; return CUDA_SUCCESS; }
+
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
-{ (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)e; run_rw(f, p); run_tma(f, p); run_hash(f, gx, p); return launch(f); }
+{
+    (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)e;
+    if (captured_launch(f, s, p)) return f ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+    run_rw(f, p); run_tma(f, p); run_hash(f, gx, p); return launch(f);
+}
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p, void **e)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; (void)e; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **e) { (void)c; (void)p; (void)e; return launch(f); }
@@ -1027,9 +1116,10 @@ FAKE_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsign
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
 FAKE_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh, CUstream s, void **p)
 { (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz; (void)sh; (void)s; (void)p; return launch(f); }
-static CUresult graph_launch(void)
+static CUresult graph_launch(CUgraphExec e)
 {
     atomic_fetch_add(&graph_launches, 1);
+    run_graph(e);
     pthread_mutex_lock(&mu);
     if (captured_bytes > graph_reserved[cur_dev]) {
         if (charge(cur_dev, captured_bytes - graph_reserved[cur_dev])) { pthread_mutex_unlock(&mu); return CUDA_ERROR_OUT_OF_MEMORY; }
@@ -1038,13 +1128,14 @@ static CUresult graph_launch(void)
     pthread_mutex_unlock(&mu);
     return CUDA_SUCCESS;
 }
-FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)g; (void)s; return graph_launch(); }
-FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)g; (void)s; return graph_launch(); }
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec g, CUstream s) { (void)s; return graph_launch(g); }
+FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec g, CUstream s) { (void)s; return graph_launch(g); }
 FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
 {
-    (void)s;
     pthread_mutex_lock(&mu);
     capturing = 1;
+    capture_stream = s;
+    capture_graph = calloc(1, sizeof *capture_graph);
     capture_global = mode == CU_STREAM_CAPTURE_MODE_GLOBAL;
     capture_broken = 0;
     captured_bytes = 0;
@@ -1057,8 +1148,15 @@ FAKE_EXPORT CUresult cuStreamEndCapture(CUstream s, CUgraph *g)
     pthread_mutex_lock(&mu);
     capturing = 0;
     int broken = capture_broken;
+    struct fgraph *made = capture_graph;
+    capture_graph = NULL;
+    if (made && !broken) {
+        made->next = graphs;
+        graphs = made;
+    }
     pthread_mutex_unlock(&mu);
-    *g = (CUgraph)(uintptr_t)0x6a;
+    *g = made && !broken ? (CUgraph)made : (CUgraph)(uintptr_t)0x6a;
+    if (broken) free(made);
     return broken ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED : CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream s, CUstreamCaptureStatus *st)
@@ -1176,6 +1274,10 @@ static const struct entry entries[] = {
     E("cuGraphLaunch", 10000, 0, cuGraphLaunch), E("cuGraphLaunch", 10000, 1, cuGraphLaunch_ptsz),
     E("cuStreamBeginCapture", 10010, 0, cuStreamBeginCapture_v2), E("cuStreamEndCapture", 10000, 0, cuStreamEndCapture),
     E("cuStreamIsCapturing", 10000, 0, cuStreamIsCapturing),
+    E("cuGraphInstantiate", 12000, 0, cuGraphInstantiateWithFlags),
+    E("cuGraphInstantiateWithFlags", 11040, 0, cuGraphInstantiateWithFlags),
+    E("cuGraphInstantiateWithParams", 12000, 0, cuGraphInstantiateWithParams),
+    E("cuGraphExecDestroy", 10000, 0, cuGraphExecDestroy), E("cuGraphDestroy", 10000, 0, cuGraphDestroy),
     E("cuMemcpyHtoD", 3020, 0, cuMemcpyHtoD_v2), E("cuMemcpyHtoD", 7000, 1, cuMemcpyHtoD_v2_ptds),
     E("cuMemcpyHtoDAsync", 3020, 0, cuMemcpyHtoDAsync_v2), E("cuMemcpyHtoDAsync", 7000, 1, cuMemcpyHtoDAsync_v2_ptsz),
     E("cuMemcpy", 4000, 0, cuMemcpy), E("cuMemcpy", 7000, 1, cuMemcpy_ptds),
