@@ -19,6 +19,7 @@
 #include "../common/vp.h"
 #include "../include/vpage.h"
 #include "../pager/apool.h"
+#include "../pager/graphs.h"
 #include "../pager/pager.h"
 
 /* A growing text buffer that never fails: past its end it only counts. */
@@ -127,7 +128,8 @@ static void build_json(struct sb *s)
         sb_printf(s, ", \"launches\": %llu, \"params\": %d}", (unsigned long long)atomic_load(&t.k[i]->launches),
                   known ? t.k[i]->nparams : -1);
     }
-    sb_printf(s, "]}, \"weight_files\": ");
+    sb_printf(s, "]}, \"graphs\": {\"captured\": %llu, \"replays_known\": %llu}, \"weight_files\": ",
+              (unsigned long long)vp_graphs_captured(), (unsigned long long)vp_graphs_replays_known());
     vp_weights_report(1, sb_emit, s);
     sb_printf(s, ", \"paging\": ");
     vp_pager()->report(1, sb_emit, s, vp_apool_report);
@@ -175,6 +177,10 @@ static void build_table(struct sb *s)
               (unsigned long long)t.launches);
     for (int i = 0; i < t.n; i++)
         sb_printf(s, "  %12llu  %.100s\n", (unsigned long long)atomic_load(&t.k[i]->launches), t.k[i]->name);
+    if (vp_graphs_captured())
+        sb_printf(s, "graphs: %llu captured with the paged addresses their kernels touch; %llu replays brought "
+                     "those in first\n", (unsigned long long)vp_graphs_captured(),
+                  (unsigned long long)vp_graphs_replays_known());
     if (vp_weights_active()) {
         sb_printf(s, "weight files:\n");
         vp_weights_report(0, sb_emit, s);

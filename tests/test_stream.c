@@ -425,6 +425,7 @@ Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
     cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
                  stats());
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i ? 6 : 3);
+    cr_assert(strstr(stats(), "\"graphs\": {\"captured\": 1, \"replays_known\": 3}"), "%s", stats());
     CU_OK(c.cuGraphExecDestroy(e));
     free_all(&c, buf, N);
 }
