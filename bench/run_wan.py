@@ -24,6 +24,11 @@ without the preload, or with an offload) and vpage's stats when preloaded.
 --json writes all of it. --save-weights/--load-weights keep the weights in a
 safetensors file so the weight-file path is exercised.
 
+--graph captures one step's forward in a CUDA graph (torch.cuda.graph,
+after two warm-up forwards on a side stream, not timed) and replays it for
+every step; --spare GIB first allocates and fills GIB of tensors that no
+step touches (the program's memory then exceeds a cap the model fits in).
+
 --save-pretrained DIR writes the model (random weights, as above) as a
 diffusers checkpoint (config and safetensors shards) and exits;
 --from-pretrained DIR then loads it the way users do:
@@ -188,6 +193,30 @@ def forward(model, impl, latents, t, text):
     return model(hidden_states=latents, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
 
 
+class Graphed:
+    """One forward captured in a CUDA graph over static inputs; a call
+    copies its inputs in, replays, and returns a copy of the output."""
+
+    def __init__(self, model, impl, latents, text):
+        self.lat, self.text = latents.clone(), text
+        self.t = torch.full((1,), 1000.0, device=latents.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(side):
+            for _ in range(2):
+                forward(model, impl, self.lat, self.t, self.text)
+        torch.cuda.current_stream().wait_stream(side)
+        self.g = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.g):
+            self.out = forward(model, impl, self.lat, self.t, self.text)
+
+    def __call__(self, latents, t):
+        self.lat.copy_(latents)
+        self.t.copy_(t)
+        self.g.replay()
+        return self.out.clone()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=CONFIGS, default="1.3B")
@@ -203,6 +232,8 @@ def main():
     ap.add_argument("--save-pretrained", metavar="DIR", help="save the model as a diffusers checkpoint and exit")
     ap.add_argument("--from-pretrained", metavar="DIR", help="load the model from a diffusers checkpoint")
     ap.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    ap.add_argument("--graph", action="store_true", help="replay one step's forward as a CUDA graph")
+    ap.add_argument("--spare", type=float, default=0, metavar="GIB", help="GiB of tensors no step touches")
     a = ap.parse_args()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
     impl = a.impl if a.impl != "auto" else ("diffusers" if have_diffusers() else "plain")
@@ -225,12 +256,14 @@ def main():
         from safetensors.torch import save_model
         save_model(model, a.save_weights)
     params = sum(p.numel() for p in model.parameters())
-    res.update(model=a.model, impl=impl, params=params, steps=a.steps, dtype=a.dtype)
+    res.update(model=a.model, impl=impl, params=params, steps=a.steps, dtype=a.dtype, graph=a.graph, spare_gib=a.spare)
 
+    _spare = [torch.ones(1 << 28, device=workload.DEVICE, dtype=torch.float32) for _ in range(int(a.spare * 4))]
     f, h, w = latent_shape(a.tokens)
     g = torch.Generator(device=workload.DEVICE).manual_seed(a.seed + 1)
     latents = torch.randn(1, IN_CH, f, h, w, device=workload.DEVICE, dtype=dtype, generator=g)
     text = torch.randn(1, TEXT_LEN, TEXT_DIM, device=workload.DEVICE, dtype=dtype, generator=g)
+    step = Graphed(model, impl, latents, text) if a.graph else None
     step_s, step_moved = [], []
     with torch.no_grad(), res.timed():
         for i in range(a.steps):
@@ -238,7 +271,7 @@ def main():
             m0 = vpage_query.moved()
             s0 = time.perf_counter()
             t = torch.full((1,), 1000.0 * (1 - i / a.steps), device=workload.DEVICE)
-            noise = forward(model, impl, latents, t, text)
+            noise = step(latents, t) if step else forward(model, impl, latents, t, text)
             latents = latents - noise.to(dtype) / a.steps   # an Euler step of the flow
             workload.sync()
             step_s.append(time.perf_counter() - s0)
