@@ -294,6 +294,30 @@ Test(paging, launches_recorded_into_a_graph_move_nothing)
     CU_OK(c.cuMemFree(a));
 }
 
+Test(paging, a_graph_replay_brings_in_what_its_captured_kernels_touch)
+{
+    /* the launch captured into the graph names what its replays touch:
+     * the first replay queues it, as a launch would */
+    struct cu c;
+    CUfunction f = start(&c, WAY_PROCADDR, 64, "2M", "touch");
+    CUdeviceptr a, none = 0;
+    CU_OK(c.cuMemAlloc(&a, 4 * MiB));
+    CUstream s = (CUstream)0x77;
+    CU_OK(c.cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    void *args[2] = {&a, &none};
+    CU_OK(c.cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, s, args, NULL));
+    CUgraph g;
+    CUgraphExec e;
+    CU_OK(c.cuStreamEndCapture(s, &g));
+    CU_OK(c.cuGraphInstantiate(&e, g, 0));
+    sleep_ms(50);
+    cr_assert_eq(fake_used(0), 0, "a capture moves nothing");
+    CU_OK(c.cuGraphLaunch(e, NULL));
+    wait_used(0, 4 * MiB);
+    settle(0);
+    CU_OK(c.cuMemFree(a));
+}
+
 Test(paging, weight_file_chunks_leave_by_dropping_their_duplicate)
 {
     paging(4, "2M");
