@@ -237,6 +237,7 @@ def paged_model_run(outdir, lib, summary, label, mode, alloc_conf=""):
     summary[label] = pg
     dev = dict(pg["devices"][0]) if pg["devices"] else {}
     dev["entry_points"] = r1["stats"]["entry_points"]
+    dev["graphs"] = r1["stats"].get("graphs", {})
     return dev
 
 
@@ -263,8 +264,11 @@ def stream_checks(outdir, lib, summary):
         dev = paged_model_run(outdir, lib, summary, label, "stream", conf)
         if dev is None:
             continue
-        ep = dev.pop("entry_points")
+        ep, graphs = dev.pop("entry_points"), dev.pop("graphs")
         d = json.dumps(dev)
+        # the model's CUDA graph, captured once and replayed three times (child.py)
+        check(f"{label}: the graph's replays brought in what its captured kernels touch",
+              graphs.get("captured", 0) >= 1 and graphs.get("replays_known", 0) >= 3, json.dumps(graphs))
         check(f"{label}: allocations were streamed", dev.get("streamed_peak", 0) > PAGING_CAP, d)
         check(f"{label}: resident peak within the cap", 0 < dev.get("resident_peak", 0) <= PAGING_CAP, d)
         check(f"{label}: pieces came in and went out", dev.get("moves_in", 0) > 0 and dev.get("moves_out", 0) > 0, d)
