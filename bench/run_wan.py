@@ -258,7 +258,7 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     res.update(model=a.model, impl=impl, params=params, steps=a.steps, dtype=a.dtype, graph=a.graph, spare_gib=a.spare)
 
-    _spare = [torch.ones(1 << 28, device=workload.DEVICE, dtype=torch.float32) for _ in range(int(a.spare * 4))]
+    _spare = [torch.ones(1 << 26, device=workload.DEVICE, dtype=torch.float32) for _ in range(int(a.spare * 4))]
     f, h, w = latent_shape(a.tokens)
     g = torch.Generator(device=workload.DEVICE).manual_seed(a.seed + 1)
     latents = torch.randn(1, IN_CH, f, h, w, device=workload.DEVICE, dtype=dtype, generator=g)
