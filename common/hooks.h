@@ -261,6 +261,9 @@
     X(CUresult, cuGraphInstantiateWithParams_ptsz,                             \
       (CUgraphExec *exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p),    \
       (exec, graph, p))                                                        \
+    X(CUresult, cuGraphExecUpdate_v2,                                          \
+      (CUgraphExec exec, CUgraph graph, CUgraphExecUpdateResultInfo *info),    \
+      (exec, graph, info))                                                     \
     X(CUresult, cuGraphExecDestroy, (CUgraphExec exec), (exec))                \
     X(CUresult, cuGraphDestroy, (CUgraph graph), (graph))                      \
     /* what paged memory cannot do */                                          \

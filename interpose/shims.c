@@ -491,6 +491,15 @@ INSTANTIATE(cuGraphInstantiateWithParams, (CUgraphExec * exec, CUgraph graph, CU
 INSTANTIATE(cuGraphInstantiateWithParams_ptsz,
             (CUgraphExec * exec, CUgraph graph, CUDA_GRAPH_INSTANTIATE_PARAMS *p), (exec, graph, p))
 
+/* The executable graph now runs graph's nodes: graph's set is its own. */
+VP_EXPORT CUresult cuGraphExecUpdate_v2(CUgraphExec exec, CUgraph graph, CUgraphExecUpdateResultInfo *info)
+{
+    ENTER(cuGraphExecUpdate_v2);
+    CUresult rc = vp_real.cuGraphExecUpdate_v2(exec, graph, info);
+    if (rc == CUDA_SUCCESS) vp_graphs_instantiated(graph, exec);
+    return rc;
+}
+
 VP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec)
 {
     ENTER(cuGraphExecDestroy);

@@ -8,7 +8,9 @@
  *   meanwhile (a kernel launch, copy or memset, pager/pager.h) adds the
  *   paged addresses it carries to the thread's capture set. When the
  *   capture ends with a graph, the set (sorted, each address once) belongs
- *   to that graph; cuGraphInstantiate* copies it to the executable graph.
+ *   to that graph; cuGraphInstantiate* copies it to the executable graph,
+ *   and cuGraphExecUpdate gives an executable graph the set of the graph
+ *   it is updated from.
  *   A replay of an executable graph with a set is an operation that uses
  *   the set's addresses, as a kernel launch would: the pager brings their
  *   pieces in before it (vp_pager_graph_begin, pager/pager.h). It still fences every
@@ -49,7 +51,8 @@ int vp_graphs_capturing(void);
  * capturing thread issues. */
 void vp_graphs_note(const uint64_t *ptrs, size_t n, uint64_t lo, uint64_t hi);
 
-/* graph was instantiated as exec: exec's set is graph's. */
+/* graph was instantiated as exec, or exec updated from it: exec's set is
+ * graph's (none when graph has none). */
 void vp_graphs_instantiated(CUgraph graph, CUgraphExec exec);
 
 /* A graph or an executable graph destroyed: its set goes. */

@@ -81,6 +81,8 @@ enum way { WAY_PROCADDR, WAY_DLSYM, WAY_LINKED };
     X(cuStreamEndCapture, cuStreamEndCapture, CUresult, (CUstream, CUgraph *))           \
     X(cuGraphInstantiate, cuGraphInstantiateWithFlags,                                   \
       CUresult, (CUgraphExec *, CUgraph, unsigned long long))                            \
+    X(cuGraphExecUpdate, cuGraphExecUpdate_v2,                                           \
+      CUresult, (CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo *))                   \
     X(cuGraphExecDestroy, cuGraphExecDestroy, CUresult, (CUgraphExec))                   \
     X(cuMemcpyHtoD, cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void *, size_t))     \
     X(cuMemcpyHtoDAsync, cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void *, size_t, CUstream)) \

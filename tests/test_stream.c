@@ -376,12 +376,11 @@ Test(stream, after_a_graph_replay_pieces_leaving_are_mapped_back_at_once)
 }
 
 /* Captures one launch of f per buffer of buf[0..n) on a stream of its
- * own, and instantiates the graph. */
-static CUgraphExec capture_each(struct cu *c, CUfunction f, const CUdeviceptr *buf, int n)
+ * own into a graph. */
+static CUgraph capture_graph(struct cu *c, CUfunction f, const CUdeviceptr *buf, int n)
 {
     CUstream s = (CUstream)0x51;
     CUgraph g;
-    CUgraphExec e;
     CU_OK(c->cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_RELAXED));
     for (int i = 0; i < n; i++) {
         CUdeviceptr a = buf[i], b = 0;
@@ -389,7 +388,14 @@ static CUgraphExec capture_each(struct cu *c, CUfunction f, const CUdeviceptr *b
         CU_OK(c->cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, s, args, NULL));
     }
     CU_OK(c->cuStreamEndCapture(s, &g));
-    CU_OK(c->cuGraphInstantiate(&e, g, 0));
+    return g;
+}
+
+/* The same, instantiated. */
+static CUgraphExec capture_each(struct cu *c, CUfunction f, const CUdeviceptr *buf, int n)
+{
+    CUgraphExec e;
+    CU_OK(c->cuGraphInstantiate(&e, capture_graph(c, f, buf, n), 0));
     return e;
 }
 
@@ -427,6 +433,24 @@ Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i ? 6 : 3);
     cr_assert(strstr(stats(), "\"graphs\": {\"captured\": 1, \"replays_known\": 3}"), "%s", stats());
     CU_OK(c.cuGraphExecDestroy(e));
+    free_all(&c, buf, N);
+}
+
+Test(stream, a_graph_updated_from_another_capture_brings_in_what_that_one_touches)
+{
+    /* cuGraphExecUpdate: the executable graph runs the other graph's
+     * kernels from then on, and its replays bring in their pieces */
+    struct cu c;
+    enum { N = 6 };
+    CUdeviceptr buf[N];
+    CUfunction f = over_the_cap(&c, buf, N);
+    launch_each(&c, f, buf + 2, N - 2, 3);
+    CUgraphExec e = capture_each(&c, f, buf, 1);
+    CU_OK(c.cuGraphExecUpdate(e, capture_graph(&c, f, buf + 1, 1), NULL));
+    uint64_t remote = replay_between(&c, f, e, buf + 2, N - 2, 3);
+    cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
+                 stats());
+    for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i == 0 ? 0 : i == 1 ? 3 : 6);
     free_all(&c, buf, N);
 }
 

@@ -1099,6 +1099,21 @@ FAKE_EXPORT CUresult cuGraphInstantiateWithParams(CUgraphExec *e, CUgraph g, CUD
     if (p) p->result_out = CUDA_GRAPH_INSTANTIATE_SUCCESS;
     return cuGraphInstantiateWithFlags(e, g, 0);
 }
+/* An executable graph is its graph: an update copies the other's launches. */
+FAKE_EXPORT CUresult cuGraphExecUpdate_v2(CUgraphExec e, CUgraph g, CUgraphExecUpdateResultInfo *info)
+{
+    if (info) info->result = CU_GRAPH_EXEC_UPDATE_SUCCESS;
+    pthread_mutex_lock(&mu);
+    struct fgraph *to = graphs, *from = graphs;
+    while (to && (CUgraphExec)to != e) to = to->next;
+    while (from && (CUgraph)from != g) from = from->next;
+    if (to && from && to != from) {
+        to->n = from->n;
+        memcpy(to->l, from->l, sizeof to->l);
+    }
+    pthread_mutex_unlock(&mu);
+    return to && from ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
 FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec e) { (void)e; return CUDA_SUCCESS; }
 FAKE_EXPORT CUresult cuGraphDestroy(CUgraph g) { (void)g; return CUDA_SUCCESS; }
 
@@ -1277,7 +1292,7 @@ static const struct entry entries[] = {
     E("cuGraphInstantiate", 12000, 0, cuGraphInstantiateWithFlags),
     E("cuGraphInstantiateWithFlags", 11040, 0, cuGraphInstantiateWithFlags),
     E("cuGraphInstantiateWithParams", 12000, 0, cuGraphInstantiateWithParams),
-    E("cuGraphExecDestroy", 10000, 0, cuGraphExecDestroy), E("cuGraphDestroy", 10000, 0, cuGraphDestroy),
+    E("cuGraphExecUpdate", 12000, 0, cuGraphExecUpdate_v2), E("cuGraphExecDestroy", 10000, 0, cuGraphExecDestroy), E("cuGraphDestroy", 10000, 0, cuGraphDestroy),
     E("cuMemcpyHtoD", 3020, 0, cuMemcpyHtoD_v2), E("cuMemcpyHtoD", 7000, 1, cuMemcpyHtoD_v2_ptds),
     E("cuMemcpyHtoDAsync", 3020, 0, cuMemcpyHtoDAsync_v2), E("cuMemcpyHtoDAsync", 7000, 1, cuMemcpyHtoDAsync_v2_ptsz),
     E("cuMemcpy", 4000, 0, cuMemcpy), E("cuMemcpy", 7000, 1, cuMemcpy_ptds),
