@@ -415,6 +415,12 @@ static uint64_t replay_between(struct cu *c, CUfunction f, CUgraphExec e, const 
     return remote;
 }
 
+static void assert_read_on_the_device(uint64_t remote)
+{
+    cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
+                 stats());
+}
+
 Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
 {
     /* the kernels captured into a graph say what its replays touch: their
@@ -428,8 +434,7 @@ Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
     launch_each(&c, f, buf + 1, N - 1, 3);
     CUgraphExec e = capture_each(&c, f, buf, 1); /* 32 MiB of a 64 MiB cap */
     uint64_t remote = replay_between(&c, f, e, buf + 1, N - 1, 3);
-    cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
-                 stats());
+    assert_read_on_the_device(remote);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i ? 6 : 3);
     cr_assert(strstr(stats(), "\"graphs\": {\"captured\": 1, \"replays_known\": 3}"), "%s", stats());
     CU_OK(c.cuGraphExecDestroy(e));
@@ -448,8 +453,7 @@ Test(stream, a_graph_updated_from_another_capture_brings_in_what_that_one_touche
     CUgraphExec e = capture_each(&c, f, buf, 1);
     CU_OK(c.cuGraphExecUpdate(e, capture_graph(&c, f, buf + 1, 1), NULL));
     uint64_t remote = replay_between(&c, f, e, buf + 2, N - 2, 3);
-    cr_assert_eq(remote, 0, "the replays' kernels read host memory %llu times: %s", (unsigned long long)remote,
-                 stats());
+    assert_read_on_the_device(remote);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i == 0 ? 0 : i == 1 ? 3 : 6);
     free_all(&c, buf, N);
 }
