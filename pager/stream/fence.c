@@ -128,6 +128,13 @@ static void touch(struct piece *p)
     else p->hashed = 0;
 }
 
+/* The operation's allocations, op.a, or every streamed allocation when
+ * every is set (op.all: what it may touch; op.wide: what it may have
+ * asked pieces of, a graph replay's set naming more than op.a holds). mu
+ * held. */
+static size_t allocs_n(int every) { return every ? sp.allocs.tab.n : (size_t)op.n; }
+static struct salloc *alloc_at(int every, size_t i) { return every ? TAB(i) : op.a[i]; }
+
 /* Maps the host memory of up to 64 bare pieces of the operation's
  * allocations (all of them for op.all), on the calling thread: they are
  * marked moving meanwhile, so neither the pager nor another operation
@@ -139,9 +146,8 @@ static int map_bare_locked(void)
         uint32_t k;
     } b[64];
     int nb = 0;
-    size_t na = op.all ? sp.allocs.tab.n : (size_t)op.n;
-    for (size_t i = 0; i < na && nb < 64; i++) {
-        struct salloc *a = op.all ? TAB(i) : op.a[i];
+    for (size_t i = 0; i < allocs_n(op.all) && nb < 64; i++) {
+        struct salloc *a = alloc_at(op.all, i);
         for (uint32_t k = 0; k < a->npieces && nb < 64; k++)
             if (a->pc[k].state == P_HOST && a->pc[k].bare) {
                 a->pc[k].state = P_MOVING;
@@ -255,17 +261,14 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     return want;
 }
 
-/* The allocations whose pieces the operation may have asked for: all of
- * them for a graph replay's uses (its set may name more than op.a holds). */
-static size_t asked_n(void) { return op.wide ? sp.allocs.tab.n : (size_t)op.n; }
-static struct salloc *asked(size_t i) { return op.wide ? TAB(i) : op.a[i]; }
-
 /* Whether a piece the operation asked for is still not resident. mu held. */
 static int still_wanted_locked(void)
 {
-    for (size_t i = 0; i < asked_n(); i++)
-        for (uint32_t k = 0; k < asked(i)->npieces; k++)
-            if (asked(i)->pc[k].requested && asked(i)->pc[k].state != P_DEV) return 1;
+    for (size_t i = 0; i < allocs_n(op.wide); i++) {
+        const struct salloc *a = alloc_at(op.wide, i);
+        for (uint32_t k = 0; k < a->npieces; k++)
+            if (a->pc[k].requested && a->pc[k].state != P_DEV) return 1;
+    }
     return 0;
 }
 
@@ -405,8 +408,10 @@ void stream_op_end(CUstream stream, int per_thread)
         a->serial = s;
         a->ev_dev = dev;
     }
-    for (size_t i = 0; i < asked_n(); i++) /* served, or gone ahead */
-        for (uint32_t k = 0; k < asked(i)->npieces; k++) asked(i)->pc[k].requested = 0;
+    for (size_t i = 0; i < allocs_n(op.wide); i++) { /* served, or gone ahead */
+        struct salloc *a = alloc_at(op.wide, i);
+        for (uint32_t k = 0; k < a->npieces; k++) a->pc[k].requested = 0;
+    }
     if (op.all) {
         sp.global_pending--;
         sp.all_serial = s;
