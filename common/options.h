@@ -32,7 +32,7 @@ enum vp_cupti { VP_CUPTI_AUTO, VP_CUPTI_ON, VP_CUPTI_OFF };
 enum vp_table_window { VP_TABLE_WINDOW_RULE, VP_TABLE_WINDOW_TIMED };
 
 #define VP_PATTERN_MAX 128 /* bytes of one VPAGE_WEIGHT_FILES pattern, with its NUL */
-#define VP_STREAM_RESERVE_DEFAULT "0" /* VPAGE_STREAM_RESERVE's (vpage-table's --reserve too) */
+#define VP_STREAM_RESERVE_DEFAULT "256M" /* VPAGE_STREAM_RESERVE's (vpage-table's --reserve too) */
 
 struct vp_cap {
     uint64_t all;                  /* cap for unlisted devices, VP_NO_CAP if none */
@@ -89,8 +89,7 @@ struct vp_cap {
       "than the cap streams: device bytes the plan keeps free of wanted "       \
       "pieces and of pins (at most an eighth of the budget, in whole pieces), " \
       "so that a piece coming in finds room at once and its copy runs while "   \
-      "others leave (e.g. 256M); 0: each piece waits for the one it replaces "  \
-      "to leave")                                                               \
+      "others leave; 0: each piece waits for the one it replaces to leave")   \
     X(TABLE_WINDOW, table_window, CHOICE, "rule", "stream mode, with "          \
       "VPAGE_TABLE: the replayed table's window (the budget its pins leave to " \
       "what streams): rule: twice the most bytes one launch touches; timed: "   \

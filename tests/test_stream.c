@@ -588,13 +588,13 @@ Test(stream, pieces_leave_ahead_of_the_room_they_hold_so_what_comes_in_need_not_
 {
     /* the loop of twice_the_cap streams 128 MiB of weights through a 64
      * MiB cap. The plan keeps a reserve free of wanted pieces
-     * (VPAGE_STREAM_RESERVE): a piece coming in finds room at once and
-     * comes in beside those leaving, where without it each waits for the
-     * one it replaces to have left (a plan later) */
+     * (VPAGE_STREAM_RESERVE, by default): a piece coming in finds room at
+     * once and comes in beside those leaving, where without it each waits
+     * for the one it replaces to have left (a plan later) */
     struct cu c;
     struct loop l;
     streaming(64, "2M");
-    setenv("VPAGE_STREAM_RESERVE", "256M", 1); /* an eighth of the cap here: 8 MiB */
+    /* the default 256M: an eighth of the cap here, 8 MiB */
     load_or_die(&c, WAY_PROCADDR);
     loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
     uint64_t waits = 0, plans = 0;
