@@ -437,6 +437,7 @@ Test(stream, a_graph_replay_brings_in_the_pieces_its_captured_kernels_touch)
     assert_read_on_the_device(remote);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, i ? 6 : 3);
     cr_assert(strstr(stats(), "\"graphs\": {\"captured\": 1, \"replays_known\": 3}"), "%s", stats());
+    cr_assert_eq(paging_stat("graph_over"), 0, "the set fits the cap: %s", stats());
     CU_OK(c.cuGraphExecDestroy(e));
     free_all(&c, buf, N);
 }
@@ -461,7 +462,8 @@ Test(stream, a_graph_updated_from_another_capture_brings_in_what_that_one_touche
 Test(stream, a_graph_replay_larger_than_the_cap_gives_the_same_bytes)
 {
     /* a graph whose kernels touch more than the cap: what does not come
-     * in is read where it is, and every byte is as without a cap */
+     * in is read where it is, and every byte is as without a cap; the
+     * stats count such replays (and the log says so once) */
     struct cu c;
     enum { N = 6 };
     CUdeviceptr buf[N];
@@ -470,6 +472,8 @@ Test(stream, a_graph_replay_larger_than_the_cap_gives_the_same_bytes)
     CUgraphExec e = capture_each(&c, f, buf, 3); /* 96 MiB of a 64 MiB cap */
     replay_between(&c, f, e, buf + 3, N - 3, 3);
     for (int i = 0; i < N; i++) check(&c, buf[i], i, 32 * MiB, 6);
+    uint64_t over = paging_stat("graph_over");
+    cr_assert_eq(over, 3, "%llu of three replays of 96 MiB under a 64 MiB cap counted", (unsigned long long)over);
     ASSERT_BOOKS_MATCH(0);
     free_all(&c, buf, N);
 }

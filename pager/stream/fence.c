@@ -25,6 +25,7 @@ static __thread struct {
     int n, all, on;
     int wide; /* it asked for pieces outside op.a (a graph replay's set) */
     int progress; /* its uses may change the plan: the pager is woken after it */
+    uint64_t used; /* a graph replay: bytes of the allocations its set points into */
 } op;
 
 /* captures this thread began and has not ended: its operations are
@@ -245,11 +246,15 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     op.all = o->all;
     op.wide = o->all && o->use;
     op.progress = 0;
+    op.used = 0;
     rec.n = 0;
     rec.seq = 0;
+    const struct salloc *prev = NULL;
     for (size_t j = 0; j < o->n; j++) {
         struct salloc *a = find_locked(o->ptrs[j]);
         if (!a || a->gone) continue;
+        if (a != prev) op.used += a->span; /* a set is sorted: an allocation's addresses are neighbours */
+        prev = a;
         int seen = 0;
         for (int i = 0; i < op.n; i++) seen |= op.a[i] == a;
         if (!seen) {
@@ -359,6 +364,23 @@ static void note_launch_locked(const char *kernel)
     if (vp_replay_launch(id, kid, d, rec.s, rec.n)) op.progress = 1;
 }
 
+/* A graph replay whose set points into allocations larger together than
+ * dev's cap: what does not fit is read from host memory over the bus at
+ * every replay (said once). mu held. */
+static void note_graph_over_locked(int dev)
+{
+    static int said;
+    uint64_t cap = vp_cap_of(dev);
+    if (op.used <= cap) return;
+    count(&sp.ss[dev].graph_over, 1);
+    if (said) return;
+    said = 1;
+    vp_log(VP_WARN, "stream: a CUDA graph replay uses %.2f GiB, more than the cap (%.2f GiB): its kernels read "
+                    "what does not fit from host memory over the bus at every replay, which is slow; a larger "
+                    "cap, or the program without CUDA graphs, streams it instead",
+           (double)op.used / (1 << 30), (double)cap / (1 << 30));
+}
+
 int stream_op_begin(const struct vp_op *o)
 {
     note_tmaps(o);
@@ -368,6 +390,7 @@ int stream_op_begin(const struct vp_op *o)
     uint64_t t = o->use ? ++sp.tick : sp.tick;
     int want = gather_locked(o, t);
     if (o->use && op.n && !o->graph) note_launch_locked(o->what);
+    if (o->graph && op.n) note_graph_over_locked(op.a[0]->dev);
     if (!op.n && !op.all) {
         pthread_mutex_unlock(&sp.pt.mu);
         return 0;

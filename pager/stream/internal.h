@@ -149,6 +149,7 @@ struct move {
     X(plan_ns, "nanoseconds the pager spent planning (the program's operations wait meanwhile)") \
     X(tmaps_known, "launches of a TMA descriptor whose address vpage saw it made for")        \
     X(tmaps_unknown, "launches of a 128-byte parameter taken for an unknown TMA descriptor")   \
+    X(graph_over, "CUDA graph replays whose captured operations use more than the cap (the rest read over the bus)") \
     X(wait_timeouts, "operations that went ahead after waiting for pieces to come in")         \
     X(reclaims, "times unpageable memory took room from resident pieces")                    \
     X(refused, "streamed allocations refused (VPAGE_PAGED_LIMIT)")                            \
