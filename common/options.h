@@ -109,6 +109,11 @@ struct vp_cap {
       "an operation vpage sees touches its allocation, which then maps its "    \
       "host memory; off: mapped back at once, so what the hooks cannot see "    \
       "reads it remotely")                                                      \
+    X(STREAM_FREE_EARLY, stream_free_early, BOOL, "off", "stream mode: the "  \
+      "pieces a round sends out are remapped and their room given back "       \
+      "before the next plan, without waiting for the round's copies in, so "    \
+      "that the next round may use it; off: a round ends as one after its "     \
+      "copies in")                                                              \
     X(STREAM_AHEAD, stream_ahead, BOOL, "on", "stream mode: pieces come in "    \
       "ahead of use, in the order the loop seen so far predicts, and part of "  \
       "a loop larger than the budget stays pinned; off: demand paging, a "      \
@@ -157,6 +162,7 @@ struct vp_options {
     uint64_t stream_premade;
     bool stream_hash;
     bool stream_lazy_map;
+    bool stream_free_early;
     bool stream_ahead;
     bool stream_fit;
     int policy;       /* enum vp_policy_opt */

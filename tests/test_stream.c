@@ -619,6 +619,38 @@ Test(stream, pieces_leave_ahead_of_the_room_they_hold_so_what_comes_in_need_not_
     loop_check_and_free(&l);
 }
 
+Test(stream, pieces_sent_out_free_their_room_before_the_next_plan)
+{
+    /* VPAGE_STREAM_FREE_EARLY, with no reserve: a round's pieces leaving
+     * are remapped and give their room back before the next plan, not
+     * after the round's copies in, so the next round need not wait for
+     * them (without it 72 of 163-167 plans of these three rounds waited,
+     * with it 47-48 of 139-144: the rest wait for pieces the same plan
+     * sends out, which the reserve is for) */
+    struct cu c;
+    struct loop l;
+    streaming(64, "2M");
+    setenv("VPAGE_STREAM_RESERVE", "0", 1);
+    setenv("VPAGE_STREAM_FREE_EARLY", "on", 1);
+    load_or_die(&c, WAY_PROCADDR);
+    loop_setup(&l, &c, 16, 8 * MiB, 4 * MiB);
+    uint64_t waits = 0, plans = 0;
+    for (int round = 0; round < 8; round++) {
+        if (round == 5) {
+            waits = paging_stat("room_waits");
+            plans = paging_stat("plans");
+        }
+        loop_round(&l, 20, 1, 0, 1);
+    }
+    waits = paging_stat("room_waits") - waits;
+    plans = paging_stat("plans") - plans;
+    cr_assert_gt(plans, 0);
+    cr_assert_leq(waits, 60, "%llu of %llu plans waited for room that pieces leaving held (%s)",
+                  (unsigned long long)waits, (unsigned long long)plans, stats());
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    loop_check_and_free(&l);
+}
+
 Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
 {
     /* as in a decode step: each weight is read by two launches in a row

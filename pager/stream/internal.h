@@ -173,9 +173,10 @@ struct stream_stats {
 /* A round of moves: its copies are issued, then (next time round) waited
  * for and its remaps made, while the copies of the next round run. */
 struct round {
-    struct move m[ROUND_MOVES];
-    size_t n;
+    struct move m[ROUND_MOVES]; /* its out-moves first, nout of them */
+    size_t n, nout;
     int dev, rc, live;
+    int out_done; /* its out-moves were ended ahead of the rest (VPAGE_STREAM_FREE_EARLY) */
     CUevent ev[3];
     uint64_t *hbuf; /* the hashes' partials, HSTRIDE words a move (NULL: no hashing) */
 };
@@ -324,9 +325,10 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked); /* block
 /* moves.c */
 int use_device(int dev); /* makes dev current on the pager thread, with its streams; 0, or -1 */
 int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64_t *hbuf);
-void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf);
+void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, int trace);
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
+void finish_moves_locked(int dev, struct move *m, size_t n); /* finish_locked, less the end of a round */
 
 /* premade.c: host memory of pieces made ahead (mu not held) */
 void premade_want(int dev, uint64_t piece, uint64_t span); /* an allocation of span bytes in pieces of piece */

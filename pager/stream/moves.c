@@ -245,9 +245,10 @@ static void remap_run(void *arg, size_t k)
     }
 }
 
-/* Waits for the copies of m[0..n) (issue_copies returned rc), then moves
- * the program's addresses to the other memory. mu not held. */
-void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf)
+/* Waits for the copies of m[0..n) (issue_copies returned rc; ev: the
+ * events of those to wait for), then moves the program's addresses to the
+ * other memory; trace: a "round" line. mu not held. */
+void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, int trace)
 {
     double t0 = now_s();
     CUresult r = CUDA_SUCCESS;
@@ -288,7 +289,7 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
         j = e;
     }
     vp_pool_run(&sp.pool, job.nruns, remap_run, &job);
-    if (vp_trace_on())
+    if (trace && vp_trace_on())
         vp_trace("round", "\t%d\t%zu\t%llu\t%llu", dev, n, (unsigned long long)((t1 - t0) * 1e6),
                  (unsigned long long)((now_s() - t1) * 1e6));
 }
@@ -298,11 +299,18 @@ void make_moves(int dev, struct move *m, size_t n)
 {
     CUevent none[3] = {NULL, NULL, NULL};
     int rc = issue_copies(dev, m, n, none, NULL);
-    remap(dev, m, n, none, rc, NULL);
+    remap(dev, m, n, none, rc, NULL, 1);
 }
 
 /* Ends the moves m[0..n). mu held. */
 void finish_locked(int dev, struct move *m, size_t n)
+{
+    finish_moves_locked(dev, m, n);
+    if (n) sp.moving_any--;
+    count(&sp.ss[dev].rounds, 1);
+}
+
+void finish_moves_locked(int dev, struct move *m, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         struct salloc *a = m[j].a;
@@ -354,8 +362,6 @@ void finish_locked(int dev, struct move *m, size_t n)
         p->dirty = 0;
         a->busy--;
     }
-    if (n) sp.moving_any--;
-    count(&sp.ss[dev].rounds, 1);
     pthread_cond_broadcast(&sp.pt.done_cv);
 }
 

@@ -3,6 +3,8 @@
  * previous round is remapped; it sleeps when a plan has nothing to do.
  */
 #define _GNU_SOURCE
+#include <string.h>
+
 #include "../../books/account.h"
 #include "../../common/options.h"
 #include "../../common/trace.h"
@@ -77,16 +79,52 @@ static uint64_t *hash_buffer(int k)
     return sp.round_hbuf[k];
 }
 
-/* Waits for round r's copies, remaps and ends it. mu held. */
+/* Waits for round r's copies, remaps and ends it (what its out-moves
+ * left, when they ended ahead). mu held. */
 void round_flush_locked(struct round *r)
 {
     if (!r->live) return;
+    size_t k = r->out_done ? r->nout : 0;
+    CUevent ev[3] = {r->ev[0], k ? NULL : r->ev[1], k ? NULL : r->ev[2]};
     pthread_mutex_unlock(&sp.pt.mu);
-    remap(r->dev, r->m, r->n, r->ev, r->rc, r->hbuf);
+    remap(r->dev, r->m + k, r->n - k, ev, r->rc, r->hbuf ? r->hbuf + k * HSTRIDE : NULL, 1);
     pthread_mutex_lock(&sp.pt.mu);
-    finish_locked(r->dev, r->m, r->n);
+    finish_moves_locked(r->dev, r->m + k, r->n - k);
+    sp.moving_any--;
+    count(&sp.ss[r->dev].rounds, 1);
     r->live = 0;
     stream_check_locked("a round");
+}
+
+/* Ends round r's out-moves ahead of its in-moves (VPAGE_STREAM_FREE_EARLY):
+ * waits for their hashes and copies back (not for the copies in), remaps
+ * them and gives their slots back, so that the next plan has their room.
+ * mu held. */
+static void round_flush_out_locked(struct round *r)
+{
+    if (!r->live || r->out_done || !r->nout) return;
+    CUevent ev[3] = {NULL, r->ev[1], r->ev[2]};
+    pthread_mutex_unlock(&sp.pt.mu);
+    remap(r->dev, r->m, r->nout, ev, r->rc, r->hbuf, 0);
+    pthread_mutex_lock(&sp.pt.mu);
+    finish_moves_locked(r->dev, r->m, r->nout);
+    r->out_done = 1;
+    stream_check_locked("a round's out-moves");
+}
+
+/* Puts round r's out-moves first, each direction in the order planned;
+ * counts them. Pager thread. */
+static void out_first(struct round *r)
+{
+    static struct move in[ROUND_MOVES];
+    size_t nin = 0, nout = 0;
+    for (size_t j = 0; j < r->n; j++) {
+        if (r->m[j].out) r->m[nout++] = r->m[j];
+        else in[nin++] = r->m[j];
+    }
+    memcpy(r->m + nout, in, nin * sizeof *in);
+    r->nout = nout;
+    r->out_done = 0;
 }
 
 /* Plans round r on one device (the one of prev when prev is in flight:
@@ -116,6 +154,7 @@ static void issue_round_locked(struct round *r, int slot)
         r->ev[k] = sp.round_ev[d][slot][k];
     }
     r->hbuf = use_device(d) == 0 ? hash_buffer(slot) : NULL;
+    out_first(r);
     r->rc = issue_copies(d, r->m, r->n, r->ev, r->hbuf);
     pthread_mutex_lock(&sp.pt.mu);
     r->live = 1;
@@ -131,6 +170,7 @@ static void *pager_main(void *arg)
         struct round *r = &rounds[cur], *prev = &rounds[cur ^ 1];
         fit_pager_turn_locked();
         reclaims_locked(prev);
+        if (vp_opt.stream_free_early) round_flush_out_locked(prev);
         int blocked = 0;
         /* while a stream is captured nothing new is planned (the capturing
          * thread's operations are not seen); a round in flight is finished,
