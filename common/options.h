@@ -109,7 +109,7 @@ struct vp_cap {
       "an operation vpage sees touches its allocation, which then maps its "    \
       "host memory; off: mapped back at once, so what the hooks cannot see "    \
       "reads it remotely")                                                      \
-    X(STREAM_FREE_EARLY, stream_free_early, BOOL, "off", "stream mode: the "  \
+    X(STREAM_FREE_EARLY, stream_free_early, BOOL, "on", "stream mode: the "   \
       "pieces a round sends out are remapped and their room given back "       \
       "before the next plan, without waiting for the round's copies in, so "    \
       "that the next round may use it; off: a round ends as one after its "     \

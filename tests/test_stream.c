@@ -628,15 +628,14 @@ Test(stream, pieces_leave_ahead_of_the_room_they_hold_so_what_comes_in_need_not_
 
 Test(stream, pieces_sent_out_free_their_room_before_the_next_plan)
 {
-    /* VPAGE_STREAM_FREE_EARLY, with no reserve: a round's pieces leaving
-     * are remapped and give their room back before the next plan, not
-     * after the round's copies in, so the next round need not wait for
-     * them (without it 72 of 163-167 plans of these three rounds waited,
+    /* VPAGE_STREAM_FREE_EARLY (by default), with no reserve: a round's
+     * pieces leaving are remapped and give their room back before the
+     * next plan, not after the round's copies in, so the next round need
+     * not wait for them (without it 72 of 163-167 plans of these three rounds waited,
      * with it 47-48 of 139-144: the rest wait for pieces the same plan
      * sends out, which the reserve is for) */
     streaming(64, "2M");
     setenv("VPAGE_STREAM_RESERVE", "0", 1);
-    setenv("VPAGE_STREAM_FREE_EARLY", "on", 1);
     uint64_t plans, waits = room_waits_of_three_rounds(&plans);
     cr_assert_leq(waits, 60, "%llu of %llu plans waited for room that pieces leaving held",
                   (unsigned long long)waits, (unsigned long long)plans);
