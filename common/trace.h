@@ -35,6 +35,10 @@
  *                                                for an operation (VPAGE_STREAM_LAZY_MAP)
  *     pin    dev base piece bytes                / unpin: kept resident across the loop, or no more
  *     round  dev moves copy_us remap_us          a round of moves ended
+ *     freed  dev moves copy_us remap_us          a round's out-moves ended ahead of
+ *                                                the rest (VPAGE_STREAM_FREE_EARLY): its
+ *                                                out lines follow this line, its in
+ *                                                lines its round line
  *     plan   dev budget hot cold pinned window   a plan that made moves
  *     idle   why us                             the pager slept with no round in
  *                                                flight (why: 0 nothing to move,

@@ -1064,6 +1064,7 @@ Test(stream, the_trace_has_a_line_for_every_move_operation_and_allocation)
     cr_assert_geq(trace_lines(path, "op"), 8 * 16 * 21, "an op line for every launch, and the copies");
     cr_assert_gt(trace_lines(path, "pin"), 0);
     cr_assert_gt(trace_lines(path, "round"), 0);
+    cr_assert_gt(trace_lines(path, "freed"), 0, "rounds whose out-moves ended ahead (VPAGE_STREAM_FREE_EARLY)");
     cr_assert_gt(trace_lines(path, "plan"), 0);
     cr_assert_eq(trace_lines(path, "free"), 17);
     unlink(path);

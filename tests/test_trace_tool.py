@@ -192,6 +192,29 @@ def each_step_counts_the_rounds_that_brought_pieces_in_and_those_that_only_sent_
 
 
 @test
+def a_round_whose_out_moves_ended_ahead_is_one_round_and_both_its_remaps_count():
+    # VPAGE_STREAM_FREE_EARLY: a round's freed line (its out-moves remapped, 30 us) and its out line, then
+    # the next plan's, then the round line (its in-moves, 20 us) and its in line: one round that brought
+    # a piece in, 50 us of remaps; then a round that only sent one out, ended ahead and then as a round
+    trace = "\n".join([
+        "0\talloc\t0\t0xa00000\t4194304\t2\t2097152",
+        "100\top\t0\t1\tstep_kernel\t0\t0xe00000",
+        "200\tfreed\t0\t1\t10\t30",
+        "201\tout\t0\t0xa00000\t1\t2097152\t0",
+        "300\tround\t0\t1\t100\t20",
+        "301\tin\t0\t0xa00000\t0\t2097152\t1",
+        "400\tfreed\t0\t1\t5\t10",
+        "401\tout\t0\t0xa00000\t0\t2097152\t0",
+        "500\tround\t0\t0\t0\t0",
+    ]) + "\n"
+    doc = json.loads(run("--json", "--steps", "step_k", trace=trace))
+    s0 = doc["steps"][1]
+    assert (s0["rounds_in"], s0["rounds_out_only"]) == (1, 1), s0
+    assert abs(s0["remap_s"] - 60e-6) < 1e-12, s0
+    assert doc["rounds"] == {"rounds": 2, "moves": 3, "copy_us": 115, "remap_us": 60}, doc["rounds"]
+
+
+@test
 def a_use_issued_while_the_piece_was_on_its_way_counts_even_when_its_line_comes_first():
     # the in line carries the tick its move was planned at (8): the gemm at tick 9 waited for it and its
     # line was written before the piece's; the piece was used, not "ahead unused"

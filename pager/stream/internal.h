@@ -325,7 +325,7 @@ size_t plan_locked(int dev, struct move *m, size_t mmax, int *blocked); /* block
 /* moves.c */
 int use_device(int dev); /* makes dev current on the pager thread, with its streams; 0, or -1 */
 int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64_t *hbuf);
-void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, int trace);
+void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, const char *what);
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
 void finish_moves_locked(int dev, struct move *m, size_t n); /* finish_locked, less the end of a round */

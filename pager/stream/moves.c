@@ -247,8 +247,8 @@ static void remap_run(void *arg, size_t k)
 
 /* Waits for the copies of m[0..n) (issue_copies returned rc; ev: the
  * events of those to wait for), then moves the program's addresses to the
- * other memory; trace: a "round" line. mu not held. */
-void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, int trace)
+ * other memory; traced as event `what` (common/trace.h). mu not held. */
+void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, const char *what)
 {
     double t0 = now_s();
     CUresult r = CUDA_SUCCESS;
@@ -289,8 +289,8 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
         j = e;
     }
     vp_pool_run(&sp.pool, job.nruns, remap_run, &job);
-    if (trace && vp_trace_on())
-        vp_trace("round", "\t%d\t%zu\t%llu\t%llu", dev, n, (unsigned long long)((t1 - t0) * 1e6),
+    if (vp_trace_on())
+        vp_trace(what, "\t%d\t%zu\t%llu\t%llu", dev, n, (unsigned long long)((t1 - t0) * 1e6),
                  (unsigned long long)((now_s() - t1) * 1e6));
 }
 
@@ -299,7 +299,7 @@ void make_moves(int dev, struct move *m, size_t n)
 {
     CUevent none[3] = {NULL, NULL, NULL};
     int rc = issue_copies(dev, m, n, none, NULL);
-    remap(dev, m, n, none, rc, NULL, 1);
+    remap(dev, m, n, none, rc, NULL, "round");
 }
 
 /* Ends the moves m[0..n). mu held. */

@@ -87,7 +87,7 @@ void round_flush_locked(struct round *r)
     size_t k = r->out_done ? r->nout : 0;
     CUevent ev[3] = {r->ev[0], k ? NULL : r->ev[1], k ? NULL : r->ev[2]};
     pthread_mutex_unlock(&sp.pt.mu);
-    remap(r->dev, r->m + k, r->n - k, ev, r->rc, r->hbuf ? r->hbuf + k * HSTRIDE : NULL, 1);
+    remap(r->dev, r->m + k, r->n - k, ev, r->rc, r->hbuf ? r->hbuf + k * HSTRIDE : NULL, "round");
     pthread_mutex_lock(&sp.pt.mu);
     finish_moves_locked(r->dev, r->m + k, r->n - k);
     sp.moving_any--;
@@ -105,7 +105,7 @@ static void round_flush_out_locked(struct round *r)
     if (!r->live || r->out_done || !r->nout) return;
     CUevent ev[3] = {NULL, r->ev[1], r->ev[2]};
     pthread_mutex_unlock(&sp.pt.mu);
-    remap(r->dev, r->m, r->nout, ev, r->rc, r->hbuf, 0);
+    remap(r->dev, r->m, r->nout, ev, r->rc, r->hbuf, "freed");
     pthread_mutex_lock(&sp.pt.mu);
     finish_moves_locked(r->dev, r->m, r->nout);
     r->out_done = 1;
