@@ -13,7 +13,10 @@
  *   move      one piece coming in (copy home -> slot, remap to the slot) or
  *             going out (hash or copy back, remap to home or to nothing).
  *   round     the moves of one plan: their copies are issued, then waited
- *             for and remapped while the next round's copies run.
+ *             for and remapped while the next round's copies run; its
+ *             out-moves end first, before the next plan
+ *             (VPAGE_STREAM_FREE_EARLY), its in-moves after that plan's
+ *             copies are issued.
  *   fence     an operation of the program holds the allocations it touches
  *             (pending while it is issued, then its event on the ring until
  *             the device has run it): their pieces do not move meanwhile.

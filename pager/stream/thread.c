@@ -1,6 +1,8 @@
 /* thread.c - the stream pager's thread: reclaims first, then a plan and a
  * round of moves at a time, the copies of one round running while the
- * previous round is remapped; it sleeps when a plan has nothing to do.
+ * previous round is remapped (its out-moves before the plan, so that it
+ * has their room; its in-moves after); it sleeps when a plan has nothing
+ * to do.
  */
 #define _GNU_SOURCE
 #include <string.h>
