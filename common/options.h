@@ -114,6 +114,11 @@ struct vp_cap {
       "before the next plan, without waiting for the round's copies in, so "    \
       "that the next round may use it; off: a round ends as one after its "     \
       "copies in")                                                              \
+    X(STREAM_MAP_EARLY, stream_map_early, BOOL, "off", "stream mode: a piece " \
+      "coming in to an unmapped address gets its slot mapped there while its "  \
+      "copy runs (the operations that need it still wait for the copy), so "    \
+      "that nothing is left to remap once the copy is done; off: mapped after " \
+      "the copy")                                                               \
     X(STREAM_AHEAD, stream_ahead, BOOL, "on", "stream mode: pieces come in "    \
       "ahead of use, in the order the loop seen so far predicts, and part of "  \
       "a loop larger than the budget stays pinned; off: demand paging, a "      \
@@ -163,6 +168,7 @@ struct vp_options {
     bool stream_hash;
     bool stream_lazy_map;
     bool stream_free_early;
+    bool stream_map_early;
     bool stream_ahead;
     bool stream_fit;
     int policy;       /* enum vp_policy_opt */

@@ -641,6 +641,24 @@ Test(stream, pieces_sent_out_free_their_room_before_the_next_plan)
                   (unsigned long long)waits, (unsigned long long)plans);
 }
 
+Test(stream, pieces_coming_in_are_mapped_while_their_copies_run)
+{
+    /* VPAGE_STREAM_MAP_EARLY: a piece coming in to an unmapped address has
+     * its slot mapped there when its copy is issued, so the remap after
+     * the copy has nothing to do for it; the launches that need it still
+     * wait for the copy, and read every byte right */
+    setenv("VPAGE_STREAM_MAP_EARLY", "on", 1);
+    struct cu c;
+    struct loop l;
+    uint64_t per_round = twice_the_cap(&c, &l, 1);
+    uint64_t early = paging_stat("mapped_early"), in = paging_stat("moves_in");
+    cr_assert_gt(per_round, 0, "twice the cap cannot stay resident");
+    cr_assert_gt(early * 2, in, "%llu of %llu pieces brought in were mapped while their copies ran",
+                 (unsigned long long)early, (unsigned long long)in);
+    cr_assert_leq(fake_peak(0), 64 * MiB);
+    loop_check_and_free(&l);
+}
+
 Test(stream, a_weight_two_kernels_use_in_a_row_is_streamed_not_taken_for_hot)
 {
     /* as in a decode step: each weight is read by two launches in a row

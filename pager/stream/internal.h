@@ -114,6 +114,7 @@ struct move {
     int failed;      /* remap */
     uint8_t hashing; /* its hash is being taken (partials at its index in the round's buffer) */
     uint8_t bare;    /* in: its address maps nothing now; out: it is left so */
+    uint8_t early;   /* in: its address was mapped to its slot while its copy ran (VPAGE_STREAM_MAP_EARLY) */
     uint8_t have_hash, copied;
     uint64_t h[2];
 };
@@ -145,6 +146,7 @@ struct move {
     X(unmap_ns, "nanoseconds the pager's threads spent unmapping and mapping pieces (summed)")  \
     X(unmap_calls, "unmap calls (neighbouring pieces moving together share one)")              \
     X(map_in_ns, "nanoseconds the pager's threads spent giving access to pieces in device memory (summed)") \
+    X(mapped_early, "pieces coming in whose address was mapped to their slot while their copy ran (VPAGE_STREAM_MAP_EARLY)") \
     X(map_out_ns, "nanoseconds the pager's threads spent giving access to pieces back in host memory (summed)") \
     X(dropped_ahead, "bytes of pieces brought in ahead of use that left unused")               \
     X(rounds, "rounds of moves")                                                              \
@@ -332,6 +334,7 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
 void finish_moves_locked(int dev, struct move *m, size_t n); /* finish_locked, less the end of a round */
+void map_ins_early(int dev, struct move *m, size_t n);      /* VPAGE_STREAM_MAP_EARLY (mu not held) */
 
 /* premade.c: host memory of pieces made ahead (mu not held) */
 void premade_want(int dev, uint64_t piece, uint64_t span); /* an allocation of span bytes in pieces of piece */

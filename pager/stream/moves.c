@@ -245,6 +245,34 @@ static void remap_run(void *arg, size_t k)
     }
 }
 
+/* Maps the addresses of the bare in-moves of m[0..n) (their copies
+ * issued) to their slots now, while the copies run: the pieces stay
+ * P_MOVING until the copies are waited for, so no operation vpage sees
+ * touches them before, and the remap after the copies has nothing left to
+ * do for them. A piece whose map fails is left to that remap. The device
+ * is current; mu not held. */
+void map_ins_early(int dev, struct move *m, size_t n)
+{
+    double t0 = now_s();
+    uint64_t k = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct move *v = &m[j];
+        v->early = 0;
+        if (v->out || !v->slot || !v->bare) continue;
+        CUdeviceptr va = move_va(v);
+        uint64_t len = piece_len(v->a, v->i);
+        if (vp_drv_map(va, len, v->slot->h) != CUDA_SUCCESS) continue;
+        if (vp_drv_allow(va, len, dev) != CUDA_SUCCESS) {
+            vp_drv_unmap(va, len);
+            continue;
+        }
+        v->early = 1;
+        k++;
+    }
+    count(&sp.ss[dev].mapped_early, k);
+    count(&sp.ss[dev].map_in_ns, (uint64_t)((now_s() - t0) * 1e9));
+}
+
 /* Waits for the copies of m[0..n) (issue_copies returned rc; ev: the
  * events of those to wait for), then moves the program's addresses to the
  * other memory; traced as event `what` (common/trace.h). mu not held. */
@@ -259,6 +287,10 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
         for (size_t j = 0; j < n; j++) {
             m[j].hashing = 0;
             if (m[j].out == 1) m[j].out = 2;
+            if (!m[j].out && m[j].early) { /* back to mapping nothing, as it came */
+                vp_drv_unmap(move_va(&m[j]), piece_len(m[j].a, m[j].i));
+                m[j].early = 0;
+            }
             if (!m[j].out && m[j].slot) unslot(dev, &m[j]);
         }
     }
@@ -275,11 +307,11 @@ void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint6
     struct remap_job job = {dev, m, runs, 0};
     for (size_t j = 0; j < n;) {
         size_t e = j + 1;
-        if (m[j].out == 2 || (!m[j].out && !m[j].slot)) {
+        if (m[j].out == 2 || (!m[j].out && (!m[j].slot || m[j].early))) { /* nothing to remap */
             j = e;
             continue;
         }
-        while (e < n && m[e].out == m[j].out && m[e].bare == m[j].bare && (m[e].out || m[e].slot) &&
+        while (e < n && m[e].out == m[j].out && m[e].bare == m[j].bare && (m[e].out || m[e].slot) && !m[e].early &&
                m[e].a->arena == m[j].a->arena &&
                move_va(&m[e]) == move_va(&m[e - 1]) + piece_len(m[e - 1].a, m[e - 1].i))
             e++;

@@ -158,6 +158,7 @@ static void issue_round_locked(struct round *r, int slot)
     r->hbuf = use_device(d) == 0 ? hash_buffer(slot) : NULL;
     out_first(r);
     r->rc = issue_copies(d, r->m, r->n, r->ev, r->hbuf);
+    if (r->rc == 0 && vp_opt.stream_map_early) map_ins_early(d, r->m + r->nout, r->n - r->nout);
     pthread_mutex_lock(&sp.pt.mu);
     r->live = 1;
 }
