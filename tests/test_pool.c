@@ -63,7 +63,8 @@ Test(pool, every_item_runs_once_and_the_run_is_over_when_it_returns)
     cr_assert_eq(atomic_load(&entered), 3, "each of the 3 helpers called enter once");
 }
 
-/* Items that wait (up to 2 s) until two threads have taken one. */
+/* Items that wait (up to 10 s: a loaded machine may start a helper late)
+ * until two threads have taken one. */
 struct meet {
     atomic_int threads;
     pthread_t first;
@@ -81,7 +82,7 @@ static void meet_item(void *ctx, size_t i)
     } else if (!pthread_equal(m->first, pthread_self())) {
         atomic_store(&m->threads, 2);
     }
-    for (int k = 0; k < 2000 && atomic_load(&m->threads) < 2; k++) sleep_us(1000);
+    for (int k = 0; k < 10000 && atomic_load(&m->threads) < 2; k++) sleep_us(1000);
 }
 
 Test(pool, the_helpers_take_part)
