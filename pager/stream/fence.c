@@ -253,7 +253,7 @@ static int gather_locked(const struct vp_op *o, uint64_t t)
     for (size_t j = 0; j < o->n; j++) {
         struct salloc *a = find_locked(o->ptrs[j]);
         if (!a || a->gone) continue;
-        if (a != prev) op.used += a->span; /* a set is sorted: an allocation's addresses are neighbours */
+        if (o->graph && a != prev) op.used += a->span; /* a set is sorted: an allocation's addresses are neighbours */
         prev = a;
         int seen = 0;
         for (int i = 0; i < op.n; i++) seen |= op.a[i] == a;

@@ -333,7 +333,7 @@ int issue_copies(int dev, struct move *m, size_t n, CUevent ev[3], uint64_t *hbu
 void remap(int dev, struct move *m, size_t n, CUevent ev[3], int rc, const uint64_t *hbuf, const char *what);
 void make_moves(int dev, struct move *m, size_t n);
 void finish_locked(int dev, struct move *m, size_t n);
-void finish_moves_locked(int dev, struct move *m, size_t n); /* finish_locked, less the end of a round */
+void finish_moves_locked(int dev, struct move *m, size_t n); /* finish_locked, less the end of the round */
 void map_ins_early(int dev, struct move *m, size_t n);      /* VPAGE_STREAM_MAP_EARLY (mu not held) */
 
 /* premade.c: host memory of pieces made ahead (mu not held) */

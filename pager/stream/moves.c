@@ -334,11 +334,12 @@ void make_moves(int dev, struct move *m, size_t n)
     remap(dev, m, n, none, rc, NULL, "round");
 }
 
-/* Ends the moves m[0..n). mu held. */
+/* Ends the moves m[0..n) and their round (issued with at least one move;
+ * its out-moves may have ended ahead, leaving n 0). mu held. */
 void finish_locked(int dev, struct move *m, size_t n)
 {
     finish_moves_locked(dev, m, n);
-    if (n) sp.moving_any--;
+    sp.moving_any--;
     count(&sp.ss[dev].rounds, 1);
 }
 

@@ -91,9 +91,7 @@ void round_flush_locked(struct round *r)
     pthread_mutex_unlock(&sp.pt.mu);
     remap(r->dev, r->m + k, r->n - k, ev, r->rc, r->hbuf ? r->hbuf + k * HSTRIDE : NULL, "round");
     pthread_mutex_lock(&sp.pt.mu);
-    finish_moves_locked(r->dev, r->m + k, r->n - k);
-    sp.moving_any--;
-    count(&sp.ss[r->dev].rounds, 1);
+    finish_locked(r->dev, r->m + k, r->n - k);
     r->live = 0;
     stream_check_locked("a round");
 }
