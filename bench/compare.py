@@ -9,6 +9,9 @@ For each workload, one process per row (bench/run_wan.py or bench/run_llm.py):
   off, demand, stream
                 the preload at each cap, in each paging mode (off: the cap is a wall)
   stream-demand stream mode without lookahead (VPAGE_STREAM_AHEAD=off): demand paging
+  stream-table  stream mode replaying the page table the stream row saved at
+                the same cap (VPAGE_TABLE: the stream row is a program's first
+                run, recording; this is its next run, every step planned)
   stream-placed stream mode, new allocations placed on the device (VPAGE_STREAM_PLACE=device)
   stream-async  stream mode under PyTorch's stream-ordered allocator
                 (PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync: pager/apool.h)
@@ -38,6 +41,7 @@ import datetime
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,15 +97,16 @@ def h2d_bytes_per_s():
                                 timeout=120).stdout.split()[-1])
 
 
-def spec(row, cap, lib, paged_limit):
-    """(environment, preload, offload) of a row."""
+def spec(row, cap, lib, paged_limit, table=None):
+    """(environment, preload, offload) of a row; table: the page table's file of the stream and stream-table rows
+    at this cap (None: the stream row records none)."""
     if row == "resident":
         return {}, None, "none"
     if row == "vpage":
         return {"VPAGE_CAP": "none"}, lib, "none"
     if row == "off":
         return {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": "off"}, lib, "none"
-    if row in ("demand", "stream", "stream-placed", "stream-demand", "stream-async"):
+    if row in ("demand", "stream", "stream-table", "stream-placed", "stream-demand", "stream-async"):
         env = {"VPAGE_CAP": f"{int(cap * 1024)}M", "VPAGE_PAGING": row.split("-")[0],
                "VPAGE_PAGED_LIMIT": str(paged_limit)}
         if row == "stream-placed":
@@ -110,6 +115,8 @@ def spec(row, cap, lib, paged_limit):
             env["VPAGE_STREAM_AHEAD"] = "off"
         if row == "stream-async":
             env["PYTORCH_CUDA_ALLOC_CONF"] = "backend:cudaMallocAsync"
+        if row in ("stream", "stream-table") and table:
+            env["VPAGE_TABLE"] = table
         return env, lib, "none"
     return {}, None, row  # group, sequential: the peers, without the preload
 
@@ -163,8 +170,16 @@ def drop_cached(folder):
                 os.close(fd)
 
 
-def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None, files=None):
-    env_extra, preload, offload = spec(row, cap, lib, paged_limit)
+def table_file(tables, name, row, cap, rows):
+    """The page table's file of a stream or stream-table row (--tables DIR), or None: only where the call runs
+    the stream-table row, whose table the stream row at that cap records."""
+    if row not in ("stream", "stream-table") or "stream-table" not in rows:
+        return None
+    return os.path.join(tables, f"{name}-{cap:g}G.table")
+
+
+def run_row(w, name, row, cap, lib, paged_limit, timeout, trace_dir=None, files=None, table=None):
+    env_extra, preload, offload = spec(row, cap, lib, paged_limit, table)
     trace = trace_file(trace_dir, name, row, cap)
     env = row_env(os.environ, env_extra, preload, trace)
     fd, out = tempfile.mkstemp(suffix=".json")
@@ -225,6 +240,9 @@ def main():
     ap.add_argument("--timeout", type=int, default=420, help="seconds per row")
     ap.add_argument("--files", metavar="DIR", default=os.path.join(tempfile.gettempdir(), "vpage-checkpoints"),
                     help="where workloads loaded from files keep their checkpoints (one folder each)")
+    ap.add_argument("--tables", metavar="DIR", default=os.path.join(tempfile.gettempdir(), "vpage-tables"),
+                    help="where the stream rows write the page tables the stream-table rows replay (a copy of each "
+                         "goes next to the results: <date>-<GPU>-WORKLOAD-CAPG.table)")
     ap.add_argument("--trace", metavar="DIR", help="each vpage row writes its trace (VPAGE_TRACE) here, gzipped: "
                                                   "WORKLOAD-ROW-CAP.trace.gz, for scripts/vpage-trace")
     a = ap.parse_args()
@@ -237,6 +255,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     if a.trace:
         os.makedirs(a.trace, exist_ok=True)
+    os.makedirs(a.tables, exist_ok=True)
     if os.environ.get("BENCH_DEVICE", "cuda") == "cuda":
         import torch  # only for the GPU's name and free memory
         gpu = torch.cuda.get_device_name(0)
@@ -277,7 +296,16 @@ def main():
                 continue
             caps = chosen_caps or w["caps_gib"]
             for cap in (caps if row in compare_lib.CAPPED else [None]):
-                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace, files))
+                table = table_file(a.tables, name, row, cap, rows)
+                if row == "stream" and table and os.path.exists(table):
+                    os.unlink(table)  # the stream row is a first run: it learns online and records
+                if row == "stream-table" and not os.path.exists(table):
+                    doc["rows"].append({"workload": name, "row": row, "cap_gib": cap, "status": "skipped",
+                                        "why": "no page table: the stream row at this cap saved none"})
+                    continue
+                doc["rows"].append(run_row(w, name, row, cap, lib, paged_limit, a.timeout, a.trace, files, table))
+                if row == "stream" and table and os.path.exists(table):
+                    shutil.copyfile(table, f"{stem}-{name}-{cap:g}G.table")
                 save()
     final = save()
     with open(stem + ".svg", "w") as fh:

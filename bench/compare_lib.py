@@ -30,9 +30,10 @@ import json
 import math
 import sys
 
-ROWS = ("resident", "vpage", "off", "demand", "stream-demand", "stream", "stream-placed", "stream-async", "group",
-        "sequential")
-CAPPED = ("off", "demand", "stream-demand", "stream", "stream-placed", "stream-async")  # rows measured at each cap
+ROWS = ("resident", "vpage", "off", "demand", "stream-demand", "stream", "stream-table", "stream-placed", "stream-async",
+        "group", "sequential")
+# rows measured at each cap
+CAPPED = ("off", "demand", "stream-demand", "stream", "stream-table", "stream-placed", "stream-async")
 LABEL = {
     "resident": "resident, no preload (upper bound)",
     "vpage": "vpage, no cap (its overhead)",
@@ -40,6 +41,7 @@ LABEL = {
     "demand": "vpage at the cap, VPAGE_PAGING=demand",
     "stream-demand": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_AHEAD=off (demand paging)",
     "stream": "vpage at the cap, VPAGE_PAGING=stream",
+    "stream-table": "vpage at the cap, VPAGE_PAGING=stream, the page table the stream row saved (VPAGE_TABLE)",
     "stream-placed": "vpage at the cap, VPAGE_PAGING=stream, VPAGE_STREAM_PLACE=device",
     "stream-async": "vpage at the cap, VPAGE_PAGING=stream, PyTorch's backend:cudaMallocAsync",
     "group": "diffusers group offloading (block_level, use_stream, record_stream)",
@@ -106,6 +108,11 @@ def _time(r, unit):
     return f"{r['time_s']:.3f} s"
 
 
+def every_step(r):
+    """A row's steps in the order they ran (the first is what a user waits for), or ""."""
+    return ", ".join(f"{t:.3f}" for t in r.get("step_s") or [])
+
+
 def _mib(v):
     return "" if v is None else f"{v / 1024:.1f} GiB"
 
@@ -119,8 +126,9 @@ def table(doc):
         if w.get("note"):
             parts.append(f"{w['note']}\n")
         moved = any(r.get("moved_per_unit") for r in doc["rows"] if r["workload"] == name)
+        steps = w["unit"] == "step" and any(r.get("step_s") for r in doc["rows"] if r["workload"] == name)
         files = bool(w.get("files"))
-        extra = ([f"moved a {w['unit']} (in / back)"] if moved else []) + \
+        extra = (["every step (s)"] if steps else []) + ([f"moved a {w['unit']} (in / back)"] if moved else []) + \
                 (["load", "host memory with page cache"] if files else [])
         head = ["mode", f"time per {w['unit']}", "x resident", "x bound", "device peak", "host memory taken",
                 "host RSS peak", "same output"] + extra
@@ -139,7 +147,8 @@ def table(doc):
                 continue
             same = {True: "yes", False: "NO"}.get(r.get("identical"), "")
             m = r.get("moved_per_unit")
-            cells = ([f"{m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB" if m else ""] if moved else []) + \
+            cells = ([every_step(r)] if steps else []) + \
+                    ([f"{m[0] / 1e9:.1f} / {m[1] / 1e9:.1f} GB" if m else ""] if moved else []) + \
                     ([f"{r['load_s']:.1f} s" if r.get("load_s") is not None else "",
                       _mib(r.get("host_filled_mib"))] if files else [])
             parts.append(f"| {label(r)} | {_time(r, w['unit'])} | {_ratio(r, 'ratio_resident')} | "
@@ -180,7 +189,7 @@ def svg(doc, width=1000):
             else:
                 v = r["ratio_resident"]
                 color = {"bound": "#999", "resident": "#2a6", "demand": "#c60", "stream": "#c60",
-                         "stream-placed": "#c60", "stream-demand": "#c60", "stream-async": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
+                         "stream-table": "#c60", "stream-placed": "#c60", "stream-demand": "#c60", "stream-async": "#c60", "vpage": "#c60"}.get(r["row"], "#36c")
                 lines.append(f'<rect x="{left}" y="{y}" width="{max(1.0, x_of(v) - left):.1f}" height="{bar_h}" '
                              f'fill="{color}"/>')
                 lines.append(f'<text x="{x_of(v) + 4:.1f}" y="{y + 12}">{v:.2f}x</text>')

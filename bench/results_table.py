@@ -6,7 +6,9 @@
 README.md gets one table, between <!-- results:begin --> and
 <!-- results:end -->: per workload and machine, the newest main comparison
 (bench/compare.py's <date>-<GPU>.json) as time per step and ratios for the
-resident run, vpage's stream mode at each cap and the peers.
+resident run, vpage's stream mode at each cap (a first run, and the next
+one with the page table the first saved, with their first steps) and the
+peers.
 bench/results/README.md gets the full tables of the newest bench/compare.py
 files, one per machine, with their charts (<!-- compare:... -->) and the
 table of the other measurements (<!-- measurements:... -->). --check exits 1
@@ -136,11 +138,14 @@ SUMMARY_ROWS = (("resident", "resident"), ("group", "diffusers group offloading"
 
 def _cell(r, unit):
     t = f"{r['time_s']:.3f} s" if unit == "step" else f"{r['time_s'] * 1000:.0f} ms"
+    paged = r["row"] in ("stream", "stream-table")
+    first = f", step 1 {r['step_s'][0]:.2f} s" if (paged or r["row"] == "resident") and unit == "step" and \
+        r.get("step_s") else ""
     if r["row"] == "resident":
-        return t
+        return f"{t} ({first[2:]})" if first else t
     same = "" if r.get("identical") is not False else ", output differs"
-    bound = f", {r['ratio_bound']:.2f}x bound" if "ratio_bound" in r and r["row"] == "stream" else ""
-    return f"{t} ({r['ratio_resident']:.2f}x{bound}{same})" if "ratio_resident" in r else t
+    bound = f", {r['ratio_bound']:.2f}x bound" if "ratio_bound" in r and paged else ""
+    return f"{t} ({r['ratio_resident']:.2f}x{bound}{first}{same})" if "ratio_resident" in r else t
 
 
 REFERENCE_GPU = "H100"  # the machine the targets are set on
@@ -154,8 +159,11 @@ def summary():
     docs = [x for x in docs if REFERENCE_GPU in x[1]["gpu"]] or docs[:1]
     if not docs:
         return "No comparison has been measured yet (bench/compare.py)."
-    caps = sorted({r["cap_gib"] for _, d in docs for r in d["rows"] if r["row"] == "stream" and r["status"] == "ok"})
+    def caps_of(row):
+        return sorted({r["cap_gib"] for _, d in docs for r in d["rows"] if r["row"] == row and r["status"] == "ok"})
+    caps, table_caps = caps_of("stream"), caps_of("stream-table")
     head = ["workload (time per step or token)", "GPU", "resident"] + [f"vpage stream, cap {c:g} GiB" for c in caps]
+    head += [f"vpage stream, saved table, cap {c:g} GiB" for c in table_caps]
     head += [label for row, label in SUMMARY_ROWS[1:]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for f, d in docs:
@@ -165,6 +173,7 @@ def summary():
             cells = [w["title"], f"{d['gpu']} ({d['date']})"]
             cells.append(_cell(get("resident"), w["unit"]) if get("resident") else "")
             cells += [_cell(get("stream", c), w["unit"]) if get("stream", c) else "" for c in caps]
+            cells += [_cell(get("stream-table", c), w["unit"]) if get("stream-table", c) else "" for c in table_caps]
             cells += [_cell(get(row), w["unit"]) if get(row) else "" for row, _ in SUMMARY_ROWS[1:]]
             lines.append("| " + " | ".join(cells) + " |")
     files = ", ".join(f"`bench/results/{os.path.basename(f)}`" for f, _ in docs)

@@ -295,6 +295,47 @@ def each_vpage_row_runs_with_its_own_environment():
 
 
 @test
+def the_stream_table_row_replays_the_table_the_stream_row_at_its_cap_saved():
+    import compare
+    rows = ["resident", "stream", "stream-table"]
+    t8 = compare.table_file("/t", "wan-14B", "stream", 8, rows)
+    assert t8 == "/t/wan-14B-8G.table" and compare.table_file("/t", "wan-14B", "stream-table", 8, rows) == t8
+    assert compare.table_file("/t", "wan-14B", "stream-table", 16, rows) == "/t/wan-14B-16G.table"
+    assert compare.table_file("/t", "wan-14B", "stream", 8, ["stream"]) is None, "no stream-table row: no table"
+    assert compare.table_file("/t", "wan-14B", "demand", 8, rows) is None
+    env, lib, offload = compare.spec("stream-table", 8, "/lib.so", 123, t8)
+    assert env == {"VPAGE_CAP": "8192M", "VPAGE_PAGING": "stream", "VPAGE_PAGED_LIMIT": "123",
+                   "VPAGE_TABLE": t8}, env
+    assert (lib, offload) == ("/lib.so", "none")
+    assert compare.spec("stream", 8, "/lib.so", 123, t8)[0]["VPAGE_TABLE"] == t8
+    assert "VPAGE_TABLE" not in compare.spec("stream", 8, "/lib.so", 123)[0]
+    assert "VPAGE_TABLE" not in compare.spec("stream-placed", 8, "/lib.so", 123, t8)[0]
+    assert compare_lib.ROWS.index("stream-table") == compare_lib.ROWS.index("stream") + 1, "it runs after stream"
+    assert "stream-table" in compare_lib.CAPPED
+
+
+@test
+def every_step_is_in_the_table_and_the_summary_gives_first_steps_and_the_saved_tables_column():
+    import results_table
+    doc = {"kind": "compare", "date": "2026-12-07", "gpu": "G", "rows": [],
+           "workloads": {"w": {"title": "W", "unit": "step", "caps_gib": [8], "h2d_bytes_per_s": 1e10}}}
+    mk = lambda row, t, steps, cap=None: {"workload": "w", "row": row, "cap_gib": cap, "status": "ok", "time_s": t,
+                                           "checksum": "c", "weight_bytes": 20 << 30, "peak_allocated": 21 << 30,
+                                           "step_s": steps, "device_peak_mib": 1024}
+    doc["rows"] = [mk("resident", 1.0, [2.0, 1.0, 1.0]), mk("stream", 3.0, [9.0, 4.0, 3.0], 8),
+                   mk("stream-table", 2.5, [4.5, 2.5, 2.5], 8)]
+    done = compare_lib.finish(doc)
+    text = compare_lib.table(done)
+    assert "every step (s)" in text and "| 9.000, 4.000, 3.000 |" in text and "4.500, 2.500, 2.500" in text, text
+    assert "the page table the stream row saved" in text, text
+    get = lambda row: next(r for r in done["rows"] if r["row"] == row)
+    assert results_table._cell(get("resident"), "step") == "1.000 s (step 1 2.00 s)"
+    cell = results_table._cell(get("stream-table"), "step")
+    assert cell.startswith("2.500 s (2.50x, ") and "x bound, step 1 4.50 s)" in cell, cell
+    assert "step 1" not in results_table._cell(dict(get("stream"), step_s=None), "step")
+
+
+@test
 def with_trace_only_vpage_rows_write_a_trace_and_nothing_of_vpage_leaks_from_outside():
     import compare
     base = {"PATH": "/bin", "VPAGE_CAP": "1G", "VPAGE_TRACE": "/elsewhere", "LD_PRELOAD": "/other.so"}
