@@ -154,8 +154,23 @@ static int table_allocs(struct vp_table *t, uint64_t start, size_t p, long *allo
     return 0;
 }
 
+/* Whether span j of launch r is one its twin a step before has too (on
+ * the same allocation: a tensor a caching allocator moved within it
+ * counts): a span the twin lacks is a stale word of the launch's
+ * parameters (what a struct's unused tail held: another address each
+ * step) or a buffer made anew, and is not the step's. A twin of another
+ * kernel, or none, keeps every span. */
+static int twin_has(const struct rec *r, const struct rec *twin, uint8_t j)
+{
+    if (!twin || twin->kid != r->kid) return 1;
+    for (uint8_t k = 0; k < twin->n; k++)
+        if (twin->s[k].alloc == r->s[j].alloc) return 1;
+    return 0;
+}
+
 /* The step's last p launches (the oldest of them at ring index start) into
- * t. Returns 0, or -1 when out of memory. */
+ * t, each with the spans its twin a step before has too (twin_has).
+ * Returns 0, or -1 when out of memory. */
 static int make_table(struct vp_table *t, uint64_t start, size_t p)
 {
     long *alloc_at = malloc((nallocs + 1) * sizeof *alloc_at);
@@ -169,15 +184,19 @@ static int make_table(struct vp_table *t, uint64_t start, size_t p)
              table_allocs(t, start, p, alloc_at) == 0;
     for (size_t i = 0; ok && i < p; i++) {
         const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
+        const struct rec *twin = start >= p ? &ring[(start + i - p) % VP_RECORD_OPS] : NULL;
         /* a time CUPTI did not give (yet): the launch's a step before */
-        uint64_t dur = r->dur_ns ? r->dur_ns : start >= p ? ring[(start + i - p) % VP_RECORD_OPS].dur_ns : 0;
+        uint64_t dur = r->dur_ns ? r->dur_ns : twin ? twin->dur_ns : 0;
         struct vp_table_op *o = &t->ops[t->nops++];
         *o = (struct vp_table_op){(uint32_t)index_of(names, &t->nkernels, p, r->kernel), dur, (uint32_t)t->nspans,
-                                  r->n};
+                                  0};
         if (r->other > t->other) t->other = r->other;
-        for (uint8_t j = 0; j < r->n; j++)
+        for (uint8_t j = 0; j < r->n; j++) {
+            if (!twin_has(r, twin, j)) continue;
             t->spans[t->nspans++] =
                 (struct vp_table_span){(uint32_t)alloc_at[r->s[j].alloc], r->s[j].first, r->s[j].last, 0};
+            o->nspans++;
+        }
     }
     t->kernel = ok ? calloc(t->nkernels + 1, sizeof *t->kernel) : NULL;
     if (t->kernel) {

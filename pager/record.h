@@ -27,7 +27,11 @@
  *   next (a caching allocator hands a tensor another block; a buffer is
  *   made anew each step, as a KV cache grown by a token): then the step is
  *   found by kernels alone, may start at another launch of the loop, and
- *   the table keeps the last step's pieces. Of the periods of the kernels,
+ *   the table keeps the last step's pieces. Each launch keeps only the
+ *   spans on allocations its twin a step before touched too: a span the
+ *   twin lacks is a stale word of the kernel's parameters (what a struct's
+ *   unused tail held, as PyTorch's TensorIterator and cat kernels carry:
+ *   another address each step) or a buffer made anew, not the step's. Of the periods of the kernels,
  *   the step is the one whose launches are most often the launch a step
  *   before, counting only the allocations made before the three steps
  *   seen; more than half must be (else one kernel run on ever other

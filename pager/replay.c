@@ -35,7 +35,8 @@ static struct {
     uint32_t *by;               /* the pieces in pin order (policy/replay.h), nby of them */
     size_t nby, npinned;        /* the first npinned of them are pinned */
     uint32_t *place;            /* per piece its place in that order, from 1 (0: untouched) */
-    uint8_t *off;               /* per piece: a launch touched it where the table does not (ranked online) */
+    uint8_t *off;               /* per piece: launches touch it where the table does not (ranked online) */
+    uint64_t *off_seen;         /* per piece: the last launch that touched it where the table does not (0: none) */
     uint8_t *streams;           /* per launch: it touches a piece that streams */
     uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
     struct idpos *by_id;        /* the launches by identity, then position */
@@ -50,7 +51,7 @@ static struct {
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
     int synced;                 /* a launch was found by its identity: the laps are counted from it */
-    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, gave_up;
+    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, off_once, gave_up;
 } rp = {.dev = -1, .expect = UINT64_MAX};
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -102,13 +103,14 @@ static int index_table(void)
     rp.by = malloc((np ? np : 1) * sizeof *rp.by);
     rp.place = calloc(np ? np : 1, sizeof *rp.place);
     rp.off = calloc(np ? np : 1, 1);
+    rp.off_seen = calloc(np ? np : 1, sizeof *rp.off_seen);
     rp.streams = calloc(no, 1);
     rp.op_id = malloc(no * sizeof *rp.op_id);
     rp.op_kid = malloc(no * sizeof *rp.op_kid);
     rp.by_id = malloc(no * sizeof *rp.by_id);
     rp.by_kid = malloc(no * sizeof *rp.by_kid);
     rp.alloc_of = calloc(rp.norders ? rp.norders : 1, sizeof *rp.alloc_of);
-    if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.off || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
+    if (!rp.ustart || !rp.uses || !rp.by || !rp.place || !rp.off || !rp.off_seen || !rp.streams || !rp.op_id || !rp.op_kid || !rp.by_id ||
         !rp.by_kid || !rp.alloc_of)
         return -1;
     vp_replay_index(&rp.f.s, rp.ustart, rp.uses);
@@ -129,6 +131,7 @@ static void drop(void)
     free(rp.by);
     free(rp.place);
     free(rp.off);
+    free(rp.off_seen);
     free(rp.streams);
     free(rp.op_id);
     free(rp.op_kid);
@@ -137,6 +140,7 @@ static void drop(void)
     free(rp.alloc_of);
     rp.ustart = rp.uses = rp.by = rp.place = rp.alloc_of = NULL;
     rp.streams = rp.off = NULL;
+    rp.off_seen = NULL;
     rp.op_id = rp.op_kid = NULL;
     rp.by_id = rp.by_kid = NULL;
 }
@@ -239,7 +243,9 @@ static int op_touches(uint32_t at, uint64_t x)
 /* A launch taken for launch at of the step on other pieces: the pieces it
  * touches that the step's launch does not are used otherwise than the
  * table says (a caching allocator put another tensor there in this run):
- * from now on they rank online. */
+ * from the second such launch on a piece within a step, that piece ranks
+ * online (vp_replay_off_again: one alone may be a stale word in the
+ * kernel's parameters). */
 static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
@@ -249,6 +255,11 @@ static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
         for (uint64_t k = s[j].first; k <= s[j].last && k < np; k++) {
             uint64_t x = rp.f.base[a] + k;
             if (rp.off[x] || op_touches(at, x)) continue;
+            if (!vp_replay_off_again(rp.off_seen[x], rp.launches, rp.t.nops)) {
+                rp.off_once += rp.off_seen[x] != rp.launches;
+                rp.off_seen[x] = rp.launches;
+                continue;
+            }
             rp.off[x] = 1;
             rp.off_pieces++;
         }
@@ -425,6 +436,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_window_timed", (uint64_t)rp.timed);
     vp_report_field(json, emit, ctx, "replay_repins", rp.repins);
     vp_report_field(json, emit, ctx, "replay_off_pieces", rp.off_pieces);
+    vp_report_field(json, emit, ctx, "replay_off_once", rp.off_once);
     vp_report_field(json, emit, ctx, "replay_gave_up", rp.gave_up);
 }
 

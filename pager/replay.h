@@ -18,9 +18,13 @@
  *   launch found elsewhere in the step moves the cursor there; a launch of
  *   the expected kernel on other pieces (a caching allocator's other
  *   block) moves it on, and the pieces it touches that the step's launch
- *   does not are used otherwise than the table says: they rank online
- *   from then on (a small tensor put in the tail of a weight's block in
- *   this run would be taken for the weight, used once a step). Any other
+ *   does not are used otherwise than the table says: each such piece
+ *   ranks online from the second such launch on it within a step's
+ *   launches (a small tensor put in the tail of a weight's block in this
+ *   run would be taken for the weight, used once a step), while one such
+ *   launch alone (a stale word in the kernel's parameters, another
+ *   address each step) leaves it to the table (policy/replay.h,
+ *   vp_replay_off_again; replay_off_once counts them). Any other
  *   launch of a kernel the step runs (a buffer made anew each step, or
  *   the cursor out of step) moves the cursor to the nearest launch of
  *   that kernel from the cursor on that shares one of its pieces (a

@@ -39,6 +39,11 @@ uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t
     return v ? v : 1;
 }
 
+int vp_replay_off_again(uint64_t seen, uint64_t now, uint64_t nops)
+{
+    return seen && now > seen && now - seen <= nops;
+}
+
 /* The most bytes one op of s touches. */
 static uint64_t most_touched(const struct vp_step *s)
 {

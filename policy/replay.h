@@ -49,6 +49,16 @@ uint32_t vp_replay_next(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t a
  * n > 0). */
 uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t gap);
 
+/* Whether a piece of the step that a launch touched where the table does
+ * not say ranks online from now on (the pager's replay, pager/replay.h).
+ * now: that launch's number among the run's; seen: the number of the last
+ * such launch on the piece (0: none). Yes when it is the second such
+ * launch within one step's nops launches (a tensor this run put where the
+ * table has another, used every step or more often); one launch alone
+ * (a stale word in a kernel's parameters, as a struct's unused tail
+ * holds: another piece each step) leaves the piece to the table. */
+int vp_replay_off_again(uint64_t seen, uint64_t now, uint64_t nops);
+
 /* The window, the bytes of budget left to what streams: want
  * (VPAGE_STREAM_WINDOW) when not 0; else twice the most bytes one op of
  * the step touches (the pieces of the op that runs and of the next one

@@ -26,7 +26,11 @@
  * kernel the step never runs, "rwi", on each weight's second word,
  * bringing every weight's first piece in k times; REPLAY_LOOP_INIT_RW=1
  * runs them with the step's kernel rw instead (on pieces no launch of the
- * step has together). */
+ * step has together). REPLAY_LOOP_GARBAGE=k gives the launches on the
+ * even weights i the kernel "rwg" instead, with a third word it never
+ * reads (as a kernel's struct parameter carries stale stack words): an
+ * address in weight (i + 1 + k * step) % 12, another weight each step when
+ * k is not 0 (the table's step then has other ones than the run's). */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -50,7 +54,7 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
-    CUfunction rwv, rwt, rwi;
+    CUfunction rwv, rwt, rwi, rwg;
     CUdeviceptr w[WEIGHTS], act, small, none = 0;
     const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
@@ -62,11 +66,14 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2,rwi:2"));
+    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2,rwi:2,rwg:3"));
     CHECK(cuModuleGetFunction(&rw, m, "rw"));
     CHECK(cuModuleGetFunction(&rwv, m, "rwv"));
     CHECK(cuModuleGetFunction(&rwt, m, "rwt"));
     CHECK(cuModuleGetFunction(&rwi, m, "rwi"));
+    CHECK(cuModuleGetFunction(&rwg, m, "rwg"));
+    const char *garbage = getenv("REPLAY_LOOP_GARBAGE");
+    const int gk = garbage ? atoi(garbage) : 0;
     CHECK(cuMemAlloc(&act, 2 << 20));
     CHECK(cuMemsetD8(act, 0, 2 << 20));
     for (int i = 0; i < WEIGHTS; i++) {
@@ -91,8 +98,9 @@ int main(void)
         }
         for (int k = 0; k < WEIGHTS; k++) {
             int i = k * stride % WEIGHTS + k * stride / WEIGHTS;
-            void *args[2] = {&buf, &w[i]}, *args1[2] = {&small, &none};
-            CHECK(cuLaunchKernel(rw, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+            CUdeviceptr stale = w[(i + 1 + gk * (int)step) % WEIGHTS] + 16;
+            void *args[3] = {&buf, &w[i], &stale}, *args1[2] = {&small, &none};
+            CHECK(cuLaunchKernel(garbage && i % 2 == 0 ? rwg : rw, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
             nanosleep(&kernel, NULL);
             CHECK(cuLaunchKernel(variant ? rwv : rw, 1, 1, 1, 32, 1, 1, 0, NULL, args1, NULL));
             nanosleep(&kernel, NULL);

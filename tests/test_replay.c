@@ -54,6 +54,15 @@ Test(replay, the_next_use_is_counted_around_the_loop)
     cr_assert_eq(vp_replay_next(u, 0, 10, 3), VP_REPLAY_NEVER);
 }
 
+Test(replay, a_piece_is_used_otherwise_than_the_table_says_from_its_second_such_launch_within_a_step)
+{
+    cr_assert(!vp_replay_off_again(0, 7, 100), "the first such launch: perhaps a stale word");
+    cr_assert(vp_replay_off_again(7, 9, 100), "again two launches later: a tensor of this run");
+    cr_assert(vp_replay_off_again(7, 107, 100), "again a step later, at the same launch");
+    cr_assert(!vp_replay_off_again(7, 108, 100), "more than a step later: another stale word");
+    cr_assert(!vp_replay_off_again(7, 7, 100), "two words of one launch are one launch");
+}
+
 Test(replay, uses_close_together_are_one_visit)
 {
     uint32_t u[5] = {0, 2, 40, 41, 90};

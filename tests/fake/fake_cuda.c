@@ -1022,12 +1022,16 @@ static CUresult launch(CUfunction f)
     return CUDA_SUCCESS;
 }
 /* Kernels named rw* run at launch: each parameter is a pointer to a
- * 64-bit counter, incremented in place (a fault if it is not mapped). */
+ * 64-bit counter, incremented in place (a fault if it is not mapped);
+ * those named rwg* leave their last parameter unread (a word a struct's
+ * unused tail holds: whatever was on the stack, an old pointer as often
+ * as not). */
 static void run_rw(CUfunction f, void **p)
 {
     struct fkernel *k = (struct fkernel *)f;
     if (!k || !p || strncmp(k->name, "rw", 2)) return;
-    for (int i = 0; i < k->nparams; i++) {
+    int n = strncmp(k->name, "rwg", 3) ? k->nparams : k->nparams - 1;
+    for (int i = 0; i < n; i++) {
         uint64_t ptr = *(uint64_t *)p[i];
         if (ptr) {
             (*(volatile uint64_t *)(uintptr_t)ptr)++;
