@@ -232,6 +232,33 @@ def a_use_issued_while_the_piece_was_on_its_way_counts_even_when_its_line_comes_
     assert s0["ahead_unused"] == 2 * MiB, "only the second came in ahead and left unused: " + repr(s0)
 
 
+# three steps of three launches; the first step's second launch comes 1 ms
+# late, 0.3 ms of it waiting for a piece
+LAG = "\n".join([
+    "0\talloc\t0\t0xa00000\t2097152\t1\t2097152",
+    "100\top\t0\t1\tstep_kernel\t0\t0xa00000",
+    "1200\top\t0\t2\tgemm\t300\t0xa00000",
+    "1300\top\t0\t3\tgemm\t0\t0xa00000",
+    "1350\top\t0\t0\tcopy\t900\t0xa00000",
+    "2000\top\t0\t4\tstep_kernel\t0\t0xa00000",
+    "2100\top\t0\t5\tgemm\t0\t0xa00000",
+    "2200\top\t0\t6\tgemm\t20\t0xa00000",
+    "3000\top\t0\t7\tstep_kernel\t0\t0xa00000",
+]) + "\n"
+
+
+@test
+def lag_says_where_the_first_step_falls_behind_the_second_and_what_its_launches_waited():
+    rows = json.loads(run("--json", "--steps", "step_k", "--lag", trace=LAG))["lag"]
+    got = [(r["launch"], round(r["lag_s"] * 1e6), round(r["wait_s"] * 1e6), round(r["wait_next_s"] * 1e6))
+           for r in rows]
+    assert got == [(0, 0, 0, 0), (1, 1000, 300, 0), (2, 1000, 300, 20)], got
+    text = run("--steps", "step_k", "--lag", trace=LAG)
+    assert "lag   0.001 s  waits   0.000 s against   0.000 s" in text, text
+    assert "fewer than two whole steps" in run("--steps", "step_k", "--lag", trace=LOOP)
+    assert "lag" not in json.loads(run("--json", "--steps", "step_k", trace=LAG))
+
+
 @test
 def steps_are_empty_when_no_kernel_has_the_name():
     s = json.loads(run("--json", "--steps", "no_such_kernel", trace=LOOP))
