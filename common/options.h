@@ -97,6 +97,12 @@ struct vp_cap {
       "kernels' times at 55 GB/s each way (vpage-table simulate "               \
       "--best-window), found by a thread of its own once the table is read, "   \
       "the rule's serving until then; VPAGE_STREAM_WINDOW, when not 0, wins")   \
+    X(TABLE_LEAVE_STALE, table_leave_stale, BOOL, "off", "stream mode, with " \
+      "VPAGE_TABLE: a piece a launch touches where the table's launch does "    \
+      "not, the first such launch on it within a step (a stale word of the "    \
+      "kernel's parameters, as a rule), is left on the host for it, its host "  \
+      "memory mapped, instead of brought in before the launch; a second such "  \
+      "launch ranks it online (replay_off_pieces) either way")                  \
     X(STREAM_PLACE, stream_place, CHOICE, "host", "stream mode: where a new "  \
       "allocation's pieces start: host (they come in when an operation uses "   \
       "them) or device (while the cap has room, as on a GPU of that size)")     \
@@ -169,6 +175,7 @@ struct vp_options {
     bool stream_lazy_map;
     bool stream_free_early;
     bool stream_map_early;
+    bool table_leave_stale;
     bool stream_ahead;
     bool stream_fit;
     int policy;       /* enum vp_policy_opt */

@@ -54,6 +54,11 @@ static struct {
     uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, off_once, gave_up;
 } rp = {.dev = -1, .expect = UINT64_MAX};
 
+/* The pieces the launch being followed touched by a stale word alone
+ * (vp_replay_stale). */
+static struct vp_replay_piece stale[VP_REPLAY_STALE];
+static size_t nstale;
+
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
 int vp_replay_on(void) { return rp.on; }
@@ -258,6 +263,7 @@ static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
             if (!vp_replay_off_again(rp.off_seen[x], rp.launches, rp.t.nops)) {
                 rp.off_once += rp.off_seen[x] != rp.launches;
                 rp.off_seen[x] = rp.launches;
+                if (nstale < VP_REPLAY_STALE) stale[nstale++] = (struct vp_replay_piece){s[j].alloc, (uint32_t)k};
                 continue;
             }
             rp.off[x] = 1;
@@ -348,6 +354,7 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     long at = -1;
     int sure = 0;
     rp.launches++;
+    nstale = 0;
     if (rp.found && rp.op_id[rp.cursor] == id) {
         at = rp.cursor;
         rp.matched++;
@@ -375,6 +382,12 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     }
     rp.cursor = (uint32_t)((size_t)(at + 1) % rp.t.nops);
     return rp.streams[at];
+}
+
+size_t vp_replay_stale(const struct vp_replay_piece **out)
+{
+    *out = stale;
+    return nstale;
 }
 
 void vp_replay_budget(int dev, uint64_t budget)

@@ -82,6 +82,15 @@ void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev);
  * plans). */
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n);
 
+/* The pieces the last vp_replay_launch took for touched by a stale word of
+ * its parameters (the first such launch on them within a step:
+ * vp_replay_off_again), at most VP_REPLAY_STALE: *out, and how many. */
+#define VP_REPLAY_STALE 16
+struct vp_replay_piece {
+    uint32_t order, piece;
+};
+size_t vp_replay_stale(const struct vp_replay_piece **out);
+
 /* The cursor is found on dev. */
 int vp_replay_found(int dev);
 
