@@ -132,28 +132,6 @@ static long index_of(const void **v, size_t *n, size_t most, const void *x)
     return (long)(*n)++;
 }
 
-/* The table's allocations: those the launches touch, in order of making
- * (alloc_at: the table's number of each order, -1 for none). Returns 0,
- * or -1 on an order never made. */
-static int table_allocs(struct vp_table *t, uint64_t start, size_t p, long *alloc_at)
-{
-    for (size_t a = 0; a < nallocs; a++) alloc_at[a] = -1;
-    for (size_t i = 0; i < p; i++) {
-        const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
-        for (uint8_t j = 0; j < r->n; j++) {
-            if (r->s[j].alloc >= nallocs) return -1;
-            alloc_at[r->s[j].alloc] = 0;
-        }
-    }
-    for (size_t a = 0; a < nallocs; a++)
-        if (alloc_at[a] >= 0) {
-            t->alloc_order[t->nallocs] = (uint32_t)a;
-            t->alloc_bytes[t->nallocs] = allocs[a].bytes;
-            alloc_at[a] = (long)t->nallocs++;
-        }
-    return 0;
-}
-
 /* Whether span j of launch r is one its twin a step before has too (on
  * the same allocation: a tensor a caching allocator moved within it
  * counts): a span the twin lacks is a stale word of the launch's
@@ -165,6 +143,36 @@ static int twin_has(const struct rec *r, const struct rec *twin, uint8_t j)
     if (!twin || twin->kid != r->kid) return 1;
     for (uint8_t k = 0; k < twin->n; k++)
         if (twin->s[k].alloc == r->s[j].alloc) return 1;
+    return 0;
+}
+
+/* The step's launch i (of p, the oldest at ring index start) and its twin
+ * a step before (NULL: not recorded). */
+static const struct rec *launch_at(uint64_t start, size_t p, size_t i, const struct rec **twin)
+{
+    *twin = start >= p ? &ring[(start + i - p) % VP_RECORD_OPS] : NULL;
+    return &ring[(start + i) % VP_RECORD_OPS];
+}
+
+/* The table's allocations: those the launches' kept spans touch
+ * (twin_has), in order of making (alloc_at: the table's number of each
+ * order, -1 for none). Returns 0, or -1 on an order never made. */
+static int table_allocs(struct vp_table *t, uint64_t start, size_t p, long *alloc_at)
+{
+    for (size_t a = 0; a < nallocs; a++) alloc_at[a] = -1;
+    for (size_t i = 0; i < p; i++) {
+        const struct rec *twin, *r = launch_at(start, p, i, &twin);
+        for (uint8_t j = 0; j < r->n; j++) {
+            if (r->s[j].alloc >= nallocs) return -1;
+            if (twin_has(r, twin, j)) alloc_at[r->s[j].alloc] = 0;
+        }
+    }
+    for (size_t a = 0; a < nallocs; a++)
+        if (alloc_at[a] >= 0) {
+            t->alloc_order[t->nallocs] = (uint32_t)a;
+            t->alloc_bytes[t->nallocs] = allocs[a].bytes;
+            alloc_at[a] = (long)t->nallocs++;
+        }
     return 0;
 }
 
@@ -183,8 +191,7 @@ static int make_table(struct vp_table *t, uint64_t start, size_t p)
     int ok = alloc_at && names && t->alloc_bytes && t->alloc_order && t->ops && t->spans &&
              table_allocs(t, start, p, alloc_at) == 0;
     for (size_t i = 0; ok && i < p; i++) {
-        const struct rec *r = &ring[(start + i) % VP_RECORD_OPS];
-        const struct rec *twin = start >= p ? &ring[(start + i - p) % VP_RECORD_OPS] : NULL;
+        const struct rec *twin, *r = launch_at(start, p, i, &twin);
         /* a time CUPTI did not give (yet): the launch's a step before */
         uint64_t dur = r->dur_ns ? r->dur_ns : twin ? twin->dur_ns : 0;
         struct vp_table_op *o = &t->ops[t->nops++];
