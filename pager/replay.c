@@ -350,11 +350,11 @@ static void sync_laps(void)
 
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
 {
+    nstale = 0; /* a launch not followed (no table, or given up) has none */
     if (!rp.on || dev != rp.dev) return 0;
     long at = -1;
     int sure = 0;
     rp.launches++;
-    nstale = 0;
     if (rp.found && rp.op_id[rp.cursor] == id) {
         at = rp.cursor;
         rp.matched++;
