@@ -177,11 +177,13 @@ size_t vp_stream_unpins(struct vp_pin *p, size_t n, uint64_t pinned, uint64_t ro
 /* An operation waiting for the pieces it needs: whether it waits on after
  * waited_s seconds, at the end of a period of VP_STREAM_WAIT_MS. busy:
  * operations on streamed memory of its device are still being issued or
- * run (the room may be theirs); was_busy: they were at the end of the
- * period before. Waiting costs the device nothing while those run, where
- * a kernel reading its memory over the bus may read it hundreds of times;
- * without them the pager is not serving this one and it goes ahead (once
- * they ended, the pager gets one more period). Never past
+ * run (the room may be theirs), or the pager's moves are under way (the
+ * pieces, or their room, may come from them: a slow host, or valgrind's
+ * pace, stretches a round past a period); was_busy: either was at the end
+ * of the period before. Waiting costs the device nothing while those run,
+ * where a kernel reading its memory over the bus may read it hundreds of
+ * times; without them the pager is not serving this one and it goes ahead
+ * (once they ended, the pager gets one more period). Never past
  * VP_STREAM_WAIT_MAX_MS in all. */
 #define VP_STREAM_WAIT_MS 200
 #define VP_STREAM_WAIT_MAX_MS 5000

@@ -291,7 +291,7 @@ static int wait_for_pieces_locked(int want, double start, int *timed_out)
     while (want && !sp.pt.stopping && !atomic_load(&sp.pt.capturing) && still_wanted_locked()) {
         double now = now_s();
         if (now > until) {
-            int busy = ops_in_flight_locked(op.a[0]->dev);
+            int busy = ops_in_flight_locked(op.a[0]->dev) || sp.moving_any > 0;
             if (!vp_stream_wait_on(now - start, busy, was_busy)) {
                 *timed_out = 1;
                 break;
