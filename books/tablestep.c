@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../policy/replay.h"
+
 /* The pieces of span sp into f's touch list from k (each once a launch). */
 static uint32_t add_span(struct vp_table_step *f, const struct vp_table_span *sp, uint32_t k, uint8_t *seen)
 {
@@ -117,8 +119,43 @@ int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f)
     return 0;
 }
 
+/* The bytes of the pieces op o of f touches. */
+static uint64_t op_bytes(const struct vp_table_step *f, const struct vp_step_op *o)
+{
+    uint64_t b = 0;
+    for (uint32_t j = 0; j < o->n; j++) b += f->bytes[f->touch[o->first + j]];
+    return b;
+}
+
+int vp_table_step_thin(const struct vp_table *t, struct vp_table_step *f, uint8_t *op_thin)
+{
+    size_t np = f->s.npieces;
+    uint8_t *thin = calloc(np ? np : 1, 1), *used = calloc(np ? np : 1, 1);
+    if (!thin || !used) {
+        free(thin);
+        free(used);
+        return -1;
+    }
+    f->thin_ops = f->thin_bytes = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        struct vp_step_op *o = &f->ops[i];
+        op_thin[i] = t->ops[i].dur_ns && vp_replay_thin(o->dur_s, op_bytes(f, o), t->piece);
+        for (uint32_t j = 0; j < o->n; j++) (op_thin[i] ? thin : used)[f->touch[o->first + j]] = 1;
+        if (op_thin[i]) o->n = 0, f->thin_ops++;
+    }
+    for (size_t x = 0; x < np; x++) {
+        thin[x] &= !used[x];
+        f->thin_bytes += thin[x] ? f->bytes[x] : 0;
+    }
+    free(used);
+    free(f->thin);
+    f->thin = thin;
+    return 0;
+}
+
 void vp_table_step_free(struct vp_table_step *f)
 {
+    free(f->thin);
     free(f->ops);
     free(f->touch);
     free(f->bytes);

@@ -29,11 +29,24 @@ struct vp_table_step {
     uint8_t *dirty;         /* per piece: a launch may write it */
     uint64_t compute_ns, touched, written; /* the step's: launch time, bytes touched, bytes written */
     uint64_t estimated; /* launches CUPTI did not time, given their kernel's median time */
+    /* vp_table_step_thin's: the thin launches, the pieces they alone touch
+     * (per piece, NULL before) and those pieces' bytes */
+    uint64_t thin_ops, thin_bytes;
+    uint8_t *thin;
 };
 
 /* Returns 0, or -1 when out of memory or the table has more than 2^32
  * pieces or touches (f is then freed). */
 int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f);
+
+/* The launches of f that CUPTI timed too short to have read what they
+ * point at (policy/replay.h, vp_replay_thin; a launch given its kernel's
+ * median time is not judged) lose their pieces: the step then plans as
+ * if they touched nothing, and they are served from host memory where
+ * their pieces are not resident. op_thin (one per launch) says which;
+ * f->thin which pieces only such launches touch. Returns 0, or -1 when
+ * out of memory (f unchanged). */
+int vp_table_step_thin(const struct vp_table *t, struct vp_table_step *f, uint8_t *op_thin);
 
 void vp_table_step_free(struct vp_table_step *f);
 

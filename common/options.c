@@ -279,6 +279,7 @@ static int apply(int i, const char *s, const char **why)
     case OPT_STREAM_FREE_EARLY: return vp_parse_bool(s, &vp_opt.stream_free_early, why);
     case OPT_STREAM_MAP_EARLY: return vp_parse_bool(s, &vp_opt.stream_map_early, why);
     case OPT_TABLE_LEAVE_STALE: return vp_parse_bool(s, &vp_opt.table_leave_stale, why);
+    case OPT_TABLE_LEAVE_THIN: return vp_parse_bool(s, &vp_opt.table_leave_thin, why);
     case OPT_STREAM_AHEAD: return vp_parse_bool(s, &vp_opt.stream_ahead, why);
     case OPT_STREAM_FIT: return vp_parse_bool(s, &vp_opt.stream_fit, why);
     case OPT_DROP_FILE_PAGES: return vp_parse_bool(s, &vp_opt.drop_file_pages, why);

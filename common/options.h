@@ -103,6 +103,12 @@ struct vp_cap {
       "kernel's parameters, as a rule), is left on the host for it, its host "  \
       "memory mapped, instead of brought in before the launch; a second such "  \
       "launch ranks it online (replay_off_pieces) either way")                  \
+    X(TABLE_LEAVE_THIN, table_leave_thin, BOOL, "off", "stream mode, with "    \
+      "VPAGE_TABLE: a launch the table's times say is too short to have read "  \
+      "what it points at (an embedding's lookup: it reads a row of a table of " \
+      "a GiB) leaves those pieces on the host, their host memory mapped, "      \
+      "where they are not resident, and the step's plan does not count them "   \
+      "(thin_left; vpage-table show lists such launches)")                      \
     X(STREAM_PLACE, stream_place, CHOICE, "host", "stream mode: where a new "  \
       "allocation's pieces start: host (they come in when an operation uses "   \
       "them) or device (while the cap has room, as on a GPU of that size)")     \
@@ -176,6 +182,7 @@ struct vp_options {
     bool stream_free_early;
     bool stream_map_early;
     bool table_leave_stale;
+    bool table_leave_thin;
     bool stream_ahead;
     bool stream_fit;
     int policy;       /* enum vp_policy_opt */

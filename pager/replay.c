@@ -38,6 +38,7 @@ static struct {
     uint8_t *off;               /* per piece: launches touch it where the table does not (ranked online) */
     uint64_t *off_seen;         /* per piece: the last launch that touched it where the table does not (0: none) */
     uint8_t *streams;           /* per launch: it touches a piece that streams */
+    uint8_t *thin;              /* per launch: thin (VPAGE_TABLE_LEAVE_THIN; NULL without) */
     uint64_t *op_id, *op_kid;   /* per launch: its identity, its kernel's */
     struct idpos *by_id;        /* the launches by identity, then position */
     struct idpos *by_kid;       /* the launches by kernel, then position */
@@ -51,13 +52,13 @@ static struct {
     uint32_t cursor;            /* the launch the next one is taken to be */
     int found, skipped;         /* skipped: the last launch was of a kernel the step never runs */
     int synced;                 /* a launch was found by its identity: the laps are counted from it */
-    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, off_once, gave_up;
+    uint64_t launches, matched, moved, loose, kernel, lost, repins, off_pieces, off_once, gave_up, thin_seen;
 } rp = {.dev = -1, .expect = UINT64_MAX};
 
-/* The pieces the launch being followed touched by a stale word alone
- * (vp_replay_stale). */
-static struct vp_replay_piece stale[VP_REPLAY_STALE];
-static size_t nstale;
+/* The pieces the launch being followed leaves on the host
+ * (vp_replay_left). */
+static struct vp_replay_piece left[VP_REPLAY_LEFT];
+static size_t nleft;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
@@ -100,6 +101,8 @@ static int index_table(void)
 {
     const struct vp_table *t = &rp.t;
     if (vp_table_step_make(t, &rp.f)) return -1;
+    if (vp_opt.table_leave_thin && (!(rp.thin = calloc(t->nops ? t->nops : 1, 1)) || vp_table_step_thin(t, &rp.f, rp.thin)))
+        return -1;
     size_t np = rp.f.s.npieces, nt = 0, no = t->nops;
     for (size_t i = 0; i < no; i++) nt += rp.f.ops[i].n;
     rp.norders = t->nallocs ? t->alloc_order[t->nallocs - 1] + 1 : 0;
@@ -138,13 +141,14 @@ static void drop(void)
     free(rp.off);
     free(rp.off_seen);
     free(rp.streams);
+    free(rp.thin);
     free(rp.op_id);
     free(rp.op_kid);
     free(rp.by_id);
     free(rp.by_kid);
     free(rp.alloc_of);
     rp.ustart = rp.uses = rp.by = rp.place = rp.alloc_of = NULL;
-    rp.streams = rp.off = NULL;
+    rp.streams = rp.off = rp.thin = NULL;
     rp.off_seen = NULL;
     rp.op_id = rp.op_kid = NULL;
     rp.by_id = rp.by_kid = NULL;
@@ -263,7 +267,8 @@ static void mark_off(uint32_t at, const struct vp_record_span *s, size_t n)
             if (!vp_replay_off_again(rp.off_seen[x], rp.launches, rp.t.nops)) {
                 rp.off_once += rp.off_seen[x] != rp.launches;
                 rp.off_seen[x] = rp.launches;
-                if (nstale < VP_REPLAY_STALE) stale[nstale++] = (struct vp_replay_piece){s[j].alloc, (uint32_t)k};
+                if (vp_opt.table_leave_stale && nleft < VP_REPLAY_LEFT)
+                    left[nleft++] = (struct vp_replay_piece){s[j].alloc, (uint32_t)k, 0};
                 continue;
             }
             rp.off[x] = 1;
@@ -333,6 +338,19 @@ void vp_replay_came_in(int dev, uint64_t bytes)
     if (rp.on && rp.synced && dev == rp.dev) rp.lap_in += bytes;
 }
 
+/* Whether launch at of the step is thin (VPAGE_TABLE_LEAVE_THIN). */
+static int is_thin(long at) { return rp.thin && rp.thin[at]; }
+
+/* A thin launch: every piece of s[0..n) it touches is left on the host
+ * for it where it is not resident. */
+static void leave_thin(const struct vp_record_span *s, size_t n)
+{
+    rp.thin_seen++;
+    for (size_t j = 0; j < n; j++)
+        for (uint64_t k = s[j].first; k <= s[j].last && nleft < VP_REPLAY_LEFT; k++)
+            left[nleft++] = (struct vp_replay_piece){s[j].alloc, (uint32_t)k, 1};
+}
+
 /* The first launch found by its identity (kernel and pieces, at the
  * cursor or elsewhere in the step) begins the first lap: what came in
  * before it is the program's work before its loop (building or loading
@@ -350,7 +368,7 @@ static void sync_laps(void)
 
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n)
 {
-    nstale = 0; /* a launch not followed (no table, or given up) has none */
+    nleft = 0; /* a launch not followed (no table, or given up) has none */
     if (!rp.on || dev != rp.dev) return 0;
     long at = -1;
     int sure = 0;
@@ -365,10 +383,10 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     } else if (rp.synced && !rp.skipped && rp.op_kid[rp.cursor] == kid) {
         at = rp.cursor;
         rp.loose++;
-        mark_off((uint32_t)at, s, n);
+        if (!is_thin(at)) mark_off((uint32_t)at, s, n);
     } else if ((at = find_kernel(kid, s, n, &sure)) >= 0) {
         rp.kernel++;
-        if (sure && rp.synced) mark_off((uint32_t)at, s, n);
+        if (sure && rp.synced && !is_thin(at)) mark_off((uint32_t)at, s, n);
     } else {
         rp.lost++; /* the cursor stays: the launch may stand for the one there */
         rp.skipped = 1;
@@ -376,6 +394,7 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     }
     rp.found = 1;
     rp.skipped = 0;
+    if (is_thin(at)) leave_thin(s, n);
     if (rp.synced && ++rp.lap_ops >= rp.t.nops) {
         lap_end();
         if (!rp.on) return 0;
@@ -384,10 +403,10 @@ int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_
     return rp.streams[at];
 }
 
-size_t vp_replay_stale(const struct vp_replay_piece **out)
+size_t vp_replay_left(const struct vp_replay_piece **out)
 {
-    *out = stale;
-    return nstale;
+    *out = left;
+    return nleft;
 }
 
 void vp_replay_budget(int dev, uint64_t budget)
@@ -425,10 +444,11 @@ int vp_replay_rank_piece(uint32_t order, uint32_t k, int dev, uint64_t now, uint
     if (k >= vp_table_pieces(&rp.t, a)) return 0;
     uint64_t x = rp.f.base[a] + k;
     uint32_t n = rp.ustart[x + 1] - rp.ustart[x];
-    if (!n || rp.off[x]) return 0;
+    int thin_only = !n && rp.f.thin && rp.f.thin[x]; /* wanted by no launch of the plan: never ahead */
+    if ((!n && !thin_only) || rp.off[x]) return 0;
     uint32_t pin = rp.place[x] <= rp.npinned ? rp.place[x] : 0;
     if (!rp.found && !pin) return 0; /* the pins are the loop's wherever the cursor is */
-    uint32_t dist = rp.found ? vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor)
+    uint32_t dist = rp.found && n ? vp_replay_next(rp.uses + rp.ustart[x], n, (uint32_t)rp.t.nops, rp.cursor)
                              : VP_REPLAY_NEVER;
     vp_replay_rank(pin, dist, now, cls, key, when);
     return 1;
@@ -451,6 +471,7 @@ void vp_replay_report(int json, vp_emit_fn emit, void *ctx, int dev)
     vp_report_field(json, emit, ctx, "replay_off_pieces", rp.off_pieces);
     vp_report_field(json, emit, ctx, "replay_off_once", rp.off_once);
     vp_report_field(json, emit, ctx, "replay_gave_up", rp.gave_up);
+    vp_report_field(json, emit, ctx, "replay_thin_launches", rp.thin_seen);
 }
 
 void vp_replay_reset_child(void)

@@ -43,7 +43,15 @@
  *   a lap that brought in more than twice what the replay plays for a step
  *   plus the budget gives the table up, with one line: the run pages
  *   online from then on (replay_gave_up).
-
+ *
+ *   With VPAGE_TABLE_LEAVE_THIN, the launches the table timed too short
+ *   to have read what they point at (policy/replay.h, vp_replay_thin: an
+ *   embedding's lookup) are taken out of the step's plan
+ *   (books/tablestep.h): pieces only they touch are never wanted ahead,
+ *   and at such a launch its pieces that are not resident are left on
+ *   the host for it (vp_replay_left), where the few bytes it reads cross
+ *   the bus. A launch taken for a thin one marks no piece off.
+ *
  *   vp_replay_rank_piece gives the class and key of a piece of the step
  *   while the cursor is found, and of a pinned piece even while it is not
  *   (before the loop starts, pieces written then stay: the first step
@@ -82,14 +90,18 @@ void vp_replay_alloc(uint32_t order, uint64_t span, uint64_t piece, int dev);
  * plans). */
 int vp_replay_launch(uint64_t id, uint64_t kid, int dev, const struct vp_record_span *s, size_t n);
 
-/* The pieces the last vp_replay_launch took for touched by a stale word of
- * its parameters (the first such launch on them within a step:
- * vp_replay_off_again), at most VP_REPLAY_STALE: *out, and how many. */
-#define VP_REPLAY_STALE 16
+/* The pieces the last vp_replay_launch leaves on the host for its launch
+ * where they are not resident, at most VP_REPLAY_LEFT: *out, and how
+ * many. With VPAGE_TABLE_LEAVE_STALE, those it took for touched by a
+ * stale word of its parameters (the first such launch on them within a
+ * step: vp_replay_off_again); with VPAGE_TABLE_LEAVE_THIN, every piece of
+ * a launch the table has as thin (thin set). */
+#define VP_REPLAY_LEFT 64
 struct vp_replay_piece {
     uint32_t order, piece;
+    uint8_t thin;
 };
-size_t vp_replay_stale(const struct vp_replay_piece **out);
+size_t vp_replay_left(const struct vp_replay_piece **out);
 
 /* The cursor is found on dev. */
 int vp_replay_found(int dev);

@@ -44,6 +44,11 @@ int vp_replay_off_again(uint64_t seen, uint64_t now, uint64_t nops)
     return seen && now > seen && now - seen <= nops;
 }
 
+int vp_replay_thin(double dur_s, uint64_t bytes, uint64_t piece)
+{
+    return dur_s > 0 && bytes >= piece && (double)bytes > VP_REPLAY_THIN_RATIO * VP_REPLAY_THIN_READ * dur_s;
+}
+
 /* The most bytes one op of s touches. */
 static uint64_t most_touched(const struct vp_step *s)
 {

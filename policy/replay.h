@@ -59,6 +59,23 @@ uint32_t vp_replay_visits(const uint32_t *u, uint32_t n, uint32_t nops, uint32_t
  * holds: another piece each step) leaves the piece to the table. */
 int vp_replay_off_again(uint64_t seen, uint64_t now, uint64_t nops);
 
+/* The fastest a device reads its own memory (B/s: above any HBM of
+ * today's), and how many times more than a launch could have read in its
+ * time its pieces must be for it to be thin (vp_replay_thin). */
+#define VP_REPLAY_THIN_READ 8e12
+#define VP_REPLAY_THIN_RATIO 4
+
+/* Whether a launch of dur_s seconds on the device (0: not timed) that
+ * touches bytes of pieces of piece bytes is thin: it cannot have read
+ * what its parameters point at, only a part (an embedding's rows a token
+ * looks up): its pieces are at least one piece's bytes and more than
+ * VP_REPLAY_THIN_RATIO times what VP_REPLAY_THIN_READ reads in dur_s. Such
+ * a launch is better served from host memory, where the few bytes it does
+ * read cross the bus, than by bringing in every piece first: whatever it
+ * reads over the bus is at most 1 / VP_REPLAY_THIN_RATIO of those pieces'
+ * bytes. A launch not timed is never thin. */
+int vp_replay_thin(double dur_s, uint64_t bytes, uint64_t piece);
+
 /* The window, the bytes of budget left to what streams: want
  * (VPAGE_STREAM_WINDOW) when not 0; else twice the most bytes one op of
  * the step touches (the pieces of the op that runs and of the next one

@@ -47,7 +47,11 @@
 # With VPAGE_TABLE_LEAVE_STALE=on such pieces are left on the host for
 # their launch instead of brought in first: the run brings in at most 0.8x
 # of it; and a small tensor in a weight's tail, which the kernel does read,
-# still counts right and is ranked online from its second launch.
+# still counts right and is ranked online from its second launch. And a
+# lookup at each step's start that the fake's CUPTI times far too short to
+# read its 4 MiB table is named thin by vpage-table show; with
+# VPAGE_TABLE_LEAVE_THIN=on its pieces are left on the host for it at each
+# of its six launches, it still counts right, and less comes in.
 . "$(dirname "$0")/check-lib.sh"
 prog=$1 tool=$2
 export VPAGE_PAGING=stream VPAGE_CAP=16M VPAGE_CHUNK=2M VPAGE_LOG=info VPAGE_TABLE=$dir/run.table
@@ -180,6 +184,27 @@ echo "a small tensor in a weight's tail, left on the host: $(stat tail-leave sta
 # (where the pager had brought that piece in before the launch, as under
 # valgrind's pace, nothing was left on the host: the counts still hold)
 [ "$(stat tail-leave replay_off_pieces)" -ge 1 ] || { echo "leaving stale pieces, the small tensor was not ranked online"; exit 1; }
+# a lookup at each step's start (kernel rwl on a 4 MiB table, timed 10 ns
+# by the fake's CUPTI against 1 ms for the weights' launches): the tool
+# names it thin; replayed with VPAGE_TABLE_LEAVE_THIN=on its pieces are
+# left on the host for it, the lookup still counts right, and less comes in
+L="REPLAY_LOOP_LOOKUP=1 FAKE_CUPTI_RW_NS=1000000 FAKE_CUPTI_RWL_NS=10"
+run lookup-rec $L VPAGE_TABLE="$dir/lookup.table"
+"$tool" show "$dir/lookup.table" > "$dir/lookup.show"
+grep -q "^thin launches, .*: 1, touching 4.0 MiB that no other launch does" "$dir/lookup.show" ||
+    { cat "$dir/lookup.show"; echo "the lookup is not named thin"; exit 1; }
+cp "$dir/lookup.table" "$dir/lookup.keep"
+run lookup-replay $L VPAGE_TABLE="$dir/lookup.table"
+cp "$dir/lookup.keep" "$dir/lookup.table"
+run lookup-thin $L VPAGE_TABLE="$dir/lookup.table" VPAGE_TABLE_LEAVE_THIN=on
+re=$(stat lookup-replay bytes_in) le=$(stat lookup-thin bytes_in)
+echo "a lookup each step: replayed $((re >> 20)) MiB in; with VPAGE_TABLE_LEAVE_THIN=on $((le >> 20)) MiB," \
+     "$(stat lookup-thin thin_left) pieces left on the host, $(stat lookup-thin replay_thin_launches) thin launches"
+[ "$(stat lookup-replay replay_thin_launches)" = 0 ] || { echo "thin launches without the option"; exit 1; }
+[ "$(stat lookup-thin replay_thin_launches)" = 6 ] || { echo "the six lookups were not followed as thin"; exit 1; }
+[ "$(stat lookup-thin thin_left)" -ge 1 ] || { echo "no piece of the lookup was left on the host"; exit 1; }
+[ "$(stat lookup-thin replay_gave_up)" = 0 ] || { echo "the table was given up"; exit 1; }
+[ $((le + (2 << 20))) -le "$re" ] || { echo "leaving the lookup's pieces, $le bytes in against $re"; exit 1; }
 cp "$dir/good.table" "$dir/run.table"
 run other REPLAY_LOOP_MB=6
 grep -q "page table is of another program or shape: allocation 1 is 6291456 bytes" "$dir/other.out" ||

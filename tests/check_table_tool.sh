@@ -13,7 +13,9 @@
 # step's start never repeats within 512 steps, as in the recorded Wan
 # tables) is still timed, over the 64 steps played, and drawn (its last
 # step). vpage's replay of the table (policy/replay.h) is timed and drawn
-# the same way. A corrupt file is refused.
+# the same way. A corrupt file is refused. A synthetic decode step's
+# embedding lookup is named thin, and planned without (--leave-thin) the
+# step moves less and is faster.
 set -u
 tool=$1 table=$2
 write_table() { # FILE PIECE SIZES OPS: a table of one kernel, k, whose fingerprint is right (books/table.h:
@@ -138,4 +140,25 @@ head -n 5 "$table" > "$bad"
 if "$tool" show "$bad" 2>"$bad.err"; then echo "a cut table was accepted"; exit 1; fi
 grep -q "refused: the table is cut short" "$bad.err" || { echo "no reason: $(cat "$bad.err")"; exit 1; }
 rm -f "$bad" "$bad.err"
+# a synthetic Llama-3-8B decode step (bench/decode_table.py): show names its
+# embedding's lookup (5 us on a table of 1002 MiB) thin, and --leave-thin
+# plans without it: less in a token, and a shorter token, for the replay
+# with the window sized from the times and for Belady's plan alike
+decode=$(mktemp)
+python3 "$(dirname "$0")/../bench/decode_table.py" "$decode" || { echo "decode_table.py failed"; exit 1; }
+"$tool" show "$decode" | grep -q "^thin launches, .*: 1, touching 1002.0 MiB that no other launch does" ||
+    { "$tool" show "$decode"; echo "the decode's lookup is not thin"; exit 1; }
+if "$tool" show "$decode" --leave-thin 2>/dev/null; then echo "show took --leave-thin"; exit 1; fi
+keep=$("$tool" simulate "$decode" --cap 8G --best-window --json) &&
+    thin=$("$tool" simulate "$decode" --cap 8G --best-window --leave-thin --json) ||
+    { echo "simulate of the decode failed"; exit 1; }
+python3 -c 'import json, sys
+k, t = (json.loads(a)["caps"][0] for a in sys.argv[1:])
+assert t["replay_in"] + (900 << 20) <= k["replay_in"], (k, t)
+assert t["bytes_in"] + (900 << 20) <= k["bytes_in"], (k, t)
+assert t["timed_window_step_s"] < 0.95 * k["timed_window_step_s"], (k, t)
+print("ok: the decode at 8 GiB, its lookup left on the host: %.3f s a token against %.3f s, %d MiB in against %d" %
+      (t["timed_window_step_s"], k["timed_window_step_s"], t["replay_in"] >> 20, k["replay_in"] >> 20))' "$keep" "$thin" ||
+    exit 1
+rm -f "$decode"
 echo "table tool: ok"

@@ -30,7 +30,10 @@
  * even weights i the kernel "rwg" instead, with a third word it never
  * reads (as a kernel's struct parameter carries stale stack words): an
  * address in weight (i + 1 + k * step) % 12, another weight each step when
- * k is not 0 (the table's step then has other ones than the run's). */
+ * k is not 0 (the table's step then has other ones than the run's).
+ * REPLAY_LOOP_LOOKUP=1 adds a table of 4 MiB that kernel "rwl" looks up
+ * at the start of each step (as an embedding's lookup reads a row; give it
+ * a short time with FAKE_CUPTI_RWL_NS): its first word counts the steps. */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
 #include <stdint.h>
@@ -54,8 +57,8 @@ int main(void)
     CUcontext ctx;
     CUmodule m;
     CUfunction rw;
-    CUfunction rwv, rwt, rwi, rwg;
-    CUdeviceptr w[WEIGHTS], act, small, none = 0;
+    CUfunction rwv, rwt, rwi, rwg, rwl;
+    CUdeviceptr w[WEIGHTS], act, small, lookup = 0, none = 0;
     const int fresh = getenv("REPLAY_LOOP_FRESH") != NULL, variant = getenv("REPLAY_LOOP_VARIANT") != NULL;
     const char *mb = getenv("REPLAY_LOOP_MB");
     size_t bytes = (size_t)(mb ? atoi(mb) : 4) << 20;
@@ -66,12 +69,13 @@ int main(void)
     CHECK(cuDeviceGet(&d, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, d));
     CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2,rwi:2,rwg:3"));
+    CHECK(cuModuleLoadData(&m, "rw:2,rwv:2,rwt:2,rwi:2,rwg:3,rwl:2"));
     CHECK(cuModuleGetFunction(&rw, m, "rw"));
     CHECK(cuModuleGetFunction(&rwv, m, "rwv"));
     CHECK(cuModuleGetFunction(&rwt, m, "rwt"));
     CHECK(cuModuleGetFunction(&rwi, m, "rwi"));
     CHECK(cuModuleGetFunction(&rwg, m, "rwg"));
+    CHECK(cuModuleGetFunction(&rwl, m, "rwl"));
     const char *garbage = getenv("REPLAY_LOOP_GARBAGE");
     const int gk = garbage ? atoi(garbage) : 0;
     CHECK(cuMemAlloc(&act, 2 << 20));
@@ -79,6 +83,10 @@ int main(void)
     for (int i = 0; i < WEIGHTS; i++) {
         CHECK(cuMemAlloc(&w[i], bytes));
         CHECK(cuMemsetD8(w[i], 0, bytes));
+    }
+    if (getenv("REPLAY_LOOP_LOOKUP")) {
+        CHECK(cuMemAlloc(&lookup, 4 << 20));
+        CHECK(cuMemsetD8(lookup, 0, 4 << 20));
     }
     const char *init = getenv("REPLAY_LOOP_INIT");
     for (int pass = 0; init && pass < atoi(init); pass++)
@@ -95,6 +103,10 @@ int main(void)
         if (fresh) {
             CHECK(cuMemAlloc(&buf, 2 << 20));
             CHECK(cuMemsetD8(buf, 0, 2 << 20));
+        }
+        if (lookup) {
+            void *args[2] = {&lookup, &none};
+            CHECK(cuLaunchKernel(rwl, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
         }
         for (int k = 0; k < WEIGHTS; k++) {
             int i = k * stride % WEIGHTS + k * stride / WEIGHTS;
@@ -128,6 +140,14 @@ int main(void)
         CHECK(cuMemcpyDtoH(&v, w[i], sizeof v));
         if (v != STEPS) {
             fprintf(stderr, "replay_loop: weight %d counted %llu, not %llu\n", i, (unsigned long long)v,
+                    (unsigned long long)STEPS);
+            return 1;
+        }
+    }
+    if (lookup) {
+        CHECK(cuMemcpyDtoH(&v, lookup, sizeof v));
+        if (v != STEPS) {
+            fprintf(stderr, "replay_loop: the lookup counted %llu, not %llu\n", (unsigned long long)v,
                     (unsigned long long)STEPS);
             return 1;
         }

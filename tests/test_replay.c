@@ -63,6 +63,17 @@ Test(replay, a_piece_is_used_otherwise_than_the_table_says_from_its_second_such_
     cr_assert(!vp_replay_off_again(7, 7, 100), "two words of one launch are one launch");
 }
 
+Test(replay, a_launch_too_short_to_read_what_it_points_at_is_thin)
+{
+    const uint64_t MiB = 1 << 20, GiB = 1 << 30, piece = 64 * MiB;
+    cr_assert(vp_replay_thin(5e-6, GiB, piece), "an embedding's lookup: 1 GiB pointed at, 5 us");
+    cr_assert(!vp_replay_thin(350e-6, GiB, piece), "a GEMV that reads its 1 GiB weight");
+    cr_assert(!vp_replay_thin(40e-6, GiB, piece), "one that may have read a quarter of it");
+    cr_assert(!vp_replay_thin(0, GiB, piece), "a launch not timed");
+    cr_assert(!vp_replay_thin(1e-9, piece - 1, piece), "less than a piece: cheap to bring in");
+    cr_assert(vp_replay_thin(1e-9, piece, piece));
+}
+
 Test(replay, uses_close_together_are_one_visit)
 {
     uint32_t u[5] = {0, 2, 40, 41, 90};

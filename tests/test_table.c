@@ -184,3 +184,26 @@ Test(table, a_launch_cupti_did_not_time_takes_its_kernels_median)
     cr_assert(f.ops[4].dur_s == 0 && f.ops[5].dur_s == 0, "a kernel never timed stays untimed");
     vp_table_step_free(&f);
 }
+
+Test(table, a_launch_too_short_to_read_what_it_points_at_loses_its_pieces)
+{
+    /* an embedding of 16 pieces looked up in 5 us (thin: it read a row),
+     * a weight read in 350 us; a launch CUPTI did not time is not judged,
+     * even where its kernel's median would call it thin */
+    static uint64_t bytes[2] = {1ull << 30, 64ull << 20};
+    static uint32_t order[2] = {0, 1};
+    static struct vp_table_op o[4] = {{0, 5000, 0, 1}, {1, 350000, 1, 1}, {1, 0, 2, 1}, {0, 0, 3, 1}};
+    static struct vp_table_span sp[4] = {{0, 0, 15, 0}, {1, 0, 0, 0}, {0, 0, 0, 0}, {0, 1, 1, 0}};
+    struct vp_table t = {2, 0, 64ull << 20, 0, 2, 2, 4, 4, bytes, order, kernels, o, sp};
+    struct vp_table_step f;
+    uint8_t thin[4];
+    cr_assert_eq(vp_table_step_make(&t, &f), 0);
+    cr_assert_eq(vp_table_step_thin(&t, &f, thin), 0);
+    cr_assert(thin[0] && !thin[1] && !thin[2] && !thin[3], "%d %d %d %d", thin[0], thin[1], thin[2], thin[3]);
+    cr_assert_eq(f.ops[0].n, 0, "the thin launch touches nothing the step plans for");
+    cr_assert_eq(f.ops[1].n, 1);
+    cr_assert_eq(f.thin_ops, 1);
+    cr_assert(!f.thin[0] && !f.thin[1] && f.thin[2] && f.thin[15] && !f.thin[16], "pieces 0 and 1 have other uses");
+    cr_assert_eq(f.thin_bytes, 14ull << 26, "%llu", (unsigned long long)f.thin_bytes);
+    vp_table_step_free(&f);
+}

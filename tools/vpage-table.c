@@ -6,7 +6,7 @@
  *       the step: launches, compute time, allocations and bytes touched,
  *       the kernels that take the most time
  *   vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--remap MS]
- *                        [--window SIZE | --best-window] [--reserve SIZE] [--json]
+ *                        [--window SIZE | --best-window] [--reserve SIZE] [--leave-thin] [--json]
  *       for each cap: the plan of the loop under the cap less the step's
  *       other memory (Belady's rule), the bytes it moves a step, what stays
  *       pinned, and the step's predicted time against its compute and the
@@ -17,12 +17,14 @@
  *       library's), and its step's time on the same bus
  *       (vp_replay_plan timed as a plan); --best-window: also the window
  *       sized from the kernels' times (vp_replay_window_timed: six replays
- *       timed, seconds for a large table), a value for VPAGE_STREAM_WINDOW.
+ *       timed, seconds for a large table), a value for VPAGE_STREAM_WINDOW;
+ *       --leave-thin: as VPAGE_TABLE_LEAVE_THIN, the step without the
+ *       pieces of its thin launches (books/tablestep.h; show lists them).
  *       The bus: --h2d and --d2h GB/s (55 each), and --remap: the
  *       milliseconds per GiB brought in that the pager's remaps hold its
  *       copies back (REMAP_MS_PER_GIB; 0: the bus alone)
  *   vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--remap MS] [--window SIZE] [--replay]
- *                    [--reserve SIZE] [--out FILE.svg]
+ *                    [--reserve SIZE] [--leave-thin] [--out FILE.svg]
  *       a picture of the planned step at that cap (tools/stepsvg.h): its
  *       kernels and waits, the copies each way, the room held against the
  *       budget; --replay: of vpage's replay of the table instead; to
@@ -92,6 +94,10 @@ static int show(const struct vp_table *t, const struct vp_table_step *f)
     if (f->estimated || untimed)
         printf("(%llu launches CUPTI did not time take their kernel's median time; %zu of kernels never timed count "
                "0)\n", (unsigned long long)f->estimated, untimed);
+    if (f->thin_ops)
+        printf("thin launches, too short to have read what they point at (VPAGE_TABLE_LEAVE_THIN, --leave-thin): "
+               "%llu, touching %s that no other launch does\n", (unsigned long long)f->thin_ops,
+               human(f->thin_bytes, a));
     struct kstat *ks = calloc(t->nkernels ? t->nkernels : 1, sizeof *ks);
     if (!ks) return 1;
     for (size_t k = 0; k < t->nkernels; k++) ks[k].k = (uint32_t)k;
@@ -116,6 +122,7 @@ struct args {
     double remap;    /* seconds each byte brought in holds the bus (struct vp_bus) */
     int json, replay; /* replay: draw vpage's replay of the table, not Belady's plan */
     int best_window;  /* simulate: also the window sized from the kernels' times */
+    int leave_thin;   /* --leave-thin: as VPAGE_TABLE_LEAVE_THIN */
     uint64_t window; /* --window: as VPAGE_STREAM_WINDOW (0: the replay's own) */
     uint64_t reserve; /* --reserve: as VPAGE_STREAM_RESERVE */
 };
@@ -331,9 +338,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: vpage-table show FILE\n"
                     "       vpage-table simulate FILE --cap SIZE[,SIZE...] [--h2d GB/s] [--d2h GB/s] [--remap MS] "
-                    "[--window SIZE | --best-window] [--reserve SIZE] [--json]\n"
+                    "[--window SIZE | --best-window] [--reserve SIZE] [--leave-thin] [--json]\n"
                     "       vpage-table draw FILE --cap SIZE [--h2d GB/s] [--d2h GB/s] [--remap MS] [--window SIZE] [--replay] "
-                    "[--reserve SIZE] [--out FILE.svg]\n");
+                    "[--reserve SIZE] [--leave-thin] [--out FILE.svg]\n");
     return 2;
 }
 
@@ -341,13 +348,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
     /* the H100's pinned copies (../shared/DEVICE-FACTS.md) and the pager's
      * remaps there (REMAP_MS_PER_GIB) */
-    *a = (struct args){NULL, NULL, 55e9, 55e9, REMAP_MS_PER_GIB * 1e-3 / GIB, 0, 0, 0, 0, 0};
+    *a = (struct args){NULL, NULL, 55e9, 55e9, REMAP_MS_PER_GIB * 1e-3 / GIB, 0, 0, 0, 0, 0, 0};
     const char *why;
     if (vp_parse_size(VP_STREAM_RESERVE_DEFAULT, &a->reserve, &why)) return -1;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (!strcmp(argv[i], "--replay")) a->replay = 1;
         else if (!strcmp(argv[i], "--best-window")) a->best_window = 1;
+        else if (!strcmp(argv[i], "--leave-thin")) a->leave_thin = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--cap")) a->caps = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--out")) a->out = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--h2d")) a->h2d = atof(argv[++i]) * 1e9;
@@ -371,6 +379,7 @@ int main(int argc, char **argv)
     if (!is_show && ((strcmp(argv[1], "simulate") && !is_draw) || !a.caps)) return usage();
     if ((a.out || a.replay) && !is_draw) return usage();
     if (a.best_window && (is_draw || is_show || a.window)) return usage();
+    if (a.leave_thin && is_show) return usage();
     size_t len;
     char *text = vp_file_slurp(argv[2], VP_TABLE_MAX_BYTES, &len);
     if (!text) {
@@ -386,11 +395,14 @@ int main(int argc, char **argv)
     }
     free(text);
     struct vp_table_step f;
-    int rc = vp_table_step_make(&t, &f) ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
+    uint8_t *thin = calloc(t.nops ? t.nops : 1, 1);
+    int rc = !thin || vp_table_step_make(&t, &f) || ((is_show || a.leave_thin) && vp_table_step_thin(&t, &f, thin))
+                                       ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
                              : is_show ? show(&t, &f)
                              : is_draw ? draw(&t, &f, &a)
                                        : simulate(&t, &f, &a);
     vp_table_step_free(&f);
     vp_table_free(&t);
+    free(thin);
     return rc;
 }

@@ -351,21 +351,24 @@ static void note_tmaps(const struct vp_op *o)
     count(&sp.ss[d].tmaps_unknown, o->tmaps_unknown);
 }
 
-/* VPAGE_TABLE_LEAVE_STALE: the pieces the replay took for touched by a
- * stale word alone (pager/replay.h) are not waited for, but left on the
- * host for the launch (their host memory mapped, wait_for_moves_locked,
- * when they are bare): correct if the word was an address the kernel
- * uses after all, only slower for that launch. mu held. */
-static void leave_stale_locked(void)
+/* The pieces the replay leaves on the host for the launch
+ * (pager/replay.h: a stale word's alone with VPAGE_TABLE_LEAVE_STALE, a
+ * thin launch's with VPAGE_TABLE_LEAVE_THIN) are not waited for where
+ * they are not resident: their host memory is mapped for the launch
+ * (wait_for_moves_locked, when they are bare). Correct whatever the
+ * kernel reads or writes there, only slower for that launch. mu held. */
+static void leave_on_host_locked(void)
 {
     const struct vp_replay_piece *s;
-    size_t n = vp_replay_stale(&s);
+    size_t n = vp_replay_left(&s);
     for (size_t j = 0; j < n; j++)
         for (int i = 0; i < op.n; i++) {
             struct salloc *a = op.a[i];
             if (a->order != s[j].order || s[j].piece >= a->npieces) continue;
             struct piece *p = &a->pc[s[j].piece];
-            if (p->requested && p->state == P_HOST) p->requested = 0, count(&sp.ss[a->dev].stale_left, 1);
+            if (!p->requested || p->state != P_HOST) continue;
+            p->requested = 0;
+            count(s[j].thin ? &sp.ss[a->dev].thin_left : &sp.ss[a->dev].stale_left, 1);
         }
 }
 
@@ -380,7 +383,7 @@ static void note_launch_locked(const char *kernel)
         rec.seq = vp_record_launch(kernel, id, kid, d, rec.s, rec.n,
                                    vp_acct_get(d, VP_KIND_COUNT).cur - vp_acct_get(d, VP_KIND_resident).cur);
     if (vp_replay_launch(id, kid, d, rec.s, rec.n)) op.progress = 1;
-    if (vp_opt.table_leave_stale) leave_stale_locked();
+    leave_on_host_locked();
 }
 
 /* A graph replay whose set points into allocations larger together than

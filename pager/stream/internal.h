@@ -130,6 +130,7 @@ struct move {
     X(hashes, "pieces hashed on the device (coming in, and leaving after operations touched them)") \
     X(bare_maps, "pieces left unmapped that an operation touched: their host memory was mapped for it") \
     X(stale_left, "pieces a launch touched by a stale word alone (pager/replay.h), left on the host for it") \
+    X(thin_left, "pieces a thin launch touched (pager/replay.h), left on the host for it") \
     X(bare_map_ns, "nanoseconds operations spent mapping host memory of pieces left unmapped")     \
     X(alloc_ns, "nanoseconds the program's allocations spent making streamed memory (host memory pinned, mapped)") \
     X(moves_in, "pieces brought in")                                                          \

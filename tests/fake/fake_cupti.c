@@ -24,7 +24,9 @@
  * shares the kernel record's correlation id.
  *
  * Kernel records carry the kernel's name (a pointer to the fake driver's
- * copy); FAKE_CUPTI_RW_NS gives kernels named rw* a time of their own.
+ * copy); FAKE_CUPTI_RW_NS gives kernels named rw* a time of their own,
+ * FAKE_CUPTI_RWL_NS those named rwl* (a lookup: shorter than a read of
+ * what it points at) one of theirs.
  * FAKE_CUPTI_NAMES_ONLY=1 gives kernel records alone, neither
  * external-correlation nor runtime records, as PyTorch's launches under
  * CUDA 13 got on an H100.
@@ -171,9 +173,10 @@ static void put64(uint8_t *r, size_t off, uint64_t v) { memcpy(r + off, &v, 8); 
 
 FAKE_EXPORT void fake_cupti_launch(const char *kernel)
 {
-    const char *ns = getenv("FAKE_CUPTI_KERNEL_NS"), *rw = getenv("FAKE_CUPTI_RW_NS");
+    const char *ns = getenv("FAKE_CUPTI_KERNEL_NS"), *rw = getenv("FAKE_CUPTI_RW_NS"), *rwl = getenv("FAKE_CUPTI_RWL_NS");
     uint64_t dur = ns ? strtoull(ns, NULL, 10) : 1000, now = now_ns();
     if (rw && kernel && !strncmp(kernel, "rw", 2)) dur = strtoull(rw, NULL, 10);
+    if (rwl && kernel && !strncmp(kernel, "rwl", 3)) dur = strtoull(rwl, NULL, 10);
     int runtime = getenv("FAKE_CUPTI_RUNTIME") != NULL, names_only = getenv("FAKE_CUPTI_NAMES_ONLY") != NULL;
     pthread_mutex_lock(&mu);
     if (req && done && kernels_on) {
