@@ -1024,7 +1024,7 @@ Test(stream, a_launch_waits_for_room_that_running_kernels_hold)
     alloc_filled(&c, buf, 5, 4 * MiB);
     sleep_ms(450); /* the copies' lag */
     for (int i = 0; i < 4; i++) launch2(&c, f, buf[i], 0);
-    uint64_t in = paging_stat("bytes_in"), timeouts = paging_stat("wait_timeouts");
+    uint64_t in = paging_stat("bytes_in"), ahead = paging_stat("bytes_ahead"), timeouts = paging_stat("wait_timeouts");
     cr_assert_eq(fake_used(0), 16 * MiB, "%s", stats());
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1032,7 +1032,11 @@ Test(stream, a_launch_waits_for_room_that_running_kernels_hold)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     cr_assert_eq(paging_stat("wait_timeouts"), timeouts, "went ahead after %.3f s (%llu timeouts before)", waited, (unsigned long long)timeouts);
-    cr_assert_eq(paging_stat("bytes_in") - in, 4 * MiB, "the fifth came in for its launch: %s", stats());
+    /* (once the others' kernels ended, the pager may bring one of theirs
+     * back ahead meanwhile, as valgrind's pace lets it: not the launch's) */
+    uint64_t came = paging_stat("bytes_in") - in - (paging_stat("bytes_ahead") - ahead);
+    cr_assert_eq(came, 4 * MiB, "the fifth came in for its launch: %llu bytes in not ahead; %s",
+                 (unsigned long long)came, strstr(stats(), "\"paging\":"));
     cr_assert_geq(waited, 0.2, "the room was the others' until their kernels ended (%.3f s)", waited);
     cr_assert_leq(fake_peak(0), 16 * MiB);
     sleep_ms(450);
