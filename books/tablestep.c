@@ -119,14 +119,6 @@ int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f)
     return 0;
 }
 
-/* The bytes of the pieces op o of f touches. */
-static uint64_t op_bytes(const struct vp_table_step *f, const struct vp_step_op *o)
-{
-    uint64_t b = 0;
-    for (uint32_t j = 0; j < o->n; j++) b += f->bytes[f->touch[o->first + j]];
-    return b;
-}
-
 int vp_table_step_thin(const struct vp_table *t, struct vp_table_step *f, uint8_t *op_thin)
 {
     size_t np = f->s.npieces;
@@ -139,9 +131,10 @@ int vp_table_step_thin(const struct vp_table *t, struct vp_table_step *f, uint8_
     f->thin_ops = f->thin_bytes = 0;
     for (size_t i = 0; i < t->nops; i++) {
         struct vp_step_op *o = &f->ops[i];
-        op_thin[i] = t->ops[i].dur_ns && vp_replay_thin(o->dur_s, op_bytes(f, o), t->piece);
-        for (uint32_t j = 0; j < o->n; j++) (op_thin[i] ? thin : used)[f->touch[o->first + j]] = 1;
-        if (op_thin[i]) o->n = 0, f->thin_ops++;
+        int is = t->ops[i].dur_ns && vp_replay_thin(o->dur_s, vp_step_op_bytes(&f->s, i), t->piece);
+        for (uint32_t j = 0; j < o->n; j++) (is ? thin : used)[f->touch[o->first + j]] = 1;
+        if (is) o->n = 0, f->thin_ops++;
+        if (op_thin) op_thin[i] = (uint8_t)is;
     }
     for (size_t x = 0; x < np; x++) {
         thin[x] &= !used[x];

@@ -43,9 +43,9 @@ int vp_table_step_make(const struct vp_table *t, struct vp_table_step *f);
  * point at (policy/replay.h, vp_replay_thin; a launch given its kernel's
  * median time is not judged) lose their pieces: the step then plans as
  * if they touched nothing, and they are served from host memory where
- * their pieces are not resident. op_thin (one per launch) says which;
- * f->thin which pieces only such launches touch. Returns 0, or -1 when
- * out of memory (f unchanged). */
+ * their pieces are not resident. op_thin (one per launch, or NULL) says
+ * which; f->thin which pieces only such launches touch. Called once for
+ * f. Returns 0, or -1 when out of memory (f unchanged). */
 int vp_table_step_thin(const struct vp_table *t, struct vp_table_step *f, uint8_t *op_thin);
 
 void vp_table_step_free(struct vp_table_step *f);

@@ -5,6 +5,13 @@
 #include <string.h>
 
 
+uint64_t vp_step_op_bytes(const struct vp_step *s, size_t i)
+{
+    uint64_t b = 0;
+    for (uint32_t j = 0; j < s->ops[i].n; j++) b += s->bytes[s->touch[s->ops[i].first + j]];
+    return b;
+}
+
 size_t vp_plan_period(const uint64_t *ids, size_t n, unsigned reps, size_t from)
 {
     if (reps < 2 || n < reps) return 0;

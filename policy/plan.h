@@ -78,6 +78,9 @@ struct vp_step {
     const uint8_t *dirty;   /* per piece (NULL: none dirty) */
 };
 
+/* The bytes of the pieces op i of s touches. */
+uint64_t vp_step_op_bytes(const struct vp_step *s, size_t i);
+
 /* ---- the plan ---- */
 
 struct vp_move {

@@ -54,8 +54,7 @@ static uint64_t most_touched(const struct vp_step *s)
 {
     uint64_t most = 0;
     for (size_t i = 0; i < s->nops; i++) {
-        uint64_t b = 0;
-        for (uint32_t j = 0; j < s->ops[i].n; j++) b += s->bytes[s->touch[s->ops[i].first + j]];
+        uint64_t b = vp_step_op_bytes(s, i);
         if (b > most) most = b;
     }
     return most;

@@ -395,14 +395,12 @@ int main(int argc, char **argv)
     }
     free(text);
     struct vp_table_step f;
-    uint8_t *thin = calloc(t.nops ? t.nops : 1, 1);
-    int rc = !thin || vp_table_step_make(&t, &f) || ((is_show || a.leave_thin) && vp_table_step_thin(&t, &f, thin))
+    int rc = vp_table_step_make(&t, &f) || ((is_show || a.leave_thin) && vp_table_step_thin(&t, &f, NULL))
                                        ? (fprintf(stderr, "vpage-table: out of memory\n"), 1)
                              : is_show ? show(&t, &f)
                              : is_draw ? draw(&t, &f, &a)
                                        : simulate(&t, &f, &a);
     vp_table_step_free(&f);
     vp_table_free(&t);
-    free(thin);
     return rc;
 }
